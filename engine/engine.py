@@ -1,0 +1,304 @@
+"""The engine: a typed async API over the Lua scripts, one round trip per transition."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flashsale.engine import errors, permutation, scripts
+from flashsale.engine.autopipeline import Arg, AutoPipeline
+from flashsale.engine.clock import now_ms as wall_clock_ms
+from flashsale.engine.keys import SaleKeys, sale_id_of_order, sales_registry
+from flashsale.engine.models import (
+    FAR_FUTURE_MS,
+    ORDER_FIELDS,
+    Order,
+    Purchase,
+    Sale,
+    SaleCreate,
+    SaleUpdate,
+    SerialsSpec,
+    datetime_to_ms,
+    order_from_reply,
+    sale_from_meta,
+)
+from flashsale.engine.scripts import LuaScript
+from msgspec import UNSET
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def order_id_for(sale_id: str, user_id: str, n: int) -> str:
+    """Deterministic order id of a buyer's n-th purchase (mirrors purchase-9.lua)."""
+    digest = hashlib.sha1(f"{sale_id}\n{user_id}\n{n}".encode()).hexdigest()
+    return f"{sale_id}.{digest[:20]}"
+
+
+def _segment_args(spec: SerialsSpec) -> list[Arg]:
+    if spec.range is not None:
+        return ["r", spec.range[0], spec.range[1]]
+    assert spec.list is not None
+    return ["l", *spec.list]
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Engine:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        namespace: str = "fs",
+        idempotency_ttl_s: int = 86_400,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.clock = clock
+        self._pipeline = AutoPipeline(redis)
+        self._scripts = {
+            name: scripts.load(name)
+            for name in ("create_sale", "purchase", "cancel", "expire", "confirm_payment", "tune")
+        }
+
+    @classmethod
+    def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> Engine:
+        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+        return cls(Redis(connection_pool=pool), **kwargs)
+
+    async def aclose(self) -> None:
+        await self._pipeline.aclose()
+        await self.redis.aclose()
+
+    def keys(self, sale_id: str) -> SaleKeys:
+        return SaleKeys(self.namespace, sale_id)
+
+    async def _call(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:
+        script: LuaScript = self._scripts[name]
+        try:
+            reply: list[Any] = await self._pipeline.evalsha(script, keys, args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
+        return reply
+
+    # -- sales -------------------------------------------------------------------------
+
+    async def create_sale(
+        self,
+        spec: SaleCreate,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> Sale:
+        now = self.clock()
+        sale_id = spec.sale_id or f"s-{secrets.token_hex(6)}"
+        k = self.keys(sale_id)
+        key = permutation.new_key()
+        start_ms = datetime_to_ms(spec.start_at) if spec.start_at else now
+        end_ms = datetime_to_ms(spec.end_at) if spec.end_at else FAR_FUTURE_MS
+        if end_ms <= start_ms:
+            raise errors.InvalidChange("end_at must be after start_at")
+        chunks = self._chunks(spec.serials)
+        status = "open" if len(chunks) == 1 else "loading"
+        reply = await self._call(
+            "create_sale",
+            [k.meta, k.segments, k.items, k.itemset, k.events],
+            [
+                sale_id,
+                spec.name,
+                status,
+                start_ms,
+                end_ms,
+                spec.per_user_limit,
+                spec.per_ip_limit or 0,
+                spec.payment_timeout_s * 1000,
+                spec.price_cents,
+                spec.currency,
+                spec.assignment,
+                key,
+                permutation.commitment(key),
+                now,
+                *_segment_args(chunks[0]),
+            ],
+        )
+        if int(reply[0]) < 0:
+            raise errors.refusal(reply)
+        await self.redis.sadd(sales_registry(self.namespace), sale_id)
+        done = chunks[0].size
+        if on_progress:
+            on_progress(done, spec.serials.size)
+        for chunk in chunks[1:]:
+            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor="create")
+            done += chunk.size
+            if on_progress:
+                on_progress(done, spec.serials.size)
+        if status == "loading":
+            await self.tune(sale_id, SaleUpdate(status="open"), actor="create")
+        return await self.get_sale(sale_id)
+
+    @staticmethod
+    def _chunks(serials: SerialsSpec) -> list[SerialsSpec]:
+        if serials.list is None or len(serials.list) <= LIST_CHUNK:
+            return [serials]
+        items = serials.list
+        return [
+            SerialsSpec(list=items[i : i + LIST_CHUNK]) for i in range(0, len(items), LIST_CHUNK)
+        ]
+
+    async def get_sale(self, sale_id: str) -> Sale:
+        raw = await self.redis.hgetall(self.keys(sale_id).meta)
+        if not raw:
+            raise errors.SaleNotFound()
+        meta = {_decode(k): _decode(v) for k, v in raw.items()}
+        return sale_from_meta(meta, self.clock())
+
+    async def sale_ids(self) -> list[str]:
+        members = await self.redis.smembers(sales_registry(self.namespace))
+        return sorted(_decode(m) for m in members)
+
+    async def tune(self, sale_id: str, update: SaleUpdate, *, actor: str = "ops") -> Sale:
+        k = self.keys(sale_id)
+
+        def opt(value: Any, scale: int = 1) -> Arg:
+            if value is UNSET:
+                return ""  # unchanged
+            if value is None:
+                return 0  # only per_ip_limit may be None: the limit is off
+            return int(value) * scale
+
+        status = "" if update.status is UNSET else str(update.status)
+        end_ms: Arg = ""
+        if isinstance(update.end_at, datetime):
+            end_ms = datetime_to_ms(update.end_at)
+        add: list[Arg] = []
+        if isinstance(update.add_serials, SerialsSpec):
+            add = _segment_args(update.add_serials)
+        reply = await self._call(
+            "tune",
+            [k.meta, k.segments, k.items, k.itemset, k.events],
+            [
+                self.clock(),
+                status,
+                end_ms,
+                opt(update.per_user_limit),
+                opt(update.per_ip_limit),
+                opt(update.payment_timeout_s, 1000),
+                actor,
+                *add,
+            ],
+        )
+        if int(reply[0]) < 0:
+            raise errors.refusal(reply)
+        return await self.get_sale(sale_id)
+
+    # -- orders ------------------------------------------------------------------------
+
+    async def purchase(
+        self,
+        sale_id: str,
+        user_id: str,
+        *,
+        ip: str | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+    ) -> Purchase:
+        k = self.keys(sale_id)
+        idem_key = k.idempotency(user_id, idempotency_key) if idempotency_key else k.meta
+        reply = await self._call(
+            "purchase",
+            [
+                k.meta,
+                k.segments,
+                k.items,
+                k.buyers,
+                k.ips,
+                k.returned,
+                k.expiry,
+                k.events,
+                idem_key,
+            ],
+            [
+                sale_id,
+                user_id,
+                ip or "",
+                self.clock(),
+                "1" if idempotency_key else "",
+                fingerprint,
+                self.idempotency_ttl_s,
+                k.order_prefix,
+            ],
+        )
+        code = int(reply[0])
+        if code < 0:
+            raise errors.refusal(reply)
+        return Purchase(order=order_from_reply(reply[1:]), replayed=code == errors.Reply.REPLAYED)
+
+    async def _release(self, script: str, order_id: str, args: list[Arg]) -> Order:
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            script,
+            [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.order(order_id)],
+            [order_id, *args],
+        )
+        return self._order_or_refusal(reply)
+
+    async def cancel(
+        self, order_id: str, *, user_id: str | None = None, reason: str = "cancelled by buyer"
+    ) -> Order:
+        """Cancel a pending order; ``user_id`` set means only that buyer's order may be."""
+        return await self._release("cancel", order_id, [user_id or "", self.clock(), reason])
+
+    async def expire(self, order_id: str) -> Order:
+        return await self._release("expire", order_id, [self.clock()])
+
+    async def confirm_payment(self, order_id: str, payment_id: str) -> Order:
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "confirm_payment",
+            [k.meta, k.expiry, k.events, k.order(order_id)],
+            [order_id, payment_id, self.clock()],
+        )
+        return self._order_or_refusal(reply)
+
+    @staticmethod
+    def _order_or_refusal(reply: list[Any]) -> Order:
+        code = int(reply[0])
+        if code == errors.Reply.ORDER_NOT_PENDING:
+            order = order_from_reply(reply[2:])
+            raise errors.OrderNotPending(
+                f"order is {order.status}", status=order.status, order=order
+            )
+        if code < 0:
+            raise errors.refusal(reply)
+        return order_from_reply(reply[1:])
+
+    async def get_order(self, order_id: str) -> Order | None:
+        k = self.keys(sale_id_of_order(order_id))
+        values = await self.redis.hmget(k.order(order_id), ORDER_FIELDS)
+        if values[0] is None:
+            return None
+        return order_from_reply(values)
+
+    async def buyer_orders(self, sale_id: str, user_id: str) -> list[Order]:
+        k = self.keys(sale_id)
+        n = await self.redis.hget(k.buyers, f"n:{user_id}")
+        ids = [order_id_for(sale_id, user_id, i) for i in range(1, int(n or 0) + 1)]
+        orders = [await self.get_order(order_id) for order_id in ids]
+        return [order for order in orders if order is not None]
+
+    async def due_expiries(self, sale_id: str, *, limit: int = 500) -> list[str]:
+        """Pending orders whose payment deadline has passed, oldest first."""
+        members = await self.redis.zrangebyscore(
+            self.keys(sale_id).expiry, "-inf", self.clock(), start=0, num=limit
+        )
+        return [_decode(m) for m in members]

@@ -1,0 +1,57 @@
+--[[
+  create_sale-5: create a sale with its first segment of serials.
+
+  KEYS[1] meta       hash  settings and counters of the sale
+  KEYS[2] segments   hash  serial segments
+  KEYS[3] items      hash  explicit serials of list segments
+  KEYS[4] itemset    set   explicit serials, to refuse duplicates
+  KEYS[5] events     stream the sale's event stream
+
+  ARGV[1]  sale_id          ARGV[2]  name
+  ARGV[3]  status ('open' or 'loading' while a long list is still being added)
+  ARGV[4]  start_ms         ARGV[5]  end_ms
+  ARGV[6]  per_user_limit   ARGV[7]  per_ip_limit (0 = off)
+  ARGV[8]  timeout_ms       ARGV[9]  price_cents      ARGV[10] currency
+  ARGV[11] assignment ('sequential' | 'random')
+  ARGV[12] perm_key (secret)  ARGV[13] commitment (hex sha256 of perm_key)
+  ARGV[14] now_ms
+  ARGV[15...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
+
+  Replies:
+  {1, total}            created
+  {-12, ''}             sale_exists
+  {-15, reason}         serials refused (overlap, duplicate)
+]]
+local rcall = redis.call
+local meta_key, segments_key, items_key, itemset_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now = ARGV[14]
+
+--@include segments
+
+if rcall('EXISTS', meta_key) == 1 then return {-12, ''} end
+
+local spec = segment_spec(15)
+if not spec then return redis.error_reply('ERR bad segment spec') end
+-- meta must exist before append_segment counts segments; write it only once the
+-- serials are known to be acceptable (a list is checked against itself first)
+local added, why = append_segment(spec)
+if not added then
+  rcall('DEL', meta_key, segments_key, items_key, itemset_key)
+  return {-15, why}
+end
+
+rcall('HSET', meta_key,
+  'sale_id', ARGV[1], 'name', ARGV[2], 'status', ARGV[3],
+  'start_ms', ARGV[4], 'end_ms', ARGV[5],
+  'per_user_limit', ARGV[6], 'per_ip_limit', ARGV[7], 'timeout_ms', ARGV[8],
+  'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
+  'perm_key', ARGV[12], 'commitment', ARGV[13], 'serials_kind', spec.kind,
+  'created_ms', now, 'updated_ms', now, 'version', 1,
+  'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0)
+
+rcall('XADD', events_key, '*', 'type', 'sale_created', 'at_ms', now, 'sale_id', ARGV[1],
+  'name', ARGV[2], 'status', ARGV[3], 'start_ms', ARGV[4], 'end_ms', ARGV[5],
+  'per_user_limit', ARGV[6], 'per_ip_limit', ARGV[7], 'timeout_ms', ARGV[8],
+  'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
+  'commitment', ARGV[13], 'total', rcall('HGET', meta_key, 'total'), 'version', 1)
+return {1, rcall('HGET', meta_key, 'total')}

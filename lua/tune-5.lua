@@ -1,0 +1,76 @@
+--[[
+  tune-5: ops change a live sale. Every field is optional ('' = unchanged);
+  all are checked before any is written, so a refused tune changes nothing.
+
+  KEYS[1] meta   KEYS[2] segments   KEYS[3] items   KEYS[4] itemset   KEYS[5] events
+
+  ARGV[1] now_ms
+  ARGV[2] status: 'open' | 'paused' | 'closed' | ''   (closed is final)
+  ARGV[3] end_ms            ARGV[4] per_user_limit
+  ARGV[5] per_ip_limit (0 = off)   ARGV[6] timeout_ms (applies to new orders)
+  ARGV[7] actor (who asked; recorded in the event)
+  ARGV[8...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
+
+  Replies:
+  {1, version}        tuned
+  {-1, ''}            sale_not_found
+  {-4, ''}            sale_closed (a closed sale cannot be tuned)
+  {-14, reason}       invalid change (end before start, kind mismatch, ...)
+  {-15, reason}       serials refused (overlap, duplicate)
+]]
+local rcall = redis.call
+local meta_key, segments_key, items_key, itemset_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now = ARGV[1]
+local status, end_ms, user_limit, ip_limit, timeout_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+
+--@include segments
+
+local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version')
+if not m[1] then return {-1, ''} end
+if m[1] == 'closed' then return {-4, ''} end
+if status ~= '' and status ~= 'open' and status ~= 'paused' and status ~= 'closed' then
+  return {-14, 'unknown status ' .. status}
+end
+if end_ms ~= '' and tonumber(end_ms) <= tonumber(m[2]) then return {-14, 'end_at must be after start_at'} end
+if user_limit ~= '' and tonumber(user_limit) < 1 then return {-14, 'per_user_limit must be at least 1'} end
+if ip_limit ~= '' and tonumber(ip_limit) < 0 then return {-14, 'per_ip_limit must not be negative'} end
+if timeout_ms ~= '' and tonumber(timeout_ms) < 1000 then return {-14, 'payment_timeout_s must be at least 1'} end
+local spec = segment_spec(8)
+if spec and spec.kind ~= m[3] then
+  return {-14, 'add_serials must be of the kind the sale was created with (' .. m[3] .. ')'}
+end
+
+if spec then
+  local added, why = append_segment(spec)
+  if not added then return {-15, why} end
+end
+local changes = {}
+local function set(field, value)
+  if value ~= '' then
+    changes[#changes + 1] = field
+    changes[#changes + 1] = value
+  end
+end
+set('status', status)
+set('end_ms', end_ms)
+set('per_user_limit', user_limit)
+set('per_ip_limit', ip_limit)
+set('timeout_ms', timeout_ms)
+local version = tonumber(m[4]) + 1
+changes[#changes + 1] = 'version'
+changes[#changes + 1] = version
+changes[#changes + 1] = 'updated_ms'
+changes[#changes + 1] = now
+rcall('HSET', meta_key, unpack(changes))
+
+local event = {'XADD', events_key, '*', 'type', 'sale_tuned', 'at_ms', now,
+  'sale_id', rcall('HGET', meta_key, 'sale_id'), 'actor', ARGV[7]}
+for i = 1, #changes do event[#event + 1] = changes[i] end
+if spec then
+  event[#event + 1] = 'added'
+  event[#event + 1] = spec.kind == 'r' and (spec.hi - spec.lo + 1) or #spec.items
+  event[#event + 1] = 'total'
+  event[#event + 1] = rcall('HGET', meta_key, 'total')
+end
+rcall(unpack(event))
+return {1, version}
