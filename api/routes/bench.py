@@ -5,15 +5,23 @@ Mounted only when FLASHSALE_BENCH_ENDPOINTS=1.
 
 from __future__ import annotations
 
-from flashsale.api.schemas import EchoOut, PurchaseBody
-from litestar import Controller, post
-from litestar.params import JSONBody
+from typing import Any
+
+from flashsale.api.body import PurchaseOperation, decode_purchase_body
+from flashsale.api.schemas import EchoOut
+from litestar import Controller, Request, post
 
 
 class BenchController(Controller):
     path = "/v1/bench"
     tags = ["bench"]  # noqa: RUF012
 
-    @post("/echo", status_code=200, summary="Bare POST: read and validate the purchase body")
-    async def echo(self, data: JSONBody[PurchaseBody | None] = None) -> EchoOut:
+    @post(
+        "/echo",
+        status_code=200,
+        operation_class=PurchaseOperation,
+        summary="Bare POST: read and validate the purchase body",
+    )
+    async def echo(self, request: Request[Any, Any, Any]) -> EchoOut:
+        decode_purchase_body(await request.body())
         return EchoOut(ok=True)

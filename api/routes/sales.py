@@ -14,7 +14,8 @@ from time import perf_counter
 from typing import Annotated, Any
 
 from flashsale.api import metrics
-from flashsale.api.auth import principal_of, require_admin, require_user
+from flashsale.api.auth import authenticate, principal_of, require_admin
+from flashsale.api.body import PurchaseOperation, decode_purchase_body
 from flashsale.api.problems import (
     PROBLEM_JSON,
     problem_bytes,
@@ -22,7 +23,7 @@ from flashsale.api.problems import (
     problem_responses,
 )
 from flashsale.api.ratelimit import client_ip
-from flashsale.api.schemas import PurchaseBody, PurchaseOut
+from flashsale.api.schemas import PurchaseOut
 from flashsale.api.services import Services
 from flashsale.engine.errors import EngineError, SaleNotFound, SoldOut
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
@@ -107,8 +108,8 @@ class SalesController(Controller):
 
     @post(
         "/{sale_id:str}/purchase",
-        guards=[require_user],
         security=BEARER,
+        operation_class=PurchaseOperation,
         status_code=201,
         responses={
             200: ResponseSpec(
@@ -125,10 +126,12 @@ class SalesController(Controller):
         request: Request[Any, Any, Any],
         sale_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
-        data: JSONBody[PurchaseBody | None] = None,
     ) -> Response[Any]:
         started = perf_counter()
         services: Services = request.app.state["services"]
+        principal = authenticate(request)  # inline, not a guard: see auth.py
+        body = await request.body()
+        decode_purchase_body(body)
         # A replay must reach Redis (its first answer is remembered there), so only
         # requests without an Idempotency-Key may be answered sold_out from memory.
         if idempotency_key is None and services.sold_out.hit(sale_id, started):
@@ -143,8 +146,7 @@ class SalesController(Controller):
             return refused
         fingerprint = ""
         if idempotency_key is not None:
-            fingerprint = hashlib.blake2b(await request.body(), digest_size=16).hexdigest()
-        principal = principal_of(request)
+            fingerprint = hashlib.blake2b(body, digest_size=16).hexdigest()
         try:
             result = await services.engine.purchase(
                 sale_id,
