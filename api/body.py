@@ -14,8 +14,9 @@ from typing import Any
 
 import msgspec
 from flashsale.api.schemas import PurchaseBody
+from litestar.enums import ParamType
 from litestar.exceptions import ValidationException
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 _decode = msgspec.json.Decoder(PurchaseBody).decode
@@ -36,9 +37,26 @@ def decode_purchase_body(body: bytes) -> None:
 
 @dataclass
 class PurchaseOperation(Operation):
-    """The OpenAPI operation of a handler that reads the purchase body itself."""
+    """The OpenAPI operation of a handler that reads the purchase body (and headers) itself."""
 
     def __post_init__(self) -> None:
+        if self.operation_id and "Purchase" in self.operation_id:
+            self.parameters = [
+                *(self.parameters or []),
+                Parameter(
+                    name="Idempotency-Key",
+                    param_in=ParamType.HEADER,
+                    required=False,
+                    description="Same key and body: the first answer again (200). "
+                    "Same key, different body: 422 idempotency_key_reused.",
+                    schema=Schema(
+                        type=OpenAPIType.STRING,
+                        min_length=1,
+                        max_length=255,
+                        pattern=r"^[\x21-\x7e]+$",
+                    ),
+                ),
+            ]
         empty_object: Any = Schema(
             type=OpenAPIType.OBJECT, properties={}, additional_properties=False
         )
