@@ -192,8 +192,10 @@ class PaysimState:
         """Draw the query faults for one GET: (delay seconds, answer 503?)."""
         self.stats.queries += 1
         trade = self._trades.get(trade_no)
-        faults = self.faults if trade is None or trade.faults is None else trade.faults
-        rng = self._global_query_rng if trade is None else trade.query_rng
+        if trade is None:  # unknown trades still see global faults, then their 404
+            faults, rng = self.faults, self._global_query_rng
+        else:
+            faults, rng = self._faults_of(trade), trade.query_rng
         fail = rng.random() < faults.query_fail_rate
         if fail:
             self.stats.queries_failed += 1
