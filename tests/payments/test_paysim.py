@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import pytest_asyncio
 from flashsale.payments import signing
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.paysim.faults import Faults, plan_delivery, rng_for
@@ -20,7 +22,14 @@ from flashsale.payments.provider import (
     SimProvider,
     Trade,
 )
-from paysim_harness import SCHEDULE_S, SECRET, PaysimProcess, Receiver, free_port
+from paysim_harness import (
+    PAYSIM_CONFIG,
+    SCHEDULE_S,
+    SECRET,
+    PaysimProcess,
+    Receiver,
+    free_port,
+)
 
 CALLBACK_FIELDS = {
     "notify_id",
@@ -33,6 +42,40 @@ CALLBACK_FIELDS = {
     "paid_at",
     "notify_time",
 }
+
+
+# Fixtures live here, not in a conftest.py, so tests/payments/conftest.py stays free
+# for the payment service's own tests.
+@pytest.fixture(scope="session")
+def paysim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaysimProcess]:
+    proc = PaysimProcess(PAYSIM_CONFIG, tmp_path_factory.mktemp("paysim") / "paysim.log")
+    try:
+        proc.wait_healthy()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def provider(paysim: PaysimProcess) -> AsyncIterator[SimProvider]:
+    client = SimProvider(paysim.url, SECRET, timeout_s=2.0)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def control(paysim: PaysimProcess) -> AsyncIterator[PaysimControl]:
+    client = PaysimControl(paysim.url)
+    yield client
+    await client.aclose()
 
 
 def _key() -> str:
