@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
+
 from flashsale.payments import signing
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.paysim.faults import Faults, plan_delivery, rng_for
@@ -22,7 +23,8 @@ from flashsale.payments.provider import (
     SimProvider,
     Trade,
 )
-from paysim_harness import (
+
+from .paysim_harness import (
     PAYSIM_CONFIG,
     SCHEDULE_S,
     SECRET,
