@@ -10,12 +10,11 @@ from typing import Any
 from urllib.parse import quote
 
 from msgspec import UNSET
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.engine import errors, permutation, scripts
-from flashsale.engine.autopipeline import AutoPipeline
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.keys import SaleKeys, sale_id_of_order, sales_registry
 from flashsale.engine.models import (
@@ -32,6 +31,7 @@ from flashsale.engine.models import (
     sale_from_meta,
 )
 from flashsale.engine.resp import Arg, encode_args
+from flashsale.engine.router import ClusterRouter, Router, SingleRouter
 from flashsale.engine.scripts import LuaScript
 
 LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
@@ -52,14 +52,18 @@ def _segment_args(spec: SerialsSpec) -> list[Arg]:
     return ["l", *spec.list]
 
 
-def _url_of(redis: Redis) -> str:
+def _url_of(redis: Redis | RedisCluster) -> str:
     """The URL of the server a redis-py client talks to, for the hot-path connections."""
-    kw = redis.connection_pool.connection_kwargs
+    if isinstance(redis, RedisCluster):
+        node = redis.get_default_node() or redis.get_nodes()[0]
+        kw = {**redis.get_connection_kwargs(), "host": node.host, "port": node.port}
+    else:
+        kw = redis.connection_pool.connection_kwargs
     if kw.get("path"):
         return f"unix://{kw['path']}"
     auth = ""
     if kw.get("password"):
-        auth = f"{quote(kw.get('username') or 'default')}:{quote(kw['password'])}@"
+        auth = f"{quote(str(kw.get('username') or 'default'))}:{quote(str(kw['password']))}@"
     return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
@@ -70,7 +74,7 @@ def _decode(value: Any) -> str:
 class Engine:
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         namespace: str = "fs",
         idempotency_ttl_s: int = 86_400,
@@ -81,7 +85,12 @@ class Engine:
         self.namespace = namespace
         self.idempotency_ttl_s = idempotency_ttl_s
         self.clock = clock
-        self._pipeline = AutoPipeline(_url_of(redis), wait_replicas=wait_replicas)
+        # redis-py serves the cold paths; script calls take the auto-pipelined hot path
+        self._router: Router
+        if isinstance(redis, RedisCluster):
+            self._router = ClusterRouter(_url_of(redis), wait_replicas=wait_replicas)
+        else:
+            self._router = SingleRouter(_url_of(redis), wait_replicas=wait_replicas)
         self._sale_keys: dict[str, SaleKeys] = {}
         self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
         self._scripts = {
@@ -90,12 +99,17 @@ class Engine:
         }
 
     @classmethod
-    def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> Engine:
+    def from_url(
+        cls, url: str, *, max_connections: int = 32, cluster: bool = False, **kwargs: Any
+    ) -> Engine:
+        """An engine on one Redis server, or on a Redis Cluster (any node's URL)."""
+        if cluster:
+            return cls(RedisCluster.from_url(url, max_connections=max_connections), **kwargs)
         pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
         return cls(Redis(connection_pool=pool), **kwargs)
 
     async def aclose(self) -> None:
-        await self._pipeline.aclose()
+        await self._router.aclose()
         await self.redis.aclose()
 
     def keys(self, sale_id: str) -> SaleKeys:
@@ -124,7 +138,8 @@ class Engine:
     async def _call(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:
         script: LuaScript = self._scripts[name]
         try:
-            reply: list[Any] = await self._pipeline.call(script, self._command(script, keys, args))
+            command = self._command(script, keys, args)
+            reply: list[Any] = await self._router.call(script, str(keys[0]), command)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
         return reply
