@@ -418,6 +418,7 @@ class _Server:
         self._die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        self._started_once = False
 
     # -- hooks -----------------------------------------------------------------
     def start(self, timeout: float | None = None) -> None:
@@ -470,7 +471,11 @@ class _Server:
         return _tail(self._log_path, 0, lines)
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()  # __exit__ will not run: leave no directory behind
+            raise
         return self
 
     def __exit__(
@@ -483,10 +488,7 @@ class _Server:
 
     def cleanup(self) -> None:
         """Stop the server and remove its directory (a given `workdir` is kept)."""
-        if self._owns_dir:
-            self._emergency_stop()  # the data goes anyway: the quickest clean stop
-        else:
-            self.stop()
+        self._emergency_stop()
         if self._owns_dir and self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             with _REGISTRY_LOCK:
@@ -499,7 +501,8 @@ class _Server:
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            proc.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
         self._exited()
 
     # -- machinery -------------------------------------------------------------
@@ -511,9 +514,10 @@ class _Server:
         else:
             self._dir.mkdir(parents=True, exist_ok=True)
         # A port we picked may be taken before the server binds it: pick another.
-        # A fixed or already used port must stay (restart keeps clients' URLs valid).
+        # A port in use before must stay (restart keeps clients' URLs valid): give
+        # whatever holds it (an outgoing connection, a dying server) a moment.
         may_move = self._port is None and not self._port_fixed
-        attempts = 5 if may_move else 3
+        attempts = 5 if may_move else 3 if self._started_once else 1
         for attempt in range(attempts):
             if self._port is None or (may_move and attempt > 0):
                 self._port = free_port()
@@ -565,6 +569,7 @@ class _Server:
                 raise kind(f"{self._kind} exited with code {code} on start; log tail:\n{tail}")
             try:
                 if self._is_ready(proc):
+                    self._started_once = True
                     return
             except _PortClashError:
                 self.kill()
@@ -588,7 +593,10 @@ class _Server:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+                # Bounded: a signal handler running shutdown_all() may have interrupted
+                # a wait() that holds Popen's waitpid lock; an unbounded wait deadlocks.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
         self._exited()
 
     def _emergency_stop(self) -> None:
@@ -708,8 +716,26 @@ class EmbeddedRedis(_Server):
         self._start(extra_args, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (a clean shutdown that fsyncs the AOF and saves nothing), wait."""
+        """SHUTDOWN NOSAVE (fsyncs the AOF, writes no RDB), SIGTERM as the fallback.
+
+        The command comes first because Redis acts on SIGTERM only in its next
+        serverCron tick: ~100 ms per stop, which adds up over a test suite."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a paused server could not answer
+            client = _redis_client(self.port, 1.0)
+            try:
+                _command(client, "SHUTDOWN", "NOSAVE")
+            except (redis.RedisError, OSError):
+                pass  # the normal outcome: the server hangs up as it exits
+            finally:
+                client.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(min(timeout, 5.0))
         self._signal_and_wait(signal.SIGTERM, timeout)
+
+    def _emergency_stop(self) -> None:
+        self.stop()
 
     def pause(self) -> None:
         """SIGSTOP: the server holds its connections but answers nothing (a hang)."""
@@ -722,7 +748,11 @@ class EmbeddedRedis(_Server):
 
     @property
     def aof_dir(self) -> Path:
-        return self.dir / "appendonlydir"
+        args = [*self.extra_args]
+        name = "appendonlydir"
+        if "--appenddirname" in args[:-1]:
+            name = args[args.index("--appenddirname") + 1]
+        return self.dir / name
 
     def aof_files(self) -> list[Path]:
         """The live AOF files in load order: Redis 7 multi-part AOF (base, then incr
@@ -977,18 +1007,21 @@ class EmbeddedPostgres(_Server):
             for child in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGKILL)
-            proc.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
             _wait_dead(children, 5.0)
         self._exited()
 
     def cleanup(self) -> None:
         if self._dir is not None:
-            if self._owns_dir:
-                self._emergency_stop()
-            else:
-                self.stop()
+            self._emergency_stop()
             _release_pg_shm(self.data_dir)  # in case kill() was the last word
         super().cleanup()
+
+    def _emergency_stop(self) -> None:
+        # Immediate shutdown means crash recovery on the next start: only for data
+        # that is about to be deleted anyway. A caller's workdir gets a fast shutdown.
+        self._signal_and_wait(signal.SIGQUIT if self._owns_dir else signal.SIGINT, 30.0)
 
     def create_database(self, name: str) -> str:
         """CREATE DATABASE `name` and return its URL. Usable from sync and async code
@@ -1060,17 +1093,25 @@ class EmbeddedPostgres(_Server):
 
     def _is_ready(self, proc: subprocess.Popen[bytes]) -> bool:
         # What `pg_ctl -w` checks: postmaster.pid names our pid (a killed server's
-        # stale file still says "ready") and its status line says ready (PG >= 10).
+        # stale file still says "ready") and its status line says "ready". The file
+        # grows line by line during start-up and the port listens well before the
+        # server accepts sessions, so a short file means "not yet", never "ready".
         try:
             lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
         except OSError:
             return False
         if not lines or lines[0].strip() != str(proc.pid):
             return False
-        if len(lines) >= 8:
-            return lines[7].strip() == "ready"
-        with socket.socket() as sock:
+        if self._major_version() >= 10:
+            return len(lines) >= 8 and lines[7].strip() == "ready"
+        with socket.socket() as sock:  # 9.x wrote no status line
             return sock.connect_ex((HOST, self.port)) == 0
+
+    def _major_version(self) -> int:
+        try:
+            return int((self.data_dir / "PG_VERSION").read_text().split(".")[0])
+        except (OSError, ValueError):
+            return 0
 
 
 # --------------------------------------------------------------------------- cluster
@@ -1175,7 +1216,11 @@ class EmbeddedRedisCluster:
         self.servers = []
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()  # __exit__ will not run: leave no directory behind
+            raise
         return self
 
     def __exit__(
