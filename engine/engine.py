@@ -55,7 +55,7 @@ def _segment_args(spec: SerialsSpec) -> list[Arg]:
 def _url_of(redis: Redis | RedisCluster) -> str:
     """The URL of the server a redis-py client talks to, for the hot-path connections."""
     if isinstance(redis, RedisCluster):
-        node = redis.get_default_node() or redis.get_nodes()[0]
+        node = next(iter(redis.nodes_manager.startup_nodes.values()))
         kw = {**redis.get_connection_kwargs(), "host": node.host, "port": node.port}
     else:
         kw = redis.connection_pool.connection_kwargs
@@ -80,6 +80,7 @@ class Engine:
         idempotency_ttl_s: int = 86_400,
         clock: Callable[[], int] = wall_clock_ms,
         wait_replicas: int = 0,
+        url: str | None = None,
     ) -> None:
         self.redis = redis
         self.namespace = namespace
@@ -88,9 +89,9 @@ class Engine:
         # redis-py serves the cold paths; script calls take the auto-pipelined hot path
         self._router: Router
         if isinstance(redis, RedisCluster):
-            self._router = ClusterRouter(_url_of(redis), wait_replicas=wait_replicas)
+            self._router = ClusterRouter(url or _url_of(redis), wait_replicas=wait_replicas)
         else:
-            self._router = SingleRouter(_url_of(redis), wait_replicas=wait_replicas)
+            self._router = SingleRouter(url or _url_of(redis), wait_replicas=wait_replicas)
         self._sale_keys: dict[str, SaleKeys] = {}
         self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
         self._scripts = {
@@ -104,9 +105,10 @@ class Engine:
     ) -> Engine:
         """An engine on one Redis server, or on a Redis Cluster (any node's URL)."""
         if cluster:
-            return cls(RedisCluster.from_url(url, max_connections=max_connections), **kwargs)
+            client = RedisCluster.from_url(url, max_connections=max_connections)
+            return cls(client, url=url, **kwargs)
         pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
-        return cls(Redis(connection_pool=pool), **kwargs)
+        return cls(Redis(connection_pool=pool), url=url, **kwargs)
 
     async def aclose(self) -> None:
         await self._router.aclose()

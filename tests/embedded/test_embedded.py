@@ -16,6 +16,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.retry import Retry
+
 from flashsale.engine import embedded
 from flashsale.engine.embedded import (
     EmbeddedPostgres,
@@ -25,10 +30,6 @@ from flashsale.engine.embedded import (
     base_dir,
     embedded_stack,
 )
-from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.crc import key_slot
-from redis.retry import Retry
 
 
 @pytest.fixture
