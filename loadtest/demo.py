@@ -139,7 +139,7 @@ def print_purchases(result: BurstResult, buyers: int, limit: int) -> list[str]:
     print(f"  sold        {len(result.sold):,}")
     print(f"  rejected    {sum(result.refused.values()):,}: {refused or 'none'}")
     print(f"  latency     p50 {result.percentile(50):.1f} ms · p99 {result.percentile(99):.1f} ms")
-    seen = result.violations(limit)
+    seen: list[str] = result.violations(limit)
     print(f"  clients saw {'no serial sold twice, no buyer over the limit' if not seen else seen}")
     return seen
 
