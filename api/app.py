@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from litestar import Litestar
+
 from flashsale.api.config import ApiSettings
 from flashsale.api.plugin import FlashsalePlugin
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
-from litestar import Litestar
 
 
 def create_app(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
 from flashsale.api.problems import Forbidden, Unauthenticated
 from flashsale.api.services import Services
 from flashsale.api.tokens import InvalidToken, Principal
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 
 
 def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from flashsale.api.schemas import PurchaseBody
 from litestar.enums import ParamType
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
+
+from flashsale.api.schemas import PurchaseBody
 
 _decode = msgspec.json.Decoder(PurchaseBody).decode
 

@@ -22,6 +22,8 @@ class ApiSettings(msgspec.Struct, kw_only=True, frozen=True):
     bench_endpoints: bool = False
     """Expose POST /v1/bench/echo, the bare endpoint the HTTP bench compares against."""
     sold_out_cache_s: float = SOLD_OUT_CACHE_MAX_S
+    redis_cluster: bool = False
+    """FLASHSALE_REDIS_CLUSTER=1: FLASHSALE_REDIS_URL names a node of a Redis Cluster."""
     token_cache_size: int = 100_000
     redis_max_connections: int = 32
 
@@ -43,6 +45,7 @@ class ApiSettings(msgspec.Struct, kw_only=True, frozen=True):
             sold_out_cache_s=min(
                 SOLD_OUT_CACHE_MAX_S, number("SOLD_OUT_CACHE_S", SOLD_OUT_CACHE_MAX_S)
             ),
+            redis_cluster=flag("REDIS_CLUSTER"),
             token_cache_size=int(number("TOKEN_CACHE_SIZE", 100_000)),
             redis_max_connections=int(number("REDIS_MAX_CONNECTIONS", 32)),
         )

@@ -10,6 +10,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import InitPluginProtocol
+
 from flashsale.api.config import ApiSettings
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
@@ -21,12 +28,6 @@ from flashsale.api.services import SaleStats, Services, SoldOutCache
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
-from litestar import Litestar
-from litestar.config.app import AppConfig
-from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins import InitPluginProtocol
 
 OPENAPI = OpenAPIConfig(
     title="flashsale",
@@ -77,6 +78,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 namespace=settings.namespace,
                 idempotency_ttl_s=settings.idempotency_ttl_s,
                 max_connections=api.redis_max_connections,
+                cluster=api.redis_cluster,
             )
         pg_pool = None
         if settings.database_url:
@@ -94,8 +96,13 @@ class FlashsalePlugin(InitPluginProtocol):
             stats=SaleStats(engine.redis, engine.namespace),
             pg_pool=pg_pool,
         )
-        if settings.ip_rate_per_s:
-            services.limiter = IpRateLimiter(engine.redis, engine.namespace, settings.ip_rate_per_s)
+        if settings.ip_rate_per_s and settings.redis_url:
+            services.limiter = IpRateLimiter(
+                settings.redis_url,
+                engine.namespace,
+                settings.ip_rate_per_s,
+                cluster=api.redis_cluster,
+            )
         app.state["services"] = services
         services.start()
         try:

@@ -13,11 +13,12 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from flashsale.engine.errors import EngineError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Struct, UnsetType
+
+from flashsale.engine.errors import EngineError
 
 log = logging.getLogger("flashsale.api")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from flashsale.engine.models import Order
 from msgspec import Struct
+
+from flashsale.engine.models import Order
 
 
 class PurchaseBody(Struct, forbid_unknown_fields=True):

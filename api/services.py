@@ -15,13 +15,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
+
 from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
 from flashsale.api.ratelimit import IpRateLimiter
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
 from flashsale.engine.settings import Settings
-from redis.asyncio import Redis
 
 STATS_TTL_S = 7 * 86_400
 

@@ -3,7 +3,9 @@
     flashsale serve [--host H] [--port P] [--workers N] [--server granian|uvicorn]
     flashsale token --user U [--admin] [--ttl-s S]
     flashsale sale create | tune | status | watch
-    flashsale demo                      (the lead's; slot kept)
+    flashsale verify SALE
+    flashsale paysim [--port P] [--fast-retries]
+    flashsale demo
 
 Configuration comes from the environment alone (FLASHSALE_REDIS_URL,
 FLASHSALE_DATABASE_URL, FLASHSALE_JWT_SECRET, FLASHSALE_NAMESPACE, ...).
@@ -11,7 +13,7 @@ FLASHSALE_DATABASE_URL, FLASHSALE_JWT_SECRET, FLASHSALE_NAMESPACE, ...).
 TODO(store): mount ``flashsale.store.cli`` (``persist``, ``db upgrade``,
 ``audit SALE``) with ``app.add_typer`` once it is on main, and make
 ``serve --with-workers`` supervise ``persist`` (and ``timers``) next to the
-API. TODO(payments): mount ``paysim --port`` (flashsale.payments.paysim.app.serve).
+API (and a ``paysim`` when FLASHSALE_PAYSIM_URL is unset).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import os
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
 from flashsale.cli import sale
 from flashsale.cli.serve import Server
-from rich.console import Console
 
 app = typer.Typer(
     name="flashsale",
@@ -76,11 +79,63 @@ def token(
 
 
 @app.command()
-def demo() -> None:
-    """End-to-end demo on embedded servers (slot kept for the lead's implementation)."""
-    # TODO(lead): the demo body (embedded Redis+PostgreSQL, serve, create, buy, watch).
-    err.print("[yellow]the demo is not in this build yet[/yellow]")
-    raise typer.Exit(2)
+def paysim(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8090,
+    fast_retries: Annotated[
+        bool, typer.Option("--fast-retries", help="Callback retries over seconds, not hours.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault draws.")] = None,
+) -> None:
+    """Run the payment-provider simulator (signed callbacks, switchable faults)."""
+    from flashsale.payments.paysim.app import serve as serve_paysim
+    from flashsale.payments.paysim.config import FAST_RETRY_SCHEDULE_S, PaysimConfig
+
+    config = PaysimConfig(seed=seed)
+    if fast_retries:
+        config = PaysimConfig(seed=seed, retry_schedule_s=FAST_RETRY_SCHEDULE_S)
+    serve_paysim(host, port, config.validated())
+
+
+@app.command()
+def verify(
+    sale_id: Annotated[str, typer.Argument(help="A closed sale with random assignment.")],
+) -> None:
+    """Recompute every draw of a closed random sale from its revealed key."""
+    import asyncio
+
+    import msgspec
+
+    from flashsale.engine.errors import EngineError
+    from flashsale.engine.verify import verify_sale
+
+    async def run() -> bool:
+        engine = sale.engine_from_env()
+        try:
+            report = await verify_sale(engine, sale_id)
+        finally:
+            await engine.aclose()
+        typer.echo(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return bool(report.ok)
+
+    try:
+        ok = asyncio.run(run())
+    except EngineError as exc:
+        err.print(f"[red]{exc.code}[/red]: {exc.detail}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    buyers: Annotated[int, typer.Option(help="Distinct buyers.")] = 2000,
+    attempts: Annotated[int, typer.Option(help="Purchase attempts in the burst.")] = 5000,
+    serials: Annotated[int, typer.Option(help="Serials in the drop.")] = 1000,
+) -> None:
+    """A whole drop on one machine (embedded servers unless FLASHSALE_*_URL are set)."""
+    from flashsale.loadtest.demo import main as run_demo
+
+    raise typer.Exit(run_demo(buyers=buyers, attempts=attempts, serials=serials))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,6 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 import typer
-from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
-from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
-from flashsale.engine.settings import Settings
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -35,6 +31,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from flashsale.api.config import ApiSettings
+from flashsale.engine.engine import Engine
+from flashsale.engine.errors import EngineError
+from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
+from flashsale.engine.settings import Settings
+
 app = typer.Typer(
     help="Create, tune and watch sales (directly through Redis).", no_args_is_help=True
 )
@@ -43,12 +45,17 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _engine() -> Engine:
+def engine_from_env() -> Engine:
+    """The engine the environment configures (FLASHSALE_REDIS_URL, _NAMESPACE, _REDIS_CLUSTER)."""
     settings = Settings.from_env()
     if not settings.redis_url:
         err.print("[red]FLASHSALE_REDIS_URL is not set[/red]")
         raise typer.Exit(2)
-    engine: Engine = Engine.from_url(settings.redis_url, namespace=settings.namespace)
+    engine: Engine = Engine.from_url(
+        settings.redis_url,
+        namespace=settings.namespace,
+        cluster=ApiSettings.from_env().redis_cluster,
+    )
     return engine
 
 
@@ -56,7 +63,7 @@ def _run(work: Callable[[Engine], Awaitable[T]]) -> T:
     """Run one async piece of work with an engine; engine refusals exit 1 with their code."""
 
     async def main() -> T:
-        engine = _engine()
+        engine = engine_from_env()
         try:
             return await work(engine)
         finally:

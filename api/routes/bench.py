@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar import Controller, Request, post
+
 from flashsale.api.body import PurchaseOperation, decode_purchase_body
 from flashsale.api.schemas import EchoOut
-from litestar import Controller, Request, post
 
 
 class BenchController(Controller):

@@ -6,6 +6,10 @@ import asyncio
 import time
 from typing import Any
 
+from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
+
 from flashsale.api import metrics
 from flashsale.api.audit import run_audit
 from flashsale.api.auth import require_admin
@@ -15,9 +19,6 @@ from flashsale.api.routes.sales import SALE_ID
 from flashsale.api.schemas import AuditReport, Check, Health
 from flashsale.api.services import Services
 from flashsale.engine.errors import SaleNotFound
-from litestar import Controller, Request, Response, get
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
 
 CHECK_TIMEOUT_S = 2.0
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, QueryParameter
+
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
 from flashsale.api.services import Services
 from flashsale.engine.errors import OrderNotFound
 from flashsale.engine.models import Order
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, QueryParameter
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]

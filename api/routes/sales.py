@@ -14,6 +14,12 @@ from time import perf_counter
 from typing import Any
 
 import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+from litestar.response.base import ASGIResponse
+
 from flashsale.api import metrics
 from flashsale.api.auth import authenticate, principal_of, require_admin
 from flashsale.api.body import PurchaseOperation, decode_purchase_body
@@ -27,11 +33,6 @@ from flashsale.api.schemas import PurchaseOut
 from flashsale.api.services import Services
 from flashsale.engine.errors import EngineError, SaleNotFound, SoldOut
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
-from litestar import Controller, Request, get, patch, post
-from litestar.exceptions import ValidationException
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
-from litestar.response.base import ASGIResponse
 
 SALE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SALE_BODY_BYTES = 64 * 1024 * 1024  # a 1,000,000-serial list sale fits
