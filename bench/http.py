@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
@@ -279,7 +280,8 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
 
 def markdown(results: list[WrkResult], command: str) -> str:
     lines = [
-        "| server | workers | endpoint | connections | req/s | p50 ms | p99 ms | errors | vs bare |",
+        "| server | workers | endpoint | connections | req/s | p50 ms | p99 ms | errors "
+        "| vs bare |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     bare: dict[tuple[str, int], float] = {}

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
 from flashsale.api.app import create_app
 from flashsale.api.config import ApiSettings
 from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 SECRET = "test-secret-for-the-api-suite-0123456789"
 
