@@ -39,6 +39,7 @@ from flashsale.engine.settings import Settings
 from flashsale.loadtest.burst import Holding, holding_violations
 from flashsale.loadtest.seen import LIVE, Seen
 
+REFUNDS = frozenset({"refund_pending", "refunded"})
 SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser"}
 REPORTS = Path(__file__).resolve().parent / "reports"
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
@@ -51,7 +52,7 @@ DROP_SHARES = {
     "pay_balance": 0.2,
     "cancel": 0.15,
 }
-READ_BACK_MAX = 400  # orders read back at the end (balance-paid ones), bounded
+READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
 
 
 @dataclass
@@ -284,13 +285,57 @@ def read_back(client: httpx.Client, admin: dict[str, str], order_ids: list[str])
     return statuses
 
 
+def to_read_back(seen: Seen, per_user_limit: int) -> list[str]:
+    """Orders whose final state the verdict needs: those paid from a wallet, those sharing a
+    serial with another order, and those of buyers given more orders than the limit."""
+    orders = seen.orders()
+    by_serial: dict[str, list[str]] = {}
+    by_buyer: dict[str, list[str]] = {}
+    for o in orders.values():
+        by_serial.setdefault(o.serial, []).append(o.order_id)
+        by_buyer.setdefault(o.buyer, []).append(o.order_id)
+    wanted = [o.order_id for o in orders.values() if o.paid == "balance"]
+    wanted += [i for ids in by_serial.values() if len(ids) > 1 for i in ids]
+    wanted += [i for ids in by_buyer.values() if len(ids) > per_user_limit for i in ids]
+    return list(dict.fromkeys(wanted))
+
+
+def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit: int) -> list[str]:
+    """At the end: one serial in two live orders, a buyer over the limit, a wallet payment
+    whose order is not paid (from the orders read back)."""
+    found: list[str] = []
+    live: dict[str, list[str]] = {}
+    per_buyer: dict[str, int] = {}
+    orders = seen.orders()
+    for order_id, status in statuses.items():
+        o = orders.get(order_id)
+        if o is None:
+            continue
+        if status in LIVE:
+            live.setdefault(o.serial, []).append(order_id)
+            per_buyer[o.buyer] = per_buyer.get(o.buyer, 0) + 1
+        if o.paid == "balance" and status not in LIVE and status not in REFUNDS:
+            found.append(f"order {order_id} was paid from a wallet but is {status}")
+    found += [
+        f"serial {serial} is held by {len(ids)} live orders at the end: {', '.join(ids[:3])}"
+        for serial, ids in live.items()
+        if len(ids) > 1
+    ]
+    found += [
+        f"buyer {buyer} holds {n} live orders at the end (limit {per_user_limit})"
+        for buyer, n in per_buyer.items()
+        if n > per_user_limit
+    ]
+    return found
+
+
 def judge(
     opts: Options,
     seen: Seen,
     audit: dict[str, Any] | None,
     sale: dict[str, Any] | None,
     settle_why: str,
-    paid_statuses: dict[str, str],
+    statuses: dict[str, str],
 ) -> list[str]:
     """Every broken invariant, the server's and the clients' together."""
     found: list[str] = []
@@ -355,9 +400,7 @@ def judge(
         balance_paid = sum(1 for o in orders.values() if o.paid == "balance")
         if balance_paid > sold:
             found.append(f"clients paid {balance_paid} orders from their wallets, sale sold {sold}")
-    for order_id, status in paid_statuses.items():
-        if status not in LIVE and status not in ("refund_pending", "refunded"):
-            found.append(f"order {order_id} was paid from a wallet but is {status}")
+    found += final_state_violations(seen, statuses, opts.per_user_limit)
     return found
 
 
@@ -477,8 +520,7 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
             opts.drain_timeout_s,
             until_no_pending=opts.scenario == "drop",
         )
-        paid = [o.order_id for o in seen.orders().values() if o.paid == "balance"]
-        statuses = read_back(client, admin, paid)
+        statuses = read_back(client, admin, to_read_back(seen, opts.per_user_limit))
     stats = LocustStats.read(out_dir)
     violations = judge(opts, seen, audit, sale, why, statuses)
     (out_dir / "verdict.json").write_text(

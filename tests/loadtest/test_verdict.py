@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
-from flashsale.loadtest.runner import Options, judge
+from flashsale.loadtest.runner import Options, judge, to_read_back
 from flashsale.loadtest.seen import Bought, Seen
 
 CLEAN_AUDIT = {"ok": True, "violations": [], "persisted": 3, "lag": 0}
@@ -100,5 +100,21 @@ def test_judge_errors_and_bots() -> None:
     assert judge(opts("bots", 1000), quiet, CLEAN_AUDIT, sale(1000), "", {}) == [
         "the bots were never refused with limit_reached or rate_limited"
     ]
-    paid = judge(opts(), quiet, CLEAN_AUDIT, sale(), "", {"s.1": "expired"})
+    quiet.bought[0].paid = "balance"
+    paid = judge(opts(), quiet, CLEAN_AUDIT, sale(1 + 9, sold=1), "", {"s.1": "expired"})
     assert paid == ["order s.1 was paid from a wallet but is expired"]
+
+
+def test_final_states_read_back() -> None:
+    # one serial given twice, far apart in time (the first order's deadline had passed):
+    # the client-side timing check cannot tell, the final states can
+    seen = Seen(
+        bought=[
+            Bought("s.1", "3", "u1", received_at=1.0, expires_at=2.0),
+            Bought("s.2", "3", "u2", received_at=9.0, expires_at=20.0),
+        ]
+    )
+    assert to_read_back(seen, 1) == ["s.1", "s.2"]
+    assert judge(opts(), seen, CLEAN_AUDIT, sale(), "", {"s.1": "expired", "s.2": "paid"}) == []
+    both = judge(opts(), seen, CLEAN_AUDIT, sale(), "", {"s.1": "paid", "s.2": "paid"})
+    assert both == ["serial 3 is held by 2 live orders at the end: s.1, s.2"]
