@@ -242,8 +242,20 @@ async def _growth(url: str, cfg: Config, results: Results) -> None:
 
 
 async def _pg_peer(database_url: str, cfg: Config, results: Results) -> None:
+    import asyncpg
+
     from flashsale.bench.pg_peer import run
 
+    conn = await asyncpg.connect(database_url)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        fsync = await conn.fetchval("SHOW fsync")
+        sync = await conn.fetchval("SHOW synchronous_commit")
+    finally:
+        await conn.close()
+    results.notes.append(
+        f"PostgreSQL {version} (fsync {fsync}, synchronous_commit {sync}) for the peer"
+    )
     results.layers["postgres-peer"] = await run(
         database_url, cfg.runs, cfg.pg_requests, CONCURRENCY
     )
@@ -503,8 +515,16 @@ def chart(results: Results, path: Path, title: str) -> None:
             [max(f.runs) - f.median for f in figures],
         ]
         ax.bar(labels, medians, yerr=errs, capsize=4, color=color)
-        for i, m in enumerate(medians):
-            ax.annotate(f"{m:,.0f}", (i, m), ha="center", va="bottom", fontsize=8)
+        for i, f in enumerate(figures):
+            ax.annotate(
+                f"{f.median:,.0f}",
+                (i, max(f.runs)),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
 
     order = [
         ("redis-benchmark", "Redis ceiling\n(-P 16)"),
@@ -661,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{' · '.join(bits)} · Python {platform.python_version()} · "
         f"medians of {cfg.runs} run{'s' if cfg.runs > 1 else ''} (min–max) · took {took:.0f} s",
         "",
-        f"Reproduce: `flashsale bench {shlex.join(shown)}`".replace(" `", " `").rstrip(),
+        f"Reproduce: `{shlex.join(['flashsale', 'bench', *shown])}`",
     ]
     text = markdown(results, cfg, header)
     args.out.parent.mkdir(parents=True, exist_ok=True)

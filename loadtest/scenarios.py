@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent import monkey
+from geventhttpclient import connectionpool
 from locust import FastHttpUser, between, constant, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -48,6 +50,27 @@ _numbers = itertools.count()
 _admin_auth = {"Authorization": f"Bearer {mint_token(SECRET, 'loadtest-ops', admin=True)}"}
 
 EXPECTED_PURCHASE = frozenset({200, 201, 409, 429})
+
+_poll = monkey.get_original("select", "poll")  # gevent removes it; poll(0) never blocks
+_IDLE_TROUBLE = 0x001 | 0x008 | 0x010 | 0x020  # POLLIN | POLLERR | POLLHUP | POLLNVAL
+
+
+def _is_socket_alive(_pool: object, sock: Any) -> bool:
+    """geventhttpclient checks an idle keep-alive socket with select(), which refuses file
+    descriptors >= 1024: with thousands of users every such connection was taken for dead
+    and reopened on each request, a reconnect storm (SYN retries, 30 s tails) made by the
+    load generator itself. poll() has no such limit."""
+    try:
+        if sock is None or sock.fileno() < 0:
+            return False
+        poller = _poll()
+        poller.register(sock.fileno(), _IDLE_TROUBLE)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
+connectionpool.ConnectionPool._is_socket_alive = _is_socket_alive  # type: ignore[method-assign,assignment]
 
 
 def _code(status: int, body: Any) -> str:
