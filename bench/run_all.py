@@ -78,6 +78,7 @@ class Latency:
     p50: Figure
     p99: Figure
     errors: int
+    served: int  # of `connections` held open at once, how many got an answer within 5 s
 
 
 @dataclass
@@ -328,6 +329,39 @@ def http_target(redis_url: str, workers: int) -> Iterator[HttpTarget]:
 PURCHASE = "/v1/sales/bench/purchase"
 
 
+async def served_connections(url: str, n: int, timeout_s: float = 5.0) -> int:
+    """Open ``n`` connections, keep them all open, send one GET on each: how many are
+    answered within ``timeout_s``. wrk cannot tell: a connection the server never reads
+    is not an error to it until its own timeout, which a short run never reaches."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    request = b"GET /v1/sales/bench HTTP/1.1\r\nHost: bench\r\n\r\n"
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        for start in range(0, n, 500):
+            batch = await asyncio.gather(
+                *(asyncio.open_connection(host, port) for _ in range(min(500, n - start))),
+                return_exceptions=True,
+            )
+            conns += [c for c in batch if isinstance(c, tuple)]
+
+        async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+            writer.write(request)
+            try:
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                return False
+            return True
+
+        answered = await asyncio.gather(*(ask(r, w) for r, w in conns))
+        return sum(answered)
+    finally:
+        for _, writer in conns:
+            writer.close()
+
+
 def _http_layers_and_latency(
     redis_url: str, cfg: Config, results: Results, parts: set[str]
 ) -> None:
@@ -349,6 +383,7 @@ def _http_layers_and_latency(
                 runs = [
                     target.wrk(PURCHASE, connections, cfg.http_seconds) for _ in range(cfg.runs)
                 ]
+                served = asyncio.run(served_connections(target.url, connections))
                 results.latency.append(
                     Latency(
                         connections,
@@ -356,6 +391,7 @@ def _http_layers_and_latency(
                         Figure(tuple(r[1] for r in runs)),
                         Figure(tuple(r[2] for r in runs)),
                         sum(r[3] for r in runs),
+                        served,
                     )
                 )
 
@@ -438,20 +474,31 @@ def markdown(results: Results, cfg: Config, header: list[str]) -> str:
         lines += [
             "### HTTP purchase latency by open connections (wrk closed loop, 2 workers)",
             "",
-            "| connections | req/s | p50 ms | p99 ms | errors |",
-            "|---:|---:|---:|---:|---:|",
+            "| connections | req/s | p50 ms | p99 ms | errors | answered when all open |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {r.connections:,} | {r.rps.show()} | {r.p50.show('', 1)} | "
-            f"{r.p99.show('', 1)} | {r.errors} |"
+            f"{r.p99.show('', 1)} | {r.errors} | {r.served:,} of {r.connections:,} |"
             for r in results.latency
         ]
         lines += [
             "",
             "Closed loop: each connection sends its next request as soon as it is answered, so "
-            "p50 grows as connections / throughput; the paced figure is `bench/http.py`'s.",
+            "p50 grows as connections / throughput; the paced figure is `bench/http.py`'s. "
+            "Last column: all connections held open at once, one request each, answered "
+            "within 5 s (wrk's percentiles only cover the connections the server reads).",
             "",
         ]
+        starved = [r for r in results.latency if r.served < r.connections]
+        if starved:
+            r = starved[0]
+            lines += [
+                f"**{r.connections - r.served:,} of {r.connections:,} open connections were "
+                "never answered**: the server holds at most a fixed number of connections "
+                "(granian's backpressure defaults to backlog / workers per worker).",
+                "",
+            ]
     if results.growth:
         lines += [
             "### Cost as the sale grows",
