@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
+import json
 import os
 import platform
 import secrets
@@ -43,6 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flashsale.bench.common import Figure, bench_redis_url, machine_line
 
@@ -101,6 +104,46 @@ class Results:
     drain: str | None = None
     workers: dict[int, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+def results_to_json(results: Results) -> dict[str, object]:
+    return dataclasses.asdict(results)
+
+
+def results_from_json(data: dict[str, Any]) -> Results:
+    def fig(d: dict[str, Any]) -> Figure:
+        return Figure(tuple(d["runs"]))
+
+    return Results(
+        layers={k: fig(v) for k, v in data["layers"].items()},
+        echo=fig(data["echo"]) if data.get("echo") else None,
+        latency=[
+            Latency(
+                r["connections"],
+                fig(r["rps"]),
+                fig(r["p50"]),
+                fig(r["p99"]),
+                r["errors"],
+                r["served"],
+            )
+            for r in data["latency"]
+        ],
+        growth=[
+            Growth(
+                g["kind"],
+                g["size"],
+                fig(g["create_ms"]),
+                fig(g["bytes_created"]),
+                g["purchases"],
+                fig(g["bytes_after"]),
+                fig(g["rate"]),
+            )
+            for g in data["growth"]
+        ],
+        drain=data.get("drain"),
+        workers={int(k): fig(v) for k, v in data["workers"].items()},
+        notes=list(data.get("notes", [])),
+    )
 
 
 # --------------------------------------------------------------------------- services
@@ -533,8 +576,7 @@ def markdown(results: Results, cfg: Config, header: list[str]) -> str:
         ]
         lines += [
             "",
-            f"On {os.cpu_count()} cores shared with Redis, wrk and (in CI) everything else: "
-            "more workers than cores only adds contention.",
+            f"{os.cpu_count()} cores, shared by the workers, Redis and wrk in this run.",
             "",
         ]
     if results.drain:
@@ -624,6 +666,18 @@ def chart(results: Results, path: Path, title: str) -> None:
         ax_latency.set_yscale("log")
         ax_latency.set_xticks(xs, [f"{x:,}" for x in xs])
         ax_latency.legend()
+        for r in results.latency:
+            if r.served < r.connections:
+                ax_latency.annotate(
+                    f"{r.connections - r.served:,} of {r.connections:,}\nnever answered",
+                    (r.connections, r.p50.median),
+                    xytext=(-25, -70),
+                    textcoords="offset points",
+                    ha="right",
+                    fontsize=8,
+                    color="#C44E52",
+                    arrowprops={"arrowstyle": "->", "color": "#C44E52"},
+                )
     ax_latency.set_title("HTTP purchase latency (closed loop)")
     ax_latency.set_xlabel("open connections")
     ax_latency.set_ylabel("ms (log)")
@@ -712,8 +766,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=PARTS, help="only these parts")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.md"))
     parser.add_argument("--chart", type=Path, default=Path("docs/bench.png"))
+    parser.add_argument(
+        "--replot", type=Path, default=None, help="redraw the chart from a results .json"
+    )
     args = parser.parse_args(argv)
     cfg = Config.make(args.quick, args.runs)
+    if args.replot is not None:
+        saved = json.loads(args.replot.read_text())
+        chart(results_from_json(saved["results"]), args.chart, saved["title"])
+        print(f"wrote {args.chart}")
+        return 0
     parts = set(args.only or PARTS)
     started = time.monotonic()
     results, bits = run(cfg, parts)
@@ -733,13 +795,13 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(results, cfg, header)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    chart(
-        results,
-        args.chart,
-        f"flashsale bench · {machine_line()} · medians of {cfg.runs} (bars: min–max)",
+    title = f"flashsale bench · {machine_line()} · medians of {cfg.runs} (bars: min–max)"
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"title": title, "results": results_to_json(results)}, indent=1)
     )
+    chart(results, args.chart, title)
     print(text)
-    print(f"wrote {args.out} and {args.chart}")
+    print(f"wrote {args.out} (and .json) and {args.chart}")
     return 0
 
 
