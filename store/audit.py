@@ -103,7 +103,7 @@ async def audit_sale(
     # -- Redis counters ----------------------------------------------------------------
     meta = await redis.hmget(  # type: ignore[misc]
         keys.meta, ["sale_id", "total", "drawn", "reserved", "sold", "per_user_limit",
-                    "per_ip_limit"]
+                    "peak_user_limit"]
     )
     in_redis = meta[0] is not None
     counts = RedisCounts()
@@ -135,7 +135,7 @@ async def audit_sale(
                       len(twice), [f"{r['serial']}: {', '.join(r['orders'])}" for r in twice])
         max_limit = int(sale_row["max_per_user_limit"]) if sale_row else None
         if in_redis:
-            max_limit = max(max_limit or 0, _int(meta[5], 1))
+            max_limit = max(max_limit or 0, _int(meta[5], 1), _int(meta[6], 1))
         if max_limit is not None:
             over = await conn.fetch(q("audit_buyers_over_limit"), sale_id, max_limit)
             if over:

@@ -505,7 +505,7 @@ async def _needed_from(redis: Redis, key: str) -> str | None:
     last = text(info["last-delivered-id"])
     summary = await redis.xpending(key, GROUP)
     candidates = [_next_id(last)]
-    if summary and int(summary["pending"]) > 0:
+    if summary and int(summary["pending"]) > 0 and summary.get("min"):
         candidates.append(text(summary["min"]))
     return min(candidates, key=_id_key)
 
@@ -533,7 +533,8 @@ async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
     oldest: list[int] = []
     if pending:
         summary = await redis.xpending(key, GROUP)
-        oldest.append(_id_key(text(summary["min"]))[0])
+        if summary and summary.get("min"):  # acknowledged since XINFO: then none
+            oldest.append(_id_key(text(summary["min"]))[0])
     if undelivered_head:
         oldest.append(_id_key(text(undelivered_head[0][0]))[0])
     age = now_ms - min(oldest) if oldest else 0

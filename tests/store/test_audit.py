@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from store_helpers import buy_many, make_sale
+from .store_helpers import buy_many, make_sale
 
 from flashsale.engine.engine import Engine
 from flashsale.store.audit import audit_sale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from store_helpers import buy_many, make_sale
+from .store_helpers import buy_many, make_sale
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
