@@ -26,13 +26,14 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from redis.asyncio import Redis
+
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
 from flashsale.store.events import LIVE, text
 from flashsale.store.persist import stream_lag
 from flashsale.store.queries import q
-from redis.asyncio import Redis
 
 CHUNK = 5000  # orders per Redis pipeline and per PostgreSQL comparison
 EXAMPLES = 10
@@ -96,14 +97,17 @@ async def audit_sale(
     keys = SaleKeys(namespace, sale_id)
     found: list[Violation] = []
 
-    def violation(code: str, detail: str, count: int = 1, examples: list[str] | None = None) -> None:
-        found.append(Violation(code=code, detail=detail, count=count,
-                               examples=(examples or [])[:EXAMPLES]))
+    def violation(
+        code: str, detail: str, count: int = 1, examples: list[str] | None = None
+    ) -> None:
+        found.append(
+            Violation(code=code, detail=detail, count=count, examples=(examples or [])[:EXAMPLES])
+        )
 
     # -- Redis counters ----------------------------------------------------------------
-    meta = await redis.hmget(  # type: ignore[misc]
-        keys.meta, ["sale_id", "total", "drawn", "reserved", "sold", "per_user_limit",
-                    "peak_user_limit"]
+    meta = await redis.hmget(
+        keys.meta,
+        ["sale_id", "total", "drawn", "reserved", "sold", "per_user_limit", "peak_user_limit"],
     )
     in_redis = meta[0] is not None
     counts = RedisCounts()
@@ -111,42 +115,60 @@ async def audit_sale(
         counts.total, counts.drawn = _int(meta[1]), _int(meta[2])
         counts.reserved, counts.sold = _int(meta[3]), _int(meta[4])
         counts.available = counts.total - counts.reserved - counts.sold
-        counts.returned = int(await redis.llen(keys.returned))  # type: ignore[misc]
+        counts.returned = int(await redis.llen(keys.returned))
         if min(counts.reserved, counts.sold, counts.available, counts.drawn) < 0:
-            violation("oversold", f"negative counter: reserved={counts.reserved} "
-                      f"sold={counts.sold} available={counts.available} drawn={counts.drawn}")
+            violation(
+                "oversold",
+                f"negative counter: reserved={counts.reserved} "
+                f"sold={counts.sold} available={counts.available} drawn={counts.drawn}",
+            )
         if counts.drawn > counts.total:
             violation("pool_mismatch", f"drawn {counts.drawn} > total {counts.total}")
         if counts.drawn - counts.returned != counts.reserved + counts.sold:
-            violation("pool_mismatch",
-                      f"drawn {counts.drawn} - returned {counts.returned} != reserved "
-                      f"{counts.reserved} + sold {counts.sold}: a serial is taken by no order "
-                      "or held twice")
+            violation(
+                "pool_mismatch",
+                f"drawn {counts.drawn} - returned {counts.returned} != reserved "
+                f"{counts.reserved} + sold {counts.sold}: a serial is taken by no order "
+                "or held twice",
+            )
 
     # -- PostgreSQL aggregates -------------------------------------------------------------
     async with pool.acquire() as conn:
         sale_row = await conn.fetchrow(q("audit_sale"), sale_id)
-        by_status = {r["status"]: int(r["n"]) for r in await conn.fetch(
-            q("audit_status_counts"), sale_id)}
+        by_status = {
+            r["status"]: int(r["n"]) for r in await conn.fetch(q("audit_status_counts"), sale_id)
+        }
         dead = int(await conn.fetchval(q("audit_dead_letters"), sale_id))
         twice = await conn.fetch(q("audit_live_serial_twice"), sale_id)
         if twice:
-            violation("serial_held_twice", "a serial is held by two live orders in PostgreSQL",
-                      len(twice), [f"{r['serial']}: {', '.join(r['orders'])}" for r in twice])
+            violation(
+                "serial_held_twice",
+                "a serial is held by two live orders in PostgreSQL",
+                len(twice),
+                [f"{r['serial']}: {', '.join(r['orders'])}" for r in twice],
+            )
         max_limit = int(sale_row["max_per_user_limit"]) if sale_row else None
         if in_redis:
             max_limit = max(max_limit or 0, _int(meta[5], 1), _int(meta[6], 1))
         if max_limit is not None:
             over = await conn.fetch(q("audit_buyers_over_limit"), sale_id, max_limit)
             if over:
-                violation("buyer_over_limit", f"buyers with more than {max_limit} live orders",
-                          len(over), [f"{r['user_id']}: {r['n']}" for r in over])
+                violation(
+                    "buyer_over_limit",
+                    f"buyers with more than {max_limit} live orders",
+                    len(over),
+                    [f"{r['user_id']}: {r['n']}" for r in over],
+                )
         if sale_row and sale_row["ip_limit_always_on"] and sale_row["max_per_ip_limit"]:
             ip_limit = int(sale_row["max_per_ip_limit"])
             over_ip = await conn.fetch(q("audit_ips_over_limit"), sale_id, ip_limit)
             if over_ip:
-                violation("ip_over_limit", f"addresses with more than {ip_limit} live orders",
-                          len(over_ip), [f"{r['ip']}: {r['n']}" for r in over_ip])
+                violation(
+                    "ip_over_limit",
+                    f"addresses with more than {ip_limit} live orders",
+                    len(over_ip),
+                    [f"{r['ip']}: {r['n']}" for r in over_ip],
+                )
     persisted = sum(by_status.values())
     if not in_redis:
         if sale_row is None:
@@ -177,22 +199,27 @@ async def audit_sale(
         for code, (count, detail, examples) in state.problems.items():
             violation(code, detail, count, examples)
         if state.pending != counts.reserved or state.paid != counts.sold:
-            violation("counter_mismatch",
-                      f"orders in Redis: {state.pending} pending, {state.paid} paid/delivered; "
-                      f"counters: reserved {counts.reserved}, sold {counts.sold}")
+            violation(
+                "counter_mismatch",
+                f"orders in Redis: {state.pending} pending, {state.paid} paid/delivered; "
+                f"counters: reserved {counts.reserved}, sold {counts.sold}",
+            )
         # released serials waiting in the pool must not be held by a live order
-        pool_serials = [text(v).partition(":")[2]
-                        for v in await redis.lrange(keys.returned, 0, -1)]  # type: ignore[misc]
+        pool_serials = [text(v).partition(":")[2] for v in await redis.lrange(keys.returned, 0, -1)]
         if len(set(pool_serials)) != len(pool_serials):
             violation("pool_mismatch", "a released serial is twice in the pool")
         async with pool.acquire() as conn:
             for start in range(0, len(pool_serials), chunk):
-                held = await conn.fetch(q("audit_pool_serials_held"), sale_id,
-                                        pool_serials[start:start + chunk])
+                held = await conn.fetch(
+                    q("audit_pool_serials_held"), sale_id, pool_serials[start : start + chunk]
+                )
                 if held:
-                    violation("serial_held_twice",
-                              "a serial waits in the pool while a live order holds it",
-                              len(held), [f"{r['serial']}: {r['order_id']}" for r in held])
+                    violation(
+                        "serial_held_twice",
+                        "a serial waits in the pool while a live order holds it",
+                        len(held),
+                        [f"{r['serial']}: {r['order_id']}" for r in held],
+                    )
 
     lag_state = await stream_lag(redis, namespace, sale_id)
     dead_in_redis = int(await redis.xlen(store_keys.dead_letters(keys)))
@@ -201,20 +228,29 @@ async def audit_sale(
         lag_count = lag_state.entries
     if deep and in_redis:
         if drained and lag_count:
-            violation("not_persisted",
-                      "orders acknowledged by Redis are missing or stale in PostgreSQL with "
-                      "the write-behind drained", lag_count, missing_pg + stale)
+            violation(
+                "not_persisted",
+                "orders acknowledged by Redis are missing or stale in PostgreSQL with "
+                "the write-behind drained",
+                lag_count,
+                missing_pg + stale,
+            )
         if persisted > matched:
             extra = persisted - matched
-            violation("missing_in_redis",
-                      "orders in PostgreSQL that Redis does not have (Redis lost writes)", extra)
+            violation(
+                "missing_in_redis",
+                "orders in PostgreSQL that Redis does not have (Redis lost writes)",
+                extra,
+            )
         if drained and lag_count == 0:
             pg_pending = by_status.get("pending_payment", 0)
             pg_sold = by_status.get("paid", 0) + by_status.get("delivered", 0)
             if pg_pending != counts.reserved or pg_sold != counts.sold:
-                violation("counter_mismatch",
-                          f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered; Redis: "
-                          f"reserved {counts.reserved}, sold {counts.sold}")
+                violation(
+                    "counter_mismatch",
+                    f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered; Redis: "
+                    f"reserved {counts.reserved}, sold {counts.sold}",
+                )
     return AuditReport(
         ok=not found,
         violations=found,
@@ -226,9 +262,12 @@ async def audit_sale(
         checked_orders=checked,
         redis=counts,
         postgres=by_status,
-        stream=StreamState(pending=lag_state.pending, undelivered=lag_state.undelivered,
-                           oldest_age_ms=lag_state.oldest_age_ms,
-                           dead_letters=max(dead, dead_in_redis)),
+        stream=StreamState(
+            pending=lag_state.pending,
+            undelivered=lag_state.undelivered,
+            oldest_age_ms=lag_state.oldest_age_ms,
+            dead_letters=max(dead, dead_in_redis),
+        ),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
 
@@ -280,8 +319,11 @@ async def _check_buyers(
     versions: list[int] = []
     for (user, order_id), values in zip(ids, replies[:-1], strict=True):
         if values[0] is None:
-            state.problem("counted_without_order",
-                          "a buyer is counted for an order Redis does not have", order_id)
+            state.problem(
+                "counted_without_order",
+                "a buyer is counted for an order Redis does not have",
+                order_id,
+            )
             continue
         status, version = text(values[0]), int(values[1])
         state.orders += 1
@@ -297,12 +339,17 @@ async def _check_buyers(
     for user, _ in buyers:
         count = live.get(user, 0)
         if count != _int(held.get(user)):
-            state.problem("buyer_count_mismatch",
-                          "a buyer's live-order count differs from its live orders",
-                          f"{user}: counted {_int(held.get(user))}, holds {count}")
+            state.problem(
+                "buyer_count_mismatch",
+                "a buyer's live-order count differs from its live orders",
+                f"{user}: counted {_int(held.get(user))}, holds {count}",
+            )
         if count > max_limit:
-            state.problem("buyer_over_limit", f"buyers with more than {max_limit} live orders "
-                          "in Redis", f"{user}: {count}")
+            state.problem(
+                "buyer_over_limit",
+                f"buyers with more than {max_limit} live orders in Redis",
+                f"{user}: {count}",
+            )
     if not order_ids:
         return
     async with pool.acquire() as conn:
@@ -317,16 +364,23 @@ async def _check_buyers(
         elif row["pg_version"] < row["redis_version"]:
             state.stale_count += 1
             if len(state.stale) < EXAMPLES:
-                state.stale.append(f"{row['order_id']}: v{row['pg_version']} in PostgreSQL, "
-                                   f"v{row['redis_version']} in Redis")
+                state.stale.append(
+                    f"{row['order_id']}: v{row['pg_version']} in PostgreSQL, "
+                    f"v{row['redis_version']} in Redis"
+                )
         elif row["pg_version"] > row["redis_version"]:
-            state.problem("postgres_ahead", "PostgreSQL holds a newer state than Redis (Redis "
-                          "lost a transition)",
-                          f"{row['order_id']}: v{row['pg_version']} {row['pg_status']} vs "
-                          f"v{row['redis_version']} {row['redis_status']}")
+            state.problem(
+                "postgres_ahead",
+                "PostgreSQL holds a newer state than Redis (Redis lost a transition)",
+                f"{row['order_id']}: v{row['pg_version']} {row['pg_status']} vs "
+                f"v{row['redis_version']} {row['redis_status']}",
+            )
         else:
-            state.problem("state_mismatch", "same version, different state",
-                          f"{row['order_id']}: {row['pg_status']} vs {row['redis_status']}")
+            state.problem(
+                "state_mismatch",
+                "same version, different state",
+                f"{row['order_id']}: {row['pg_status']} vs {row['redis_status']}",
+            )
     state.matched += len(order_ids) - missing
 
 

@@ -18,12 +18,13 @@ from typing import Annotated
 import asyncpg
 import msgspec
 import typer
+from redis.asyncio import Redis
+
 from flashsale.engine.settings import Settings
 from flashsale.store import migrate
 from flashsale.store.audit import AuditReport, audit_sale, render
 from flashsale.store.persist import PersistConfig, Persister, consumer_name
 from flashsale.store.recover import RecoverReport, recover
-from redis.asyncio import Redis
 
 log = logging.getLogger("flashsale.store")
 
@@ -35,7 +36,8 @@ def _need(value: str | None, name: str) -> str:
 
 
 async def db_upgrade(database_url: str) -> list[int]:
-    return await migrate.upgrade(database_url)
+    done: list[int] = await migrate.upgrade(database_url)
+    return done
 
 
 async def _pool(url: str, size: int) -> asyncpg.Pool:

@@ -12,19 +12,44 @@ from typing import Any
 
 from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
 
-ORDER_EVENTS = frozenset({"purchased", "cancelled", "expired", "paid", "refunded", "delivered",
-                          "refund_pending"})
+ORDER_EVENTS = frozenset(
+    {"purchased", "cancelled", "expired", "paid", "refunded", "delivered", "refund_pending"}
+)
 SALE_EVENTS = frozenset({"sale_created", "sale_tuned"})
-STATUSES = frozenset({"pending_payment", "paid", "expired", "cancelled", "refund_pending",
-                      "refunded", "delivered"})
+STATUSES = frozenset(
+    {"pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"}
+)
 LIVE = frozenset({"pending_payment", "paid", "delivered"})
 # fields of a sale event that are settings (the rest describe the event itself)
 _SALE_META = frozenset({"type", "at_ms", "sale_id", "actor", "version", "updated_ms", "added"})
-_SALE_SETTINGS = frozenset({"name", "status", "start_ms", "end_ms", "per_user_limit",
-                            "per_ip_limit", "timeout_ms", "price_cents", "currency",
-                            "assignment", "commitment", "total"})
-_INT_SETTINGS = frozenset({"start_ms", "end_ms", "per_user_limit", "peak_user_limit",
-                           "per_ip_limit", "timeout_ms", "price_cents", "total"})
+_SALE_SETTINGS = frozenset(
+    {
+        "name",
+        "status",
+        "start_ms",
+        "end_ms",
+        "per_user_limit",
+        "per_ip_limit",
+        "timeout_ms",
+        "price_cents",
+        "currency",
+        "assignment",
+        "commitment",
+        "total",
+    }
+)
+_INT_SETTINGS = frozenset(
+    {
+        "start_ms",
+        "end_ms",
+        "per_user_limit",
+        "peak_user_limit",
+        "per_ip_limit",
+        "timeout_ms",
+        "price_cents",
+        "total",
+    }
+)
 
 
 class PoisonEntry(ValueError):

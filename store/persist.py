@@ -38,7 +38,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from flashsale.engine.keys import SaleKeys, sales_registry
+from flashsale.engine.models import FAR_FUTURE_MS
 from flashsale.store import keys as store_keys
 from flashsale.store.events import (
     LIVE,
@@ -50,12 +56,6 @@ from flashsale.store.events import (
     text,
 )
 from flashsale.store.queries import q
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from flashsale.engine.models import FAR_FUTURE_MS
 
 log = logging.getLogger("flashsale.persist")
 
@@ -72,7 +72,11 @@ TRANSIENT_PG: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
-TRANSIENT_REDIS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+TRANSIENT_REDIS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+)
 # The rows themselves are refused: isolate the entry, retrying the batch will not help.
 REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.exceptions.DataError)
 
@@ -124,8 +128,14 @@ def _stream_entries(reply: Any) -> list[Entry]:
         return []
     if isinstance(reply, dict):
         streams = list(reply.values())
-        items = streams[0][0] if streams and isinstance(streams[0], list) and streams[0] and \
-            isinstance(streams[0][0], list) else (streams[0] if streams else [])
+        items = (
+            streams[0][0]
+            if streams
+            and isinstance(streams[0], list)
+            and streams[0]
+            and isinstance(streams[0][0], list)
+            else (streams[0] if streams else [])
+        )
     else:
         items = reply[0][1]
     return [(text(entry_id), fields or {}) for entry_id, fields in items]
@@ -219,7 +229,7 @@ class Persister:
     async def _discover(self) -> None:
         if self._pinned is not None:
             return
-        members = await self.redis.smembers(sales_registry(self.namespace))  # type: ignore[misc]
+        members = await self.redis.smembers(sales_registry(self.namespace))
         self._sales = sorted(text(m) for m in members)
 
     async def _ensure_group(self, sale_id: str) -> bool:
@@ -274,8 +284,12 @@ class Persister:
         vanished = [text(i) for i in reply[2]] if len(reply) > 2 else []
         if vanished:
             self.stats.vanished += len(vanished)
-            log.error("sale %s: %d pending entries vanished from the stream: %s",
-                      sale_id, len(vanished), vanished[:5])
+            log.error(
+                "sale %s: %d pending entries vanished from the stream: %s",
+                sale_id,
+                len(vanished),
+                vanished[:5],
+            )
         if not claimed:
             return 0
         self.stats.reclaimed += len(claimed)
@@ -291,7 +305,11 @@ class Persister:
     async def _deliveries(self, keys: SaleKeys, entries: list[Entry]) -> dict[str, int]:
         ids = sorted((e[0] for e in entries), key=_id_key)
         rows = await self.redis.xpending_range(
-            keys.events, GROUP, min=ids[0], max=ids[-1], count=len(ids) * 2 + 10,
+            keys.events,
+            GROUP,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 2 + 10,
             consumername=self.name,
         )
         return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
@@ -299,22 +317,32 @@ class Persister:
     async def _dead_letter(
         self, sale_id: str, keys: SaleKeys, entries: list[Entry], deliveries: dict[str, int]
     ) -> None:
-        reasons = await self.redis.hmget(  # type: ignore[misc]
-            store_keys.failures(keys), [e[0] for e in entries]
-        )
+        reasons = await self.redis.hmget(store_keys.failures(keys), [e[0] for e in entries])
         rows = []
         pipe = self.redis.pipeline(transaction=True)  # one slot: dead letter and XACK together
         for (entry_id, fields), reason in zip(entries, reasons, strict=True):
             why = text(reason) if reason else "not persisted after repeated deliveries"
             payload = json.dumps({text(k): text(v) for k, v in fields.items()})
             count = deliveries.get(entry_id, 0)
-            pipe.xadd(store_keys.dead_letters(keys), {
-                "sale_id": sale_id, "stream_id": entry_id, "reason": why,
-                "deliveries": count, "payload": payload, "consumer": self.name,
-            })
+            pipe.xadd(
+                store_keys.dead_letters(keys),
+                {
+                    "sale_id": sale_id,
+                    "stream_id": entry_id,
+                    "reason": why,
+                    "deliveries": count,
+                    "payload": payload,
+                    "consumer": self.name,
+                },
+            )
             rows.append((sale_id, entry_id, count, why, payload))
-            log.error("sale %s: entry %s dead-lettered after %d deliveries: %s",
-                      sale_id, entry_id, count, why)
+            log.error(
+                "sale %s: entry %s dead-lettered after %d deliveries: %s",
+                sale_id,
+                entry_id,
+                count,
+                why,
+            )
         pipe.xack(keys.events, GROUP, *[e[0] for e in entries])
         pipe.hdel(store_keys.failures(keys), *[e[0] for e in entries])
         with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
@@ -371,8 +399,9 @@ class Persister:
                 if self._stop.is_set():
                     log.warning("stopping with PostgreSQL unavailable; batch left pending")
                     return None
-                log.warning("postgresql unavailable (%s); retrying in %.2fs",
-                            type(exc).__name__, backoff)
+                log.warning(
+                    "postgresql unavailable (%s); retrying in %.2fs", type(exc).__name__, backoff
+                )
                 await self._sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.config.backoff_max_s)
 
@@ -427,8 +456,14 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     sale_events = [e for e in events if isinstance(e, SaleEvent)]
     for ev in sale_events:
         await conn.execute(
-            q("insert_sale_change"), ev.sale_id, ev.version, ev.type, ev.actor,
-            ev.changes_json(), ev.at_ms, ev.stream_id,
+            q("insert_sale_change"),
+            ev.sale_id,
+            ev.version,
+            ev.type,
+            ev.actor,
+            ev.changes_json(),
+            ev.at_ms,
+            ev.stream_id,
         )
     for sale_id in {ev.sale_id for ev in sale_events}:
         await conn.execute(q("refresh_sale"), sale_id, FAR_FUTURE_MS)
@@ -519,15 +554,21 @@ async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
         length = int(await redis.xlen(key))
         first = await redis.xrange(key, count=1) if length else []
         age = now_ms - _id_key(text(first[0][0]))[0] if first else 0
-        return StreamLag(sale_id=sale_id, entries=length, pending=0, undelivered=length,
-                         oldest_age_ms=max(age, 0), consumers=0)
+        return StreamLag(
+            sale_id=sale_id,
+            entries=length,
+            pending=0,
+            undelivered=length,
+            oldest_age_ms=max(age, 0),
+            consumers=0,
+        )
     last = text(info["last-delivered-id"])
     pending = int(info["pending"])
     undelivered_head = await redis.xrange(key, min="(" + last, count=1)
     lag = info.get("lag")
     if lag is None:  # Redis cannot tell (entries deleted): count them, bounded
         rest = await redis.xrange(key, min="(" + last, count=100_000)
-        undelivered = len(rest)
+        undelivered = len(rest or [])
     else:
         undelivered = int(lag)
     oldest: list[int] = []
@@ -538,14 +579,19 @@ async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
     if undelivered_head:
         oldest.append(_id_key(text(undelivered_head[0][0]))[0])
     age = now_ms - min(oldest) if oldest else 0
-    return StreamLag(sale_id=sale_id, entries=pending + undelivered, pending=pending,
-                     undelivered=undelivered, oldest_age_ms=max(age, 0),
-                     consumers=int(info["consumers"]))
+    return StreamLag(
+        sale_id=sale_id,
+        entries=pending + undelivered,
+        pending=pending,
+        undelivered=undelivered,
+        oldest_age_ms=max(age, 0),
+        consumers=int(info["consumers"]),
+    )
 
 
 async def lag(redis: Redis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
     """Lag of one sale, or of every sale in the registry (for /metrics and health)."""
     if sale_id is not None:
         return [await stream_lag(redis, namespace, sale_id)]
-    members = await redis.smembers(sales_registry(namespace))  # type: ignore[misc]
+    members = await redis.smembers(sales_registry(namespace))
     return [await stream_lag(redis, namespace, text(m)) for m in sorted(members)]

@@ -28,12 +28,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from redis.asyncio import Redis
+
 from flashsale.engine.engine import Engine
 from flashsale.engine.errors import EngineError
 from flashsale.engine.models import SaleUpdate
 from flashsale.store.audit import AuditReport, audit_sale
 from flashsale.store.events import text
-from redis.asyncio import Redis
 
 LOADED_ANYWAY = "loaded anyway because aof-load-truncated is enabled"
 START_MARKERS = ("Server initialized", "oO0OoO0OoO0Oo Redis is starting")
@@ -128,8 +129,11 @@ async def check_aof(redis: Redis) -> AofCheck:
         path = Path(logfile) if os.path.isabs(logfile) else directory / logfile
         if path.is_file():
             looked = True
-            evidence += [line for line in _log_since_start(path)
-                         if LOADED_ANYWAY in line or "Truncating the AOF" in line]
+            evidence += [
+                line
+                for line in _log_since_start(path)
+                if LOADED_ANYWAY in line or "Truncating the AOF" in line
+            ]
     aof_dir = directory / (await _config(redis, "appenddirname") or "appendonlydir")
     if aof_dir.is_dir():
         looked = True
@@ -150,7 +154,8 @@ async def rewrite_aof(redis: Redis, *, timeout_s: float = 120.0) -> None:
         info = await redis.info("persistence")
         done = int(info.get("aof_rewrites", 0)) > before
         idle = not int(info.get("aof_rewrite_in_progress", 0)) and not int(
-            info.get("aof_rewrite_scheduled", 0))
+            info.get("aof_rewrite_scheduled", 0)
+        )
         if done and idle:
             if text(info.get("aof_last_bgrewrite_status", "ok")) != "ok":
                 raise RuntimeError("BGREWRITEAOF failed; see the Redis log")
@@ -195,7 +200,7 @@ async def recover(
 async def _recover_sale(
     eng: Engine, redis: Redis, pool: asyncpg.Pool, namespace: str, sale_id: str
 ) -> SaleRecovery:
-    stored = await redis.hget(eng.keys(sale_id).meta, "status")  # type: ignore[misc]
+    stored = await redis.hget(eng.keys(sale_id).meta, "status")
     was_open = stored is not None and text(stored) == "open"
     if was_open:
         try:

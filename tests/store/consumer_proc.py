@@ -20,7 +20,9 @@ from flashsale.store.persist import PersistConfig, Persister
 async def main() -> None:
     redis = Redis.from_url(os.environ["FS_REDIS_URL"])
     pool = await asyncpg.create_pool(
-        os.environ["FS_DATABASE_URL"], min_size=1, max_size=2,
+        os.environ["FS_DATABASE_URL"],
+        min_size=1,
+        max_size=2,
         server_settings={"application_name": f"fs-consumer-{os.getpid()}"},
     )
     assert pool is not None

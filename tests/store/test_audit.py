@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncpg
-from .store_helpers import buy_many, make_sale
 
 from flashsale.engine.engine import Engine
 from flashsale.store.audit import audit_sale
 from flashsale.store.persist import Persister
+
+from .store_helpers import buy_many, make_sale
 
 
 async def _sale(engine: Engine, pg_pool: asyncpg.Pool, namespace: str, name: str) -> str:
@@ -53,7 +54,9 @@ async def test_planted_inconsistencies_are_seen(
     # 1. a persisted order vanishes from PostgreSQL
     lost = await pg_pool.fetchval(
         "DELETE FROM orders WHERE order_id = (SELECT min(order_id) FROM orders WHERE sale_id = $1"
-        " AND status = 'pending_payment') RETURNING order_id", sale_id)
+        " AND status = 'pending_payment') RETURNING order_id",
+        sale_id,
+    )
     report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
     assert not report.ok
     codes = {v.code for v in report.violations}
@@ -72,6 +75,7 @@ async def test_planted_inconsistencies_are_seen(
     await pg_pool.execute(
         "UPDATE orders SET version = version + 5, status = 'expired' WHERE order_id = ("
         " SELECT max(order_id) FROM orders WHERE sale_id = $1 AND status = 'pending_payment')",
-        sale_id)
+        sale_id,
+    )
     report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
     assert "postgres_ahead" in {v.code for v in report.violations}

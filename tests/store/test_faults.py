@@ -25,8 +25,14 @@ from flashsale.store.persist import PersistConfig, Persister, stream_lag
 from .servers import PrivatePostgres, PrivateRedis
 from .store_helpers import make_sale
 
-FAST = PersistConfig(batch_size=200, min_idle_ms=200, reclaim_every_s=0.1, max_deliveries=3,
-                     discover_every_s=0.1, backoff_max_s=0.5)
+FAST = PersistConfig(
+    batch_size=200,
+    min_idle_ms=200,
+    reclaim_every_s=0.1,
+    max_deliveries=3,
+    discover_every_s=0.1,
+    backoff_max_s=0.5,
+)
 
 
 @contextlib.asynccontextmanager
@@ -40,8 +46,8 @@ async def consuming(persister: Persister) -> AsyncIterator[Persister]:
         await asyncio.wait_for(task, 30)
 
 
-async def wait_drained(engine: Engine, namespace: str, sale_id: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_drained(engine: Engine, namespace: str, sale_id: str, limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
     while (await stream_lag(engine.redis, namespace, sale_id)).entries:
         assert time.monotonic() < deadline, "write-behind did not drain"
         await asyncio.sleep(0.05)
@@ -67,7 +73,7 @@ async def test_poison_event_is_dead_lettered_and_the_rest_flows(
         )
         unknown = await engine.redis.xadd(keys.events, {"type": "teleported", "at_ms": "1"})
         second = await buy_range(engine, sale_id, range(300, 600))
-        await wait_drained(engine, namespace, sale_id, timeout=30)
+        await wait_drained(engine, namespace, sale_id, limit_s=30)
     assert len(first) + len(second) == 600
     dead = await engine.redis.xrange(store_keys.dead_letters(keys))
     by_id = {f[b"stream_id"].decode(): f for _, f in dead}
@@ -149,7 +155,7 @@ async def test_aof_redis_kill_9_mid_sale_keeps_every_acknowledged_purchase(
         persister = Persister(engine.redis, pg_pool, namespace=namespace, config=FAST)
         async with consuming(persister):
             buyers = [asyncio.create_task(buyer(k)) for k in range(32)]
-            while len(told) < 3000:
+            while len(told) < 3000:  # noqa: ASYNC110 (polling the buyers' progress)
                 await asyncio.sleep(0.01)
             server.kill()  # mid-sale, purchases in flight
             await asyncio.sleep(0.5)
@@ -162,8 +168,10 @@ async def test_aof_redis_kill_9_mid_sale_keeps_every_acknowledged_purchase(
             assert again is not None and again.serial == order.serial
         report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
         assert report.ok, report.violations
-        stored = {r["order_id"] for r in await pg_pool.fetch(
-            "SELECT order_id FROM orders WHERE sale_id = $1", sale_id)}
+        stored = {
+            r["order_id"]
+            for r in await pg_pool.fetch("SELECT order_id FROM orders WHERE sale_id = $1", sale_id)
+        }
         assert set(told) <= stored
         assert report.persisted == report.checked_orders
     finally:

@@ -47,8 +47,12 @@ class KillRun:
 
 
 def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(HARNESS)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, str(HARNESS)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def run_kill_sale(
@@ -88,7 +92,7 @@ async def run_kill_sale(
         for start in range(0, orders, 1000):
             chunk_started = time.monotonic()
             results = await asyncio.gather(
-                *(engine.purchase(sale_id, u) for u in users[start:start + 1000]),
+                *(engine.purchase(sale_id, u) for u in users[start : start + 1000]),
                 return_exceptions=True,
             )
             bought = [r.order for r in results if not isinstance(r, BaseException)]
@@ -161,7 +165,8 @@ async def run_kill_sale(
     )
     stored = {r["order_id"]: (r["status"], r["version"]) for r in rows}
     run.missing_in_pg = sum(
-        1 for order_id, order in run.acknowledged.items()
+        1
+        for order_id, order in run.acknowledged.items()
         if stored.get(order_id) != (order.status, order.version)
     )
     return run
@@ -170,15 +175,21 @@ async def run_kill_sale(
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_kill_9_consumers_ten_times_loses_nothing(
-    engine: Engine, redis_url: str, store_database_url: str, namespace: str,
+    engine: Engine,
+    redis_url: str,
+    store_database_url: str,
+    namespace: str,
     pg_pool: asyncpg.Pool,
 ) -> None:
-    run = await run_kill_sale(engine, redis_url, store_database_url, namespace, pg_pool,
-                              ack_before_commit=False)
+    run = await run_kill_sale(
+        engine, redis_url, store_database_url, namespace, pg_pool, ack_before_commit=False
+    )
     report = run.report
     assert report is not None
-    print(f"\nkill -9 x{run.kills}: {len(run.acknowledged)} orders, {run.seconds:.1f}s, "
-          f"persisted {report.persisted}, lag {report.lag}")
+    print(
+        f"\nkill -9 x{run.kills}: {len(run.acknowledged)} orders, {run.seconds:.1f}s, "
+        f"persisted {report.persisted}, lag {report.lag}"
+    )
     assert run.kills >= 10
     assert len(run.acknowledged) >= ORDERS
     assert report.ok, report.violations
@@ -190,15 +201,27 @@ async def test_kill_9_consumers_ten_times_loses_nothing(
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_ack_before_commit_is_caught(
-    engine: Engine, redis_url: str, store_database_url: str, namespace: str,
+    engine: Engine,
+    redis_url: str,
+    store_database_url: str,
+    namespace: str,
     pg_pool: asyncpg.Pool,
 ) -> None:
-    run = await run_kill_sale(engine, redis_url, store_database_url, namespace, pg_pool,
-                              ack_before_commit=True, orders=20_000)
+    run = await run_kill_sale(
+        engine,
+        redis_url,
+        store_database_url,
+        namespace,
+        pg_pool,
+        ack_before_commit=True,
+        orders=20_000,
+    )
     report = run.report
     assert report is not None
-    print(f"\nbroken variant, kill -9 x{run.kills}: lost {run.missing_in_pg} of "
-          f"{len(run.acknowledged)}")
+    print(
+        f"\nbroken variant, kill -9 x{run.kills}: lost {run.missing_in_pg} of "
+        f"{len(run.acknowledged)}"
+    )
     # the same checks as above must fail: the test is sharp enough to catch the bug
     assert run.missing_in_pg > 0
     assert not report.ok

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from .store_helpers import buy_many, make_sale
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
 from flashsale.store.persist import PersistConfig, Persister, stream_lag
+
+from .store_helpers import buy_many, make_sale
 
 
 async def test_orders_reach_postgres_with_their_latest_state(
@@ -28,8 +29,9 @@ async def test_orders_reach_postgres_with_their_latest_state(
     resold = await buy_many(engine, sale_id, [f"v{i}" for i in range(40)])
     assert len(resold) == 30
 
-    persister = Persister(engine.redis, pg_pool, namespace=namespace,
-                          config=PersistConfig(batch_size=97))
+    persister = Persister(
+        engine.redis, pg_pool, namespace=namespace, config=PersistConfig(batch_size=97)
+    )
     await persister.drain(timeout_s=30)
 
     rows = await pg_pool.fetch(
@@ -69,7 +71,8 @@ async def test_postgres_refuses_two_live_orders_for_one_serial(
         "INSERT INTO sales (sale_id, name, status, start_at, per_user_limit, max_per_user_limit,"
         " payment_timeout_s, price_cents, currency, assignment, total, version, created_at,"
         " updated_at) VALUES ('uniq-x', 'x', 'open', now(), $1, $1, 60, 0, 'CNY', 'sequential',"
-        " 10, 1, now(), now()) ON CONFLICT DO NOTHING", limit,
+        " 10, 1, now(), now()) ON CONFLICT DO NOTHING",
+        limit,
     )
     insert = (
         "INSERT INTO orders (order_id, sale_id, user_id, serial, serial_kind, status, version,"

@@ -29,8 +29,9 @@ from .store_helpers import make_sale
 
 
 async def _buy(engine: Engine, sale_id: str, users: list[str]) -> list[Order]:
-    results = await asyncio.gather(*(engine.purchase(sale_id, u) for u in users),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(engine.purchase(sale_id, u) for u in users), return_exceptions=True
+    )
     return [r.order for r in results if not isinstance(r, BaseException)]
 
 
@@ -46,8 +47,13 @@ async def power_loss_trials(
     outcomes: list[tuple[bool | None, bool, AuditReport]] = []
     try:
         await make_sale(engine, sale_id, size=100_000)
-        persister = Persister(engine.redis, pg_pool, namespace=namespace, sales=[sale_id],
-                              config=PersistConfig(min_idle_ms=100, reclaim_every_s=0.05))
+        persister = Persister(
+            engine.redis,
+            pg_pool,
+            namespace=namespace,
+            sales=[sale_id],
+            config=PersistConfig(min_idle_ms=100, reclaim_every_s=0.05),
+        )
         n = 0
         cuts: list[tuple[int, int, int]] = []
 
@@ -63,8 +69,9 @@ async def power_loss_trials(
             safe_size = server.aof_files()[-1].stat().st_size
             burst = [asyncio.ensure_future(engine.purchase(sale_id, u)) for u in users(200)]
             grown = safe_size + rng.randrange(2_000, 40_000)
-            while server.aof_files()[-1].stat().st_size < grown and not all(
-                    f.done() for f in burst):
+            while server.aof_files()[-1].stat().st_size < grown and not all(  # noqa: ASYNC110
+                f.done() for f in burst
+            ):
                 await asyncio.sleep(0.001)
             server.kill()  # the power goes, mid-burst
             await asyncio.gather(*burst, return_exceptions=True)  # never acknowledged
@@ -88,8 +95,9 @@ async def power_loss_trials(
             server.kill()
             server.start()  # the restart that would replay half an old script
             await engine.redis.connection_pool.disconnect()
-            outcomes.append((detected, rewritten,
-                             await audit_sale(engine.redis, pg_pool, namespace, sale_id)))
+            outcomes.append(
+                (detected, rewritten, await audit_sale(engine.redis, pg_pool, namespace, sale_id))
+            )
             await persister.drain(timeout_s=30)
     finally:
         print("\ncuts (acknowledged size, size at the kill, cut):", cuts)
@@ -105,8 +113,10 @@ async def test_truncated_aof_is_detected_rewritten_and_audited(
 ) -> None:
     outcomes = await power_loss_trials(pg_pool, namespace, trials=5, use_recover=True)
     inconsistent = [report.violations for _, _, report in outcomes if not report.ok]
-    print(f"\nwith recover: {[(d, r) for d, r, _ in outcomes]}, "
-          f"{len(inconsistent)} inconsistent restarts")
+    print(
+        f"\nwith recover: {[(d, r) for d, r, _ in outcomes]}, "
+        f"{len(inconsistent)} inconsistent restarts"
+    )
     assert inconsistent == []
     # a cut inside a script's MULTI block is what every trial makes (a torn tail)
     assert sum(1 for detected, rewritten, _ in outcomes if detected and rewritten) >= 4
@@ -119,6 +129,8 @@ async def test_without_the_rewrite_the_audit_sees_a_half_replayed_script(
 ) -> None:
     outcomes = await power_loss_trials(pg_pool, namespace, trials=3, use_recover=False)
     inconsistent = [report for _, _, report in outcomes if not report.ok]
-    print(f"\nwithout recover: {len(inconsistent)} of {len(outcomes)} restarts inconsistent: "
-          f"{[sorted({v.code for v in r.violations}) for r in inconsistent]}")
+    print(
+        f"\nwithout recover: {len(inconsistent)} of {len(outcomes)} restarts inconsistent: "
+        f"{[sorted({v.code for v in r.violations}) for r in inconsistent]}"
+    )
     assert inconsistent, "the power-loss model no longer exposes the hazard"
