@@ -84,7 +84,10 @@ REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.excepti
 class PersistConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 1000
     min_idle_ms: int = 15_000  # a pending entry this old belongs to a dead consumer
-    max_deliveries: int = 5  # then the dead-letter stream
+    max_deliveries: int = 5  # failed deliveries (with a reason), then the dead-letter stream
+    max_crash_deliveries: int = 100  # deliveries lost to crashed consumers, then dead letters
+    refused_retries: int = 3  # a refused batch is tried again this often before isolating
+    max_rounds: int = 20  # batches in a row from one sale before the next sale's turn
     reclaim_every_s: float = 1.0
     trim_every_s: float = 2.0
     discover_every_s: float = 1.0
@@ -254,17 +257,35 @@ class Persister:
             handled += await self._reclaim(sale_id, keys)
         if self._stop.is_set():
             return handled
-        reply = await self.redis.xreadgroup(
-            GROUP, self.name, {keys.events: ">"}, count=self.config.batch_size
-        )
-        entries = _stream_entries(reply)
-        if entries:
-            await self._handle(sale_id, keys, entries, reclaimed=False)
+        entries = _stream_entries(await self._read(keys))
+        rounds = 0
+        while entries:
+            # While this batch is written, the next one is already on its way from Redis
+            # (a full batch suggests a backlog). Entries read are in hand: they are
+            # written even when a stop arrives meanwhile.
+            rounds += 1
+            ahead: asyncio.Task[Any] | None = None
+            if (
+                len(entries) == self.config.batch_size
+                and rounds < self.config.max_rounds
+                and not self._stop.is_set()
+            ):
+                ahead = asyncio.create_task(self._read(keys))
+            try:
+                await self._handle(sale_id, keys, entries, reclaimed=False)
+            finally:
+                next_reply = await ahead if ahead is not None else None
             handled += len(entries)
+            entries = _stream_entries(next_reply)
         if time.monotonic() >= self._trim_at.get(sale_id, 0.0):
             self._trim_at[sale_id] = time.monotonic() + self.config.trim_every_s
             await self.trim(sale_id)
         return handled
+
+    async def _read(self, keys: SaleKeys) -> Any:
+        return await self.redis.xreadgroup(
+            GROUP, self.name, {keys.events: ">"}, count=self.config.batch_size
+        )
 
     # -- reclaim and dead letters ------------------------------------------------------
 
@@ -294,10 +315,24 @@ class Persister:
             return 0
         self.stats.reclaimed += len(claimed)
         deliveries = await self._deliveries(keys, claimed)
-        doomed = [e for e in claimed if deliveries.get(e[0], 1) > self.config.max_deliveries]
+        # An entry goes to the dead letters after max_deliveries deliveries that FAILED
+        # (a reason was recorded: poison, or rows PostgreSQL refuses). Deliveries cut short
+        # by a crashing consumer record nothing: such entries are retried much longer
+        # (max_crash_deliveries), so a run of kill -9 never dead-letters a good order.
+        over = [e for e in claimed if deliveries.get(e[0], 1) > self.config.max_deliveries]
+        reasons: dict[str, str] = {}
+        if over:
+            values = await self.redis.hmget(store_keys.failures(keys), [e[0] for e in over])
+            reasons = {e[0]: text(v) for e, v in zip(over, values, strict=True) if v}
+        doomed = [
+            e
+            for e in over
+            if e[0] in reasons or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
+        ]
         if doomed:
-            await self._dead_letter(sale_id, keys, doomed, deliveries)
-        rest = [e for e in claimed if deliveries.get(e[0], 1) <= self.config.max_deliveries]
+            await self._dead_letter(sale_id, keys, doomed, deliveries, reasons)
+        gone = {e[0] for e in doomed}
+        rest = [e for e in claimed if e[0] not in gone]
         if rest:
             await self._handle(sale_id, keys, rest, reclaimed=True)
         return len(claimed)
@@ -315,13 +350,19 @@ class Persister:
         return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     async def _dead_letter(
-        self, sale_id: str, keys: SaleKeys, entries: list[Entry], deliveries: dict[str, int]
+        self,
+        sale_id: str,
+        keys: SaleKeys,
+        entries: list[Entry],
+        deliveries: dict[str, int],
+        reasons: dict[str, str],
     ) -> None:
-        reasons = await self.redis.hmget(store_keys.failures(keys), [e[0] for e in entries])
         rows = []
         pipe = self.redis.pipeline(transaction=True)  # one slot: dead letter and XACK together
-        for (entry_id, fields), reason in zip(entries, reasons, strict=True):
-            why = text(reason) if reason else "not persisted after repeated deliveries"
+        for entry_id, fields in entries:
+            why = reasons.get(
+                entry_id, "never persisted: every consumer holding it died (crash loop?)"
+            )
             payload = json.dumps({text(k): text(v) for k, v in fields.items()})
             count = deliveries.get(entry_id, 0)
             pipe.xadd(
@@ -407,12 +448,17 @@ class Persister:
 
     async def _write(self, events: list[Event], failed: dict[str, str]) -> list[Event]:
         async with self.pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await apply_events(conn, events)
-                return events
-            except REFUSED:
-                pass
+            # A refusal is often transient with several consumers on one stream: another
+            # consumer holds the earlier entries (the sale's creation, the release of a
+            # serial) and has not committed yet. Give it a moment before isolating.
+            for attempt in range(self.config.refused_retries + 1):
+                try:
+                    async with conn.transaction():
+                        await apply_events(conn, events)
+                    return events
+                except REFUSED:
+                    if attempt < self.config.refused_retries:
+                        await asyncio.sleep(0.05 * 2**attempt)
             # Some row is refused: find which with one savepoint per entry.
             ok: list[Event] = []
             async with conn.transaction():
