@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
+
 import asyncpg
 
 from flashsale.engine.engine import Engine
@@ -79,3 +84,39 @@ async def test_planted_inconsistencies_are_seen(
     )
     report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
     assert "postgres_ahead" in {v.code for v in report.violations}
+
+
+async def test_cli_audit_exits_non_zero_on_a_planted_inconsistency(
+    engine: Engine,
+    pg_pool: asyncpg.Pool,
+    namespace: str,
+    redis_url: str,
+    store_database_url: str,
+) -> None:
+    sale_id = await _sale(engine, pg_pool, namespace, "cli")
+    env = {
+        **os.environ,
+        "FLASHSALE_REDIS_URL": redis_url,
+        "FLASHSALE_DATABASE_URL": store_database_url,
+        "FLASHSALE_NAMESPACE": namespace,
+    }
+    argv = [sys.executable, "-m", "flashsale.store.cli", "audit", sale_id]
+
+    async def audit(*extra: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, *extra, env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode()
+
+    code, out = await audit("--json")
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["ok"] is True and body["violations"] == [] and body["persisted"] == 150
+    assert body["lag"] == 0
+    # plant: a serial drawn with no order behind it (what a half-replayed script leaves)
+    await engine.redis.hincrby(engine.keys(sale_id).meta, "drawn", 1)
+    code, out = await audit()
+    assert code == 1
+    assert "VIOLATION pool_mismatch" in out
