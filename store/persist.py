@@ -89,6 +89,7 @@ class PersistConfig(msgspec.Struct, frozen=True, kw_only=True):
     refused_retries: int = 3  # a refused batch is tried again this often before isolating
     max_rounds: int = 20  # batches in a row from one sale before the next sale's turn
     reclaim_every_s: float = 1.0
+    forget_consumer_after_ms: int = 600_000  # idle consumers holding nothing are removed
     trim_every_s: float = 2.0
     discover_every_s: float = 1.0
     idle_sleep_s: float = 0.02
@@ -481,7 +482,19 @@ class Persister:
             return 0
         removed = int(await self.redis.xtrim(key, minid=minid, approximate=False))
         self.stats.trimmed += removed
+        await self._forget_dead_consumers(key)
         return removed
+
+    async def _forget_dead_consumers(self, key: str) -> None:
+        """Drop consumers that hold nothing and were not seen for a long time (crashed ones)."""
+        for consumer in await self.redis.xinfo_consumers(key, GROUP):
+            name = text(consumer["name"])
+            if (
+                name != self.name
+                and int(consumer["pending"]) == 0
+                and int(consumer["idle"]) > self.config.forget_consumer_after_ms
+            ):
+                await self.redis.xgroup_delconsumer(key, GROUP, name)
 
     async def drain(self, *, timeout_s: float = 60.0) -> None:
         """Consume until every known sale's stream is fully acknowledged (tests, bench)."""

@@ -85,3 +85,31 @@ async def test_postgres_refuses_two_live_orders_for_one_serial(
         await pg_pool.execute(insert, "uniq-x.b", "bob", "7")
     with pytest.raises(asyncpg.UniqueViolationError):
         await pg_pool.execute(insert, "uniq-x.c", "alice", "8")
+
+
+async def test_trim_keeps_memory_bounded_and_forgets_dead_consumers(
+    engine: Engine, pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    sale_id = f"trim-{namespace}"
+    await make_sale(engine, sale_id, size=2000)
+    key = SaleKeys(namespace, sale_id).events
+    await engine.redis.xgroup_create(key, store_keys.GROUP, id="0")
+    # a consumer that joined and died holding nothing
+    await engine.redis.xgroup_createconsumer(key, store_keys.GROUP, "ghost")
+    await buy_many(engine, sale_id, [f"u{i}" for i in range(1500)])
+    persister = Persister(
+        engine.redis,
+        pg_pool,
+        namespace=namespace,
+        config=PersistConfig(batch_size=400, forget_consumer_after_ms=0),
+    )
+    await persister.drain(timeout_s=30)
+    await persister.trim(sale_id)
+    assert await engine.redis.xlen(key) == 0  # everything acknowledged is gone
+    names = {c["name"] for c in await engine.redis.xinfo_consumers(key, store_keys.GROUP)}
+    assert b"ghost" not in names and "ghost" not in names
+    # new entries after a trim are still consumed
+    await buy_many(engine, sale_id, [f"v{i}" for i in range(100)])
+    await persister.drain(timeout_s=30)
+    count = await pg_pool.fetchval("SELECT count(*) FROM orders WHERE sale_id = $1", sale_id)
+    assert count == 1600
