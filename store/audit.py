@@ -185,11 +185,13 @@ async def audit_sale(
     if deep and in_redis:
         state = _DeepState()
         batch: list[tuple[str, int]] = []
-        async for field, value in redis.hscan_iter(keys.buyers, match="n:*", count=1000):
+        in_batch = 0  # orders of the buyers in the batch
+        async for field, value in redis.hscan_iter(keys.buyers, match="n:*", count=2000):
             batch.append((text(field)[2:], int(value)))
-            if sum(n for _, n in batch) >= chunk:
+            in_batch += int(value)
+            if in_batch >= chunk:
                 await _check_buyers(redis, pool, keys, sale_id, batch, max_limit or 1, state)
-                batch = []
+                batch, in_batch = [], 0
         if batch:
             await _check_buyers(redis, pool, keys, sale_id, batch, max_limit or 1, state)
         counts.orders, counts.pending, counts.paid = state.orders, state.pending, state.paid
