@@ -205,6 +205,14 @@ class Persister:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max_s)
                 continue
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Redis lost the group (a restart without AOF): create it again from id 0;
+                # what is still in the stream is written again, idempotently.
+                log.warning("consumer group vanished (%s); recreating", exc)
+                self._groups.clear()
+                continue
             if handled == 0:
                 await self._sleep(self.config.idle_sleep_s)
 
