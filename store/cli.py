@@ -20,6 +20,7 @@ import msgspec
 import typer
 from redis.asyncio import Redis
 
+from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
 from flashsale.store import migrate
 from flashsale.store.audit import AuditReport, audit_sale, render
@@ -87,13 +88,15 @@ async def run_audit(settings: Settings, sale_id: str, *, deep: bool = True) -> A
 
 
 async def run_recover(settings: Settings, *, force_rewrite: bool = False) -> RecoverReport:
-    redis = Redis.from_url(_need(settings.redis_url, "REDIS_URL"))
+    engine = Engine.from_url(
+        _need(settings.redis_url, "REDIS_URL"), namespace=settings.namespace, max_connections=4
+    )
     pool = await _pool(_need(settings.database_url, "DATABASE_URL"), 2)
     try:
-        return await recover(redis, pool, settings.namespace, force_rewrite=force_rewrite)
+        return await recover(engine, pool, force_rewrite=force_rewrite)
     finally:
         await pool.close()
-        await redis.aclose()
+        await engine.aclose()
 
 
 # -- typer -------------------------------------------------------------------------------

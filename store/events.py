@@ -52,6 +52,10 @@ _INT_SETTINGS = frozenset(
 )
 
 
+# order fields a script leaves out of the event when empty
+_OPTIONAL = frozenset({"payment_id", "reason", "draw", "ip"})
+
+
 class PoisonEntry(ValueError):
     """The entry cannot be decoded: retrying will not help."""
 
@@ -151,7 +155,7 @@ def _sale_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> S
 
 
 def _order_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> OrderEvent:
-    missing = [name for name in ORDER_FIELDS if name not in f]
+    missing = [name for name in ORDER_FIELDS if name not in f and name not in _OPTIONAL]
     if missing:
         raise PoisonEntry(f"order event without {missing}")
     if f["sale_id"] != sale_id or not f["order_id"].startswith(sale_id + "."):
@@ -163,6 +167,8 @@ def _order_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> 
     version = _int(f, "version")
     if version < 1:
         raise PoisonEntry(f"version {version}")
+    for name in _OPTIONAL:  # the scripts leave empty fields out of the event
+        f.setdefault(name, "")
     draw = _int(f, "draw") if f["draw"] not in ("", "-1") else None
     return OrderEvent(
         stream_id=stream_id,

@@ -166,28 +166,23 @@ async def rewrite_aof(redis: Redis, *, timeout_s: float = 120.0) -> None:
 
 
 async def recover(
-    redis: Redis,
+    engine: Engine,
     pool: asyncpg.Pool,
-    namespace: str,
     *,
     force_rewrite: bool = False,
-    engine: Engine | None = None,
 ) -> RecoverReport:
+    """Detect a truncated AOF load, rewrite it, then audit every sale before it reopens."""
     started = time.monotonic()
+    redis = engine.redis
     aof = await check_aof(redis)
     rewritten = False
     if aof.aof_enabled and (force_rewrite or aof.truncated is not False):
         await rewrite_aof(redis)
         rewritten = True
-    own = engine is None
-    eng = engine or Engine(redis, namespace=namespace)
-    results: list[SaleRecovery] = []
-    try:
-        for sale_id in await eng.sale_ids():
-            results.append(await _recover_sale(eng, redis, pool, namespace, sale_id))
-    finally:
-        if own:
-            await eng._pipeline.aclose()  # the client belongs to the caller
+    results = [
+        await _recover_sale(engine, redis, pool, engine.namespace, sale_id)
+        for sale_id in await engine.sale_ids()
+    ]
     return RecoverReport(
         ok=all(r.ok for r in results),
         aof=aof,
