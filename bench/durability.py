@@ -8,9 +8,9 @@ Starts redis-server on loopback in a scratch directory on disk, once per mode:
 - ``everysec``: AOF fsynced once a second: a crash loses up to ~1 s of writes;
 - ``always``: AOF fsynced before every reply (Redis 7: a batch of commands read in
   one event-loop turn shares one fsync): nothing acknowledged is lost;
-- ``always+WAIT``: ``always`` with one replica and ``WAIT 1 1000`` after each
-  purchase (an upper bound: the engine's auto-pipeline would send one WAIT per
-  batch).
+- ``always+WAIT``: ``always`` with one replica, the engine built with
+  ``wait_replicas=1`` (its auto-pipeline appends one ``WAIT 1 <ms>`` to each
+  pipelined batch, so no purchase is answered before the replica has it).
 
 Purchases go through ``Engine.purchase`` (one EVALSHA each, auto-pipelined) with
 N concurrent buyers. Prints a Markdown table: purchases/s, p50 and p99 latency.
@@ -81,7 +81,9 @@ def redis_server(directory: Path, *args: str) -> Iterator[int]:
 async def measure(
     url: str, orders: int, concurrency: int, wait_replicas: int
 ) -> tuple[float, float, float]:
-    engine = Engine.from_url(url, namespace="bench", max_connections=32)
+    engine = Engine.from_url(
+        url, namespace="bench", max_connections=32, wait_replicas=wait_replicas
+    )
     sale_id = f"d{time.monotonic_ns()}"
     await engine.create_sale(
         SaleCreate(
@@ -101,8 +103,6 @@ async def measure(
             next_user += 1
             t0 = time.perf_counter()
             await engine.purchase(sale_id, f"u{user}")
-            if wait_replicas:
-                await engine.redis.execute_command("WAIT", wait_replicas, 1000)
             latencies.append(time.perf_counter() - t0)
 
     started = time.perf_counter()

@@ -1,9 +1,9 @@
 """Durability modes: what a crash of Redis may cost, chosen per deployment.
 
-- ``fast``: Redis without AOF. A Redis crash loses the hot state written since
-  the write-behind last drained (orders already in PostgreSQL stay there; the
-  audit then reports them as ``missing_in_redis``). For rehearsals and drops
-  whose loss is acceptable.
+- ``fast``: Redis without AOF. A Redis crash loses all of Redis: the sales' hot
+  state, and the orders the write-behind had not written yet (orders already in
+  PostgreSQL stay there; the audit then reports them as ``missing_in_redis``).
+  For rehearsals and drops whose loss is acceptable.
 - ``durable``: Redis AOF with ``appendfsync always``: Redis fsyncs before it
   replies, so every purchase a buyer was told about survives a crash or power
   loss; after a restart run ``flashsale recover`` (truncated-AOF detection,
