@@ -16,10 +16,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from flashsale.engine.scripts import LuaScript
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
+
+from flashsale.engine.scripts import LuaScript
 
 Arg = str | int | bytes
 _Call = tuple[LuaScript, Sequence[Arg], Sequence[Arg], "asyncio.Future[Any]"]

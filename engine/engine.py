@@ -8,6 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from msgspec import UNSET
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from flashsale.engine import errors, permutation, scripts
 from flashsale.engine.autopipeline import Arg, AutoPipeline
 from flashsale.engine.clock import now_ms as wall_clock_ms
@@ -26,10 +31,6 @@ from flashsale.engine.models import (
     sale_from_meta,
 )
 from flashsale.engine.scripts import LuaScript
-from msgspec import UNSET
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
 
@@ -295,6 +296,25 @@ class Engine:
         ids = [order_id_for(sale_id, user_id, i) for i in range(1, int(n or 0) + 1)]
         orders = [await self.get_order(order_id) for order_id in ids]
         return [order for order in orders if order is not None]
+
+    async def order_ids(self, sale_id: str) -> list[str]:
+        """Every order id of a sale, from the buyers' purchase counters (no index needed)."""
+        ids: list[str] = []
+        async for field, value in self.redis.hscan_iter(self.keys(sale_id).buyers, match="n:*"):
+            user_id = _decode(field)[2:]
+            ids.extend(order_id_for(sale_id, user_id, i) for i in range(1, int(value) + 1))
+        return ids
+
+    async def orders_of_sale(self, sale_id: str) -> list[Order]:
+        """Every order of a sale, read in pipelined batches."""
+        ids = await self.order_ids(sale_id)
+        orders: list[Order] = []
+        for start in range(0, len(ids), 1000):
+            pipe = self.redis.pipeline(transaction=False)
+            for order_id in ids[start : start + 1000]:
+                pipe.hmget(self.keys(sale_id).order(order_id), ORDER_FIELDS)
+            orders.extend(order_from_reply(v) for v in await pipe.execute() if v[0] is not None)
+        return orders
 
     async def due_expiries(self, sale_id: str, *, limit: int = 500) -> list[str]:
         """Pending orders whose payment deadline has passed, oldest first."""

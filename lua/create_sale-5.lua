@@ -43,8 +43,8 @@ end
 rcall('HSET', meta_key,
   'sale_id', ARGV[1], 'name', ARGV[2], 'status', ARGV[3],
   'start_ms', ARGV[4], 'end_ms', ARGV[5],
-  'per_user_limit', ARGV[6], 'per_ip_limit', ARGV[7], 'timeout_ms', ARGV[8],
-  'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
+  'per_user_limit', ARGV[6], 'peak_user_limit', ARGV[6], 'per_ip_limit', ARGV[7],
+  'timeout_ms', ARGV[8], 'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
   'perm_key', ARGV[12], 'commitment', ARGV[13], 'serials_kind', spec.kind,
   'created_ms', now, 'updated_ms', now, 'version', 1,
   'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0)

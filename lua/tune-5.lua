@@ -6,7 +6,7 @@
 
   ARGV[1] now_ms
   ARGV[2] status: 'open' | 'paused' | 'closed' | ''   (closed is final)
-  ARGV[3] end_ms            ARGV[4] per_user_limit
+  ARGV[3] end_ms            ARGV[4] per_user_limit (lowering it keeps orders already held)
   ARGV[5] per_ip_limit (0 = off)   ARGV[6] timeout_ms (applies to new orders)
   ARGV[7] actor (who asked; recorded in the event)
   ARGV[8...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
@@ -25,7 +25,7 @@ local status, end_ms, user_limit, ip_limit, timeout_ms = ARGV[2], ARGV[3], ARGV[
 
 --@include segments
 
-local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version')
+local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version', 'peak_user_limit')
 if not m[1] then return {-1, ''} end
 if m[1] == 'closed' then return {-4, ''} end
 if status ~= '' and status ~= 'open' and status ~= 'paused' and status ~= 'closed' then
@@ -54,6 +54,9 @@ end
 set('status', status)
 set('end_ms', end_ms)
 set('per_user_limit', user_limit)
+-- a lowered limit governs new purchases; orders already held are kept, so the
+-- audit checks holdings against the highest limit the sale has ever had
+if user_limit ~= '' and tonumber(user_limit) > tonumber(m[5]) then set('peak_user_limit', user_limit) end
 set('per_ip_limit', ip_limit)
 set('timeout_ms', timeout_ms)
 local version = tonumber(m[4]) + 1

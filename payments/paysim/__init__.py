@@ -1,0 +1,1 @@
+"""The payment-provider simulator (run as `flashsale paysim`)."""

@@ -1,0 +1,50 @@
+"""Small helpers for engine tests: sale creation and invariant checks read from Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flashsale.engine.engine import Engine
+from flashsale.engine.models import LIVE_STATUSES, Order, Sale, SaleCreate, SerialsSpec
+
+
+async def make_sale(
+    engine: Engine, sale_id: str = "drop", *, size: int = 10, **overrides: Any
+) -> Sale:
+    fields: dict[str, Any] = {
+        "sale_id": sale_id,
+        "name": f"sale {sale_id}",
+        "serials": SerialsSpec(range=(1, size)),
+        "start_at": datetime.now(UTC) - timedelta(minutes=1),
+    }
+    fields.update(overrides)
+    return await engine.create_sale(SaleCreate(**fields))
+
+
+async def all_orders(engine: Engine, sale_id: str) -> list[Order]:
+    return await engine.orders_of_sale(sale_id)
+
+
+async def assert_invariants(engine: Engine, sale_id: str) -> list[Order]:
+    """Invariants 1-3 of DESIGN.md, recomputed from the orders themselves."""
+    sale = await engine.get_sale(sale_id)
+    orders = await all_orders(engine, sale_id)
+    live = [o for o in orders if o.status in LIVE_STATUSES]
+    pending = sum(o.status == "pending_payment" for o in orders)
+    paid = sum(o.status in ("paid", "delivered") for o in orders)
+    assert sale.reserved == pending, (sale.reserved, pending)
+    assert sale.sold == paid, (sale.sold, paid)
+    assert sale.available + sale.reserved + sale.sold == sale.total
+    serials = [o.serial for o in live]
+    assert len(serials) == len(set(serials)), "a serial is held by two live orders"
+    per_buyer: dict[str, int] = {}
+    for order in live:
+        per_buyer[order.user_id] = per_buyer.get(order.user_id, 0) + 1
+    peak = int(await engine.redis.hget(engine.keys(sale_id).meta, "peak_user_limit"))
+    assert max(per_buyer.values(), default=0) <= max(peak, sale.per_user_limit)
+    k = engine.keys(sale_id)
+    meta = await engine.redis.hmget(k.meta, ["total", "drawn"])
+    returned = await engine.redis.llen(k.returned)
+    assert int(meta[0]) - int(meta[1]) + returned == sale.available, "pool disagrees with counters"
+    return orders
