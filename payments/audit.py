@@ -28,7 +28,6 @@ from typing import Any
 import asyncpg
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.models import ORDER_FIELDS, order_from_reply
 from flashsale.payments import wallet
 from flashsale.payments.models import MoneyAudit
 
@@ -38,23 +37,10 @@ _KEEPS_PAYMENT = ("paid", "delivered", "refund_pending", "refunded")
 
 
 async def _orders_from_redis(engine: Engine, sale_id: str) -> dict[str, dict[str, Any]]:
-    prefix = engine.keys(sale_id).order_prefix
-    orders: dict[str, dict[str, Any]] = {}
-    keys: list[bytes] = [k async for k in engine.redis.scan_iter(match=f"{prefix}*", count=1000)]
-    for start in range(0, len(keys), 500):
-        pipe = engine.redis.pipeline(transaction=False)
-        for key in keys[start : start + 500]:
-            pipe.hmget(key, ORDER_FIELDS)
-        for values in await pipe.execute():
-            if values[0] is None:
-                continue
-            order = order_from_reply(values)
-            orders[order.order_id] = {
-                "status": order.status,
-                "price_cents": order.price_cents,
-                "payment_id": order.payment_id,
-            }
-    return orders
+    return {
+        o.order_id: {"status": o.status, "price_cents": o.price_cents, "payment_id": o.payment_id}
+        for o in await engine.orders_of_sale(sale_id)
+    }
 
 
 async def _orders_from_pg(pool: asyncpg.Pool, sale_id: str) -> dict[str, dict[str, Any]] | None:
@@ -68,9 +54,7 @@ async def _orders_from_pg(pool: asyncpg.Pool, sale_id: str) -> dict[str, dict[st
     return {r["order_id"]: dict(r) for r in rows}
 
 
-async def money_audit(
-    pool: asyncpg.Pool, sale_id: str, engine: Engine | None = None
-) -> MoneyAudit:
+async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = None) -> MoneyAudit:
     violations: list[str] = []
     payments = await pool.fetch(
         "SELECT *, succeeded_at < now() - make_interval(secs => $2) AS overdue"

@@ -16,7 +16,8 @@ RefundStatus = Literal["pending", "approved", "rejected", "refunded"]
 
 
 class PaymentCreate(Struct, forbid_unknown_fields=True, kw_only=True):
-    """``{"method": "provider", "provider": "sim"}`` or ``{"method": "balance", "payment_password"}``."""
+    """``{"method": "provider", "provider": "sim"}`` or
+    ``{"method": "balance", "payment_password": "..."}``."""
 
     method: PaymentMethod
     provider: Annotated[str, Meta(min_length=1, max_length=32)] | None = None

@@ -35,7 +35,8 @@ SELECT r.*, p.provider, p.provider_trade_no
 
 
 def _refund(row: Mapping[str, Any]) -> Refund:
-    return row_to(Refund, row)  # type: ignore[no-any-return]
+    refund: Refund = row_to(Refund, row)
+    return refund
 
 
 class Refunds:
@@ -90,7 +91,7 @@ class Refunds:
         return current, False
 
     async def approve(self, refund_id: str, actor: str, note: str | None = None) -> Refund:
-        row, won = await self._decide(refund_id, "approved", actor, note)
+        _, won = await self._decide(refund_id, "approved", actor, note)
         if won:
             await self.execute(refund_id)
         return await self.get(refund_id)

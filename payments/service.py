@@ -105,7 +105,8 @@ def new_id(prefix: str) -> str:
 
 
 def _payment(row: Mapping[str, Any]) -> Payment:
-    return row_to(Payment, row)  # type: ignore[no-any-return]
+    payment: Payment = row_to(Payment, row)
+    return payment
 
 
 class PaymentService:
@@ -507,9 +508,7 @@ class PaymentService:
             return await self._process_notice(provider_name, notice)
         except (asyncpg.PostgresError, OSError) as exc:
             # Not durable: a non-200 makes the provider deliver again later.
-            await self.fail(
-                Failure.CONFIRM_DEFERRED, notify_id=notice.notify_id, error=repr(exc)
-            )
+            await self.fail(Failure.CONFIRM_DEFERRED, notify_id=notice.notify_id, error=repr(exc))
             return CallbackAnswer(status_code=503, body={"code": "try_again"})
 
     async def _process_notice(self, provider_name: str, notice: Any) -> CallbackAnswer:
@@ -578,7 +577,7 @@ class PaymentService:
 
     def _backoff_s(self, attempts: int) -> float:
         s = self.settings
-        return min(s.query_backoff_max_s, s.query_backoff_s * 2 ** max(0, attempts - 1))
+        return float(min(s.query_backoff_max_s, s.query_backoff_s * 2.0 ** max(0, attempts - 1)))
 
     async def _reschedule(self, payment_id: str, delay_s: float, error: str | None = None) -> None:
         await self.pool.execute(
@@ -618,13 +617,14 @@ class PaymentService:
                 str(exc),
             )
             return None
-        return await self.pool.fetchrow(
+        recovered: asyncpg.Record | None = await self.pool.fetchrow(
             "UPDATE payments SET provider_trade_no = $2, pay_url = $3"
             " WHERE payment_id = $1 RETURNING *",
             row["payment_id"],
             trade.trade_no,
             trade.pay_url,
         )
+        return recovered
 
     async def query_attempt(self, row: Mapping[str, Any]) -> Outcome:
         """The active query of one pending attempt (its callback is late or lost)."""
@@ -643,7 +643,8 @@ class PaymentService:
             await self.fail(
                 Failure.PROVIDER_UNREACHABLE, op="query", payment_id=payment_id, error=str(exc)
             )
-            await self._reschedule(payment_id, self._backoff_s(int(row["query_attempts"])), str(exc))
+            backoff = self._backoff_s(int(row["query_attempts"]))
+            await self._reschedule(payment_id, backoff, str(exc))
             return "unknown"
         except ProviderRejected as exc:
             if exc.code == "trade_not_found":
