@@ -30,7 +30,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -80,6 +80,8 @@ class PaymentSettings:
     expiry_retry_s: float = 5.0
     start_margin_s: float = 2.0
     """No attempt starts this close to the deadline (covers clock skew against expiry)."""
+    create_grace_s: float = 30.0
+    """An attempt without a trade this long after it started lost its create answer."""
     replay_memory_s: float = 900.0
     """Signatures are remembered this long (over 2 x the 300 s timestamp window)."""
     concurrency: int = 32
@@ -268,9 +270,9 @@ class PaymentService:
                 """
                 INSERT INTO payments (payment_id, order_id, sale_id, user_id, method, status,
                                       amount_cents, currency, captured_cents, succeeded_at,
-                                      next_query_at)
+                                      next_query_at, confirmed_via)
                 VALUES ($1, $2, $3, $4, 'balance', 'succeeded', $5, $6, $5, now(),
-                        now() + make_interval(secs => $7))
+                        now() + make_interval(secs => $7), 'balance')
                 RETURNING *
                 """,
                 payment_id,
@@ -458,7 +460,8 @@ class PaymentService:
             UPDATE payments
                SET status = 'succeeded', captured_cents = $2, succeeded_at = now(),
                    provider_paid_at = $3, provider_trade_no = COALESCE(provider_trade_no, $4),
-                   updated_at = now(), next_query_at = now() + make_interval(secs => $5)
+                   updated_at = now(), next_query_at = now() + make_interval(secs => $5),
+                   confirmed_via = $6
              WHERE payment_id = $1 AND status IN ('pending', 'closed', 'failed')
             RETURNING *
             """,
@@ -467,6 +470,7 @@ class PaymentService:
             facts.paid_at,
             facts.trade_no,
             self.settings.repair_after_s,
+            source,
         )
         if won is None:
             # Lost the race (callback vs query vs another delivery): answer from what won.
@@ -634,6 +638,11 @@ class PaymentService:
             await self._reschedule(payment_id, self.settings.query_backoff_max_s)
             return "unknown"
         if row["provider_trade_no"] is None:
+            age_s = (datetime.now(UTC) - row["created_at"]).total_seconds()
+            if age_s < self.settings.create_grace_s:
+                # Its create call may still be under way: leave it to finish.
+                await self._reschedule(payment_id, self.settings.create_grace_s - age_s)
+                return "unknown"
             # The buyer never received this attempt's pay_url: find the trade and close it.
             await self.close_attempt(row)
             return "closed"

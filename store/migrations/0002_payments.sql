@@ -30,6 +30,7 @@ CREATE TABLE payments (
     succeeded_at        timestamptz,
     provider_paid_at    timestamptz,
     settled_at          timestamptz,
+    confirmed_via       text,                      -- callback | query | close | balance
     CHECK (method = 'balance' OR provider IS NOT NULL),
     CHECK (status <> 'succeeded' OR captured_cents IS NOT NULL),
     CHECK (settlement IS NULL OR status IN ('succeeded', 'reversed'))

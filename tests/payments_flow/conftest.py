@@ -24,9 +24,9 @@ import pytest_asyncio
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order, Sale, SaleCreate, SerialsSpec
+from flashsale.payments.passwords import PasswordPolicy
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.paysim.faults import Faults
-from flashsale.payments.passwords import PasswordPolicy
 from flashsale.payments.provider import SimProvider
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, PaymentSettings
@@ -105,7 +105,7 @@ def payments_db(pg_admin_url: str) -> Iterator[str]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def control(paysim: PaysimProcess) -> AsyncIterator[PaysimControl]:
-    client = PaysimControl(paysim.url, timeout_s=10.0)
+    client = PaysimControl(paysim.url, timeout_s=15.0)
     yield client
     await client.aclose()
 
@@ -160,7 +160,7 @@ async def flow(
 ) -> AsyncIterator[Flow]:
     await control.set_faults(Faults())
     pool = await asyncpg.create_pool(payments_db, min_size=2, max_size=24)
-    provider = SimProvider(paysim.url, SECRET, timeout_s=5.0)
+    provider = SimProvider(paysim.url, SECRET, timeout_s=15.0)
     server = CallbackServer()
     await server.start()
     settings = PaymentSettings(
