@@ -7,14 +7,14 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from msgspec import UNSET
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.engine import errors, permutation, scripts
-from flashsale.engine.autopipeline import Arg, AutoPipeline
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.keys import SaleKeys, sale_id_of_order, sales_registry
 from flashsale.engine.models import (
@@ -30,6 +30,8 @@ from flashsale.engine.models import (
     order_from_reply,
     sale_from_meta,
 )
+from flashsale.engine.resp import Arg, encode_args
+from flashsale.engine.router import ClusterRouter, Router, SingleRouter
 from flashsale.engine.scripts import LuaScript
 
 LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
@@ -50,6 +52,21 @@ def _segment_args(spec: SerialsSpec) -> list[Arg]:
     return ["l", *spec.list]
 
 
+def _url_of(redis: Redis | RedisCluster) -> str:
+    """The URL of the server a redis-py client talks to, for the hot-path connections."""
+    if isinstance(redis, RedisCluster):
+        node = next(iter(redis.nodes_manager.startup_nodes.values()))
+        kw = {**redis.get_connection_kwargs(), "host": node.host, "port": node.port}
+    else:
+        kw = redis.connection_pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix://{kw['path']}"
+    auth = ""
+    if kw.get("password"):
+        auth = f"{quote(str(kw.get('username') or 'default'))}:{quote(str(kw['password']))}@"
+    return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -57,38 +74,74 @@ def _decode(value: Any) -> str:
 class Engine:
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         namespace: str = "fs",
         idempotency_ttl_s: int = 86_400,
         clock: Callable[[], int] = wall_clock_ms,
+        wait_replicas: int = 0,
+        url: str | None = None,
     ) -> None:
         self.redis = redis
         self.namespace = namespace
         self.idempotency_ttl_s = idempotency_ttl_s
         self.clock = clock
-        self._pipeline = AutoPipeline(redis)
+        # redis-py serves the cold paths; script calls take the auto-pipelined hot path
+        self._router: Router
+        if isinstance(redis, RedisCluster):
+            self._router = ClusterRouter(url or _url_of(redis), wait_replicas=wait_replicas)
+        else:
+            self._router = SingleRouter(url or _url_of(redis), wait_replicas=wait_replicas)
+        self._sale_keys: dict[str, SaleKeys] = {}
+        self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
         self._scripts = {
             name: scripts.load(name)
             for name in ("create_sale", "purchase", "cancel", "expire", "confirm_payment", "tune")
         }
 
     @classmethod
-    def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> Engine:
+    def from_url(
+        cls, url: str, *, max_connections: int = 32, cluster: bool = False, **kwargs: Any
+    ) -> Engine:
+        """An engine on one Redis server, or on a Redis Cluster (any node's URL)."""
+        if cluster:
+            client = RedisCluster.from_url(url, max_connections=max_connections)
+            return cls(client, url=url, **kwargs)
         pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
-        return cls(Redis(connection_pool=pool), **kwargs)
+        return cls(Redis(connection_pool=pool), url=url, **kwargs)
 
     async def aclose(self) -> None:
-        await self._pipeline.aclose()
+        await self._router.aclose()
         await self.redis.aclose()
 
     def keys(self, sale_id: str) -> SaleKeys:
-        return SaleKeys(self.namespace, sale_id)
+        keys = self._sale_keys.get(sale_id)
+        if keys is None:
+            if len(self._sale_keys) > 10_000:
+                self._sale_keys.clear()
+            keys = self._sale_keys[sale_id] = SaleKeys(self.namespace, sale_id)
+        return keys
+
+    def _command(self, script: LuaScript, keys: list[Arg], args: list[Arg]) -> bytes:
+        """EVALSHA encoded for the wire; the script-and-keys part is encoded once per sale."""
+        if len(keys) != script.num_keys:
+            raise ValueError(f"{script.name} takes {script.num_keys} keys, got {len(keys)}")
+        cache_key = (script.name, tuple(keys))
+        block = self._key_blocks.get(cache_key)
+        if block is None:
+            block = encode_args(["EVALSHA", script.sha, script.num_keys, *keys])
+            if len(self._key_blocks) > 20_000:
+                self._key_blocks.clear()
+            self._key_blocks[cache_key] = block
+        header: bytes = b"*%d\r\n" % (3 + len(keys) + len(args))
+        command: bytes = header + block + encode_args(args)
+        return command
 
     async def _call(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:
         script: LuaScript = self._scripts[name]
         try:
-            reply: list[Any] = await self._pipeline.evalsha(script, keys, args)
+            command = self._command(script, keys, args)
+            reply: list[Any] = await self._router.call(script, str(keys[0]), command)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
         return reply

@@ -7,57 +7,43 @@ inside one Redis Cluster slot and many sales spread over many shards.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
 class SaleKeys:
-    namespace: str
-    sale_id: str
+    """Key names of one sale, computed once (they sit on the purchase hot path)."""
 
-    @property
-    def tag(self) -> str:
-        return f"{self.namespace}:{{sale:{self.sale_id}}}"
+    __slots__ = (
+        "buyers",
+        "events",
+        "expiry",
+        "idem_prefix",
+        "ips",
+        "items",
+        "itemset",
+        "meta",
+        "namespace",
+        "order_prefix",
+        "returned",
+        "sale_id",
+        "segments",
+        "tag",
+    )
 
-    @property
-    def meta(self) -> str:
-        return f"{self.tag}:meta"
-
-    @property
-    def segments(self) -> str:
-        return f"{self.tag}:segments"
-
-    @property
-    def items(self) -> str:
-        return f"{self.tag}:items"
-
-    @property
-    def itemset(self) -> str:
-        return f"{self.tag}:itemset"
-
-    @property
-    def buyers(self) -> str:
-        return f"{self.tag}:buyers"
-
-    @property
-    def ips(self) -> str:
-        return f"{self.tag}:ips"
-
-    @property
-    def returned(self) -> str:
-        return f"{self.tag}:returned"
-
-    @property
-    def expiry(self) -> str:
-        return f"{self.tag}:expiry"
-
-    @property
-    def events(self) -> str:
-        return f"{self.tag}:events"
-
-    @property
-    def order_prefix(self) -> str:
-        return f"{self.tag}:order:"
+    def __init__(self, namespace: str, sale_id: str) -> None:
+        self.namespace = namespace
+        self.sale_id = sale_id
+        self.tag = tag = f"{namespace}:{{sale:{sale_id}}}"
+        self.meta = f"{tag}:meta"  # hash: settings and counters
+        self.segments = f"{tag}:segments"  # hash: serial segments
+        self.items = f"{tag}:items"  # hash: explicit serials of list segments
+        self.itemset = f"{tag}:itemset"  # set: explicit serials, to refuse duplicates
+        self.buyers = f"{tag}:buyers"  # hash: live orders and purchases per buyer
+        self.ips = f"{tag}:ips"  # hash: live orders per client address
+        self.returned = f"{tag}:returned"  # list: released serials, sold first
+        self.expiry = f"{tag}:expiry"  # zset: pending orders by payment deadline
+        self.events = f"{tag}:events"  # stream: every transition, for the write-behind
+        self.order_prefix = f"{tag}:order:"  # + order_id: hash of one order
+        self.idem_prefix = f"{tag}:idem:"  # + digest: order_id under an Idempotency-Key
 
     def order(self, order_id: str) -> str:
         return self.order_prefix + order_id
@@ -65,7 +51,7 @@ class SaleKeys:
     def idempotency(self, user_id: str, key: str) -> str:
         # hashed: user ids and client keys are arbitrary strings
         digest = hashlib.sha1(f"{user_id}\n{key}".encode()).hexdigest()
-        return f"{self.tag}:idem:{digest}"
+        return self.idem_prefix + digest
 
     def all_fixed(self) -> list[str]:
         """The sale's keys that do not depend on an order or a request."""

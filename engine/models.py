@@ -164,30 +164,43 @@ def datetime_to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
-
-
 def order_from_reply(values: list[Any]) -> Order:
-    """Decode the ORDER_FIELDS part of a script reply."""
-    f = dict(zip(ORDER_FIELDS, (_s(v) for v in values), strict=True))
-    serial: int | str = int(f["serial"]) if f["serial_kind"] == "r" else f["serial"]
-    draw = int(f["draw"]) if f["draw"] not in ("", "-1") else None
+    """Decode the ORDER_FIELDS part of a reply (str and int from scripts, bytes from HMGET)."""
+    if isinstance(values[0], bytes):
+        values = [v.decode() if isinstance(v, bytes) else v for v in values]
+    (
+        order_id,
+        sale_id,
+        user_id,
+        serial,
+        serial_kind,
+        status,
+        version,
+        created_ms,
+        expires_ms,
+        updated_ms,
+        price_cents,
+        currency,
+        payment_id,
+        reason,
+        draw,
+        _ip,
+    ) = values
     return Order(
-        order_id=f["order_id"],
-        sale_id=f["sale_id"],
-        user_id=f["user_id"],
-        serial=serial,
-        status=f["status"],  # type: ignore[arg-type]
-        version=int(f["version"]),
-        created_at=ms_to_datetime(int(f["created_ms"])),
-        expires_at=ms_to_datetime(int(f["expires_ms"])),
-        updated_at=ms_to_datetime(int(f["updated_ms"])),
-        price_cents=int(f["price_cents"]),
-        currency=f["currency"],
-        payment_id=f["payment_id"] or None,
-        reason=f["reason"] or None,
-        draw=draw,
+        order_id=order_id,
+        sale_id=sale_id,
+        user_id=user_id,
+        serial=int(serial) if serial_kind == "r" else serial,
+        status=status,
+        version=int(version),
+        created_at=ms_to_datetime(int(created_ms)),
+        expires_at=ms_to_datetime(int(expires_ms)),
+        updated_at=ms_to_datetime(int(updated_ms)),
+        price_cents=int(price_cents),
+        currency=currency,
+        payment_id=payment_id or None,
+        reason=reason or None,
+        draw=None if draw in (None, "", "-1", -1) else int(draw),
     )
 
 

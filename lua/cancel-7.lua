@@ -27,9 +27,9 @@ local caller, now, reason = ARGV[2], ARGV[3], ARGV[4]
 local order = load_order(order_key)
 if not order or (caller ~= '' and order.user_id ~= caller) then return {-9, ''} end
 if order.status ~= 'pending_payment' then
-  local reply = order_reply(-10, order_key)
+  local reply = order_reply(-10, order)
   table.insert(reply, 2, order.status)
   return reply
 end
 release(order, order_key, 'cancelled', reason, 'cancelled', now)
-return order_reply(1, order_key)
+return order_reply(1, order)

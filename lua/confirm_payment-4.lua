@@ -24,16 +24,16 @@ local order_id, payment_id, now = ARGV[1], ARGV[2], ARGV[3]
 
 local order = load_order(order_key)
 if not order then return {-9, ''} end
-if order.status == 'paid' and order.payment_id == payment_id then return order_reply(3, order_key) end
+if order.status == 'paid' and order.payment_id == payment_id then return order_reply(3, order) end
 if order.status ~= 'pending_payment' then
-  local reply = order_reply(-10, order_key)
+  local reply = order_reply(-10, order)
   table.insert(reply, 2, order.status)
   return reply
 end
-rcall('HSET', order_key, 'status', 'paid', 'payment_id', payment_id,
-  'version', tonumber(order.version) + 1, 'updated_ms', now)
+update_order(order_key, order, {status = 'paid', payment_id = payment_id,
+  version = tonumber(order.version) + 1, updated_ms = now})
 rcall('HINCRBY', meta_key, 'reserved', -1)
 rcall('HINCRBY', meta_key, 'sold', 1)
 rcall('ZREM', expiry_key, order_id)
-emit_order(events_key, order_key, 'paid', now)
-return order_reply(1, order_key)
+emit_order(events_key, order, 'paid', now)
+return order_reply(1, order)

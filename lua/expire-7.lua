@@ -29,10 +29,10 @@ if not order then
 end
 if order.status ~= 'pending_payment' then
   rcall('ZREM', expiry_key, ARGV[1])
-  local reply = order_reply(-10, order_key)
+  local reply = order_reply(-10, order)
   table.insert(reply, 2, order.status)
   return reply
 end
 if now < tonumber(order.expires_ms) then return {-13, order.expires_ms} end
 release(order, order_key, 'expired', 'payment timeout', 'expired', now)
-return order_reply(1, order_key)
+return order_reply(1, order)

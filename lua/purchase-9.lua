@@ -47,7 +47,7 @@ if has_idem then
   if remembered then
     local order_key = order_prefix .. remembered
     if (rcall('HGET', order_key, 'fingerprint') or '') ~= fingerprint then return {-8, remembered} end
-    return order_reply(2, order_key)
+    return order_reply(2, load_order(order_key))
   end
 end
 
@@ -100,6 +100,12 @@ rcall('HINCRBY', meta_key, 'reserved', 1)
 local order_id = order_id_for(n)
 local order_key = order_prefix .. order_id
 local expires = now + tonumber(m[6])
+local order = {
+  order_id = order_id, sale_id = sale_id, user_id = user, serial = serial, serial_kind = kind,
+  status = 'pending_payment', version = 1, created_ms = now, expires_ms = expires,
+  updated_ms = now, price_cents = m[7], currency = m[8], payment_id = '', reason = '',
+  draw = draw, ip = ip,
+}
 rcall('HSET', order_key, 'order_id', order_id, 'sale_id', sale_id, 'user_id', user,
   'serial', serial, 'serial_kind', kind, 'status', 'pending_payment', 'version', 1,
   'created_ms', now, 'expires_ms', expires, 'updated_ms', now,
@@ -107,5 +113,5 @@ rcall('HSET', order_key, 'order_id', order_id, 'sale_id', sale_id, 'user_id', us
   'draw', draw, 'ip', ip, 'fingerprint', fingerprint)
 rcall('ZADD', expiry_key, expires, order_id)
 if has_idem then rcall('SET', idem_key, order_id, 'EX', idem_ttl) end
-emit_order(events_key, order_key, 'purchased', now)
-return order_reply(1, order_key)
+emit_order(events_key, order, 'purchased', now)
+return order_reply(1, order)

@@ -13,7 +13,7 @@ local function release(order, order_key, new_status, reason, event_type, now)
   end
   rcall('HINCRBY', meta_key, 'reserved', -1)
   rcall('ZREM', expiry_key, order.order_id)
-  rcall('HSET', order_key, 'status', new_status, 'version', tonumber(order.version) + 1,
-    'updated_ms', now, 'reason', reason)
-  emit_order(events_key, order_key, event_type, now)
+  update_order(order_key, order, {status = new_status, version = tonumber(order.version) + 1,
+    updated_ms = now, reason = reason})
+  emit_order(events_key, order, event_type, now)
 end

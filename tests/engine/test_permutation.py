@@ -42,3 +42,24 @@ async def test_ten_million_serial_range_costs_no_per_serial_memory(engine: Engin
     k = engine.keys("big")
     usage = sum([await engine.redis.memory_usage(key) or 0 for key in (k.meta, k.segments)])
     assert usage < 4096
+
+
+async def test_verify_recomputes_every_draw_and_catches_a_forged_serial(engine: Engine) -> None:
+    from flashsale.engine.models import SerialsSpec
+    from flashsale.engine.verify import verify_sale
+
+    await make_sale(engine, "audit-me", size=300, assignment="random", per_user_limit=400)
+    await engine.tune("audit-me", SaleUpdate(add_serials=SerialsSpec(range=(1000, 1099))))
+    orders = [(await engine.purchase("audit-me", "whale")).order for _ in range(350)]
+    await engine.cancel(orders[0].order_id)
+    await engine.purchase("audit-me", "late")  # resold: outside the draw sequence
+    early = await verify_sale(engine, "audit-me")
+    assert not early.ok and early.reason and "closed" in early.reason
+    await engine.tune("audit-me", SaleUpdate(status="closed"))
+    report = await verify_sale(engine, "audit-me")
+    assert report.ok and report.checked == 350 and report.resold == 1, report
+    # forge one order's serial: verification must name it
+    victim = orders[5]
+    await engine.redis.hset(engine.keys("audit-me").order(victim.order_id), "serial", "999999")
+    forged = await verify_sale(engine, "audit-me")
+    assert not forged.ok and victim.order_id in forged.mismatches[0]

@@ -1,0 +1,222 @@
+"""`flashsale demo`: a whole drop on one machine, start to finish.
+
+With neither FLASHSALE_REDIS_URL nor FLASHSALE_DATABASE_URL set it starts
+private embedded Redis and PostgreSQL servers (removed afterwards), migrates,
+starts the server with its write-behind and timers (and the payment
+simulator), fires a burst of purchases from thousands of buyers, pays part of
+the orders by provider (with lost and duplicated callbacks switched on) and
+part by balance, lets the rest expire, and ends with the audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from flashsale.api.tokens import mint_token
+from flashsale.engine.settings import Settings
+from flashsale.loadtest.burst import BurstResult, burst
+from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def services() -> Iterator[dict[str, str]]:
+    """Environment for the server: the configured services, or embedded ones."""
+    env = dict(os.environ)
+    if env.get("FLASHSALE_REDIS_URL") or env.get("FLASHSALE_DATABASE_URL"):
+        yield env
+        return
+    from flashsale.engine.embedded import embedded_stack, install_signal_handlers
+
+    install_signal_handlers()
+    print("starting embedded Redis and PostgreSQL ...", flush=True)
+    with embedded_stack() as (redis_url, database_url):
+        env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
+        yield env
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    command = [
+        sys.executable,
+        "-m",
+        "flashsale.cli.main",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--with-workers",
+    ]
+    with _process(command, env) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def paysim(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """The provider simulator, with a fast callback retry schedule for the demo."""
+    port = env["FLASHSALE_PAYSIM_URL"].rpartition(":")[2]
+    command = [
+        sys.executable,
+        "-m",
+        "flashsale.cli.main",
+        "paysim",
+        "--port",
+        port,
+        "--fast-retries",
+    ]
+    with _process(command, env) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def _process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def wait_healthy(client: httpx.AsyncClient, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get("/health")).status_code == 200:
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the server did not become healthy")
+
+
+async def wait_for_audit(
+    client: httpx.AsyncClient, sale_id: str, admin: str, seconds: float
+) -> dict[str, Any]:
+    """Poll the audit until the write-behind has drained and nothing is pending."""
+    deadline = time.monotonic() + seconds
+    report: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await client.get(
+            f"/v1/sales/{sale_id}/audit", headers={"Authorization": f"Bearer {admin}"}
+        )
+        report = response.json()
+        sale = (await client.get(f"/v1/sales/{sale_id}")).json()
+        if report.get("lag") == 0 and report.get("ok") and sale.get("reserved") == 0:
+            return report
+        await asyncio.sleep(0.5)
+    return report
+
+
+def print_purchases(result: BurstResult, buyers: int, limit: int) -> list[str]:
+    rate = result.attempts / result.seconds if result.seconds else 0.0
+    refused = " · ".join(f"{code} {n:,}" for code, n in result.refused.most_common())
+    print(
+        f"\npurchases: {result.attempts:,} attempts from {buyers:,} buyers in "
+        f"{result.seconds:.2f} s ({rate:,.0f} req/s)"
+    )
+    print(f"  sold        {len(result.sold):,}")
+    print(f"  rejected    {sum(result.refused.values()):,}: {refused or 'none'}")
+    print(f"  latency     p50 {result.percentile(50):.1f} ms · p99 {result.percentile(99):.1f} ms")
+    seen: list[str] = result.violations(limit)
+    print(f"  clients saw {'no serial sold twice, no buyer over the limit' if not seen else seen}")
+    return seen
+
+
+async def drive(
+    base_url: str, env: dict[str, str], buyers: int, attempts: int, serials: int
+) -> bool:
+    settings = Settings.from_env(env)
+    admin = mint_token(settings.jwt_secret, "ops", admin=True)
+    tokens = {
+        f"buyer-{i:05d}": mint_token(settings.jwt_secret, f"buyer-{i:05d}") for i in range(buyers)
+    }
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        await wait_healthy(client)
+        sale_id = f"demo-{secrets.token_hex(3)}"
+        created = await client.post(
+            "/v1/sales",
+            json={
+                "sale_id": sale_id,
+                "name": "Genesis drop (demo)",
+                "serials": {"range": [1, serials]},
+                "assignment": "random",
+                "per_user_limit": 1,
+                "payment_timeout_s": 8,
+                "price_cents": 9900,
+                "currency": "CNY",
+            },
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        created.raise_for_status()
+        print(
+            f"drop {sale_id}: {serials:,} serials, random assignment, 1 per buyer, "
+            f"commitment {created.json()['assignment_commitment'][:16]}…"
+        )
+
+        result = await burst(client, sale_id, tokens, attempts)
+        client_violations = print_purchases(result, buyers, 1)
+
+        outcome: PaymentOutcome = await pay_some(
+            client, env["FLASHSALE_PAYSIM_URL"], result, tokens, admin
+        )
+        print(outcome.summary())
+
+        report = await wait_for_audit(client, sale_id, admin, seconds=90)
+        sale = (await client.get(f"/v1/sales/{sale_id}")).json()
+        print(
+            f"\nsale:       sold {sale['sold']:,} · reserved {sale['reserved']:,} · "
+            f"available {sale['available']:,} of {sale['total']:,}"
+        )
+        print(
+            f"write-behind: {report.get('persisted', '?'):,} orders in PostgreSQL, "
+            f"lag {report.get('lag', '?')}"
+        )
+        violations = report.get("violations", ["audit did not answer"])
+        print(
+            f"audit:      {'ok' if report.get('ok') else 'FAILED'} ({len(violations)} violations)"
+        )
+        for violation in violations[:10]:
+            print(f"  VIOLATION: {violation}")
+        ok = bool(report.get("ok")) and not client_violations and outcome.ok
+        print(f"\nverdict: {'PASS' if ok else 'FAIL'}")
+        return ok
+
+
+def main(buyers: int = 2000, attempts: int = 5000, serials: int = 1000) -> int:
+    with services() as env:
+        env.setdefault("FLASHSALE_JWT_SECRET", Settings.from_env(env).jwt_secret)
+        subprocess.run(
+            [sys.executable, "-m", "flashsale.cli.main", "db", "upgrade"], env=env, check=True
+        )
+        env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{free_port()}"
+        port = free_port()
+        with paysim(env), server(env, port):
+            ok = asyncio.run(drive(f"http://127.0.0.1:{port}", env, buyers, attempts, serials))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""The payment part of the demo: provider payments with faults, balance payments, expiry.
+
+Of the sold orders, 40 % pay through the provider simulator while it drops 30 %
+of its callbacks and duplicates 20 % (the server must find the lost ones by
+active queries), 30 % pay from their wallet with a payment password, a few are
+paid twice (each extra payment must become a refund under review), and the
+rest are left to expire so their serials return to the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from flashsale.loadtest.burst import BurstResult
+
+PASSWORD = "demo-pay-123456"
+
+
+@dataclass
+class PaymentOutcome:
+    started: Counter[str] = field(default_factory=Counter)
+    final: Counter[str] = field(default_factory=Counter)
+    refunds_pending: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        started = " · ".join(f"{k} {v:,}" for k, v in sorted(self.started.items()))
+        final = " · ".join(f"{k} {v:,}" for k, v in sorted(self.final.items()))
+        lines = [
+            f"\npayments:   started {started}",
+            f"  orders now  {final}",
+            f"  refunds pending operator review: {self.refunds_pending}",
+        ]
+        lines += [f"  PROBLEM: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def pay_some(
+    client: httpx.AsyncClient,
+    paysim_url: str,
+    result: BurstResult,
+    tokens: dict[str, str],
+    admin: str,
+    *,
+    seed: int = 3,
+) -> PaymentOutcome:
+    outcome = PaymentOutcome()
+    rng = random.Random(seed)
+    orders = list(result.sold)
+    rng.shuffle(orders)
+    by_provider = orders[: len(orders) * 4 // 10]
+    by_balance = orders[len(by_provider) : len(by_provider) + len(orders) * 3 // 10]
+    twice = by_provider[:5]
+    async with httpx.AsyncClient(base_url=paysim_url, timeout=10) as paysim:
+        (
+            await paysim.put("/faults", json={"drop_rate": 0.3, "duplicate_rate": 0.2})
+        ).raise_for_status()
+
+        async def provider(order: dict[str, Any], times: int = 1) -> None:
+            token = tokens[order["_buyer"]]
+            for _ in range(times):
+                started = await client.post(
+                    f"/v1/orders/{order['order_id']}/payments",
+                    json={"method": "provider", "provider": "sim"},
+                    headers=_auth(token),
+                )
+                if started.status_code != 201:
+                    outcome.problems.append(f"provider payment refused: {started.text}")
+                    return
+                outcome.started["provider"] += 1
+                (await paysim.post(started.json()["pay_url"])).raise_for_status()
+
+        async def balance(order: dict[str, Any]) -> None:
+            buyer, token = order["_buyer"], tokens[order["_buyer"]]
+            await client.post(
+                f"/v1/admin/wallets/{buyer}/credit",
+                json={"amount_cents": order["price_cents"], "reason": "demo top-up"},
+                headers=_auth(admin),
+            )
+            await client.put(
+                "/v1/me/payment-password", json={"password": PASSWORD}, headers=_auth(token)
+            )
+            paid = await client.post(
+                f"/v1/orders/{order['order_id']}/payments",
+                json={"method": "balance", "payment_password": PASSWORD},
+                headers=_auth(token),
+            )
+            if paid.status_code != 201:
+                outcome.problems.append(f"balance payment refused: {paid.text}")
+                return
+            outcome.started["balance"] += 1
+
+        await asyncio.gather(
+            *(provider(o, 2 if o in twice else 1) for o in by_provider),
+            *(balance(o) for o in by_balance),
+        )
+        print("\nwaiting for callbacks, active queries and expiries ...", flush=True)
+        expected_paid = {o["order_id"] for o in by_provider + by_balance}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            statuses = await _statuses(client, orders, tokens)
+            if all(s != "pending_payment" for s in statuses.values()):
+                break
+            await asyncio.sleep(1)
+        outcome.final = Counter(statuses.values())
+        for order_id in expected_paid:
+            if statuses.get(order_id) != "paid":
+                outcome.problems.append(f"{order_id} was paid but is {statuses.get(order_id)}")
+        refunds = await client.get(
+            "/v1/admin/refunds", params={"status": "pending"}, headers=_auth(admin)
+        )
+        outcome.refunds_pending = len(refunds.json()) if refunds.status_code == 200 else -1
+        if outcome.refunds_pending < len(twice):
+            outcome.problems.append(
+                f"{len(twice)} orders were paid twice, "
+                f"but {outcome.refunds_pending} refunds are pending"
+            )
+    return outcome
+
+
+async def _statuses(
+    client: httpx.AsyncClient, orders: list[dict[str, Any]], tokens: dict[str, str]
+) -> dict[str, str]:
+    async def one(order: dict[str, Any]) -> tuple[str, str]:
+        response = await client.get(
+            f"/v1/orders/{order['order_id']}", headers=_auth(tokens[order["_buyer"]])
+        )
+        return order["order_id"], response.json().get("status", "?")
+
+    return dict(await asyncio.gather(*(one(o) for o in orders)))
