@@ -24,9 +24,9 @@ local now, reason = ARGV[2], ARGV[3]
 
 local order = load_order(order_key)
 if not order then return {-9, ''} end
-if order.status == 'refunded' then return order_reply(3, order_key) end
+if order.status == 'refunded' then return order_reply(3, order) end
 if order.status ~= 'refund_pending' then
-  local reply = order_reply(-10, order_key)
+  local reply = order_reply(-10, order)
   table.insert(reply, 2, order.status)
   return reply
 end
@@ -36,7 +36,7 @@ if order.ip ~= '' then
   if rcall('HINCRBY', ips_key, order.ip, -1) <= 0 then rcall('HDEL', ips_key, order.ip) end
 end
 rcall('HINCRBY', meta_key, 'sold', -1)
-rcall('HSET', order_key, 'status', 'refunded', 'version', tonumber(order.version) + 1,
-  'updated_ms', now, 'reason', reason)
-emit_order(events_key, order_key, 'refunded', now)
-return order_reply(1, order_key)
+update_order(order_key, order, {status = 'refunded', version = tonumber(order.version) + 1,
+  updated_ms = now, reason = reason})
+emit_order(events_key, order, 'refunded', now)
+return order_reply(1, order)

@@ -21,11 +21,11 @@ local now, reason = ARGV[2], ARGV[3]
 local order = load_order(order_key)
 if not order then return {-9, ''} end
 if order.status ~= 'refund_pending' then
-  local reply = order_reply(-10, order_key)
+  local reply = order_reply(-10, order)
   table.insert(reply, 2, order.status)
   return reply
 end
-rcall('HSET', order_key, 'status', 'paid', 'version', tonumber(order.version) + 1,
-  'updated_ms', now, 'reason', reason)
-emit_order(events_key, order_key, 'refund_rejected', now)
-return order_reply(1, order_key)
+update_order(order_key, order, {status = 'paid', version = tonumber(order.version) + 1,
+  updated_ms = now, reason = reason})
+emit_order(events_key, order, 'refund_rejected', now)
+return order_reply(1, order)

@@ -26,13 +26,13 @@ local caller, now, reason = ARGV[2], ARGV[3], ARGV[4]
 
 local order = load_order(order_key)
 if not order or (caller ~= '' and order.user_id ~= caller) then return {-9, ''} end
-if order.status == 'refund_pending' then return order_reply(3, order_key) end
+if order.status == 'refund_pending' then return order_reply(3, order) end
 if order.status ~= 'paid' then
-  local reply = order_reply(-10, order_key)
+  local reply = order_reply(-10, order)
   table.insert(reply, 2, order.status)
   return reply
 end
-rcall('HSET', order_key, 'status', 'refund_pending', 'version', tonumber(order.version) + 1,
-  'updated_ms', now, 'reason', reason)
-emit_order(events_key, order_key, 'refund_requested', now)
-return order_reply(1, order_key)
+update_order(order_key, order, {status = 'refund_pending', version = tonumber(order.version) + 1,
+  updated_ms = now, reason = reason})
+emit_order(events_key, order, 'refund_requested', now)
+return order_reply(1, order)
