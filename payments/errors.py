@@ -68,6 +68,13 @@ class ProviderUnavailable(PaymentError):
     status = 503
 
 
+class PaymentsUnavailable(PaymentError):
+    """The server runs without PostgreSQL: no payments."""
+
+    code = "payments_unavailable"
+    status = 503
+
+
 class RefundNotFound(PaymentError):
     code = "refund_not_found"
     status = 404
