@@ -1,9 +1,9 @@
 """Payment passwords: argon2id hashes, a bounded number of attempts, then a lock.
 
-An attempt is *reserved* before the hash is checked (one conditional UPDATE
-that counts it), so concurrent guesses cannot test more than ``max_attempts``
-passwords per lock window however many arrive at once. A correct password
-resets the count; the attempt that reaches the limit locks the password for
+A buyer's attempts are checked one at a time (the password row is locked
+while its hash is compared), so concurrent guesses cannot test more than
+``max_attempts`` passwords per lock window. A correct password resets the
+count; the wrong attempt that reaches the limit locks the password for
 ``lock_s`` seconds. Time is PostgreSQL's ``now()``: one clock for all workers.
 Hashing runs in a worker thread: argon2 is memory-hard on purpose and would
 otherwise stall the event loop.
@@ -30,19 +30,6 @@ class PasswordPolicy:
     time_cost: int = 3
     memory_cost_kib: int = 65_536
     parallelism: int = 4
-
-
-_RESERVE = """
-UPDATE payment_passwords
-   SET failed_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= now()
-                              THEN 1 ELSE failed_attempts + 1 END,
-       locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END,
-       updated_at = now()
- WHERE user_id = $1
-   AND (locked_until IS NULL OR locked_until <= now())
-   AND (failed_attempts < $2 OR locked_until <= now())
-RETURNING password_hash, failed_attempts
-"""
 
 
 class Passwords:
@@ -73,36 +60,60 @@ class Passwords:
         return row is not None
 
     async def verify(self, user_id: str, password: str) -> None:
-        """Return when the password is right; raise wrong, locked or not set otherwise."""
+        """Return when the password is right; raise wrong, locked or not set otherwise.
+
+        The buyer's row stays locked (FOR UPDATE) while the hash is checked, so one
+        buyer's attempts are checked one after another: concurrent guesses cannot
+        test more passwords than the limit, and concurrent right ones never count
+        against it.
+        """
         p = self.policy
-        row = await self.pool.fetchrow(_RESERVE, user_id, p.max_attempts)
-        if row is None:
-            state = await self.pool.fetchrow(
-                "SELECT locked_until FROM payment_passwords WHERE user_id = $1", user_id
+        outcome: str
+        attempts = 0
+        locked_until = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT password_hash, failed_attempts, locked_until,"
+                " COALESCE(locked_until > now(), false) AS locked"
+                " FROM payment_passwords WHERE user_id = $1 FOR UPDATE",
+                user_id,
             )
-            if state is None:
+            if row is None:
                 raise errors.PaymentPasswordNotSet("set a payment password first")
-            report(Failure.PASSWORD_LOCKED, user_id=user_id)
-            raise errors.PaymentPasswordLocked(
-                "too many wrong payment passwords; try again later",
-                locked_until=state["locked_until"],
-            )
-        if await self._matches(row["password_hash"], password):
-            await self.pool.execute(
-                "UPDATE payment_passwords SET failed_attempts = 0, locked_until = NULL,"
-                " updated_at = now() WHERE user_id = $1 AND password_hash = $2",
-                user_id,
-                row["password_hash"],
-            )
+            if row["locked"]:
+                outcome, locked_until = "locked", row["locked_until"]
+            elif await self._matches(row["password_hash"], password):
+                outcome = "ok"
+                if row["failed_attempts"] or row["locked_until"] is not None:
+                    await conn.execute(
+                        "UPDATE payment_passwords SET failed_attempts = 0, locked_until = NULL,"
+                        " updated_at = now() WHERE user_id = $1",
+                        user_id,
+                    )
+            else:
+                # a lock that ran out starts a fresh count
+                attempts = 1 if row["locked_until"] is not None else row["failed_attempts"] + 1
+                if attempts >= p.max_attempts:
+                    outcome = "locked"
+                    locked_until = await conn.fetchval(
+                        "UPDATE payment_passwords SET failed_attempts = $2,"
+                        " locked_until = now() + make_interval(secs => $3), updated_at = now()"
+                        " WHERE user_id = $1 RETURNING locked_until",
+                        user_id,
+                        attempts,
+                        p.lock_s,
+                    )
+                else:
+                    outcome = "wrong"
+                    await conn.execute(
+                        "UPDATE payment_passwords SET failed_attempts = $2, locked_until = NULL,"
+                        " updated_at = now() WHERE user_id = $1",
+                        user_id,
+                        attempts,
+                    )
+        if outcome == "ok":
             return
-        attempts = int(row["failed_attempts"])
-        if attempts >= p.max_attempts:
-            locked_until = await self.pool.fetchval(
-                "UPDATE payment_passwords SET locked_until = now() + make_interval(secs => $2),"
-                " updated_at = now() WHERE user_id = $1 RETURNING locked_until",
-                user_id,
-                p.lock_s,
-            )
+        if outcome == "locked":
             report(Failure.PASSWORD_LOCKED, user_id=user_id, attempts=attempts)
             raise errors.PaymentPasswordLocked(
                 "too many wrong payment passwords; try again later", locked_until=locked_until
