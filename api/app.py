@@ -21,13 +21,11 @@ def create_app(
     ``engine``: use this engine (tests) instead of opening one from
     ``FLASHSALE_REDIS_URL``; the caller keeps ownership and closes it.
     """
+    api = api_settings or ApiSettings.from_env()
     return Litestar(
-        plugins=[
-            FlashsalePlugin(
-                settings or Settings.from_env(),
-                api_settings or ApiSettings.from_env(),
-                engine=engine,
-            )
-        ],
+        plugins=[FlashsalePlugin(settings or Settings.from_env(), api, engine=engine)],
+        # Here, not in the plugin: Litestar 2.25 reads this limit from its constructor
+        # argument only (a plugin's AppConfig change does not reach the router).
+        request_max_body_size=api.max_body_bytes,
         debug=False,
     )

@@ -10,9 +10,10 @@ documents that body in the OpenAPI schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.enums import ParamType
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
@@ -20,7 +21,30 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from flashsale.api.schemas import PurchaseBody
 
+T = TypeVar("T")
+
 _decode = msgspec.json.Decoder(PurchaseBody).decode
+_strict_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+async def strict_body(request: Request[Any, Any, Any], shape: type[T]) -> T:
+    """The body decoded strictly (JSON types as they are: ``"1"`` is not an int).
+
+    Litestar converts ``data`` leniently; admin endpoints still declare ``data`` (that is
+    what documents the body in OpenAPI) and then take this strict decoding of the same
+    bytes, which refuses what the lenient one let through.
+    """
+    decoder = _strict_decoders.get(shape)
+    if decoder is None:
+        decoder = _strict_decoders[shape] = msgspec.json.Decoder(shape)
+    try:
+        value: T = decoder.decode(await request.body())
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValidationException(
+            f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": str(exc), "key": "data", "source": "body"}],
+        ) from None
+    return value
 
 
 def decode_purchase_body(body: bytes) -> None:

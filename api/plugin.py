@@ -61,7 +61,6 @@ class FlashsalePlugin(InitPluginProtocol):
         app_config.lifespan.append(self.lifespan)
         if self.settings.ip_rate_per_s:
             app_config.middleware.append(rate_limit_middleware)
-        app_config.request_max_body_size = self.api.max_body_bytes
         app_config.openapi_config = OPENAPI
         return app_config
 

@@ -11,15 +11,16 @@ big enough never to sell out (every purchase in the run creates an order),
    together offer about ``--paced-rate`` req/s (wrk's ``delay()``) → p50, p99.
 
 Prints Markdown table rows and the command that reproduces them. Needs
-``wrk`` (``apt-get install -y wrk``) and a Redis (FLASHSALE_REDIS_URL,
-default redis://127.0.0.1:6379/0); keys live in a namespace of their own,
-deleted afterwards. Every phase is bounded in time.
+``wrk`` (``apt-get install -y wrk``); Redis is a private embedded server
+unless ``--redis-url`` is given (keys then live in a namespace of their own,
+deleted afterwards). Every phase is bounded in time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -309,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced-rate", type=float, default=2000.0, help="offered req/s in total")
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("FLASHSALE_REDIS_URL") or "redis://127.0.0.1:6379/0",
+        default=None,
+        help="Redis to use; default: a private embedded one, so other traffic on a shared "
+        "Redis does not blur the figures",
     )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -317,7 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     servers = ["granian", "uvicorn"] if args.server == "both" else [args.server]
     results: list[WrkResult] = []
-    with tempfile.TemporaryDirectory(prefix="flashsale-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.redis_url is None:
+            from flashsale.engine.embedded import EmbeddedRedis
+
+            args.redis_url = stack.enter_context(EmbeddedRedis()).url
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))
         for server in servers:
             results.extend(bench_server(server, args, Path(tmp)))
     shown = [a for a in (argv if argv is not None else sys.argv[1:])]

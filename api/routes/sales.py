@@ -22,7 +22,7 @@ from litestar.response.base import ASGIResponse
 
 from flashsale.api import metrics
 from flashsale.api.auth import authenticate, principal_of, require_admin
-from flashsale.api.body import PurchaseOperation, decode_purchase_body
+from flashsale.api.body import PurchaseOperation, decode_purchase_body, strict_body
 from flashsale.api.problems import (
     PROBLEM_JSON,
     problem_bytes,
@@ -70,7 +70,8 @@ class SalesController(Controller):
     async def create_sale(
         self, request: Request[Any, Any, Any], data: JSONBody[SaleCreate]
     ) -> Sale:
-        return await _services(request).engine.create_sale(data)
+        spec = await strict_body(request, SaleCreate)
+        return await _services(request).engine.create_sale(spec)
 
     @get(
         "/{sale_id:str}",
@@ -94,8 +95,9 @@ class SalesController(Controller):
     ) -> Sale:
         _check_sale_id(sale_id)
         services = _services(request)
+        update = await strict_body(request, SaleUpdate)
         sale = await services.engine.tune(
-            sale_id, data, actor=f"api:{principal_of(request).user_id}"
+            sale_id, update, actor=f"api:{principal_of(request).user_id}"
         )
         services.sold_out.forget(sale_id)
         return sale

@@ -1,0 +1,162 @@
+"""CLI of the store: ``persist``, ``db upgrade``, ``audit SALE``, ``recover``.
+
+Mount with ``register(app)`` on the ``flashsale`` typer app (adds the three
+commands and the ``db`` group), or use the plain async functions. Everything is
+configured by the environment alone (``Settings.from_env``):
+FLASHSALE_REDIS_URL, FLASHSALE_DATABASE_URL, FLASHSALE_NAMESPACE, and
+FLASHSALE_PERSIST_* for the consumer's knobs (see ``PersistConfig``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import asyncpg
+import msgspec
+import typer
+from redis.asyncio import Redis
+
+from flashsale.engine.engine import Engine
+from flashsale.engine.settings import Settings
+from flashsale.store import migrate
+from flashsale.store.audit import AuditReport, audit_sale, render
+from flashsale.store.persist import PersistConfig, Persister, consumer_name
+from flashsale.store.recover import RecoverReport, recover
+
+log = logging.getLogger("flashsale.store")
+
+
+def _need(value: str | None, name: str) -> str:
+    if not value:
+        raise typer.BadParameter(f"set FLASHSALE_{name}")
+    return value
+
+
+async def db_upgrade(database_url: str) -> list[int]:
+    done: list[int] = await migrate.upgrade(database_url)
+    return done
+
+
+async def _pool(url: str, size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=size)
+    assert pool is not None
+    return pool
+
+
+async def run_persist(
+    settings: Settings,
+    *,
+    consumers: int = 1,
+    config: PersistConfig | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run ``consumers`` write-behind consumers until SIGTERM/SIGINT (or ``stop``)."""
+    redis = Redis.from_url(_need(settings.redis_url, "REDIS_URL"))
+    pool = await _pool(_need(settings.database_url, "DATABASE_URL"), consumers + 1)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    cfg = config or PersistConfig.from_env()
+    base = consumer_name()
+    workers = [
+        Persister(redis, pool, namespace=settings.namespace, consumer=f"{base}-{i}", config=cfg)
+        for i in range(consumers)
+    ]
+    log.info("persist: %d consumer(s) %s, namespace %s", consumers, base, settings.namespace)
+    try:
+        await asyncio.gather(*(w.run(stop) for w in workers))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await pool.close()
+        await redis.aclose()
+
+
+async def run_audit(settings: Settings, sale_id: str, *, deep: bool = True) -> AuditReport:
+    redis = Redis.from_url(_need(settings.redis_url, "REDIS_URL"))
+    pool = await _pool(_need(settings.database_url, "DATABASE_URL"), 2)
+    try:
+        return await audit_sale(redis, pool, settings.namespace, sale_id, deep=deep)
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+async def run_recover(settings: Settings, *, force_rewrite: bool = False) -> RecoverReport:
+    engine = Engine.from_url(
+        _need(settings.redis_url, "REDIS_URL"), namespace=settings.namespace, max_connections=4
+    )
+    pool = await _pool(_need(settings.database_url, "DATABASE_URL"), 2)
+    try:
+        return await recover(engine, pool, force_rewrite=force_rewrite)
+    finally:
+        await pool.close()
+        await engine.aclose()
+
+
+# -- typer -------------------------------------------------------------------------------
+
+app = typer.Typer(help="Write-behind, migrations, audit and recovery.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade_command() -> None:
+    """Apply pending migrations (idempotent; safe from two processes at once)."""
+    url = _need(Settings.from_env().database_url, "DATABASE_URL")
+    done = asyncio.run(db_upgrade(url))
+    typer.echo(f"applied {', '.join(f'{v:04d}' for v in done)}" if done else "up to date")
+
+
+def persist_command(
+    consumers: Annotated[int, typer.Option(min=1, max=64, help="consumers in this process")] = 1,
+) -> None:
+    """Run the write-behind (Redis streams -> PostgreSQL) until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(run_persist(Settings.from_env(), consumers=consumers))
+
+
+def audit_command(
+    sale_id: str,
+    json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
+    quick: Annotated[bool, typer.Option(help="counters and aggregates only")] = False,
+) -> None:
+    """Check every invariant of a sale across Redis and PostgreSQL; exit 1 on a violation."""
+    report = asyncio.run(run_audit(Settings.from_env(), sale_id, deep=not quick))
+    typer.echo(msgspec.json.encode(report).decode() if json_out else render(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def recover_command(
+    force_rewrite: Annotated[bool, typer.Option(help="BGREWRITEAOF even if not truncated")] = False,
+) -> None:
+    """After a Redis restart: detect a truncated AOF, rewrite it, audit, then reopen sales."""
+    report = asyncio.run(run_recover(Settings.from_env(), force_rewrite=force_rewrite))
+    typer.echo(msgspec.json.encode(report).decode())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+app.command("persist")(persist_command)
+app.command("audit")(audit_command)
+app.command("recover")(recover_command)
+app.add_typer(db_app, name="db")
+
+
+def register(main: typer.Typer) -> None:
+    """Mount ``persist``, ``audit``, ``recover`` and the ``db`` group on the main CLI."""
+    main.command("persist")(persist_command)
+    main.command("audit")(audit_command)
+    main.command("recover")(recover_command)
+    main.add_typer(db_app, name="db")
+
+
+if __name__ == "__main__":
+    app()
+    sys.exit(0)

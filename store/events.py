@@ -1,0 +1,193 @@
+"""Decoding of the sale stream's entries (written by the Lua scripts, lua/includes/order.lua).
+
+Anything that does not decode is a poison entry: the consumer never acknowledges
+it, and after N deliveries it goes to the dead-letter stream with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
+
+ORDER_EVENTS = frozenset(
+    {"purchased", "cancelled", "expired", "paid", "refunded", "delivered", "refund_pending"}
+)
+SALE_EVENTS = frozenset({"sale_created", "sale_tuned"})
+STATUSES = frozenset(
+    {"pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"}
+)
+LIVE = frozenset({"pending_payment", "paid", "delivered"})
+# fields of a sale event that are settings (the rest describe the event itself)
+_SALE_META = frozenset({"type", "at_ms", "sale_id", "actor", "version", "updated_ms", "added"})
+_SALE_SETTINGS = frozenset(
+    {
+        "name",
+        "status",
+        "start_ms",
+        "end_ms",
+        "per_user_limit",
+        "per_ip_limit",
+        "timeout_ms",
+        "price_cents",
+        "currency",
+        "assignment",
+        "commitment",
+        "total",
+    }
+)
+_INT_SETTINGS = frozenset(
+    {
+        "start_ms",
+        "end_ms",
+        "per_user_limit",
+        "peak_user_limit",
+        "per_ip_limit",
+        "timeout_ms",
+        "price_cents",
+        "total",
+    }
+)
+
+
+# order fields a script leaves out of the event when empty
+_OPTIONAL = frozenset({"payment_id", "reason", "draw", "ip"})
+
+
+class PoisonEntry(ValueError):
+    """The entry cannot be decoded: retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    stream_id: str
+    type: str
+    at_ms: int
+    order_id: str
+    sale_id: str
+    user_id: str
+    serial: str
+    serial_kind: str
+    status: str
+    version: int
+    created_ms: int
+    expires_ms: int
+    updated_ms: int
+    price_cents: int
+    currency: str
+    payment_id: str | None
+    reason: str | None
+    draw: int | None
+    ip: str | None
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+
+@dataclass(frozen=True, slots=True)
+class SaleEvent:
+    stream_id: str
+    type: str
+    at_ms: int
+    sale_id: str
+    version: int
+    actor: str | None
+    changes: dict[str, Any]
+
+    def changes_json(self) -> str:
+        return json.dumps(self.changes, sort_keys=True)
+
+
+Event = OrderEvent | SaleEvent
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(fields: dict[str, str], name: str) -> int:
+    raw = fields.get(name)
+    if raw is None:
+        raise PoisonEntry(f"field {name} missing")
+    try:
+        return int(raw)
+    except ValueError:
+        raise PoisonEntry(f"field {name} is not an integer: {raw[:40]!r}") from None
+
+
+def decode(sale_id: str, stream_id: str, raw: dict[Any, Any]) -> Event:
+    """One stream entry as an event of ``sale_id``'s stream, or PoisonEntry."""
+    try:  # the consumer reads bytes: the fast path
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+    except AttributeError:
+        fields = {text(k): text(v) for k, v in raw.items()}
+    kind = fields.get("type")
+    if kind in SALE_EVENTS:
+        return _sale_event(sale_id, stream_id, kind, fields)
+    if kind in ORDER_EVENTS:
+        return _order_event(sale_id, stream_id, kind, fields)
+    raise PoisonEntry(f"unknown event type {kind!r}")
+
+
+def _sale_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> SaleEvent:
+    if f.get("sale_id") != sale_id:
+        raise PoisonEntry(f"sale_id {f.get('sale_id')!r} in the stream of {sale_id!r}")
+    version = _int(f, "version")
+    at_ms = _int(f, "at_ms")
+    changes: dict[str, Any] = {}
+    for name, value in f.items():
+        if name in _SALE_META:
+            continue
+        # a setting this consumer does not know yet is kept as text, never refused
+        changes[name] = _int(f, name) if name in _INT_SETTINGS else value
+    if kind == "sale_created":
+        missing = _SALE_SETTINGS - {"commitment"} - changes.keys()
+        if missing or version != 1:
+            raise PoisonEntry(f"sale_created without {sorted(missing)} or version {version}")
+        if changes["end_ms"] > FAR_FUTURE_MS:
+            changes["end_ms"] = FAR_FUTURE_MS
+    elif version < 2:
+        raise PoisonEntry(f"sale_tuned with version {version}")
+    return SaleEvent(stream_id, kind, at_ms, sale_id, version, f.get("actor"), changes)
+
+
+def _order_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> OrderEvent:
+    missing = [name for name in ORDER_FIELDS if name not in f and name not in _OPTIONAL]
+    if missing:
+        raise PoisonEntry(f"order event without {missing}")
+    if f["sale_id"] != sale_id or not f["order_id"].startswith(sale_id + "."):
+        raise PoisonEntry(f"order {f['order_id']!r} in the stream of {sale_id!r}")
+    if f["status"] not in STATUSES:
+        raise PoisonEntry(f"unknown status {f['status']!r}")
+    if f["serial_kind"] not in ("r", "l") or not f["serial"] or not f["user_id"]:
+        raise PoisonEntry("order without serial or buyer")
+    version = _int(f, "version")
+    if version < 1:
+        raise PoisonEntry(f"version {version}")
+    for name in _OPTIONAL:  # the scripts leave empty fields out of the event
+        f.setdefault(name, "")
+    draw = _int(f, "draw") if f["draw"] not in ("", "-1") else None
+    return OrderEvent(
+        stream_id=stream_id,
+        type=kind,
+        at_ms=_int(f, "at_ms"),
+        order_id=f["order_id"],
+        sale_id=sale_id,
+        user_id=f["user_id"],
+        serial=f["serial"],
+        serial_kind=f["serial_kind"],
+        status=f["status"],
+        version=version,
+        created_ms=_int(f, "created_ms"),
+        expires_ms=_int(f, "expires_ms"),
+        updated_ms=_int(f, "updated_ms"),
+        price_cents=_int(f, "price_cents"),
+        currency=f["currency"],
+        payment_id=f["payment_id"] or None,
+        reason=f["reason"] or None,
+        draw=draw,
+        ip=f["ip"] or None,
+    )

@@ -1,0 +1,664 @@
+"""The write-behind: every sale's event stream into PostgreSQL, at least once, idempotently.
+
+One consumer group (``persist``) per sale stream; any number of consumers (tasks
+or processes) share it. A consumer:
+
+1. reads a batch with XREADGROUP (and, every ``reclaim_every_s``, takes over
+   entries another consumer left pending for ``min_idle_ms`` with XAUTOCLAIM);
+2. writes the whole batch in ONE transaction: sale changes, then one upsert of
+   the orders (each order's highest version; a stored row with a higher
+   version is never overwritten), then the order history;
+3. XACKs the batch only after COMMIT. A crash anywhere before the XACK leaves
+   the entries pending; another consumer reclaims them and the upserts make the
+   second write a no-op. An entry that fails (poison, or a row PostgreSQL
+   refuses) is isolated with a savepoint per entry, left pending with its
+   reason, and after ``max_deliveries`` deliveries moved to the dead-letter
+   stream (and table) with that reason;
+4. trims the stream below the oldest entry the group still needs (XTRIM MINID),
+   so memory stays bounded during a long sale.
+
+PostgreSQL down: the batch in hand is retried with capped exponential back-off
+(purchases go on in Redis, the stream grows). SIGTERM: the batch in hand is
+finished (committed and acknowledged) and the consumer stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from flashsale.engine.keys import SaleKeys, sales_registry
+from flashsale.engine.models import FAR_FUTURE_MS
+from flashsale.store import keys as store_keys
+from flashsale.store.events import (
+    LIVE,
+    Event,
+    OrderEvent,
+    PoisonEntry,
+    SaleEvent,
+    decode,
+    text,
+)
+from flashsale.store.queries import q
+
+log = logging.getLogger("flashsale.persist")
+
+GROUP = store_keys.GROUP
+
+# PostgreSQL is unreachable or restarting: retry the same batch later.
+TRANSIENT_PG: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+TRANSIENT_REDIS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+)
+# The rows themselves are refused: isolate the entry, retrying the batch will not help.
+REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.exceptions.DataError)
+
+
+class PersistConfig(msgspec.Struct, frozen=True, kw_only=True):
+    batch_size: int = 1000
+    min_idle_ms: int = 15_000  # a pending entry this old belongs to a dead consumer
+    max_deliveries: int = 5  # failed deliveries (with a reason), then the dead-letter stream
+    max_crash_deliveries: int = 100  # deliveries lost to crashed consumers, then dead letters
+    refused_retries: int = 3  # a refused batch is tried again this often before isolating
+    max_rounds: int = 20  # batches in a row from one sale before the next sale's turn
+    reclaim_every_s: float = 1.0
+    forget_consumer_after_ms: int = 600_000  # idle consumers holding nothing are removed
+    trim_every_s: float = 2.0
+    discover_every_s: float = 1.0
+    idle_sleep_s: float = 0.02
+    backoff_initial_s: float = 0.05
+    backoff_max_s: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> PersistConfig:
+        """``FLASHSALE_PERSIST_<FIELD>`` overrides each field (e.g. ``..._MIN_IDLE_MS``)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in msgspec.structs.fields(cls):
+            raw = env.get(f"FLASHSALE_PERSIST_{field.name.upper()}")
+            if raw:
+                values[field.name] = float(raw) if field.name.endswith("_s") else int(raw)
+        return cls(**values)
+
+
+class PersistStats(msgspec.Struct, kw_only=True):
+    batches: int = 0
+    entries: int = 0  # acknowledged after commit (or dead-lettered)
+    reclaimed: int = 0
+    dead_lettered: int = 0
+    failed_deliveries: int = 0
+    pg_retries: int = 0
+    trimmed: int = 0
+    vanished: int = 0  # pending entries deleted from the stream before being persisted
+
+
+Entry = tuple[str, dict[Any, Any]]
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _stream_entries(reply: Any) -> list[Entry]:
+    """XREADGROUP reply (RESP2 list or RESP3 dict) of one stream -> [(id, fields)]."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        streams = list(reply.values())
+        items = (
+            streams[0][0]
+            if streams
+            and isinstance(streams[0], list)
+            and streams[0]
+            and isinstance(streams[0][0], list)
+            else (streams[0] if streams else [])
+        )
+    else:
+        items = reply[0][1]
+    return [(text(entry_id), fields or {}) for entry_id, fields in items]
+
+
+def _next_id(stream_id: str) -> str:
+    ms, _, seq = stream_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Persister:
+    def __init__(
+        self,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        *,
+        namespace: str = "fs",
+        consumer: str | None = None,
+        config: PersistConfig | None = None,
+        sales: Sequence[str] | None = None,
+        ack_before_commit: bool = False,
+    ) -> None:
+        """``sales`` pins the consumer to those sales (else every sale in the registry).
+
+        ``ack_before_commit`` is a deliberately broken mode for the fault tests only:
+        it acknowledges a batch before its transaction commits, so a crash in
+        between loses the batch. Production code never sets it.
+        """
+        self.redis = redis
+        self.pool = pool
+        self.namespace = namespace
+        self.name = consumer or consumer_name()
+        self.config = config or PersistConfig()
+        self.stats = PersistStats()
+        self._pinned = list(sales) if sales is not None else None
+        self._sales: list[str] = list(sales or [])
+        self._groups: set[str] = set()
+        self._reclaim_at: dict[str, float] = {}
+        self._reclaim_cursor: dict[str, str] = {}
+        self._trim_at: dict[str, float] = {}
+        self._discover_at = 0.0
+        self._ack_before_commit = ack_before_commit
+        self._stop = asyncio.Event()
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set; the batch in hand is always finished first."""
+        if stop is not None:
+            self._stop = stop
+        backoff = self.config.backoff_initial_s
+        while not self._stop.is_set():
+            try:
+                handled = await self.step()
+                backoff = self.config.backoff_initial_s
+            except TRANSIENT_REDIS as exc:
+                log.warning("redis unavailable (%s); retrying in %.2fs", exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max_s)
+                continue
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Redis lost the group (a restart without AOF): create it again from id 0;
+                # what is still in the stream is written again, idempotently.
+                log.warning("consumer group vanished (%s); recreating", exc)
+                self._groups.clear()
+                continue
+            if handled == 0:
+                await self._sleep(self.config.idle_sleep_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def step(self) -> int:
+        """One round over the known sales; returns how many entries were handled."""
+        now = time.monotonic()
+        if now >= self._discover_at:
+            await self._discover()
+            self._discover_at = now + self.config.discover_every_s
+        handled = 0
+        for sale_id in list(self._sales):
+            if self._stop.is_set():
+                break
+            if sale_id not in self._groups and not await self._ensure_group(sale_id):
+                continue
+            handled += await self._sale_step(sale_id)
+        return handled
+
+    async def _discover(self) -> None:
+        if self._pinned is not None:
+            return
+        members = await self.redis.smembers(sales_registry(self.namespace))
+        self._sales = sorted(text(m) for m in members)
+
+    async def _ensure_group(self, sale_id: str) -> bool:
+        key = SaleKeys(self.namespace, sale_id).events
+        try:
+            await self.redis.xgroup_create(key, GROUP, id="0")
+        except ResponseError as exc:
+            message = str(exc)
+            if "BUSYGROUP" not in message:
+                if "requires the key to exist" in message:
+                    return False  # no event yet
+                raise
+        self._groups.add(sale_id)
+        return True
+
+    async def _sale_step(self, sale_id: str) -> int:
+        keys = SaleKeys(self.namespace, sale_id)
+        now = time.monotonic()
+        handled = 0
+        if now >= self._reclaim_at.get(sale_id, 0.0):
+            self._reclaim_at[sale_id] = now + self.config.reclaim_every_s
+            handled += await self._reclaim(sale_id, keys)
+        if self._stop.is_set():
+            return handled
+        entries = _stream_entries(await self._read(keys))
+        rounds = 0
+        while entries:
+            # While this batch is written, the next one is already on its way from Redis
+            # (a full batch suggests a backlog). Entries read are in hand: they are
+            # written even when a stop arrives meanwhile.
+            rounds += 1
+            ahead: asyncio.Task[Any] | None = None
+            if (
+                len(entries) == self.config.batch_size
+                and rounds < self.config.max_rounds
+                and not self._stop.is_set()
+            ):
+                ahead = asyncio.create_task(self._read(keys))
+            try:
+                await self._handle(sale_id, keys, entries, reclaimed=False)
+            finally:
+                next_reply = await ahead if ahead is not None else None
+            handled += len(entries)
+            entries = _stream_entries(next_reply)
+        if time.monotonic() >= self._trim_at.get(sale_id, 0.0):
+            self._trim_at[sale_id] = time.monotonic() + self.config.trim_every_s
+            await self.trim(sale_id)
+        return handled
+
+    async def _read(self, keys: SaleKeys) -> Any:
+        return await self.redis.xreadgroup(
+            GROUP, self.name, {keys.events: ">"}, count=self.config.batch_size
+        )
+
+    # -- reclaim and dead letters ------------------------------------------------------
+
+    async def _reclaim(self, sale_id: str, keys: SaleKeys) -> int:
+        cursor = self._reclaim_cursor.get(sale_id, "0-0")
+        reply = await self.redis.xautoclaim(
+            keys.events,
+            GROUP,
+            self.name,
+            self.config.min_idle_ms,
+            start_id=cursor,
+            count=self.config.batch_size,
+        )
+        # Redis >= 7: [next cursor, [(id, fields)...], [ids deleted while pending]]
+        self._reclaim_cursor[sale_id] = text(reply[0])
+        claimed: list[Entry] = [(text(i), f or {}) for i, f in reply[1]]
+        vanished = [text(i) for i in reply[2]] if len(reply) > 2 else []
+        if vanished:
+            self.stats.vanished += len(vanished)
+            log.error(
+                "sale %s: %d pending entries vanished from the stream: %s",
+                sale_id,
+                len(vanished),
+                vanished[:5],
+            )
+        if not claimed:
+            return 0
+        self.stats.reclaimed += len(claimed)
+        deliveries = await self._deliveries(keys, claimed)
+        # An entry goes to the dead letters after max_deliveries deliveries that FAILED
+        # (a reason was recorded: poison, or rows PostgreSQL refuses). Deliveries cut short
+        # by a crashing consumer record nothing: such entries are retried much longer
+        # (max_crash_deliveries), so a run of kill -9 never dead-letters a good order.
+        over = [e for e in claimed if deliveries.get(e[0], 1) > self.config.max_deliveries]
+        reasons: dict[str, str] = {}
+        if over:
+            values = await self.redis.hmget(store_keys.failures(keys), [e[0] for e in over])
+            reasons = {e[0]: text(v) for e, v in zip(over, values, strict=True) if v}
+        doomed = [
+            e
+            for e in over
+            if e[0] in reasons or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
+        ]
+        if doomed:
+            await self._dead_letter(sale_id, keys, doomed, deliveries, reasons)
+        gone = {e[0] for e in doomed}
+        rest = [e for e in claimed if e[0] not in gone]
+        if rest:
+            await self._handle(sale_id, keys, rest, reclaimed=True)
+        return len(claimed)
+
+    async def _deliveries(self, keys: SaleKeys, entries: list[Entry]) -> dict[str, int]:
+        ids = sorted((e[0] for e in entries), key=_id_key)
+        rows = await self.redis.xpending_range(
+            keys.events,
+            GROUP,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 2 + 10,
+            consumername=self.name,
+        )
+        return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    async def _dead_letter(
+        self,
+        sale_id: str,
+        keys: SaleKeys,
+        entries: list[Entry],
+        deliveries: dict[str, int],
+        reasons: dict[str, str],
+    ) -> None:
+        rows = []
+        pipe = self.redis.pipeline(transaction=True)  # one slot: dead letter and XACK together
+        for entry_id, fields in entries:
+            why = reasons.get(
+                entry_id, "never persisted: every consumer holding it died (crash loop?)"
+            )
+            payload = json.dumps({text(k): text(v) for k, v in fields.items()})
+            count = deliveries.get(entry_id, 0)
+            pipe.xadd(
+                store_keys.dead_letters(keys),
+                {
+                    "sale_id": sale_id,
+                    "stream_id": entry_id,
+                    "reason": why,
+                    "deliveries": count,
+                    "payload": payload,
+                    "consumer": self.name,
+                },
+            )
+            rows.append((sale_id, entry_id, count, why, payload))
+            log.error(
+                "sale %s: entry %s dead-lettered after %d deliveries: %s",
+                sale_id,
+                entry_id,
+                count,
+                why,
+            )
+        pipe.xack(keys.events, GROUP, *[e[0] for e in entries])
+        pipe.hdel(store_keys.failures(keys), *[e[0] for e in entries])
+        with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
+            async with self.pool.acquire() as conn:
+                await conn.executemany(q("insert_dead_letter"), rows)
+        await pipe.execute()
+        self.stats.dead_lettered += len(entries)
+        self.stats.entries += len(entries)
+
+    # -- writing a batch ---------------------------------------------------------------
+
+    async def _handle(
+        self, sale_id: str, keys: SaleKeys, entries: list[Entry], *, reclaimed: bool
+    ) -> None:
+        events: list[Event] = []
+        failed: dict[str, str] = {}
+        for entry_id, fields in entries:
+            try:
+                events.append(decode(sale_id, entry_id, fields))
+            except PoisonEntry as exc:
+                failed[entry_id] = f"malformed event: {exc}"
+        if self._ack_before_commit:  # the broken variant the kill test must catch
+            await self.redis.xack(keys.events, GROUP, *[e.stream_id for e in events])
+        written = await self._write_with_retry(events, failed)
+        if written is None:
+            return  # stopping while PostgreSQL is down: the entries stay pending
+        ok = [e.stream_id for e in written]
+        pipe = self.redis.pipeline(transaction=False)
+        if ok and not self._ack_before_commit:
+            pipe.xack(keys.events, GROUP, *ok)
+        if reclaimed and ok:
+            pipe.hdel(store_keys.failures(keys), *ok)
+        if failed:
+            pipe.hset(store_keys.failures(keys), mapping=failed)  # type: ignore[arg-type]
+            self.stats.failed_deliveries += len(failed)
+            for entry_id, why in failed.items():
+                log.warning("sale %s: entry %s not persisted: %s", sale_id, entry_id, why)
+        await pipe.execute()
+        self.stats.batches += 1
+        self.stats.entries += len(ok)
+
+    async def _write_with_retry(
+        self, events: list[Event], failed: dict[str, str]
+    ) -> list[Event] | None:
+        """Commit the events; None when asked to stop while PostgreSQL is unreachable."""
+        if not events:
+            return []
+        backoff = self.config.backoff_initial_s
+        while True:
+            try:
+                return await self._write(events, failed)
+            except TRANSIENT_PG as exc:
+                self.stats.pg_retries += 1
+                if self._stop.is_set():
+                    log.warning("stopping with PostgreSQL unavailable; batch left pending")
+                    return None
+                log.warning(
+                    "postgresql unavailable (%s); retrying in %.2fs", type(exc).__name__, backoff
+                )
+                await self._sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.config.backoff_max_s)
+
+    async def _write(self, events: list[Event], failed: dict[str, str]) -> list[Event]:
+        async with self.pool.acquire() as conn:
+            # A refusal is often transient with several consumers on one stream: another
+            # consumer holds the earlier entries (the sale's creation, the release of a
+            # serial) and has not committed yet. Give it a moment before isolating.
+            for attempt in range(self.config.refused_retries + 1):
+                try:
+                    async with conn.transaction():
+                        await apply_events(conn, events)
+                    return events
+                except REFUSED:
+                    if attempt < self.config.refused_retries:
+                        await asyncio.sleep(0.05 * 2**attempt)
+            # Some row is refused: find which with one savepoint per entry.
+            ok: list[Event] = []
+            async with conn.transaction():
+                for event in events:
+                    try:
+                        async with conn.transaction():
+                            await apply_events(conn, [event])
+                        ok.append(event)
+                    except REFUSED as exc:
+                        failed[event.stream_id] = f"{type(exc).__name__}: {exc}"
+            return ok
+
+    # -- trimming and lag --------------------------------------------------------------
+
+    async def trim(self, sale_id: str) -> int:
+        """Delete acknowledged entries: everything below the oldest one the group needs."""
+        key = SaleKeys(self.namespace, sale_id).events
+        minid = await _needed_from(self.redis, key)
+        if minid is None:
+            return 0
+        removed = int(await self.redis.xtrim(key, minid=minid, approximate=False))
+        self.stats.trimmed += removed
+        await self._forget_dead_consumers(key)
+        return removed
+
+    async def _forget_dead_consumers(self, key: str) -> None:
+        """Drop consumers that hold nothing and were not seen for a long time (crashed ones)."""
+        for consumer in await self.redis.xinfo_consumers(key, GROUP):
+            name = text(consumer["name"])
+            if (
+                name != self.name
+                and int(consumer["pending"]) == 0
+                and int(consumer["idle"]) > self.config.forget_consumer_after_ms
+            ):
+                await self.redis.xgroup_delconsumer(key, GROUP, name)
+
+    async def drain(self, *, timeout_s: float = 60.0) -> None:
+        """Consume until every known sale's stream is fully acknowledged (tests, bench)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            handled = await self.step()
+            if handled == 0:
+                lags = [await stream_lag(self.redis, self.namespace, s) for s in self._sales]
+                if all(lag.entries == 0 for lag in lags):
+                    return
+                await asyncio.sleep(self.config.idle_sleep_s)
+            if time.monotonic() > deadline:
+                raise TimeoutError("write-behind did not drain in time")
+
+
+async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Write events in one transaction (the caller's): sales first, then orders, then history."""
+    sale_events = [e for e in events if isinstance(e, SaleEvent)]
+    for ev in sale_events:
+        await conn.execute(
+            q("insert_sale_change"),
+            ev.sale_id,
+            ev.version,
+            ev.type,
+            ev.actor,
+            ev.changes_json(),
+            ev.at_ms,
+            ev.stream_id,
+        )
+    for sale_id in {ev.sale_id for ev in sale_events}:
+        await conn.execute(q("refresh_sale"), sale_id, FAR_FUTURE_MS)
+    order_events = [e for e in events if isinstance(e, OrderEvent)]
+    if not order_events:
+        return
+    latest: dict[str, OrderEvent] = {}
+    for ev in order_events:
+        seen = latest.get(ev.order_id)
+        if seen is None or ev.version > seen.version:
+            latest[ev.order_id] = ev
+    rows = sorted(latest.values(), key=lambda e: e.status in LIVE)  # stable: released first
+    await conn.execute(
+        q("upsert_orders"),
+        [e.order_id for e in rows],
+        [e.sale_id for e in rows],
+        [e.user_id for e in rows],
+        [e.serial for e in rows],
+        [e.serial_kind for e in rows],
+        [e.status for e in rows],
+        [e.version for e in rows],
+        [e.created_ms for e in rows],
+        [e.expires_ms for e in rows],
+        [e.updated_ms for e in rows],
+        [e.price_cents for e in rows],
+        [e.currency for e in rows],
+        [e.payment_id for e in rows],
+        [e.reason for e in rows],
+        [e.draw for e in rows],
+        [e.ip for e in rows],
+    )
+    history: dict[tuple[str, int], OrderEvent] = {(e.order_id, e.version): e for e in order_events}
+    hist = list(history.values())
+    await conn.execute(
+        q("insert_order_events"),
+        [e.order_id for e in hist],
+        [e.version for e in hist],
+        [e.type for e in hist],
+        [e.status for e in hist],
+        [e.at_ms for e in hist],
+        [e.stream_id for e in hist],
+    )
+
+
+class StreamLag(msgspec.Struct, kw_only=True):
+    sale_id: str
+    entries: int  # not yet acknowledged: pending (delivered) + never delivered
+    pending: int
+    undelivered: int
+    oldest_age_ms: int  # age of the oldest entry not yet acknowledged (0 when none)
+    consumers: int
+
+
+async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
+    try:
+        groups = await redis.xinfo_groups(key)
+    except ResponseError:
+        return None  # no stream yet
+    for group in groups:
+        if text(group["name"]) == GROUP:
+            return {text(k): v for k, v in group.items()}
+    return None
+
+
+async def _needed_from(redis: Redis, key: str) -> str | None:
+    """Smallest stream id the group still needs; None when the group does not exist.
+
+    Read the last delivered id BEFORE the pending list: an entry delivered in
+    between has a greater id than the one read, so it is never trimmed.
+    """
+    info = await _group_info(redis, key)
+    if info is None:
+        return None
+    last = text(info["last-delivered-id"])
+    summary = await redis.xpending(key, GROUP)
+    candidates = [_next_id(last)]
+    if summary and int(summary["pending"]) > 0 and summary.get("min"):
+        candidates.append(text(summary["min"]))
+    return min(candidates, key=_id_key)
+
+
+async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
+    """Entries of a sale's stream not yet persisted, and the age of the oldest (metrics)."""
+    key = SaleKeys(namespace, sale_id).events
+    now_ms = int(time.time() * 1000)
+    info = await _group_info(redis, key)
+    if info is None:  # no consumer has started: the whole stream is lag
+        length = int(await redis.xlen(key))
+        first = await redis.xrange(key, count=1) if length else []
+        age = now_ms - _id_key(text(first[0][0]))[0] if first else 0
+        return StreamLag(
+            sale_id=sale_id,
+            entries=length,
+            pending=0,
+            undelivered=length,
+            oldest_age_ms=max(age, 0),
+            consumers=0,
+        )
+    last = text(info["last-delivered-id"])
+    pending = int(info["pending"])
+    undelivered_head = await redis.xrange(key, min="(" + last, count=1)
+    lag = info.get("lag")
+    if lag is None:  # Redis cannot tell (entries deleted): count them, bounded
+        rest = await redis.xrange(key, min="(" + last, count=100_000)
+        undelivered = len(rest or [])
+    else:
+        undelivered = int(lag)
+    oldest: list[int] = []
+    if pending:
+        summary = await redis.xpending(key, GROUP)
+        if summary and summary.get("min"):  # acknowledged since XINFO: then none
+            oldest.append(_id_key(text(summary["min"]))[0])
+    if undelivered_head:
+        oldest.append(_id_key(text(undelivered_head[0][0]))[0])
+    age = now_ms - min(oldest) if oldest else 0
+    return StreamLag(
+        sale_id=sale_id,
+        entries=pending + undelivered,
+        pending=pending,
+        undelivered=undelivered,
+        oldest_age_ms=max(age, 0),
+        consumers=int(info["consumers"]),
+    )
+
+
+async def lag(redis: Redis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
+    """Lag of one sale, or of every sale in the registry (for /metrics and health)."""
+    if sale_id is not None:
+        return [await stream_lag(redis, namespace, sale_id)]
+    members = await redis.smembers(sales_registry(namespace))
+    return [await stream_lag(redis, namespace, text(m)) for m in sorted(members)]

@@ -1,0 +1,180 @@
+"""Fault tests against real processes: poison events, PostgreSQL stopped, Redis kill -9.
+
+Each ends with the audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from redis.exceptions import RedisError
+
+from flashsale.engine.engine import Engine
+from flashsale.engine.errors import EngineError
+from flashsale.engine.models import Order
+from flashsale.store import keys as store_keys
+from flashsale.store import migrate
+from flashsale.store.audit import audit_sale
+from flashsale.store.persist import PersistConfig, Persister, stream_lag
+
+from .servers import PrivatePostgres, PrivateRedis
+from .store_helpers import make_sale
+
+FAST = PersistConfig(
+    batch_size=200,
+    min_idle_ms=200,
+    reclaim_every_s=0.1,
+    max_deliveries=3,
+    discover_every_s=0.1,
+    backoff_max_s=0.5,
+)
+
+
+@contextlib.asynccontextmanager
+async def consuming(persister: Persister) -> AsyncIterator[Persister]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(persister.run(stop))
+    try:
+        yield persister
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def wait_drained(engine: Engine, namespace: str, sale_id: str, limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while (await stream_lag(engine.redis, namespace, sale_id)).entries:
+        assert time.monotonic() < deadline, "write-behind did not drain"
+        await asyncio.sleep(0.05)
+
+
+async def buy_range(engine: Engine, sale_id: str, users: range, prefix: str = "u") -> list[Order]:
+    results = await asyncio.gather(
+        *(engine.purchase(sale_id, f"{prefix}{i}") for i in users), return_exceptions=True
+    )
+    return [r.order for r in results if not isinstance(r, BaseException)]
+
+
+async def test_poison_event_is_dead_lettered_and_the_rest_flows(
+    engine: Engine, pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    sale_id = f"poison-{namespace}"
+    await make_sale(engine, sale_id, size=1000)
+    keys = engine.keys(sale_id)
+    async with consuming(Persister(engine.redis, pg_pool, namespace=namespace, config=FAST)):
+        first = await buy_range(engine, sale_id, range(300))
+        poison = await engine.redis.xadd(
+            keys.events, {"type": "purchased", "at_ms": "x", "order_id": "nonsense"}
+        )
+        unknown = await engine.redis.xadd(keys.events, {"type": "teleported", "at_ms": "1"})
+        second = await buy_range(engine, sale_id, range(300, 600))
+        await wait_drained(engine, namespace, sale_id, limit_s=30)
+    assert len(first) + len(second) == 600
+    dead = await engine.redis.xrange(store_keys.dead_letters(keys))
+    by_id = {f[b"stream_id"].decode(): f for _, f in dead}
+    assert set(by_id) == {poison.decode(), unknown.decode()}
+    assert b"malformed event" in by_id[poison.decode()][b"reason"]
+    assert b"unknown event type" in by_id[unknown.decode()][b"reason"]
+    assert int(by_id[poison.decode()][b"deliveries"]) > FAST.max_deliveries
+    assert json.loads(by_id[poison.decode()][b"payload"])["order_id"] == "nonsense"
+    rows = await pg_pool.fetch("SELECT reason FROM dead_letters WHERE sale_id = $1", sale_id)
+    assert len(rows) == 2
+    report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
+    assert report.ok, report.violations
+    assert report.persisted == 600 and report.stream.dead_letters == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_postgres_stopped_mid_sale_then_started(engine: Engine, namespace: str) -> None:
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        await migrate.upgrade(pg.url)
+        pool = await asyncpg.create_pool(pg.url, min_size=1, max_size=3)
+        assert pool is not None
+        sale_id = f"pgdown-{namespace}"
+        await make_sale(engine, sale_id, size=20_000)
+        persister = Persister(engine.redis, pool, namespace=namespace, config=FAST)
+        bought: list[Order] = []
+        async with consuming(persister):
+            for start in range(0, 3000, 500):
+                bought += await buy_range(engine, sale_id, range(start, start + 500))
+                await asyncio.sleep(0.05)
+            pg.stop()
+            down_at = time.monotonic()
+            # purchases keep working while PostgreSQL is down
+            while time.monotonic() - down_at < 4:
+                start = len(bought)
+                bought += await buy_range(engine, sale_id, range(start, start + 500))
+                await asyncio.sleep(0.1)
+            assert (await stream_lag(engine.redis, namespace, sale_id)).entries > 0
+            pg.start()
+            for _ in range(4):
+                start = len(bought)
+                bought += await buy_range(engine, sale_id, range(start, start + 500))
+            await wait_drained(engine, namespace, sale_id)
+        assert persister.stats.pg_retries > 0
+        report = await audit_sale(engine.redis, pool, namespace, sale_id)
+        assert report.ok, report.violations
+        assert report.persisted == len(bought) and report.lag == 0
+        await pool.close()
+    finally:
+        pg.cleanup()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_aof_redis_kill_9_mid_sale_keeps_every_acknowledged_purchase(
+    pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    server = PrivateRedis(appendonly=True, appendfsync="always")
+    server.start()
+    engine = Engine.from_url(server.url, namespace=namespace, max_connections=16)
+    try:
+        sale_id = f"aofkill-{namespace}"
+        await make_sale(engine, sale_id, size=50_000)
+        told: dict[str, Order] = {}
+        failed = 0
+
+        async def buyer(offset: int) -> None:
+            nonlocal failed
+            for i in range(offset, 12_000, 32):
+                try:
+                    order = (await engine.purchase(sale_id, f"u{i}")).order
+                    told[order.order_id] = order
+                except (EngineError, RedisError):  # Redis down, or still loading its AOF
+                    failed += 1
+                    await asyncio.sleep(0.01)
+
+        persister = Persister(engine.redis, pg_pool, namespace=namespace, config=FAST)
+        async with consuming(persister):
+            buyers = [asyncio.create_task(buyer(k)) for k in range(32)]
+            while len(told) < 3000:  # noqa: ASYNC110 (polling the buyers' progress)
+                await asyncio.sleep(0.01)
+            server.kill()  # mid-sale, purchases in flight
+            await asyncio.sleep(0.5)
+            server.start()
+            await asyncio.gather(*buyers)
+            await wait_drained(engine, namespace, sale_id)
+        assert failed > 0, "the kill did not land during the sale"
+        for order_id, order in told.items():
+            again = await engine.get_order(order_id)
+            assert again is not None and again.serial == order.serial
+        report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
+        assert report.ok, report.violations
+        stored = {
+            r["order_id"]
+            for r in await pg_pool.fetch("SELECT order_id FROM orders WHERE sale_id = $1", sale_id)
+        }
+        assert set(told) <= stored
+        assert report.persisted == report.checked_orders
+    finally:
+        await engine.aclose()
+        server.cleanup()
