@@ -96,12 +96,21 @@ class Growth:
 
 
 @dataclass
+class Drain:
+    consumers: int
+    orders: int
+    drain: Figure  # orders/s
+    copy: Figure  # orders/s
+    ratio: Figure  # drain / COPY
+
+
+@dataclass
 class Results:
     layers: dict[str, Figure] = field(default_factory=dict)
     echo: Figure | None = None
     latency: list[Latency] = field(default_factory=list)
     growth: list[Growth] = field(default_factory=list)
-    drain: str | None = None
+    drain: list[Drain] = field(default_factory=list)
     workers: dict[int, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -140,7 +149,10 @@ def results_from_json(data: dict[str, Any]) -> Results:
             )
             for g in data["growth"]
         ],
-        drain=data.get("drain"),
+        drain=[
+            Drain(d["consumers"], d["orders"], fig(d["drain"]), fig(d["copy"]), fig(d["ratio"]))
+            for d in data.get("drain") or []
+        ],
         workers={int(k): fig(v) for k, v in data["workers"].items()},
         notes=list(data.get("notes", [])),
     )
@@ -450,27 +462,46 @@ def _workers(redis_url: str, cfg: Config, results: Results) -> None:
             )
 
 
+def parse_drain_rows(text: str) -> list[tuple[int, int, float, float]]:
+    """(orders, consumers, drain/s, COPY/s) of every row ``bench/drain.py`` printed."""
+    rows: list[tuple[int, int, float, float]] = []
+    for line in text.splitlines():
+        cells = [c.strip().replace(",", "") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].isdigit():
+            rows.append((int(cells[0]), int(cells[1]), float(cells[3]), float(cells[4])))
+    return list(dict.fromkeys(rows))  # drain.py prints its rows again as a table at the end
+
+
 def _drain(cfg: Config, results: Results, redis_url: str, database_url: str) -> None:
+    """``bench/drain.py`` once per run (it measures one run per consumer count)."""
     if importlib.util.find_spec("flashsale.bench.drain") is None:
-        results.drain = None
         results.notes.append("drain vs COPY: bench/drain.py is not in this build")
         return
-    command = [sys.executable, "-m", "flashsale.bench.drain"]
-    helptext = subprocess.run(
-        [*command, "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
-    if cfg.quick and "--quick" in helptext:
-        command.append("--quick")
-    if "--runs" in helptext:
-        command += ["--runs", str(cfg.runs)]
+    orders, consumers = (5_000, ["1"]) if cfg.quick else (50_000, ["1", "2"])
+    command = [sys.executable, "-m", "flashsale.bench.drain", "--orders", str(orders)]
+    command += ["--consumers", *consumers]
     env = {**os.environ, "FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=120 if cfg.quick else 900, env=env
-    )
-    if done.returncode != 0:
-        results.notes.append(f"drain vs COPY failed: {done.stderr.strip()[-500:]}")
-        return
-    results.drain = done.stdout.strip() + f"\n\nReproduce: `{shlex.join(command[1:])}`"
+    seen: dict[int, list[tuple[float, float]]] = {}
+    for _ in range(cfg.runs):
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60 if cfg.quick else 600, env=env
+        )
+        if done.returncode != 0:
+            results.notes.append(f"drain vs COPY failed: {done.stderr.strip()[-500:]}")
+            return
+        for _, n, drain, copy in parse_drain_rows(done.stdout):
+            seen.setdefault(n, []).append((drain, copy))
+    for n, runs in sorted(seen.items()):
+        results.drain.append(
+            Drain(
+                n,
+                orders,
+                Figure(tuple(d for d, _ in runs)),
+                Figure(tuple(c for _, c in runs)),
+                Figure(tuple(d / c for d, c in runs)),
+            )
+        )
+    results.notes.append(f"drain vs COPY reproduces with `{shlex.join(['python', *command[1:]])}`")
 
 
 # --------------------------------------------------------------------------- report
@@ -580,7 +611,18 @@ def markdown(results: Results, cfg: Config, header: list[str]) -> str:
             "",
         ]
     if results.drain:
-        lines += ["### Write-behind drain against a plain COPY", "", results.drain, ""]
+        lines += [
+            "### Write-behind drain against a plain COPY of the same rows",
+            "",
+            "| orders | consumers | drain (orders/s) | COPY (orders/s) | drain / COPY |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {d.orders:,} | {d.consumers} | {d.drain.show()} | {d.copy.show()} | "
+            f"{d.ratio.show('×', 2)} |"
+            for d in results.drain
+        ]
+        lines.append("")
     lines += [f"- {note}" for note in results.notes]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -713,15 +755,24 @@ def chart(results: Results, path: Path, title: str) -> None:
     ax_growth.set_xlabel("serials in the sale")
     ax_growth.set_ylabel("Redis KiB of the sale's keys (log)")
 
-    if results.workers:
-        bars(
-            ax_workers,
-            [f"{w} worker{'s' if w > 1 else ''}" for w in results.workers],
-            list(results.workers.values()),
-            "#55A868",
-        )
-    ax_workers.set_title(f"HTTP purchase req/s by API workers (wrk -c {CONCURRENCY})")
-    ax_workers.set_ylabel("req/s")
+    labels: list[str] = []
+    figures: list[Figure] = []
+    for w, f in results.workers.items():
+        labels.append(f"API\n{w} worker{'s' if w > 1 else ''}")
+        figures.append(f)
+    for d in results.drain:
+        labels.append(f"drain\n{d.consumers} consumer{'s' if d.consumers > 1 else ''}")
+        figures.append(d.drain)
+    if results.drain:
+        labels.append("COPY")
+        figures.append(results.drain[0].copy)
+    if figures:
+        bars(ax_workers, labels, figures, "#55A868")
+    ax_workers.set_title(
+        f"API purchase req/s by workers (wrk -c {CONCURRENCY}) · write-behind vs COPY (orders/s)",
+        fontsize=10,
+    )
+    ax_workers.set_ylabel("per second")
 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -46,7 +46,8 @@ def cli(*args: str) -> list[str]:
 @contextlib.contextmanager
 def running_server(env: dict[str, str], log: Path, *, workers: int = 1) -> Iterator[str]:
     """``db upgrade``, then ``serve --with-workers`` on a free port until healthy."""
-    subprocess.run(cli("db", "upgrade"), env=env, check=True, timeout=60, capture_output=True)
+    upgrade = subprocess.run(cli("db", "upgrade"), env=env, timeout=60, capture_output=True)
+    assert upgrade.returncode == 0, f"flashsale db upgrade failed: {upgrade.stderr[-2000:]!r}"
     port = free_port()
     command = cli(
         "serve",

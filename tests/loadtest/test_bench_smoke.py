@@ -48,6 +48,7 @@ def test_quick_bench_writes_tables_and_chart(
     assert "2 cores" in text or "cores" in text
     for row in ("(ceiling)", "engine from Python", "PostgreSQL only", "| range | 10,000,000 |"):
         assert row in text, text
+    assert "drain / COPY" in text or "bench/drain.py is not in this build" in text, text
     if shutil.which("wrk"):
         for row in ("HTTP purchase endpoint", "| 5,000 |", "| 2 |"):
             assert row in text, text
