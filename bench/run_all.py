@@ -768,10 +768,8 @@ def chart(results: Results, path: Path, title: str) -> None:
         figures.append(results.drain[0].copy)
     if figures:
         bars(ax_workers, labels, figures, "#55A868")
-    ax_workers.set_title(
-        f"API purchase req/s by workers (wrk -c {CONCURRENCY}) · write-behind vs COPY (orders/s)",
-        fontsize=10,
-    )
+    ax_workers.set_title("Purchase req/s by API workers · drain vs COPY orders/s")
+    ax_workers.tick_params(axis="x", labelsize=8)
     ax_workers.set_ylabel("per second")
 
     fig.suptitle(title, fontsize=10)
