@@ -450,6 +450,8 @@ def summary(
         cancels = " · ".join(f"{k} {n}" for k, n in seen.cancels.items()) or "none"
         lines.append(f"  payments  {paid}")
         lines.append(f"  cancels   {cancels}")
+    for kind, detail in sorted(seen.samples.items()):
+        lines.append(f"  e.g. {kind}: {detail}")
     total = stats.number("Aggregated", "Request Count")
     lines += [
         f"requests: {sum(seen.requests.values()):,} sent · locust counted "

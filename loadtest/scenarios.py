@@ -296,6 +296,7 @@ class DropBuyer(Client):
         )
         if status != 201 or not isinstance(body, dict) or not body.get("pay_url"):
             SEEN.payments[f"provider refused {_code(status, body)}"] += 1
+            SEEN.sample(f"provider refused {_code(status, body)}", body)
             return
         SEEN.payments["provider started"] += 1
         status, sim, _, _ = self.call(
@@ -314,6 +315,7 @@ class DropBuyer(Client):
         )
         if status != 200:
             SEEN.payments[f"balance credit refused {_code(status, body)}"] += 1
+            SEEN.sample(f"balance credit refused {_code(status, body)}", body)
             return
         status, body, _, _ = self.call(
             "PUT",
@@ -339,6 +341,7 @@ class DropBuyer(Client):
                 mine.paid = "balance"
         else:
             SEEN.payments[f"balance refused {_code(status, body)}"] += 1
+            SEEN.sample(f"balance refused {_code(status, body)}", body)
 
     def _cancel(self, order: dict[str, Any]) -> None:
         order_id = order["order_id"]
@@ -356,6 +359,7 @@ class DropBuyer(Client):
                 mine.cancelled_at = sent
         else:
             SEEN.cancels[_code(status, body)] += 1
+            SEEN.sample(f"cancel refused {_code(status, body)}", body)
 
 
 class Bot(Client):

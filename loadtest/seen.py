@@ -66,6 +66,7 @@ class Seen:
     replays: Counter[str] = field(default_factory=Counter)  # "same", "different", ...
     sale_views: int = 0
     problems: list[str] = field(default_factory=list)  # contract breaks a client saw itself
+    samples: dict[str, str] = field(default_factory=dict)  # a refusal's first detail, by kind
     buyers: int = 0  # distinct users that ran
     finished: int = 0  # users that finished their journey (drop)
 
@@ -74,6 +75,11 @@ class Seen:
             self.problems.append(text)
         elif len(self.problems) == limit:
             self.problems.append("... more problems not recorded")
+
+    def sample(self, kind: str, body: Any) -> None:
+        """Keep the first problem detail answered for each kind of refusal."""
+        if kind not in self.samples and len(self.samples) < 50 and isinstance(body, dict):
+            self.samples[kind] = str(body.get("detail") or body.get("title") or body)[:200]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -88,6 +94,7 @@ class Seen:
             bought=[Bought(**b) for b in data.get("bought", [])],
             sale_views=int(data.get("sale_views", 0)),
             problems=list(data.get("problems", [])),
+            samples=dict(data.get("samples", {})),
             buyers=int(data.get("buyers", 0)),
             finished=int(data.get("finished", 0)),
         )
@@ -102,6 +109,7 @@ class Seen:
             getattr(self, name).update(getattr(other, name))
         self.sale_views += other.sale_views
         self.problems += other.problems
+        self.samples = {**other.samples, **self.samples}
         self.buyers += other.buyers
         self.finished += other.finished
 
