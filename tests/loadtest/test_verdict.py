@@ -50,16 +50,17 @@ def test_buyer_and_address_limits() -> None:
     assert holding_violations([held[0], held[0]], 1) == []
 
 
-def test_burst_result_keeps_its_checks() -> None:
+def test_burst_result_checks_live_orders() -> None:
     result = BurstResult(
         sold=[
             {"order_id": "a", "serial": 1, "_buyer": "u1"},
             {"order_id": "b", "serial": 1, "_buyer": "u1"},
         ]
     )
-    assert result.violations(1) == [
-        "serial 1 sold to 2 orders",
-        "buyer u1 holds 2 orders (limit 1)",
+    assert result.violations(1, {"a": "expired", "b": "paid"}) == []
+    assert result.violations(1, {"a": "paid", "b": "paid"}) == [
+        "serial 1 held by 2 live orders",
+        "buyer u1 holds 2 live orders (limit 1)",
     ]
 
 
@@ -117,4 +118,4 @@ def test_final_states_read_back() -> None:
     assert to_read_back(seen, 1) == ["s.1", "s.2"]
     assert judge(opts(), seen, CLEAN_AUDIT, sale(), "", {"s.1": "expired", "s.2": "paid"}) == []
     both = judge(opts(), seen, CLEAN_AUDIT, sale(), "", {"s.1": "paid", "s.2": "paid"})
-    assert both == ["serial 3 is held by 2 live orders at the end: s.1, s.2"]
+    assert both == ["serial 3 held by 2 live orders"]
