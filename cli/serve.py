@@ -50,6 +50,12 @@ def multiprocess_metrics_dir() -> Iterator[str]:
 def run_server(server: Server, host: str, port: int, workers: int) -> None:
     """Serve the API in the foreground until interrupted (blocks)."""
     with multiprocess_metrics_dir():
+        # prometheus_client picks its value store when first imported; the CLI may
+        # have imported it already, and forked workers would inherit per-process
+        # counters that no scrape sums up: pick again now that the directory is set
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()
         if server is Server.granian:
             from granian import Granian
             from granian.constants import Interfaces, Loops
