@@ -26,13 +26,12 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
 
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
 from flashsale.store.events import LIVE, text
-from flashsale.store.persist import stream_lag
+from flashsale.store.persist import AnyRedis, stream_lag
 from flashsale.store.queries import q
 
 CHUNK = 5000  # orders per Redis pipeline and per PostgreSQL comparison
@@ -85,7 +84,7 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 async def audit_sale(
-    redis: Redis,
+    redis: AnyRedis,
     pool: asyncpg.Pool,
     namespace: str,
     sale_id: str,
@@ -297,7 +296,7 @@ _ORDER_READ = ("status", "version", "user_id")
 
 
 async def _check_buyers(
-    redis: Redis,
+    redis: AnyRedis,
     pool: asyncpg.Pool,
     keys: SaleKeys,
     sale_id: str,

@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,6 +58,9 @@ from flashsale.store.events import (
 from flashsale.store.queries import q
 
 log = logging.getLogger("flashsale.persist")
+
+# One server or a Redis Cluster: every call names one sale's keys (one slot).
+AnyRedis = Redis | RedisCluster
 
 GROUP = store_keys.GROUP
 
@@ -158,7 +161,7 @@ def _id_key(stream_id: str) -> tuple[int, int]:
 class Persister:
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         pool: asyncpg.Pool,
         *,
         namespace: str = "fs",
@@ -584,7 +587,7 @@ class StreamLag(msgspec.Struct, kw_only=True):
     consumers: int
 
 
-async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
+async def _group_info(redis: AnyRedis, key: str) -> dict[str, Any] | None:
     try:
         groups = await redis.xinfo_groups(key)
     except ResponseError:
@@ -595,7 +598,7 @@ async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
     return None
 
 
-async def _needed_from(redis: Redis, key: str) -> str | None:
+async def _needed_from(redis: AnyRedis, key: str) -> str | None:
     """Smallest stream id the group still needs; None when the group does not exist.
 
     Read the last delivered id BEFORE the pending list: an entry delivered in
@@ -612,7 +615,7 @@ async def _needed_from(redis: Redis, key: str) -> str | None:
     return min(candidates, key=_id_key)
 
 
-async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
+async def stream_lag(redis: AnyRedis, namespace: str, sale_id: str) -> StreamLag:
     """Entries of a sale's stream not yet persisted, and the age of the oldest (metrics)."""
     key = SaleKeys(namespace, sale_id).events
     now_ms = int(time.time() * 1000)
@@ -656,7 +659,7 @@ async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
     )
 
 
-async def lag(redis: Redis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
+async def lag(redis: AnyRedis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
     """Lag of one sale, or of every sale in the registry (for /metrics and health)."""
     if sale_id is not None:
         return [await stream_lag(redis, namespace, sale_id)]
