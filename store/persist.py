@@ -87,7 +87,7 @@ REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.excepti
 class PersistConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 1000
     min_idle_ms: int = 15_000  # a pending entry this old belongs to a dead consumer
-    max_deliveries: int = 5  # failed deliveries (with a reason), then the dead-letter stream
+    max_deliveries: int = 5  # deliveries that failed (with a reason), then the dead letters
     max_crash_deliveries: int = 100  # deliveries lost to crashed consumers, then dead letters
     refused_retries: int = 3  # a refused batch is tried again this often before isolating
     max_rounds: int = 20  # batches in a row from one sale before the next sale's turn
@@ -146,6 +146,10 @@ def _stream_entries(reply: Any) -> list[Entry]:
     else:
         items = reply[0][1]
     return [(text(entry_id), fields or {}) for entry_id, fields in items]
+
+
+def _int_or_zero(value: Any) -> int:
+    return int(value) if value not in (None, b"", "") else 0
 
 
 def _next_id(stream_id: str) -> str:
@@ -328,18 +332,24 @@ class Persister:
         self.stats.reclaimed += len(claimed)
         deliveries = await self._deliveries(keys, claimed)
         # An entry goes to the dead letters after max_deliveries deliveries that FAILED
-        # (a reason was recorded: poison, or rows PostgreSQL refuses). Deliveries cut short
-        # by a crashing consumer record nothing: such entries are retried much longer
+        # (each counted with its reason: poison, or rows PostgreSQL refuses). Deliveries
+        # cut short by a crashing consumer count none: such entries are retried much longer
         # (max_crash_deliveries), so a run of kill -9 never dead-letters a good order.
         over = [e for e in claimed if deliveries.get(e[0], 1) > self.config.max_deliveries]
         reasons: dict[str, str] = {}
+        failures: dict[str, int] = {}
         if over:
-            values = await self.redis.hmget(store_keys.failures(keys), [e[0] for e in over])
-            reasons = {e[0]: text(v) for e, v in zip(over, values, strict=True) if v}
+            fields = [f for e in over for f in (e[0], f"{e[0]}#n")]
+            values = await self.redis.hmget(store_keys.failures(keys), fields)
+            for e, why, n in zip(over, values[::2], values[1::2], strict=True):
+                if why:
+                    reasons[e[0]] = text(why)
+                failures[e[0]] = _int_or_zero(n)
         doomed = [
             e
             for e in over
-            if e[0] in reasons or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
+            if failures.get(e[0], 0) >= self.config.max_deliveries
+            or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
         ]
         if doomed:
             await self._dead_letter(sale_id, keys, doomed, deliveries, reasons)
@@ -397,7 +407,7 @@ class Persister:
                 why,
             )
         pipe.xack(keys.events, GROUP, *[e[0] for e in entries])
-        pipe.hdel(store_keys.failures(keys), *[e[0] for e in entries])
+        pipe.hdel(store_keys.failures(keys), *[f for e in entries for f in (e[0], f"{e[0]}#n")])
         with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
             async with self.pool.acquire() as conn:
                 await conn.executemany(q("insert_dead_letter"), rows)
@@ -427,9 +437,12 @@ class Persister:
         if ok and not self._ack_before_commit:
             pipe.xack(keys.events, GROUP, *ok)
         if reclaimed and ok:
-            pipe.hdel(store_keys.failures(keys), *ok)
+            pipe.hdel(store_keys.failures(keys), *[f for i in ok for f in (i, f"{i}#n")])
         if failed:
+            # the last reason, and how many deliveries failed (crashes count none)
             pipe.hset(store_keys.failures(keys), mapping=failed)  # type: ignore[arg-type]
+            for entry_id in failed:
+                pipe.hincrby(store_keys.failures(keys), f"{entry_id}#n", 1)
             self.stats.failed_deliveries += len(failed)
             for entry_id, why in failed.items():
                 log.warning("sale %s: entry %s not persisted: %s", sale_id, entry_id, why)
