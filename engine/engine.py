@@ -146,6 +146,16 @@ class Engine:
             raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
         return reply
 
+    async def run_script(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:
+        """Run ``lua/<name>-<n>.lua`` on the auto-pipelined, cluster-routed hot path.
+
+        For transitions owned by other packages (payments' refund scripts); the
+        reply is returned as the script gave it.
+        """
+        if name not in self._scripts:
+            self._scripts[name] = scripts.load(name)
+        return await self._call(name, keys, args)
+
     # -- sales -------------------------------------------------------------------------
 
     async def create_sale(

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+LIVE = frozenset({"pending_payment", "paid", "delivered"})
+
 
 @dataclass
 class BurstResult:
@@ -30,17 +32,25 @@ class BurstResult:
             return 0.0
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q) - 1]
 
-    def violations(self, per_user_limit: int) -> list[str]:
-        """What the clients themselves saw go wrong, whatever the server says."""
+    def violations(self, per_user_limit: int, statuses: dict[str, str]) -> list[str]:
+        """What the clients themselves saw go wrong, whatever the server says.
+
+        ``statuses`` is each sold order's state read back at the end: a serial
+        whose first order expired is rightly sold again, so only orders still
+        live count (live = pending_payment, paid, delivered).
+        """
+        live = [o for o in self.sold if statuses.get(o["order_id"]) in LIVE]
         found: list[str] = []
-        serials = Counter(str(order["serial"]) for order in self.sold)
-        found += [f"serial {s} sold to {n} orders" for s, n in serials.items() if n > 1]
-        buyers = Counter(order["_buyer"] for order in self.sold)
+        serials = Counter(str(order["serial"]) for order in live)
+        found += [f"serial {s} held by {n} live orders" for s, n in serials.items() if n > 1]
+        buyers = Counter(order["_buyer"] for order in live)
         found += [
-            f"buyer {b} holds {n} orders (limit {per_user_limit})"
+            f"buyer {b} holds {n} live orders (limit {per_user_limit})"
             for b, n in buyers.items()
             if n > per_user_limit
         ]
+        ids = Counter(order["order_id"] for order in self.sold)
+        found += [f"order {i} was answered as new {n} times" for i, n in ids.items() if n > 1]
         return found
 
 

@@ -1,0 +1,1 @@
+"""Class controllers, one module per area."""

@@ -1,0 +1,98 @@
+"""Operations: health, Prometheus metrics and the audit of a sale."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
+
+from flashsale.api import metrics
+from flashsale.api.audit import run_audit
+from flashsale.api.auth import require_admin
+from flashsale.api.lag import stream_lags
+from flashsale.api.problems import problem_responses
+from flashsale.api.routes.sales import SALE_ID
+from flashsale.api.schemas import AuditReport, Check, Health
+from flashsale.api.services import Services
+from flashsale.engine.errors import SaleNotFound
+
+CHECK_TIMEOUT_S = 2.0
+
+
+def _services(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state["services"]
+    return services
+
+
+async def _timed(probe: Any) -> Check:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
+    except Exception as exc:
+        return Check(ok=False, error=f"{type(exc).__name__}: {exc}"[:200])
+    return Check(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+async def _total_lag(services: Services) -> int | None:
+    try:
+        lags = await asyncio.wait_for(stream_lags(services.engine), CHECK_TIMEOUT_S)
+    except Exception:
+        return None
+    total: int = sum(lags.values())
+    return total
+
+
+class OpsController(Controller):
+    tags = ["ops"]  # noqa: RUF012
+
+    @get(
+        "/health",
+        responses={
+            503: ResponseSpec(
+                data_container=Health, description="A dependency is down", generate_examples=False
+            )
+        },
+        summary="Redis and PostgreSQL reachability, write-behind lag",
+    )
+    async def health(self, request: Request[Any, Any, Any]) -> Response[Health]:
+        services = _services(request)
+        redis = await _timed(services.engine.redis.ping())
+        postgres = None
+        if services.pg_pool is not None:
+            postgres = await _timed(services.pg_pool.fetchval("SELECT 1"))
+        lag = await _total_lag(services) if redis.ok else None
+        ok = redis.ok and (postgres is None or postgres.ok)
+        body = Health(
+            status="ok" if ok else "degraded", redis=redis, postgres=postgres, write_behind_lag=lag
+        )
+        return Response(content=body, status_code=200 if ok else 503)
+
+    @get(
+        "/metrics",
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+        summary="Prometheus metrics of every worker",
+    )
+    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        services = _services(request)
+        try:
+            lags = await asyncio.wait_for(stream_lags(services.engine), CHECK_TIMEOUT_S)
+        except Exception:
+            lags = {}
+        body, content_type = metrics.exposition(lags, sum(lags.values()) if lags else None)
+        return Response(content=body, media_type=content_type)
+
+    @get(
+        "/v1/sales/{sale_id:str}/audit",
+        guards=[require_admin],
+        security=[{"BearerAuth": []}],
+        responses=problem_responses(401, 403, 404, 503),
+        summary="Audit a sale: Redis against PostgreSQL (admin)",
+    )
+    async def audit(self, request: Request[Any, Any, Any], sale_id: FromPath[str]) -> AuditReport:
+        if not SALE_ID.match(sale_id):
+            raise SaleNotFound()
+        return await run_audit(_services(request), sale_id)

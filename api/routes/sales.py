@@ -1,0 +1,182 @@
+"""Sales: create, read and tune (admin), and the purchase endpoint (buyers).
+
+The purchase is the hot path: one engine call (auto-pipelined with the
+concurrent ones), a cached token check, and nothing else that could be done
+once. A refusal is answered straight from here (no exception unwinding
+through the framework) with the same problem mapping as everywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from time import perf_counter
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+from litestar.response.base import ASGIResponse
+
+from flashsale.api import metrics
+from flashsale.api.auth import authenticate, principal_of, require_admin
+from flashsale.api.body import PurchaseOperation, decode_purchase_body, strict_body
+from flashsale.api.problems import (
+    PROBLEM_JSON,
+    problem_bytes,
+    problem_responses,
+)
+from flashsale.api.ratelimit import client_ip
+from flashsale.api.schemas import PurchaseOut
+from flashsale.api.services import Services
+from flashsale.engine.errors import EngineError, SaleNotFound, SoldOut
+from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
+
+SALE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_SALE_BODY_BYTES = 64 * 1024 * 1024  # a 1,000,000-serial list sale fits
+BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_encode = msgspec.json.Encoder().encode
+
+_SOLD_OUT_STATUS, _SOLD_OUT_BODY = problem_bytes(SoldOut())
+
+
+def _services(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state["services"]
+    return services
+
+
+def _check_sale_id(sale_id: str) -> None:
+    if SALE_ID.match(sale_id) is None:
+        raise SaleNotFound()
+
+
+class SalesController(Controller):
+    path = "/v1/sales"
+    tags = ["sales"]  # noqa: RUF012
+
+    @post(
+        "/",
+        guards=[require_admin],
+        security=BEARER,
+        status_code=201,
+        request_max_body_size=MAX_SALE_BODY_BYTES,
+        responses=problem_responses(400, 401, 403, 409, 413, 422, 503),
+        summary="Create a sale (admin)",
+    )
+    async def create_sale(
+        self, request: Request[Any, Any, Any], data: JSONBody[SaleCreate]
+    ) -> Sale:
+        spec = await strict_body(request, SaleCreate)
+        return await _services(request).engine.create_sale(spec)
+
+    @get(
+        "/{sale_id:str}",
+        responses=problem_responses(404, 503),
+        summary="A sale's public status",
+    )
+    async def get_sale(self, request: Request[Any, Any, Any], sale_id: FromPath[str]) -> Sale:
+        _check_sale_id(sale_id)
+        return await _services(request).engine.get_sale(sale_id)
+
+    @patch(
+        "/{sale_id:str}",
+        guards=[require_admin],
+        security=BEARER,
+        request_max_body_size=MAX_SALE_BODY_BYTES,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+        summary="Tune a live sale (admin)",
+    )
+    async def tune_sale(
+        self, request: Request[Any, Any, Any], sale_id: FromPath[str], data: JSONBody[SaleUpdate]
+    ) -> Sale:
+        _check_sale_id(sale_id)
+        services = _services(request)
+        update = await strict_body(request, SaleUpdate)
+        sale = await services.engine.tune(
+            sale_id, update, actor=f"api:{principal_of(request).user_id}"
+        )
+        services.sold_out.forget(sale_id)
+        return sale
+
+    @post(
+        "/{sale_id:str}/purchase",
+        security=BEARER,
+        operation_class=PurchaseOperation,
+        status_code=201,
+        responses={
+            201: ResponseSpec(
+                data_container=PurchaseOut, description="A new order", generate_examples=False
+            ),
+            200: ResponseSpec(
+                data_container=PurchaseOut,
+                description="Replay: the answer first given under this Idempotency-Key",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 404, 409, 413, 422, 429, 503),
+        },
+        summary="Buy one serial (buyer)",
+    )
+    async def purchase(self, request: Request[Any, Any, Any]) -> ASGIResponse:
+        """The hot path. Deliberately takes only ``request``: Litestar's per-parameter
+        extraction and validation, and its response conversion, cost more than the
+        few lines that do the same here (the OpenAPI schema still documents them)."""
+        started = perf_counter()
+        services: Services = request.app.state["services"]
+        principal = authenticate(request)  # inline, not a guard: see auth.py
+        sale_id: str = request.path_params["sale_id"]
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and IDEMPOTENCY_KEY.match(idempotency_key) is None:
+            raise ValidationException(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                extra=[{"message": "invalid", "key": "Idempotency-Key", "source": "header"}],
+            )
+        body = await request.body()
+        decode_purchase_body(body)
+        # A replay must reach Redis (its first answer is remembered there), so only
+        # requests without an Idempotency-Key may be answered sold_out from memory.
+        if idempotency_key is None and services.sold_out.hit(sale_id, started):
+            metrics.SOLD_OUT_SHORT_CIRCUIT.inc()
+            metrics.count_purchase("sold_out")
+            services.stats.count(sale_id, "rej:sold_out")
+            return ASGIResponse(
+                body=_SOLD_OUT_BODY, status_code=_SOLD_OUT_STATUS, media_type=PROBLEM_JSON
+            )
+        if SALE_ID.match(sale_id) is None:
+            status, problem = problem_bytes(SaleNotFound())
+            return ASGIResponse(body=problem, status_code=status, media_type=PROBLEM_JSON)
+        fingerprint = ""
+        if idempotency_key is not None:
+            fingerprint = hashlib.blake2b(body, digest_size=16).hexdigest()
+        try:
+            result = await services.engine.purchase(
+                sale_id,
+                principal.user_id,
+                ip=client_ip(request.scope, services.api.trust_forwarded_for),
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+        except EngineError as exc:
+            if isinstance(exc, SoldOut):
+                services.sold_out.remember(sale_id, started)
+            code = exc.code
+            metrics.count_purchase(code)
+            if code != "sale_not_found":
+                services.stats.count(sale_id, f"rej:{code}")
+            metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
+            status, problem = problem_bytes(exc)
+            headers = {"retry-after": "1"} if status == 503 else None
+            return ASGIResponse(
+                body=problem, status_code=status, media_type=PROBLEM_JSON, headers=headers
+            )
+        replayed = result.replayed
+        outcome = "replayed" if replayed else "created"
+        metrics.count_purchase(outcome)
+        services.stats.count(sale_id, outcome)
+        metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
+        return ASGIResponse(
+            body=_encode(PurchaseOut.of(result.order)), status_code=200 if replayed else 201
+        )

@@ -1,0 +1,130 @@
+"""What the HTTP workers share for their lifetime, on ``app.state["services"]``.
+
+Built once per worker in the lifespan: the engine (Redis pool and its
+auto-pipeline), the optional asyncpg pool, the token verifier, the sold-out
+short-circuit and the per-sale outcome counters that ``flashsale sale watch``
+reads from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
+from flashsale.api.ratelimit import IpRateLimiter
+from flashsale.api.tokens import TokenVerifier
+from flashsale.engine.engine import Engine
+from flashsale.engine.keys import SaleKeys
+from flashsale.engine.settings import Settings
+
+STATS_TTL_S = 7 * 86_400
+
+
+def stats_key(namespace: str, sale_id: str) -> str:
+    """Per-sale purchase outcome counters (hash: ``created``, ``replayed``, ``rej:<code>``).
+
+    In the sale's hash tag like every other key of the sale.
+    TODO(engine): move next to the other key names in engine/keys.py.
+    """
+    return f"{SaleKeys(namespace, sale_id).tag}:stats"
+
+
+class SoldOutCache:
+    """Per-worker memory of sold-out sales, each entry at most ``ttl_s`` (≤ 1 s) old.
+
+    The deadline counts from the moment the purchase that saw ``sold_out`` was
+    *sent*, so the answer given from memory is never staler than ``ttl_s``,
+    whatever the Redis round trip took.
+    """
+
+    def __init__(self, ttl_s: float = SOLD_OUT_CACHE_MAX_S, *, max_sales: int = 10_000) -> None:
+        self.ttl_s = min(ttl_s, SOLD_OUT_CACHE_MAX_S)
+        self._until: dict[str, float] = {}
+        self._max_sales = max_sales
+
+    def hit(self, sale_id: str, now: float) -> bool:
+        until = self._until.get(sale_id)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._until[sale_id]
+        return False
+
+    def remember(self, sale_id: str, asked_at: float) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._until) >= self._max_sales:
+            self._until.clear()
+        self._until[sale_id] = asked_at + self.ttl_s
+
+    def forget(self, sale_id: str) -> None:
+        self._until.pop(sale_id, None)
+
+
+class SaleStats:
+    """Purchase outcomes counted in memory, added to Redis once a second (one pipeline)."""
+
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def count(self, sale_id: str, outcome: str) -> None:
+        self._counts[(sale_id, outcome)] += 1
+
+    async def flush(self) -> None:
+        if not self._counts:
+            return
+        counts, self._counts = self._counts, Counter()
+        pipe = self._redis.pipeline(transaction=False)
+        sales = set()
+        for (sale_id, outcome), n in counts.items():
+            key = stats_key(self._namespace, sale_id)
+            pipe.hincrby(key, outcome, n)
+            sales.add(key)
+        for key in sales:
+            pipe.expire(key, STATS_TTL_S)
+        try:
+            await pipe.execute()
+        except Exception:  # Redis away: keep the counts for the next flush
+            self._counts.update(counts)
+
+    async def run(self, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.flush()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    api: ApiSettings
+    engine: Engine
+    tokens: TokenVerifier
+    sold_out: SoldOutCache
+    stats: SaleStats
+    pg_pool: Any | None = None  # asyncpg.Pool when FLASHSALE_DATABASE_URL is set
+    limiter: IpRateLimiter | None = None  # when FLASHSALE_IP_RATE_PER_S is set
+    started_at: float = field(default_factory=time.time)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.stats.run()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.stats.flush()

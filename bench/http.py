@@ -1,0 +1,338 @@
+"""HTTP bench: the purchase endpoint against a bare POST of the same app, same run.
+
+For each server asked for, one ``flashsale serve`` process (N workers, the
+bench-only ``POST /v1/bench/echo`` mounted) on a free loopback port, one sale
+big enough never to sell out (every purchase in the run creates an order),
+1,000 buyer tokens, and ``wrk`` as the load generator in its own process:
+
+1. closed loop, ``--connections`` connections: echo, then purchase → req/s,
+   p50, p99, and purchase/echo as a ratio;
+2. paced, ``--paced-connections`` open connections each waiting so that all
+   together offer about ``--paced-rate`` req/s (wrk's ``delay()``) → p50, p99.
+
+Prints Markdown table rows and the command that reproduces them. Needs
+``wrk`` (``apt-get install -y wrk``); Redis is a private embedded server
+unless ``--redis-url`` is given (keys then live in a namespace of their own,
+deleted afterwards). Every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from flashsale.api.tokens import mint_token
+from flashsale.engine.engine import Engine
+from flashsale.engine.models import SaleCreate, SerialsSpec
+
+ECHO = "/v1/bench/echo"
+SALE_ID = "bench"
+SECRET = "bench-secret-" + "0" * 32
+N_BUYERS = 1000
+
+_CLOSED_LUA = """
+local reqs = {}
+local idx = 0
+init = function(args)
+  local n = 0
+  for line in io.lines(args[2]) do
+    n = n + 1
+    reqs[n] = wrk.format("POST", args[1], {["Authorization"] = "Bearer " .. line,
+      ["Content-Type"] = "application/json"}, "{}")
+  end
+  idx = math.random(n)
+end
+request = function()
+  idx = idx % #reqs + 1
+  return reqs[idx]
+end
+"""
+_PACED_LUA = (
+    _CLOSED_LUA
+    + """
+local pause = 0
+local base_init = init
+init = function(args)
+  base_init(args)
+  pause = tonumber(args[3])
+end
+delay = function()
+  return math.random(0, 2 * pause)
+end
+"""
+)
+
+
+@dataclass
+class WrkResult:
+    label: str
+    server: str
+    workers: int
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not match:
+        return float("nan")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = sum(int(g) for g in sock.groups()) if sock else 0
+    return rps, p50, p99, int(non.group(1)) if non else 0, errors
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def run_wrk(
+    url: str,
+    path: str,
+    script: Path,
+    tokens: Path,
+    *,
+    connections: int,
+    duration_s: int,
+    threads: int = 2,
+    pause_ms: int | None = None,
+) -> str:
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        path,
+        str(tokens),
+    ]
+    if pause_ms is not None:
+        args.append(str(pause_ms))
+    done = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 60, check=True)
+    return done.stdout
+
+
+async def _prepare(redis_url: str, namespace: str) -> None:
+    engine = Engine.from_url(redis_url, namespace=namespace)
+    try:
+        await engine.create_sale(
+            SaleCreate(
+                name="bench",
+                sale_id=SALE_ID,
+                serials=SerialsSpec(range=(1, 90_000_000)),
+                per_user_limit=1_000_000,
+            )
+        )
+    finally:
+        await engine.aclose()
+
+
+async def _cleanup(redis_url: str, namespace: str) -> None:
+    engine = Engine.from_url(redis_url, namespace=namespace)
+    try:
+        batch: list[bytes] = []
+        async for key in engine.redis.scan_iter(match=f"{namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await engine.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await engine.redis.unlink(*batch)
+    finally:
+        await engine.aclose()
+
+
+def _start_server(
+    server: str, workers: int, port: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "flashsale.cli.main",
+        "serve",
+        "--server",
+        server,
+        "--workers",
+        str(workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    _stop_server(proc)
+    raise RuntimeError("server did not become healthy in 30 s")
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
+    namespace = f"bench{secrets.token_hex(4)}"
+    redis_url = args.redis_url
+    tokens = workdir / "tokens.txt"
+    tokens.write_text("".join(mint_token(SECRET, f"buyer-{i}") + "\n" for i in range(N_BUYERS)))
+    closed, paced = workdir / "closed.lua", workdir / "paced.lua"
+    closed.write_text(_CLOSED_LUA)
+    paced.write_text(_PACED_LUA)
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLASHSALE_REDIS_URL": redis_url,
+        "FLASHSALE_NAMESPACE": namespace,
+        "FLASHSALE_JWT_SECRET": SECRET,
+        "FLASHSALE_BENCH_ENDPOINTS": "1",
+    }
+    env.pop("FLASHSALE_IP_RATE_PER_S", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    asyncio.run(_prepare(redis_url, namespace))
+    proc = _start_server(server, args.workers, port, env)
+    url = f"http://127.0.0.1:{port}"
+    purchase = f"/v1/sales/{SALE_ID}/purchase"
+    results: list[WrkResult] = []
+    try:
+        for path in (ECHO, purchase):  # warm-up: JIT-free, but caches, pools, token cache
+            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=2)
+        for label, path in (("bare POST (echo)", ECHO), ("purchase", purchase)):
+            out = run_wrk(
+                url, path, closed, tokens, connections=args.connections, duration_s=args.duration
+            )
+            results.append(
+                WrkResult(label, server, args.workers, args.connections, *parse_wrk(out))
+            )
+        pause_ms = max(1, round(1000 * args.paced_connections / args.paced_rate))
+        for label, path in (("bare POST (echo), paced", ECHO), ("purchase, paced", purchase)):
+            out = run_wrk(
+                url,
+                path,
+                paced,
+                tokens,
+                connections=args.paced_connections,
+                duration_s=args.duration,
+                pause_ms=pause_ms,
+            )
+            results.append(
+                WrkResult(label, server, args.workers, args.paced_connections, *parse_wrk(out))
+            )
+    finally:
+        _stop_server(proc)
+        asyncio.run(_cleanup(redis_url, namespace))
+    return results
+
+
+def markdown(results: list[WrkResult], command: str) -> str:
+    lines = [
+        "| server | workers | endpoint | connections | req/s | p50 ms | p99 ms | errors "
+        "| vs bare |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    bare: dict[tuple[str, int], float] = {}
+    for r in results:
+        if r.label.startswith("bare"):
+            bare[(r.server, r.connections)] = r.rps
+        base = bare.get((r.server, r.connections))
+        ratio = f"{r.rps / base:.2f}×" if base and not r.label.startswith("bare") else "1.00×"
+        lines.append(
+            f"| {r.server} | {r.workers} | {r.label} | {r.connections} | {r.rps:,.0f} | "
+            f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.non_2xx + r.socket_errors} | {ratio} |"
+        )
+    lines.append("")
+    lines.append(f"Reproduce: `{command}`")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase")
+    parser.add_argument("--connections", type=int, default=64, help="closed-loop connections")
+    parser.add_argument("--paced-connections", type=int, default=1000)
+    parser.add_argument("--paced-rate", type=float, default=2000.0, help="offered req/s in total")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="Redis to use; default: a private embedded one, so other traffic on a shared "
+        "Redis does not blur the figures",
+    )
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    servers = ["granian", "uvicorn"] if args.server == "both" else [args.server]
+    results: list[WrkResult] = []
+    with contextlib.ExitStack() as stack:
+        if args.redis_url is None:
+            from flashsale.engine.embedded import EmbeddedRedis
+
+            args.redis_url = stack.enter_context(EmbeddedRedis()).url
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))
+        for server in servers:
+            results.extend(bench_server(server, args, Path(tmp)))
+    shown = [a for a in (argv if argv is not None else sys.argv[1:])]
+    command = "python -m flashsale.bench.http " + " ".join(shlex.quote(a) for a in shown)
+    print(markdown(results, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

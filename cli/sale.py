@@ -1,0 +1,351 @@
+"""``flashsale sale create | tune | status | watch``: ops on sales, straight through the engine.
+
+These commands talk to Redis directly (``FLASHSALE_REDIS_URL``,
+``FLASHSALE_NAMESPACE``) with the same Engine the API uses: the same Lua
+transitions and validation, no token to mint, no HTTP body limit for a
+10,000,000-serial list, and progress as it loads. Remote admins use the HTTP
+admin endpoints (``POST/PATCH /v1/sales``) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from flashsale.api.config import ApiSettings
+from flashsale.engine.engine import Engine
+from flashsale.engine.errors import EngineError
+from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
+from flashsale.engine.settings import Settings
+
+app = typer.Typer(
+    help="Create, tune and watch sales (directly through Redis).", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def engine_from_env() -> Engine:
+    """The engine the environment configures (FLASHSALE_REDIS_URL, _NAMESPACE, _REDIS_CLUSTER)."""
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        err.print("[red]FLASHSALE_REDIS_URL is not set[/red]")
+        raise typer.Exit(2)
+    engine: Engine = Engine.from_url(
+        settings.redis_url,
+        namespace=settings.namespace,
+        cluster=ApiSettings.from_env().redis_cluster,
+    )
+    return engine
+
+
+def _run(work: Callable[[Engine], Awaitable[T]]) -> T:
+    """Run one async piece of work with an engine; engine refusals exit 1 with their code."""
+
+    async def main() -> T:
+        engine = engine_from_env()
+        try:
+            return await work(engine)
+        finally:
+            await engine.aclose()
+
+    try:
+        return asyncio.run(main())
+    except EngineError as exc:
+        err.print(f"[red]{exc.code}[/red]: {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+def _read_serials(path: Path) -> list[str]:
+    """One serial per line (blank lines skipped), with a progress bar for long files."""
+    size = path.stat().st_size
+    serials: list[str] = []
+    with (
+        Progress(
+            TextColumn("reading serials"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} bytes"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+        path.open("rb") as handle,
+    ):
+        task = progress.add_task("read", total=size)
+        for line in handle:
+            serial = line.strip()
+            if serial:
+                serials.append(serial.decode())
+            progress.advance(task, len(line))
+    return serials
+
+
+def _decode(shape: type[T], fields: dict[str, Any]) -> T:
+    """Validate exactly as the HTTP API does (JSON round trip into the wire shape)."""
+    try:
+        return msgspec.json.decode(msgspec.json.encode(fields), type=shape)
+    except msgspec.ValidationError as exc:
+        err.print(f"[red]validation_error[/red]: {exc}")
+        raise typer.Exit(2) from None
+
+
+def sale_table(sales: list[Sale]) -> Table:
+    table = Table(title="sales" if len(sales) != 1 else f"sale {sales[0].sale_id}")
+    for column in ("sale", "status", "total", "available", "reserved", "sold", "limit", "window"):
+        table.add_column(column, justify="right" if column in ("total", "available") else "left")
+    for sale in sales:
+        end = sale.end_at.isoformat() if sale.end_at else "no end"
+        table.add_row(
+            sale.sale_id,
+            sale.status,
+            f"{sale.total:,}",
+            f"{sale.available:,}",
+            f"{sale.reserved:,}",
+            f"{sale.sold:,}",
+            f"{sale.per_user_limit}/user"
+            + (f", {sale.per_ip_limit}/ip" if sale.per_ip_limit else ""),
+            f"{sale.start_at.isoformat()} → {end}",
+        )
+    return table
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Option(help="Display name of the drop.")],
+    range_: Annotated[
+        tuple[int, int] | None,
+        typer.Option("--range", help="Serials LO..HI inclusive, e.g. --range 1 10000."),
+    ] = None,
+    list_file: Annotated[
+        Path | None,
+        typer.Option("--list-file", help="File with one explicit serial per line.", exists=True),
+    ] = None,
+    sale_id: Annotated[
+        str | None, typer.Option(help="[A-Za-z0-9_-]{1,64}; generated if absent.")
+    ] = None,
+    assignment: Annotated[str, typer.Option(help="sequential | random")] = "sequential",
+    per_user_limit: Annotated[int, typer.Option(help="Live orders per buyer.")] = 1,
+    per_ip_limit: Annotated[int | None, typer.Option(help="Live orders per client IP.")] = None,
+    start_at: Annotated[str | None, typer.Option(help="ISO 8601 with zone; default now.")] = None,
+    end_at: Annotated[str | None, typer.Option(help="ISO 8601 with zone; default no end.")] = None,
+    payment_timeout_s: Annotated[int, typer.Option(help="1 to 86,400 s.")] = 1800,
+    price_cents: Annotated[int, typer.Option()] = 0,
+    currency: Annotated[str, typer.Option()] = "CNY",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the sale as JSON.")] = False,
+) -> None:
+    """Create a sale from a range or a list of serials (progress shown for long lists)."""
+    if (range_ is None) == (list_file is None):
+        err.print("[red]validation_error[/red]: give exactly one of --range or --list-file")
+        raise typer.Exit(2)
+    serials: dict[str, Any] = (
+        {"range": list(range_)} if range_ is not None else {"list": _read_serials(list_file)}  # type: ignore[arg-type]
+    )
+    fields: dict[str, Any] = {
+        "name": name,
+        "serials": serials,
+        "sale_id": sale_id,
+        "assignment": assignment,
+        "per_user_limit": per_user_limit,
+        "per_ip_limit": per_ip_limit,
+        "start_at": start_at,
+        "end_at": end_at,
+        "payment_timeout_s": payment_timeout_s,
+        "price_cents": price_cents,
+        "currency": currency,
+    }
+    spec = _decode(SaleCreate, fields)
+    total = spec.serials.size
+
+    async def work(engine: Engine) -> Sale:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("loading serials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=total <= 20_000,
+        ) as progress:
+            task = progress.add_task("load", total=total)
+
+            def on_progress(done: int, _total: int) -> None:
+                progress.update(task, completed=done)
+
+            sale: Sale = await engine.create_sale(spec, on_progress=on_progress)
+            return sale
+
+    sale = _run(work)
+    if json_out:
+        console.print_json(msgspec.json.encode(sale).decode())
+    else:
+        console.print(sale_table([sale]))
+
+
+@app.command()
+def tune(
+    sale_id: Annotated[str, typer.Argument(help="The sale to change.")],
+    status: Annotated[str | None, typer.Option(help="open | paused | closed (final).")] = None,
+    end_at: Annotated[str | None, typer.Option(help="New end, ISO 8601 with zone.")] = None,
+    per_user_limit: Annotated[int | None, typer.Option()] = None,
+    per_ip_limit: Annotated[int | None, typer.Option(help="0 turns the per-IP limit off.")] = None,
+    payment_timeout_s: Annotated[int | None, typer.Option(help="Applies to new orders.")] = None,
+    add_range: Annotated[tuple[int, int] | None, typer.Option(help="Add serials LO..HI.")] = None,
+    add_list_file: Annotated[
+        Path | None, typer.Option(help="Add the serials listed in this file.", exists=True)
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the sale as JSON.")] = False,
+) -> None:
+    """Tune a live sale: pause, resume, close, end time, limits, timeout, more serials."""
+    fields: dict[str, Any] = {}
+    if status is not None:
+        fields["status"] = status
+    if end_at is not None:
+        fields["end_at"] = end_at
+    if per_user_limit is not None:
+        fields["per_user_limit"] = per_user_limit
+    if per_ip_limit is not None:
+        fields["per_ip_limit"] = per_ip_limit or None
+    if payment_timeout_s is not None:
+        fields["payment_timeout_s"] = payment_timeout_s
+    if add_range is not None:
+        fields["add_serials"] = {"range": list(add_range)}
+    elif add_list_file is not None:
+        fields["add_serials"] = {"list": _read_serials(add_list_file)}
+    if not fields:
+        err.print("[red]validation_error[/red]: nothing to change")
+        raise typer.Exit(2)
+    update = _decode(SaleUpdate, fields)
+
+    async def work(engine: Engine) -> Sale:
+        sale: Sale = await engine.tune(sale_id, update, actor="cli")
+        return sale
+
+    sale = _run(work)
+    if json_out:
+        console.print_json(msgspec.json.encode(sale).decode())
+    else:
+        console.print(sale_table([sale]))
+
+
+@app.command()
+def status(
+    sale_id: Annotated[str | None, typer.Argument(help="One sale; all sales when omitted.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a sale (or every sale): status, total, available, reserved, sold."""
+
+    async def work(engine: Engine) -> list[Sale]:
+        ids = [sale_id] if sale_id else await engine.sale_ids()
+        return [await engine.get_sale(i) for i in ids]
+
+    sales = _run(work)
+    if json_out:
+        payload = sales[0] if sale_id else sales
+        console.print_json(msgspec.json.encode(payload).decode())
+    else:
+        console.print(sale_table(sales))
+
+
+class WatchSample(msgspec.Struct, kw_only=True):
+    at: float
+    sale: Sale
+    stats: dict[str, int]
+    lag: int
+
+
+async def sample(engine: Engine, sale_id: str) -> WatchSample:
+    from flashsale.api.lag import stream_lags
+    from flashsale.api.services import stats_key
+
+    sale: Sale = await engine.get_sale(sale_id)
+    raw = await engine.redis.hgetall(stats_key(engine.namespace, sale_id))
+    stats = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
+    lags = await stream_lags(engine, [sale_id])
+    return WatchSample(at=time.monotonic(), sale=sale, stats=stats, lag=lags.get(sale_id, 0))
+
+
+def watch_view(now: WatchSample, before: WatchSample | None) -> Group:
+    sale = now.sale
+    elapsed = (now.at - before.at) if before else 0.0
+
+    def rate(field: str) -> str:
+        if not before or elapsed <= 0:
+            return "–"
+        delta = now.stats.get(field, 0) - before.stats.get(field, 0)
+        return f"{delta / elapsed:,.1f}/s"
+
+    head = Table.grid(padding=(0, 3))
+    for _ in range(4):
+        head.add_column()
+    head.add_row("status", f"[bold]{sale.status}[/bold]", "total", f"{sale.total:,}")
+    head.add_row("available", f"[green]{sale.available:,}[/green]", "sold", f"{sale.sold:,}")
+    head.add_row("reserved", f"{sale.reserved:,}", "write-behind lag", f"{now.lag:,} events")
+    head.add_row(
+        "purchases",
+        f"{now.stats.get('created', 0):,} ({rate('created')})",
+        "replays",
+        f"{now.stats.get('replayed', 0):,}",
+    )
+    rejections = Table(title="rejections by code", expand=False)
+    rejections.add_column("code")
+    rejections.add_column("count", justify="right")
+    rejections.add_column("rate", justify="right")
+    codes = sorted(k for k in now.stats if k.startswith("rej:"))
+    for key in codes:
+        rejections.add_row(key[4:], f"{now.stats[key]:,}", rate(key))
+    if not codes:
+        rejections.add_row("–", "0", "–")
+    return Group(Panel(head, title=f"sale {sale.sale_id} · {sale.name}"), rejections)
+
+
+@app.command()
+def watch(
+    sale_id: Annotated[str, typer.Argument(help="The sale to watch.")],
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
+    iterations: Annotated[int, typer.Option(help="Stop after N refreshes (0: until Ctrl-C).")] = 0,
+) -> None:
+    """Live view of a sale: available, sold, purchase rate, rejections by code, lag.
+
+    Purchase outcomes are counted by every API worker and added to Redis once a
+    second, so the view covers all workers of all servers.
+    """
+
+    async def work(engine: Engine) -> None:
+        before: WatchSample | None = None
+        count = 0
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while True:
+                now = await sample(engine, sale_id)
+                live.update(watch_view(now, before))
+                before = now
+                count += 1
+                if iterations and count >= iterations:
+                    return
+                await asyncio.sleep(interval)
+
+    try:
+        _run(work)
+    except KeyboardInterrupt:
+        pass

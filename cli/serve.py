@@ -1,0 +1,82 @@
+"""``flashsale serve``: the API workers under granian (default) or uvicorn.
+
+Measured on this 2-core machine (bench/http.py, 2 workers, same run), see the
+README's bench table; granian is the default, ``--server uvicorn`` the other.
+Prometheus multiprocess mode needs a directory shared by the workers, emptied
+before they start: ``serve`` makes a fresh temporary one (unless
+PROMETHEUS_MULTIPROC_DIR is already set) before any worker exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+
+APP_FACTORY = "flashsale.api.app:create_app"
+BACKLOG = 4096  # 1,000 connections arriving at once must not overflow the accept queue
+
+
+class Server(StrEnum):
+    granian = "granian"
+    uvicorn = "uvicorn"
+
+
+@contextmanager
+def multiprocess_metrics_dir() -> Iterator[str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this run's workers (inherited through the env)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):  # stale files of a previous run would be summed in
+            if name.endswith(".db"):
+                os.unlink(os.path.join(given, name))
+        yield given
+        return
+    path = tempfile.mkdtemp(prefix="flashsale-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_server(server: Server, host: str, port: int, workers: int) -> None:
+    """Serve the API in the foreground until interrupted (blocks)."""
+    with multiprocess_metrics_dir():
+        if server is Server.granian:
+            from granian import Granian
+            from granian.constants import Interfaces, Loops
+
+            Granian(
+                APP_FACTORY,
+                address=host,
+                port=port,
+                interface=Interfaces.ASGI,
+                workers=workers,
+                factory=True,
+                websockets=False,
+                loop=Loops.uvloop,
+                backlog=BACKLOG,
+                log_access=False,
+                respawn_failed_workers=True,
+            ).serve()
+        else:
+            import uvicorn
+
+            uvicorn.run(
+                APP_FACTORY,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                loop="uvloop",
+                http="httptools",
+                lifespan="on",
+                access_log=False,
+                backlog=BACKLOG,
+                log_level="warning",
+            )

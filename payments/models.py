@@ -1,0 +1,123 @@
+"""Wire shapes of the payment API (field names are the contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+Password = Annotated[str, Meta(min_length=6, max_length=128)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+PaymentMethod = Literal["provider", "balance"]
+PaymentStatus = Literal["pending", "succeeded", "closed", "failed", "reversed"]
+RefundStatus = Literal["pending", "approved", "rejected", "refunded"]
+
+
+class PaymentCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """``{"method": "provider", "provider": "sim"}`` or
+    ``{"method": "balance", "payment_password": "..."}``."""
+
+    method: PaymentMethod
+    provider: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    payment_password: Annotated[str, Meta(max_length=128)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.method == "provider" and self.provider is None:
+            raise ValueError("`provider` is required when method is provider")
+        if self.method == "balance" and self.payment_password is None:
+            raise ValueError("`payment_password` is required when method is balance")
+
+
+class Payment(Struct, kw_only=True):
+    payment_id: str
+    order_id: str
+    method: PaymentMethod
+    status: PaymentStatus
+    amount_cents: int
+    provider_trade_no: str | None
+    pay_url: str | None
+    currency: str
+    provider: str | None = None
+    created_at: datetime | None = None
+    succeeded_at: datetime | None = None
+
+
+class PasswordSet(Struct, forbid_unknown_fields=True, kw_only=True):
+    password: Password
+    old_password: Annotated[str, Meta(max_length=128)] | None = None
+
+
+class WalletEntry(Struct, kw_only=True):
+    entry_id: int
+    amount_cents: int
+    balance_after_cents: int
+    kind: Literal["credit", "debit", "reversal", "refund"]
+    reason: str
+    payment_id: str | None
+    refund_id: str | None
+    created_at: datetime
+
+
+class Wallet(Struct, kw_only=True):
+    user_id: str
+    balance_cents: int
+    currency: str
+    entries: list[WalletEntry]
+
+
+class WalletCredit(Struct, forbid_unknown_fields=True, kw_only=True):
+    amount_cents: Annotated[int, Meta(gt=0, le=10**12)]
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    currency: Currency = "CNY"
+
+
+class Refund(Struct, kw_only=True):
+    refund_id: str
+    order_id: str
+    payment_id: str
+    amount_cents: int
+    reason: str
+    status: RefundStatus
+    created_at: datetime
+    currency: str
+    method: str
+    detail: str = ""
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    executed_at: datetime | None = None
+
+
+class RefundDecision(Struct, forbid_unknown_fields=True, kw_only=True):
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class CallbackAnswer(Struct, kw_only=True):
+    """What the callback endpoint answers; the provider only looks at the status code."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+class MoneyAudit(Struct, kw_only=True):
+    sale_id: str
+    ok: bool
+    violations: list[str]
+    captured_cents: int
+    refunds_cents: int
+    retained_cents: int
+    paid_orders_cents: int
+    paid_orders: int
+    payments: int
+    refunds_pending: int
+    unsettled: int
+
+
+def row_to(cls: type[Any], row: Any) -> Any:
+    """Build a Struct from an asyncpg Record (extra columns ignored)."""
+    fields = cls.__struct_fields__
+    return cls(**{name: row[name] for name in fields if name in row.keys()})
+
+
+encode = msgspec.json.encode

@@ -1,0 +1,148 @@
+"""Payment passwords: argon2id hashes, a bounded number of attempts, then a lock.
+
+A buyer's attempts are checked one at a time (the password row is locked
+while its hash is compared), so concurrent guesses cannot test more than
+``max_attempts`` passwords per lock window. A correct password resets the
+count; the wrong attempt that reaches the limit locks the password for
+``lock_s`` seconds. Time is PostgreSQL's ``now()``: one clock for all workers.
+Hashing runs in a worker thread: argon2 is memory-hard on purpose and would
+otherwise stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from flashsale.payments import errors
+from flashsale.payments.failures import Failure, report
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    max_attempts: int = 5
+    lock_s: float = 900.0
+    # argon2id, RFC 9106 "second recommended" profile (64 MiB, 3 passes)
+    time_cost: int = 3
+    memory_cost_kib: int = 65_536
+    parallelism: int = 4
+
+
+class Passwords:
+    def __init__(self, pool: asyncpg.Pool, policy: PasswordPolicy | None = None) -> None:
+        self.pool = pool
+        self.policy = policy or PasswordPolicy()
+        p = self.policy
+        self.hasher = PasswordHasher(
+            time_cost=p.time_cost, memory_cost=p.memory_cost_kib, parallelism=p.parallelism
+        )
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def _matches(self, password_hash: str, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(check)
+
+    async def is_set(self, user_id: str) -> bool:
+        row = await self.pool.fetchval(
+            "SELECT 1 FROM payment_passwords WHERE user_id = $1", user_id
+        )
+        return row is not None
+
+    async def verify(self, user_id: str, password: str) -> None:
+        """Return when the password is right; raise wrong, locked or not set otherwise.
+
+        The buyer's row stays locked (FOR UPDATE) while the hash is checked, so one
+        buyer's attempts are checked one after another: concurrent guesses cannot
+        test more passwords than the limit, and concurrent right ones never count
+        against it.
+        """
+        p = self.policy
+        outcome: str
+        attempts = 0
+        locked_until = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT password_hash, failed_attempts, locked_until,"
+                " COALESCE(locked_until > now(), false) AS locked"
+                " FROM payment_passwords WHERE user_id = $1 FOR UPDATE",
+                user_id,
+            )
+            if row is None:
+                raise errors.PaymentPasswordNotSet("set a payment password first")
+            if row["locked"]:
+                outcome, locked_until = "locked", row["locked_until"]
+            elif await self._matches(row["password_hash"], password):
+                outcome = "ok"
+                if row["failed_attempts"] or row["locked_until"] is not None:
+                    await conn.execute(
+                        "UPDATE payment_passwords SET failed_attempts = 0, locked_until = NULL,"
+                        " updated_at = now() WHERE user_id = $1",
+                        user_id,
+                    )
+            else:
+                # a lock that ran out starts a fresh count
+                attempts = 1 if row["locked_until"] is not None else row["failed_attempts"] + 1
+                if attempts >= p.max_attempts:
+                    outcome = "locked"
+                    locked_until = await conn.fetchval(
+                        "UPDATE payment_passwords SET failed_attempts = $2,"
+                        " locked_until = now() + make_interval(secs => $3), updated_at = now()"
+                        " WHERE user_id = $1 RETURNING locked_until",
+                        user_id,
+                        attempts,
+                        p.lock_s,
+                    )
+                else:
+                    outcome = "wrong"
+                    await conn.execute(
+                        "UPDATE payment_passwords SET failed_attempts = $2, locked_until = NULL,"
+                        " updated_at = now() WHERE user_id = $1",
+                        user_id,
+                        attempts,
+                    )
+        if outcome == "ok":
+            return
+        if outcome == "locked":
+            report(Failure.PASSWORD_LOCKED, user_id=user_id, attempts=attempts)
+            raise errors.PaymentPasswordLocked(
+                "too many wrong payment passwords; try again later", locked_until=locked_until
+            )
+        report(Failure.PASSWORD_WRONG, user_id=user_id, attempts=attempts)
+        raise errors.PaymentPasswordWrong(
+            "wrong payment password", attempts_left=p.max_attempts - attempts
+        )
+
+    async def set(self, user_id: str, password: str, old_password: str | None) -> None:
+        """First setting needs no old password; a change needs the current one."""
+        if await self.is_set(user_id):
+            if old_password is None:
+                raise errors.PaymentPasswordWrong("old_password is required to change it")
+            await self.verify(user_id, old_password)
+            new_hash = await self.hash(password)
+            await self.pool.execute(
+                "UPDATE payment_passwords SET password_hash = $2, failed_attempts = 0,"
+                " locked_until = NULL, updated_at = now() WHERE user_id = $1",
+                user_id,
+                new_hash,
+            )
+            return
+        new_hash = await self.hash(password)
+        inserted = await self.pool.fetchval(
+            "INSERT INTO payment_passwords (user_id, password_hash) VALUES ($1, $2)"
+            " ON CONFLICT (user_id) DO NOTHING RETURNING 1",
+            user_id,
+            new_hash,
+        )
+        if inserted is None:  # set concurrently by another request: now a change
+            raise errors.PaymentPasswordWrong("old_password is required to change it")

@@ -1,0 +1,223 @@
+"""Refund review: an operator approves or rejects each refund request, once.
+
+A decision is one conditional UPDATE (``status = 'pending'``) whose returned
+row is checked: exactly one of two concurrent decisions wins; the loser reads
+the refund again and answers from what won (the same decision: 200 unchanged;
+the other: ``refund_already_decided``). Only the winner of an approval
+executes it, and execution itself is idempotent on the refund id: it is the
+provider's ``refund_no`` (the provider refunds once per refund_no) and the
+wallet ledger's unique ``refund_id`` (credited once). Execution that cannot
+reach the provider stays ``approved`` and the timers retry it with back-off.
+
+For a paid order cancelled before delivery (``cancels_order``), the order's
+Redis state follows the decision: approved and executed -> refunded (serial
+back to the pool), rejected -> paid again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from flashsale.engine import errors as engine_errors
+from flashsale.payments import errors, order_states, wallet
+from flashsale.payments.failures import Failure
+from flashsale.payments.models import Refund, RefundStatus, row_to
+from flashsale.payments.provider import ProviderProtocolError, ProviderRejected, ProviderUnavailable
+from flashsale.payments.service import PaymentService
+
+_REFUND_SELECT = """
+SELECT r.*, p.provider, p.provider_trade_no
+  FROM refunds r JOIN payments p USING (payment_id)
+"""
+
+
+def _refund(row: Mapping[str, Any]) -> Refund:
+    refund: Refund = row_to(Refund, row)
+    return refund
+
+
+class Refunds:
+    def __init__(self, service: PaymentService) -> None:
+        self.service = service
+        self.pool: asyncpg.Pool = service.pool
+
+    async def list(self, status: RefundStatus | None = None, limit: int = 500) -> list[Refund]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM refunds WHERE ($1::text IS NULL OR status = $1)"
+            " ORDER BY created_at, refund_id LIMIT $2",
+            status,
+            limit,
+        )
+        return [_refund(r) for r in rows]
+
+    async def get(self, refund_id: str) -> Refund:
+        row = await self.pool.fetchrow("SELECT * FROM refunds WHERE refund_id = $1", refund_id)
+        if row is None:
+            raise errors.RefundNotFound()
+        return _refund(row)
+
+    async def _decide(
+        self, refund_id: str, decision: str, actor: str, note: str | None
+    ) -> tuple[asyncpg.Record, bool]:
+        row = await self.pool.fetchrow(
+            """
+            UPDATE refunds SET status = $2, decided_at = now(), decided_by = $3,
+                   decision_note = $4,
+                   next_attempt_at = now() + make_interval(secs => $5)
+             WHERE refund_id = $1 AND status = 'pending'
+            RETURNING *
+            """,
+            refund_id,
+            decision,
+            actor,
+            note,
+            self.service.settings.lease_s,
+        )
+        if row is not None:
+            return row, True
+        current = await self.pool.fetchrow("SELECT * FROM refunds WHERE refund_id = $1", refund_id)
+        if current is None:
+            raise errors.RefundNotFound()
+        same = current["status"] in (
+            ("approved", "refunded") if decision == "approved" else ("rejected",)
+        )
+        if not same:
+            raise errors.RefundAlreadyDecided(
+                f"the refund was already {current['status']}", status=current["status"]
+            )
+        return current, False
+
+    async def approve(self, refund_id: str, actor: str, note: str | None = None) -> Refund:
+        _, won = await self._decide(refund_id, "approved", actor, note)
+        if won:
+            await self.execute(refund_id)
+        return await self.get(refund_id)
+
+    async def reject(self, refund_id: str, actor: str, note: str | None = None) -> Refund:
+        row, won = await self._decide(refund_id, "rejected", actor, note)
+        if won and row["cancels_order"]:
+            await self._settle_order(row)
+        return await self.get(refund_id)
+
+    async def execute(self, refund_id: str) -> str:
+        """Send an approved refund's money back (idempotent); returns the refund's status."""
+        row = await self.pool.fetchrow(_REFUND_SELECT + " WHERE r.refund_id = $1", refund_id)
+        if row is None or row["status"] != "approved":
+            return "missing" if row is None else str(row["status"])
+        amount = int(row["amount_cents"])
+        if row["method"] == "balance":
+            if amount > 0:
+                async with self.pool.acquire() as conn:
+                    try:
+                        async with conn.transaction():
+                            await wallet.move(
+                                conn,
+                                row["user_id"],
+                                row["currency"],
+                                amount,
+                                "refund",
+                                payment_id=row["payment_id"],
+                                refund_id=refund_id,
+                                reason=f"refund {refund_id}: {row['reason']}",
+                                actor=row["decided_by"] or "system",
+                            )
+                    except asyncpg.UniqueViolationError:
+                        pass  # credited before: exactly once
+        elif amount > 0:
+            provider = self.service.providers.get(row["provider"])
+            if provider is None or row["provider_trade_no"] is None:
+                await self._retry_later(row, "no provider or trade for this payment")
+                return "approved"
+            try:
+                await provider.refund(row["provider_trade_no"], refund_id, amount)
+            except ProviderUnavailable as exc:
+                await self.service.fail(
+                    Failure.PROVIDER_UNREACHABLE, op="refund", refund_id=refund_id, error=str(exc)
+                )
+                await self._retry_later(row, str(exc))
+                return "approved"
+            except (ProviderRejected, ProviderProtocolError) as exc:
+                await self.service.fail(
+                    Failure.REFUND_FAILED,
+                    refund_id=refund_id,
+                    payment_id=row["payment_id"],
+                    order_id=row["order_id"],
+                    error=str(exc),
+                )
+                await self.pool.execute(
+                    "UPDATE refunds SET last_error = $2, next_attempt_at = NULL,"
+                    " attempts = attempts + 1 WHERE refund_id = $1",
+                    refund_id,
+                    str(exc),
+                )
+                return "approved"
+        done = await self.pool.fetchrow(
+            "UPDATE refunds SET status = 'refunded', executed_at = now(), next_attempt_at = NULL,"
+            " attempts = attempts + 1 WHERE refund_id = $1 AND status = 'approved' RETURNING *",
+            refund_id,
+        )
+        if done is not None and done["cancels_order"]:
+            await self._settle_order(done)
+        return "refunded"
+
+    async def _retry_later(self, row: Mapping[str, Any], error: str) -> None:
+        delay = self.service._backoff_s(int(row["attempts"]) + 1)
+        await self.pool.execute(
+            "UPDATE refunds SET attempts = attempts + 1, last_error = $2,"
+            " next_attempt_at = now() + make_interval(secs => $3) WHERE refund_id = $1",
+            row["refund_id"],
+            error,
+            delay,
+        )
+
+    async def _settle_order(self, row: Mapping[str, Any]) -> None:
+        """Move a refund_pending order as the decision says (refunded, or paid again)."""
+        engine = self.service.engine
+        reason = f"refund {row['refund_id']} {row['status']}"
+        try:
+            if row["status"] == "refunded":
+                await order_states.refund(engine, row["order_id"], reason=reason)
+            else:
+                await order_states.reject_refund(engine, row["order_id"], reason=reason)
+        except engine_errors.OrderNotPending:
+            pass  # moved already (a replay): nothing left to do
+        except engine_errors.EngineError as exc:
+            await self.service.fail(
+                Failure.CONFIRM_DEFERRED, refund_id=row["refund_id"], error=str(exc)
+            )
+            return  # the timers try again
+        await self.pool.execute(
+            "UPDATE refunds SET order_settled = true WHERE refund_id = $1", row["refund_id"]
+        )
+
+    # -- timers --------------------------------------------------------------------
+
+    async def retry_due(self, limit: int = 100) -> int:
+        """Execute approved refunds whose last try failed, and finish order transitions."""
+        lease = self.service.settings.lease_s
+        due = await self.pool.fetch(
+            """
+            WITH due AS (
+                SELECT refund_id FROM refunds
+                 WHERE status = 'approved' AND next_attempt_at <= now()
+                 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            UPDATE refunds r SET next_attempt_at = now() + make_interval(secs => $2)
+              FROM due WHERE r.refund_id = due.refund_id
+            RETURNING r.refund_id
+            """,
+            limit,
+            lease,
+        )
+        for row in due:
+            await self.execute(row["refund_id"])
+        unsettled = await self.pool.fetch(
+            "SELECT * FROM refunds WHERE cancels_order AND NOT order_settled"
+            " AND status IN ('rejected', 'refunded') LIMIT $1",
+            limit,
+        )
+        for row in unsettled:
+            await self._settle_order(row)
+        return len(due) + len(unsettled)

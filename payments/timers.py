@@ -1,0 +1,176 @@
+"""The timers: payment timeouts, active queries of lost callbacks, repairs, refund retries.
+
+Safe to run as several processes at once:
+
+- active queries, repairs and refund retries are claimed in PostgreSQL with
+  ``FOR UPDATE SKIP LOCKED`` and a lease (``next_query_at`` moved ahead by
+  ``lease_s``): the HTTP calls happen after the claim committed, and work of a
+  process that died is taken over when its lease runs out;
+- an expiry is claimed in Redis with ``SET NX PX`` on a key of the sale's slot;
+  the expiry itself is one Lua script, exactly once whoever runs it.
+
+One tick: expire due orders (asking the provider first), query attempts whose
+callback is overdue, settle succeeded payments whose order confirmation did
+not reach Redis, retry approved refunds, forget old callback signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from flashsale.payments.refunds import Refunds
+from flashsale.payments.service import PaymentService, gather_bounded
+
+log = logging.getLogger("flashsale.payments.timers")
+
+
+@dataclass(slots=True)
+class TickStats:
+    expired: int = 0
+    expiry_deferred: int = 0
+    queried: int = 0
+    repaired: int = 0
+    refunds: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class TimerTotals:
+    ticks: int = 0
+    last: TickStats = field(default_factory=TickStats)
+    expired: int = 0
+    queried: int = 0
+    repaired: int = 0
+
+
+def expiry_claim_key(service: PaymentService, order_id: str) -> str:
+    sale_id, _, _ = order_id.rpartition(".")
+    return f"{service.engine.keys(sale_id).tag}:payexp:{order_id}"
+
+
+class Timers:
+    def __init__(
+        self,
+        service: PaymentService,
+        *,
+        interval_s: float = 0.5,
+        batch: int = 200,
+    ) -> None:
+        self.service = service
+        self.refunds = Refunds(service)
+        self.interval_s = interval_s
+        self.batch = batch
+        self.totals = TimerTotals()
+
+    async def tick(self) -> TickStats:
+        stats = TickStats()
+        for step in (self._expire, self._query, self._repair, self._retry_refunds, self._prune):
+            try:
+                await step(stats)
+            except Exception:  # one failing step must not stop the others
+                stats.errors += 1
+                log.exception("timer step %s failed", step.__name__)
+        t = self.totals
+        t.ticks += 1
+        t.last = stats
+        t.expired += stats.expired
+        t.queried += stats.queried
+        t.repaired += stats.repaired
+        return stats
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            stats = await self.tick()
+            busy = stats.queried + stats.repaired + stats.expired >= self.batch
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    # -- steps ---------------------------------------------------------------------
+
+    async def _expire(self, stats: TickStats) -> None:
+        service = self.service
+        engine = service.engine
+        claims: list[str] = []
+        for sale_id in await engine.sale_ids():
+            for order_id in await engine.due_expiries(sale_id, limit=self.batch):
+                claimed = await engine.redis.set(
+                    expiry_claim_key(service, order_id),
+                    "1",
+                    nx=True,
+                    px=int(service.settings.expiry_retry_s * 1000),
+                )
+                if claimed:
+                    claims.append(order_id)
+        results = await gather_bounded(
+            service.settings.concurrency, [service.expire_order(o) for o in claims]
+        )
+        for order_id, result in zip(claims, results, strict=True):
+            if isinstance(result, BaseException):
+                stats.errors += 1
+                log.error("expiring %s failed: %r", order_id, result)
+            elif result == "expired":
+                stats.expired += 1
+            elif result == "deferred":
+                stats.expiry_deferred += 1
+
+    async def _query(self, stats: TickStats) -> None:
+        service = self.service
+        rows = await service.pool.fetch(
+            """
+            WITH due AS (
+                SELECT payment_id FROM payments
+                 WHERE status = 'pending' AND method = 'provider' AND next_query_at <= now()
+                 ORDER BY next_query_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            UPDATE payments p
+               SET next_query_at = now() + make_interval(secs => $2),
+                   query_attempts = p.query_attempts + 1
+              FROM due WHERE p.payment_id = due.payment_id
+            RETURNING p.*
+            """,
+            self.batch,
+            service.settings.lease_s,
+        )
+        results = await gather_bounded(
+            service.settings.concurrency, [service.query_attempt(r) for r in rows]
+        )
+        stats.queried += len(rows)
+        stats.errors += sum(isinstance(r, BaseException) for r in results)
+        for r in results:
+            if isinstance(r, BaseException):
+                log.error("active query failed: %r", r)
+
+    async def _repair(self, stats: TickStats) -> None:
+        """Internal loss: succeeded in PostgreSQL, order confirmation never reached Redis."""
+        service = self.service
+        rows = await service.pool.fetch(
+            """
+            WITH due AS (
+                SELECT payment_id FROM payments
+                 WHERE status = 'succeeded' AND settlement IS NULL AND next_query_at <= now()
+                 ORDER BY next_query_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            UPDATE payments p SET next_query_at = now() + make_interval(secs => $2)
+              FROM due WHERE p.payment_id = due.payment_id
+            RETURNING p.*
+            """,
+            self.batch,
+            service.settings.lease_s,
+        )
+        results = await gather_bounded(
+            service.settings.concurrency, [service.settle(r) for r in rows]
+        )
+        stats.repaired += len(rows)
+        stats.errors += sum(isinstance(r, BaseException) for r in results)
+
+    async def _retry_refunds(self, stats: TickStats) -> None:
+        stats.refunds += await self.refunds.retry_due(self.batch)
+
+    async def _prune(self, stats: TickStats) -> None:
+        await self.service.pool.execute(
+            "DELETE FROM callback_signatures WHERE seen_at < now() - make_interval(secs => $1)",
+            self.service.settings.replay_memory_s,
+        )

@@ -1,0 +1,71 @@
+"""API fixtures: the real app over the real Redis, through Litestar's AsyncTestClient."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from flashsale.api.app import create_app
+from flashsale.api.config import ApiSettings
+from flashsale.api.tokens import mint_token
+from flashsale.engine.engine import Engine
+from flashsale.engine.settings import Settings
+
+SECRET = "test-secret-for-the-api-suite-0123456789"
+
+
+@pytest.fixture
+def settings(redis_url: str, namespace: str) -> Settings:
+    return Settings(redis_url=redis_url, jwt_secret=SECRET, namespace=namespace)
+
+
+@pytest.fixture
+def api_settings() -> ApiSettings:
+    return ApiSettings(bench_endpoints=True)
+
+
+@pytest.fixture
+def app(settings: Settings, api_settings: ApiSettings, engine: Engine) -> Litestar:
+    # AsyncTestClient runs the app in an event loop of its own (a portal thread): the app
+    # opens its own engine there; the test's `engine` (same namespace) checks state directly
+    # and deletes the namespace afterwards.
+    return create_app(settings, api_settings=api_settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+def bearer(
+    user: str, *, admin: bool = False, secret: str = SECRET, ttl_s: int = 3600
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(secret, user, admin=admin, ttl_s=ttl_s)}"}
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return bearer("ops-1", admin=True)
+
+
+@pytest.fixture
+def buyer() -> Callable[[str], dict[str, str]]:
+    return lambda user: bearer(user)
+
+
+@pytest.fixture
+def make_sale(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> Callable[..., Any]:
+    async def make(**fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": "Genesis drop", "serials": {"range": [1, 10]}}
+        body.update(fields)
+        response = await client.post("/v1/sales", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        sale: dict[str, Any] = response.json()
+        return sale
+
+    return make

@@ -1,0 +1,183 @@
+"""Against real server processes: end to end (granian and uvicorn, 2 workers), schemathesis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flashsale.api.tokens import mint_token
+
+from ..conftest import delete_namespace
+from .conftest import SECRET
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], namespace: str) -> None:
+        self.url = url
+        self.proc = proc
+        self.namespace = namespace
+
+
+def start_server(server: str, redis_url: str, namespace: str, workers: int = 2) -> Server:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLASHSALE_REDIS_URL": redis_url,
+        "FLASHSALE_NAMESPACE": namespace,
+        "FLASHSALE_JWT_SECRET": SECRET,
+    }
+    for name in ("FLASHSALE_DATABASE_URL", "FLASHSALE_IP_RATE_PER_S", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    cmd = [sys.executable, "-m", "flashsale.cli.main", "serve", "--server", server]
+    cmd += ["--workers", str(workers), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return Server(url, proc, namespace)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_server(proc)
+    raise AssertionError("server did not become healthy")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def running(kind: str, redis_url: str) -> Iterator[Server]:
+    namespace = f"srv{os.getpid()}{kind[:1]}{int(time.time() * 1000) % 100000}"
+    srv = start_server(kind, redis_url, namespace)
+    try:
+        yield srv
+    finally:
+        stop_server(srv.proc)
+        asyncio.run(delete_namespace(redis_url, namespace))
+
+
+@pytest.fixture(scope="module", params=["granian", "uvicorn"])
+def server(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Server]:
+    yield from running(request.param, redis_url)
+
+
+@pytest.fixture(scope="module")
+def granian_server(redis_url: str) -> Iterator[Server]:
+    yield from running("granian", redis_url)
+
+
+def _metric(text: str, name: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_end_to_end_create_purchase_get(server: Server) -> None:
+    admin = {"Authorization": f"Bearer {mint_token(SECRET, 'ops', admin=True)}"}
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10, limits=limits) as client:
+        r = await client.post(
+            "/v1/sales",
+            json={"sale_id": "e2e", "name": "E2E", "serials": {"range": [1, 50]}},
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+
+        async def buy(i: int) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {mint_token(SECRET, f'buyer-{i}')}"}
+            return await client.post("/v1/sales/e2e/purchase", json={}, headers=headers)
+
+        answers = await asyncio.gather(*(buy(i) for i in range(200)))
+        won = [a for a in answers if a.status_code == 201]
+        lost = [a for a in answers if a.status_code != 201]
+        assert len(won) == 50
+        assert {a.json()["serial"] for a in won} == set(range(1, 51))  # each serial once
+        assert {a.json()["code"] for a in lost} == {"sold_out"}
+        order = won[0].json()
+        owner = order["order_id"]
+        buyer_of = next(i for i, a in enumerate(answers) if a is won[0])
+        mine = await client.get(
+            f"/v1/orders/{owner}",
+            headers={"Authorization": f"Bearer {mint_token(SECRET, f'buyer-{buyer_of}')}"},
+        )
+        assert mine.status_code == 200 and mine.json()["order_id"] == owner
+        sale = (await client.get("/v1/sales/e2e")).json()
+        assert (sale["available"], sale["reserved"], sale["status"]) == (0, 50, "sold_out")
+        # every worker's counters, whichever worker answers the scrape
+        text = (await client.get("/metrics")).text
+        assert _metric(text, 'flashsale_purchases_total{outcome="created"}') == 50
+        assert _metric(text, 'flashsale_purchases_total{outcome="sold_out"}') == 150
+
+
+def test_schemathesis_finds_no_500_and_no_schema_breaking_answer(
+    granian_server: Server, tmp_path: Path
+) -> None:
+    server = granian_server
+    admin = mint_token(SECRET, "ops", admin=True)
+    httpx.post(
+        f"{server.url}/v1/sales",
+        json={"sale_id": "st", "name": "schemathesis", "serials": {"range": [1, 1000]}},
+        headers={"Authorization": f"Bearer {admin}"},
+    ).raise_for_status()
+    st = Path(sys.executable).with_name("st")
+    cmd = [
+        str(st),
+        "run",
+        f"{server.url}/schema/openapi.json",
+        "--header",
+        f"Authorization: Bearer {admin}",
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,"
+        "response_schema_conformance",
+        # TODO(store): drop this exclusion once audit_sale is wired (503 until then).
+        "--exclude-path-regex",
+        "/audit$",
+        "--max-time",
+        "45",
+        "--max-examples",
+        "25",
+        "--seed",
+        "4242",
+        "--workers",
+        "2",
+        # a busy CI box may drop a connection now and then: that is not the API's answer
+        "--request-retries",
+        "2",
+        "--request-timeout",
+        "20",
+    ]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    summary = done.stdout[-12000:]
+    assert done.returncode == 0, summary
+    assert re.search(r"\d+ generated", summary), summary
