@@ -554,10 +554,10 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     if not order_events:
         return
     latest: dict[str, OrderEvent] = {}
-    for ev in order_events:
-        seen = latest.get(ev.order_id)
-        if seen is None or ev.version > seen.version:
-            latest[ev.order_id] = ev
+    for oe in order_events:
+        seen = latest.get(oe.order_id)
+        if seen is None or oe.version > seen.version:
+            latest[oe.order_id] = oe
     rows = sorted(latest.values(), key=lambda e: e.status in LIVE)  # stable: released first
     await conn.execute(
         q("upsert_orders"),

@@ -175,6 +175,9 @@ async def recover(
     """Detect a truncated AOF load, rewrite it, then audit every sale before it reopens."""
     started = time.monotonic()
     redis = engine.redis
+    if not isinstance(redis, Redis):
+        # AOF files, logs and BGREWRITEAOF belong to each node: run it against each one
+        raise NotImplementedError("recover one Redis Cluster node at a time (its own URL)")
     aof = await check_aof(redis)
     rewritten = False
     if aof.aof_enabled and (force_rewrite or aof.truncated is not False):
