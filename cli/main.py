@@ -27,6 +27,7 @@ from rich.console import Console
 
 from flashsale.cli import sale
 from flashsale.cli.serve import Server
+from flashsale.loadtest import cli as loadtest_cli
 from flashsale.payments import cli as payments_cli
 from flashsale.store import cli as store_cli
 
@@ -40,6 +41,7 @@ app.add_typer(sale.app, name="sale")
 store_cli.register(app)  # persist, audit, recover, db upgrade
 app.add_typer(payments_cli.app, name="payments")  # refund review, money audit, ...
 app.command("timers")(payments_cli.timers)
+loadtest_cli.register(app)  # loadtest drop|bots|browse, bench
 err = Console(stderr=True)
 
 

@@ -59,7 +59,9 @@ async def load_segments(engine: Engine, sale_id: str) -> list[Segment]:
         kind, lo, size, offset = await engine.redis.hmget(
             k.segments, [f"{n}:kind", f"{n}:lo", f"{n}:size", f"{n}:off"]
         )
-        segments.append(Segment(n, _text(kind), int(_text(lo)), int(_text(size)), int(_text(offset))))
+        segments.append(
+            Segment(n, _text(kind), int(_text(lo)), int(_text(size)), int(_text(offset)))
+        )
     return segments
 
 

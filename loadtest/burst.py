@@ -54,6 +54,69 @@ class BurstResult:
         return found
 
 
+@dataclass(frozen=True)
+class Holding:
+    """An order a client was told it holds: from ``acquired`` (its answer arrived) until
+    ``released`` at the earliest (a cancel was sent, or its payment deadline passed);
+    ``None``: never released as far as the client knows."""
+
+    order_id: str
+    serial: str
+    buyer: str
+    ip: str = ""
+    acquired: float = 0.0
+    released: float | None = None
+
+
+def _max_overlap(group: list[Holding], skew_s: float) -> int:
+    """The most orders of ``group`` certainly live at one moment: order B certainly
+    overlaps an earlier A when B's answer arrived before A can have been released."""
+    group = sorted(group, key=lambda h: h.acquired)
+    worst = 1 if group else 0
+    for i, later in enumerate(group):
+        live = sum(
+            1
+            for earlier in group[:i]
+            if earlier.released is None or later.acquired + skew_s < earlier.released
+        )
+        worst = max(worst, live + 1)
+    return worst
+
+
+def holding_violations(
+    holdings: list[Holding],
+    per_user_limit: int,
+    per_ip_limit: int | None = None,
+    *,
+    skew_s: float = 0.0,
+) -> list[str]:
+    """Client-side invariants: no serial held by two orders at once, no buyer (or client
+    address) over its limit. Orders are distinct by id (a replay is the same order);
+    ``skew_s`` tolerates a server clock ahead of the client's."""
+    distinct = list({h.order_id: h for h in holdings}.values())
+    found: list[str] = []
+
+    def groups(key: str) -> dict[str, list[Holding]]:
+        out: dict[str, list[Holding]] = {}
+        for h in distinct:
+            out.setdefault(getattr(h, key), []).append(h)
+        return out
+
+    for serial, group in groups("serial").items():
+        if len(group) > 1 and (n := _max_overlap(group, skew_s)) > 1:
+            found.append(f"serial {serial} sold to {n} orders")
+    for buyer, group in groups("buyer").items():
+        if len(group) > per_user_limit and (n := _max_overlap(group, skew_s)) > per_user_limit:
+            found.append(f"buyer {buyer} holds {n} orders (limit {per_user_limit})")
+    if per_ip_limit is not None:
+        for ip, group in groups("ip").items():
+            if not ip or len(group) <= per_ip_limit:
+                continue
+            if (n := _max_overlap(group, skew_s)) > per_ip_limit:
+                found.append(f"address {ip} holds {n} orders (limit {per_ip_limit})")
+    return found
+
+
 async def burst(
     client: httpx.AsyncClient,
     sale_id: str,
