@@ -476,14 +476,21 @@ class Persister:
             # A refusal is often transient with several consumers on one stream: another
             # consumer holds the earlier entries (the sale's creation, the release of a
             # serial) and has not committed yet. Give it a moment before isolating.
-            for attempt in range(self.config.refused_retries + 1):
+            # An order whose sale row is not there yet (its creation is in another
+            # consumer's batch, at the very start of a stream) waits up to ~3 s.
+            attempt = 0
+            while True:
                 try:
                     async with conn.transaction():
                         await apply_events(conn, events)
                     return events
-                except REFUSED:
-                    if attempt < self.config.refused_retries:
-                        await asyncio.sleep(0.05 * 2**attempt)
+                except REFUSED as exc:
+                    waiting_for_sale = isinstance(exc, asyncpg.ForeignKeyViolationError)
+                    limit = 8 if waiting_for_sale else self.config.refused_retries
+                    if attempt >= limit:
+                        break
+                    await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+                    attempt += 1
             # Some row is refused: find which with one savepoint per entry.
             ok: list[Event] = []
             async with conn.transaction():
