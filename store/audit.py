@@ -26,13 +26,12 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
 
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
 from flashsale.store.events import LIVE, text
-from flashsale.store.persist import stream_lag
+from flashsale.store.persist import AnyRedis, stream_lag
 from flashsale.store.queries import q
 
 CHUNK = 5000  # orders per Redis pipeline and per PostgreSQL comparison
@@ -72,6 +71,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
     lag: int  # orders acknowledged by Redis not yet persisted (or persisted at an older state)
     sale_id: str
     drained: bool  # the write-behind had nothing left to write for this sale
+    settled: bool  # the sale did not change while it was audited (no live traffic)
     deep: bool  # every order compared (False: counters and aggregates only)
     checked_orders: int
     redis: RedisCounts
@@ -84,8 +84,30 @@ def _int(value: Any, default: int = 0) -> int:
     return int(value) if value not in (None, b"", "") else default
 
 
+_META = ("sale_id", "total", "drawn", "reserved", "sold", "per_user_limit", "peak_user_limit")
+_ORDER_READ = ("status", "version", "user_id")
+MAX_TRACKED = 100_000  # orders behind in PostgreSQL remembered for the re-check
+
+
+async def _snapshot(redis: AnyRedis, keys: SaleKeys) -> tuple[list[Any], int, str | None]:
+    """Counters, pool length and the stream's last id, read atomically (MULTI, one slot)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.hmget(keys.meta, list(_META))
+    pipe.llen(keys.returned)
+    pipe.execute_command("XINFO", "STREAM", keys.events)
+    meta, returned, info = await pipe.execute(raise_on_error=False)
+    last: str | None = None
+    if isinstance(info, dict):
+        raw = info.get("last-generated-id") or info.get(b"last-generated-id")
+        last = text(raw) if raw is not None else None
+    elif isinstance(info, list):
+        fields = dict(zip((text(k) for k in info[::2]), info[1::2], strict=False))
+        last = text(fields["last-generated-id"]) if "last-generated-id" in fields else None
+    return list(meta), int(returned), last
+
+
 async def audit_sale(
-    redis: Redis,
+    redis: AnyRedis,
     pool: asyncpg.Pool,
     namespace: str,
     sale_id: str,
@@ -93,6 +115,15 @@ async def audit_sale(
     deep: bool = True,
     chunk: int = CHUNK,
 ) -> AuditReport:
+    """Audit one sale; safe to run during a live sale (see ``settled`` and ``drained``).
+
+    Checks that compare readings taken at different moments (Redis aggregates
+    against the orders scanned chunk by chunk, PostgreSQL counts against Redis
+    counters, the pool against PostgreSQL) are made only when the sale did not
+    change during the audit (``settled``: its stream's last id is the same at the
+    end as at the start) and, for PostgreSQL, when the write-behind had drained.
+    Every other check reads one atomic snapshot, or re-reads before it reports.
+    """
     started = time.monotonic()
     keys = SaleKeys(namespace, sale_id)
     found: list[Violation] = []
@@ -104,18 +135,15 @@ async def audit_sale(
             Violation(code=code, detail=detail, count=count, examples=(examples or [])[:EXAMPLES])
         )
 
-    # -- Redis counters ----------------------------------------------------------------
-    meta = await redis.hmget(
-        keys.meta,
-        ["sale_id", "total", "drawn", "reserved", "sold", "per_user_limit", "peak_user_limit"],
-    )
+    # -- Redis counters (one atomic snapshot) --------------------------------------------
+    meta, returned, last_id = await _snapshot(redis, keys)
     in_redis = meta[0] is not None
     counts = RedisCounts()
     if in_redis:
         counts.total, counts.drawn = _int(meta[1]), _int(meta[2])
         counts.reserved, counts.sold = _int(meta[3]), _int(meta[4])
         counts.available = counts.total - counts.reserved - counts.sold
-        counts.returned = int(await redis.llen(keys.returned))
+        counts.returned = returned
         if min(counts.reserved, counts.sold, counts.available, counts.drawn) < 0:
             violation(
                 "oversold",
@@ -140,35 +168,16 @@ async def audit_sale(
         }
         dead = int(await conn.fetchval(q("audit_dead_letters"), sale_id))
         twice = await conn.fetch(q("audit_live_serial_twice"), sale_id)
-        if twice:
-            violation(
-                "serial_held_twice",
-                "a serial is held by two live orders in PostgreSQL",
-                len(twice),
-                [f"{r['serial']}: {', '.join(r['orders'])}" for r in twice],
-            )
-        max_limit = int(sale_row["max_per_user_limit"]) if sale_row else None
-        if in_redis:
-            max_limit = max(max_limit or 0, _int(meta[5], 1), _int(meta[6], 1))
-        if max_limit is not None:
-            over = await conn.fetch(q("audit_buyers_over_limit"), sale_id, max_limit)
-            if over:
-                violation(
-                    "buyer_over_limit",
-                    f"buyers with more than {max_limit} live orders",
-                    len(over),
-                    [f"{r['user_id']}: {r['n']}" for r in over],
-                )
-        if sale_row and sale_row["ip_limit_always_on"] and sale_row["max_per_ip_limit"]:
-            ip_limit = int(sale_row["max_per_ip_limit"])
-            over_ip = await conn.fetch(q("audit_ips_over_limit"), sale_id, ip_limit)
-            if over_ip:
-                violation(
-                    "ip_over_limit",
-                    f"addresses with more than {ip_limit} live orders",
-                    len(over_ip),
-                    [f"{r['ip']}: {r['n']}" for r in over_ip],
-                )
+    if twice:
+        violation(
+            "serial_held_twice",
+            "a serial is held by two live orders in PostgreSQL",
+            len(twice),
+            [f"{r['serial']}: {', '.join(r['orders'])}" for r in twice],
+        )
+    max_limit = int(sale_row["max_per_user_limit"]) if sale_row else None
+    if in_redis:
+        max_limit = max(max_limit or 0, _int(meta[5], 1), _int(meta[6], 1))
     persisted = sum(by_status.values())
     if not in_redis:
         if sale_row is None:
@@ -177,13 +186,8 @@ async def audit_sale(
             violation("sale_missing_in_redis", f"sale {sale_id} is in PostgreSQL, not in Redis")
 
     # -- every order: Redis against PostgreSQL -------------------------------------------
-    missing_pg: list[str] = []
-    stale: list[str] = []
-    lag_count = 0
-    matched = 0
-    checked = 0
+    state = _DeepState()
     if deep and in_redis:
-        state = _DeepState()
         batch: list[tuple[str, int]] = []
         in_batch = 0  # orders of the buyers in the batch
         async for field, value in redis.hscan_iter(keys.buyers, match="n:*", count=2000):
@@ -195,64 +199,78 @@ async def audit_sale(
         if batch:
             await _check_buyers(redis, pool, keys, sale_id, batch, max_limit or 1, state)
         counts.orders, counts.pending, counts.paid = state.orders, state.pending, state.paid
-        checked, matched = state.orders, state.matched
-        missing_pg, stale = state.missing_pg, state.stale
-        lag_count = state.missing_count + state.stale_count
         for code, (count, detail, examples) in state.problems.items():
             violation(code, detail, count, examples)
-        if state.pending != counts.reserved or state.paid != counts.sold:
-            violation(
-                "counter_mismatch",
-                f"orders in Redis: {state.pending} pending, {state.paid} paid/delivered; "
-                f"counters: reserved {counts.reserved}, sold {counts.sold}",
-            )
-        # released serials waiting in the pool must not be held by a live order
-        pool_serials = [text(v).partition(":")[2] for v in await redis.lrange(keys.returned, 0, -1)]
-        if len(set(pool_serials)) != len(pool_serials):
-            violation("pool_mismatch", "a released serial is twice in the pool")
-        async with pool.acquire() as conn:
-            for start in range(0, len(pool_serials), chunk):
-                held = await conn.fetch(
-                    q("audit_pool_serials_held"), sale_id, pool_serials[start : start + chunk]
-                )
-                if held:
-                    violation(
-                        "serial_held_twice",
-                        "a serial waits in the pool while a live order holds it",
-                        len(held),
-                        [f"{r['serial']}: {r['order_id']}" for r in held],
-                    )
 
     lag_state = await stream_lag(redis, namespace, sale_id)
-    dead_in_redis = int(await redis.xlen(store_keys.dead_letters(keys)))
     drained = lag_state.entries == 0
-    if not deep:
-        lag_count = lag_state.entries
-    if deep and in_redis:
+    lag_count = len(state.behind) + state.untracked if deep else lag_state.entries
+    if deep and in_redis and drained and lag_count:
+        # Behind when compared, but maybe written since: compare those orders again.
+        still = await _still_behind(redis, pool, keys, sale_id, list(state.behind))
+        drained = (await stream_lag(redis, namespace, sale_id)).entries == 0
+        lag_count = len(still) + state.untracked
         if drained and lag_count:
             violation(
                 "not_persisted",
                 "orders acknowledged by Redis are missing or stale in PostgreSQL with "
                 "the write-behind drained",
                 lag_count,
-                missing_pg + stale,
+                still,
             )
-        if persisted > matched:
-            extra = persisted - matched
-            violation(
-                "missing_in_redis",
-                "orders in PostgreSQL that Redis does not have (Redis lost writes)",
-                extra,
-            )
-        if drained and lag_count == 0:
-            pg_pending = by_status.get("pending_payment", 0)
-            pg_sold = by_status.get("paid", 0) + by_status.get("delivered", 0)
-            if pg_pending != counts.reserved or pg_sold != counts.sold:
-                violation(
-                    "counter_mismatch",
-                    f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered; Redis: "
-                    f"reserved {counts.reserved}, sold {counts.sold}",
+    _, _, last_after = await _snapshot(redis, keys)
+    settled = in_redis and last_after == last_id
+    if deep and in_redis and persisted > state.matched:
+        violation(
+            "missing_in_redis",
+            "orders in PostgreSQL that Redis does not have (Redis lost writes)",
+            persisted - state.matched,
+        )
+    if drained and max_limit is not None:
+        async with pool.acquire() as conn:
+            over = await conn.fetch(q("audit_buyers_over_limit"), sale_id, max_limit)
+            over_ip: list[Any] = []
+            if sale_row and sale_row["ip_limit_always_on"] and sale_row["max_per_ip_limit"]:
+                over_ip = await conn.fetch(
+                    q("audit_ips_over_limit"), sale_id, int(sale_row["max_per_ip_limit"])
                 )
+        if over:
+            violation(
+                "buyer_over_limit",
+                f"buyers with more than {max_limit} live orders in PostgreSQL",
+                len(over),
+                [f"{r['user_id']}: {r['n']}" for r in over],
+            )
+        if over_ip:
+            violation(
+                "ip_over_limit",
+                "addresses over the per-IP limit in PostgreSQL",
+                len(over_ip),
+                [f"{r['ip']}: {r['n']}" for r in over_ip],
+            )
+    if deep and settled:
+        if state.pending != counts.reserved or state.paid != counts.sold:
+            violation(
+                "counter_mismatch",
+                f"orders in Redis: {state.pending} pending, {state.paid} paid/delivered; "
+                f"counters: reserved {counts.reserved}, sold {counts.sold}",
+            )
+        await _check_pool(redis, pool, keys, sale_id, chunk, violation, drained)
+        if drained and lag_count == 0:
+            async with pool.acquire() as conn:  # read again: it may have caught up since
+                now = {
+                    r["status"]: int(r["n"])
+                    for r in await conn.fetch(q("audit_status_counts"), sale_id)
+                }
+            pg_pending = now.get("pending_payment", 0)
+            pg_sold = now.get("paid", 0) + now.get("delivered", 0)
+        if drained and lag_count == 0 and (pg_pending, pg_sold) != (counts.reserved, counts.sold):
+            violation(
+                "counter_mismatch",
+                f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered; Redis: "
+                f"reserved {counts.reserved}, sold {counts.sold}",
+            )
+    dead_in_redis = int(await redis.xlen(store_keys.dead_letters(keys)))
     return AuditReport(
         ok=not found,
         violations=found,
@@ -260,8 +278,9 @@ async def audit_sale(
         lag=lag_count,
         sale_id=sale_id,
         drained=drained,
+        settled=settled,
         deep=deep,
-        checked_orders=checked,
+        checked_orders=state.orders,
         redis=counts,
         postgres=by_status,
         stream=StreamState(
@@ -274,16 +293,44 @@ async def audit_sale(
     )
 
 
+async def _check_pool(
+    redis: AnyRedis,
+    pool: asyncpg.Pool,
+    keys: SaleKeys,
+    sale_id: str,
+    chunk: int,
+    violation: Any,
+    drained: bool,
+) -> None:
+    """Released serials waiting in the pool: each once, and held by no live order."""
+    serials = [text(v).partition(":")[2] for v in await redis.lrange(keys.returned, 0, -1)]
+    if len(set(serials)) != len(serials):
+        violation("pool_mismatch", "a released serial is twice in the pool")
+    if not drained:
+        return
+    async with pool.acquire() as conn:
+        for start in range(0, len(serials), chunk):
+            held = await conn.fetch(
+                q("audit_pool_serials_held"), sale_id, serials[start : start + chunk]
+            )
+            if held:
+                violation(
+                    "serial_held_twice",
+                    "a serial waits in the pool while a live order holds it",
+                    len(held),
+                    [f"{r['serial']}: {r['order_id']}" for r in held],
+                )
+
+
 class _DeepState:
     def __init__(self) -> None:
         self.orders = 0
         self.pending = 0
         self.paid = 0
-        self.matched = 0
-        self.missing_count = 0
-        self.stale_count = 0
-        self.missing_pg: list[str] = []
-        self.stale: list[str] = []
+        self.matched = 0  # orders found in PostgreSQL (any version)
+        self.behind: set[str] = set()  # missing or older in PostgreSQL when compared
+        self.untracked = 0  # behind, beyond MAX_TRACKED
+        self.incomplete = 0  # buyers still buying while read: their counts not checked
         self.problems: dict[str, tuple[int, str, list[str]]] = {}
 
     def problem(self, code: str, detail: str, example: str) -> None:
@@ -293,11 +340,48 @@ class _DeepState:
         self.problems[code] = (count + 1, detail, examples)
 
 
-_ORDER_READ = ("status", "version", "user_id")
+async def _read_orders(
+    redis: AnyRedis, keys: SaleKeys, order_ids: list[str]
+) -> list[tuple[str, int] | None]:
+    pipe = redis.pipeline(transaction=True)
+    for order_id in order_ids:
+        pipe.hmget(keys.order(order_id), ["status", "version"])
+    replies = await pipe.execute()
+    return [None if v[0] is None else (text(v[0]), int(v[1])) for v in replies]
+
+
+async def _still_behind(
+    redis: AnyRedis, pool: asyncpg.Pool, keys: SaleKeys, sale_id: str, order_ids: list[str]
+) -> list[str]:
+    """Orders that are still missing or older in PostgreSQL than in Redis, re-read now."""
+    still: list[str] = []
+    for start in range(0, len(order_ids), CHUNK):
+        part = order_ids[start : start + CHUNK]
+        states = await _read_orders(redis, keys, part)
+        present = [(o, s) for o, s in zip(part, states, strict=True) if s is not None]
+        async with pool.acquire() as conn:
+            diffs = await conn.fetch(
+                q("audit_compare"),
+                sale_id,
+                [o for o, _ in present],
+                [s[0] for _, s in present],
+                [s[1] for _, s in present],
+            )
+        still += [
+            f"{r['order_id']}: "
+            + (
+                "not in PostgreSQL"
+                if r["pg_version"] is None
+                else f"v{r['pg_version']} in PostgreSQL, v{r['redis_version']} in Redis"
+            )
+            for r in diffs
+            if r["pg_version"] is None or r["pg_version"] < r["redis_version"]
+        ]
+    return still
 
 
 async def _check_buyers(
-    redis: Redis,
+    redis: AnyRedis,
     pool: asyncpg.Pool,
     keys: SaleKeys,
     sale_id: str,
@@ -305,46 +389,68 @@ async def _check_buyers(
     max_limit: int,
     state: _DeepState,
 ) -> None:
-    pipe = redis.pipeline(transaction=False)
-    ids: list[tuple[str, str]] = []  # (user, order_id)
-    for user, n in buyers:
-        for i in range(1, n + 1):
-            order_id = order_id_for(sale_id, user, i)
-            ids.append((user, order_id))
-            pipe.hmget(keys.order(order_id), _ORDER_READ)
-    pipe.hmget(keys.buyers, [f"c:{user}" for user, _ in buyers])
-    replies = await pipe.execute()
-    held = dict(zip((u for u, _ in buyers), replies[-1], strict=True))
+    # One MULTI per chunk (every key is in the sale's slot): the buyers' orders, their
+    # purchase counts and live counts are read in one atomic snapshot, even during a
+    # live sale. A buyer who bought again since the scan read its count is read again
+    # (up to 3 times; one still buying is left to the next audit for its count checks).
+    snapshots: list[tuple[str, list[tuple[str, Any]], Any, bool]] = []
+    todo = buyers
+    for attempt in range(3):
+        pipe = redis.pipeline(transaction=True)
+        for user, n in todo:
+            for i in range(1, n + 1):
+                pipe.hmget(keys.order(order_id_for(sale_id, user, i)), _ORDER_READ)
+        pipe.hmget(keys.buyers, [f"c:{user}" for user, _ in todo])
+        pipe.hmget(keys.buyers, [f"n:{user}" for user, _ in todo])
+        replies = await pipe.execute()
+        held_now, n_now = replies[-2], replies[-1]
+        moved: list[tuple[str, int]] = []
+        at = 0
+        for (user, n), c, n2 in zip(todo, held_now, n_now, strict=True):
+            orders = [
+                (order_id_for(sale_id, user, i), replies[at + i - 1]) for i in range(1, n + 1)
+            ]
+            at += n
+            if _int(n2) != n and attempt < 2:
+                moved.append((user, _int(n2)))
+                continue
+            snapshots.append((user, orders, c, _int(n2) == n))
+        if not moved:
+            break
+        todo = moved
     live: dict[str, int] = {}
     order_ids: list[str] = []
     statuses: list[str] = []
     versions: list[int] = []
-    for (user, order_id), values in zip(ids, replies[:-1], strict=True):
-        if values[0] is None:
-            state.problem(
-                "counted_without_order",
-                "a buyer is counted for an order Redis does not have",
-                order_id,
-            )
+    for user, orders, c, complete in snapshots:
+        for order_id, values in orders:
+            if values[0] is None:
+                state.problem(
+                    "counted_without_order",
+                    "a buyer is counted for an order Redis does not have",
+                    order_id,
+                )
+                continue
+            status, version = text(values[0]), int(values[1])
+            state.orders += 1
+            if status in LIVE:
+                live[user] = live.get(user, 0) + 1
+            if status == "pending_payment":
+                state.pending += 1
+            elif status in ("paid", "delivered"):
+                state.paid += 1
+            order_ids.append(order_id)
+            statuses.append(status)
+            versions.append(version)
+        if not complete:
+            state.incomplete += 1
             continue
-        status, version = text(values[0]), int(values[1])
-        state.orders += 1
-        if status in LIVE:
-            live[user] = live.get(user, 0) + 1
-        if status == "pending_payment":
-            state.pending += 1
-        elif status in ("paid", "delivered"):
-            state.paid += 1
-        order_ids.append(order_id)
-        statuses.append(status)
-        versions.append(version)
-    for user, _ in buyers:
         count = live.get(user, 0)
-        if count != _int(held.get(user)):
+        if count != _int(c):
             state.problem(
                 "buyer_count_mismatch",
                 "a buyer's live-order count differs from its live orders",
-                f"{user}: counted {_int(held.get(user))}, holds {count}",
+                f"{user}: counted {_int(c)}, holds {count}",
             )
         if count > max_limit:
             state.problem(
@@ -357,33 +463,39 @@ async def _check_buyers(
     async with pool.acquire() as conn:
         diffs = await conn.fetch(q("audit_compare"), sale_id, order_ids, statuses, versions)
     missing = 0
+    ahead: list[Any] = []
     for row in diffs:
-        if row["pg_version"] is None:
-            missing += 1
-            state.missing_count += 1
-            if len(state.missing_pg) < EXAMPLES:
-                state.missing_pg.append(f"{row['order_id']}: not in PostgreSQL")
-        elif row["pg_version"] < row["redis_version"]:
-            state.stale_count += 1
-            if len(state.stale) < EXAMPLES:
-                state.stale.append(
-                    f"{row['order_id']}: v{row['pg_version']} in PostgreSQL, "
-                    f"v{row['redis_version']} in Redis"
-                )
-        elif row["pg_version"] > row["redis_version"]:
+        if row["pg_version"] is None or row["pg_version"] < row["redis_version"]:
+            missing += row["pg_version"] is None
+            if len(state.behind) < MAX_TRACKED:
+                state.behind.add(row["order_id"])
+            else:
+                state.untracked += 1
+        else:
+            ahead.append(row)
+    state.matched += len(order_ids) - missing
+    if not ahead:
+        return
+    # PostgreSQL newer than (or different from) what Redis said a moment ago: the order
+    # may have moved on since; read Redis again, after PostgreSQL, before calling it so.
+    fresh = await _read_orders(redis, keys, [r["order_id"] for r in ahead])
+    for row, now in zip(ahead, fresh, strict=True):
+        if now is None:
+            continue  # counted_without_order would have caught a vanished order
+        status, version = now
+        if version < row["pg_version"]:
             state.problem(
                 "postgres_ahead",
                 "PostgreSQL holds a newer state than Redis (Redis lost a transition)",
                 f"{row['order_id']}: v{row['pg_version']} {row['pg_status']} vs "
-                f"v{row['redis_version']} {row['redis_status']}",
+                f"v{version} {status}",
             )
-        else:
+        elif version == row["pg_version"] and status != row["pg_status"]:
             state.problem(
                 "state_mismatch",
                 "same version, different state",
-                f"{row['order_id']}: {row['pg_status']} vs {row['redis_status']}",
+                f"{row['order_id']}: {row['pg_status']} vs {status}",
             )
-    state.matched += len(order_ids) - missing
 
 
 def render(report: AuditReport) -> str:
@@ -398,7 +510,8 @@ def render(report: AuditReport) -> str:
         + " ".join(f"{k}={v}" for k, v in sorted(report.postgres.items())),
         f"  stream    pending={report.stream.pending} undelivered={report.stream.undelivered} "
         f"oldest_age_ms={report.stream.oldest_age_ms} dead_letters={report.stream.dead_letters}",
-        f"  lag={report.lag} drained={report.drained} checked_orders={report.checked_orders} "
+        f"  lag={report.lag} drained={report.drained} settled={report.settled} "
+        f"checked_orders={report.checked_orders} "
         f"({'deep' if report.deep else 'quick'}, {report.duration_ms} ms)",
     ]
     for v in report.violations:

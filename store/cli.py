@@ -87,13 +87,15 @@ async def run_audit(settings: Settings, sale_id: str, *, deep: bool = True) -> A
         await redis.aclose()
 
 
-async def run_recover(settings: Settings, *, force_rewrite: bool = False) -> RecoverReport:
+async def run_recover(
+    settings: Settings, *, force_rewrite: bool = False, deep: bool = True
+) -> RecoverReport:
     engine = Engine.from_url(
         _need(settings.redis_url, "REDIS_URL"), namespace=settings.namespace, max_connections=4
     )
     pool = await _pool(_need(settings.database_url, "DATABASE_URL"), 2)
     try:
-        return await recover(engine, pool, force_rewrite=force_rewrite)
+        return await recover(engine, pool, force_rewrite=force_rewrite, deep=deep)
     finally:
         await pool.close()
         await engine.aclose()
@@ -135,9 +137,12 @@ def audit_command(
 
 def recover_command(
     force_rewrite: Annotated[bool, typer.Option(help="BGREWRITEAOF even if not truncated")] = False,
+    quick: Annotated[bool, typer.Option(help="audit counters and aggregates only")] = False,
 ) -> None:
     """After a Redis restart: detect a truncated AOF, rewrite it, audit, then reopen sales."""
-    report = asyncio.run(run_recover(Settings.from_env(), force_rewrite=force_rewrite))
+    report = asyncio.run(
+        run_recover(Settings.from_env(), force_rewrite=force_rewrite, deep=not quick)
+    )
     typer.echo(msgspec.json.encode(report).decode())
     if not report.ok:
         raise typer.Exit(1)

@@ -17,5 +17,5 @@ def dead_letters(keys: SaleKeys) -> str:
 
 
 def failures(keys: SaleKeys) -> str:
-    """Hash stream-id -> last reason a delivery of that entry failed (until acked)."""
+    """Hash: ``<stream id>`` -> last reason a delivery failed, ``<id>#n`` -> failed deliveries."""
     return f"{keys.tag}:persist:failures"

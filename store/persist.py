@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,6 +58,9 @@ from flashsale.store.events import (
 from flashsale.store.queries import q
 
 log = logging.getLogger("flashsale.persist")
+
+# One server or a Redis Cluster: every call names one sale's keys (one slot).
+AnyRedis = Redis | RedisCluster
 
 GROUP = store_keys.GROUP
 
@@ -84,7 +87,7 @@ REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.excepti
 class PersistConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 1000
     min_idle_ms: int = 15_000  # a pending entry this old belongs to a dead consumer
-    max_deliveries: int = 5  # failed deliveries (with a reason), then the dead-letter stream
+    max_deliveries: int = 5  # deliveries that failed (with a reason), then the dead letters
     max_crash_deliveries: int = 100  # deliveries lost to crashed consumers, then dead letters
     refused_retries: int = 3  # a refused batch is tried again this often before isolating
     max_rounds: int = 20  # batches in a row from one sale before the next sale's turn
@@ -145,6 +148,10 @@ def _stream_entries(reply: Any) -> list[Entry]:
     return [(text(entry_id), fields or {}) for entry_id, fields in items]
 
 
+def _int_or_zero(value: Any) -> int:
+    return int(value) if value not in (None, b"", "") else 0
+
+
 def _next_id(stream_id: str) -> str:
     ms, _, seq = stream_id.partition("-")
     return f"{ms}-{int(seq or 0) + 1}"
@@ -158,7 +165,7 @@ def _id_key(stream_id: str) -> tuple[int, int]:
 class Persister:
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         pool: asyncpg.Pool,
         *,
         namespace: str = "fs",
@@ -325,18 +332,24 @@ class Persister:
         self.stats.reclaimed += len(claimed)
         deliveries = await self._deliveries(keys, claimed)
         # An entry goes to the dead letters after max_deliveries deliveries that FAILED
-        # (a reason was recorded: poison, or rows PostgreSQL refuses). Deliveries cut short
-        # by a crashing consumer record nothing: such entries are retried much longer
+        # (each counted with its reason: poison, or rows PostgreSQL refuses). Deliveries
+        # cut short by a crashing consumer count none: such entries are retried much longer
         # (max_crash_deliveries), so a run of kill -9 never dead-letters a good order.
         over = [e for e in claimed if deliveries.get(e[0], 1) > self.config.max_deliveries]
         reasons: dict[str, str] = {}
+        failures: dict[str, int] = {}
         if over:
-            values = await self.redis.hmget(store_keys.failures(keys), [e[0] for e in over])
-            reasons = {e[0]: text(v) for e, v in zip(over, values, strict=True) if v}
+            fields = [f for e in over for f in (e[0], f"{e[0]}#n")]
+            values = await self.redis.hmget(store_keys.failures(keys), fields)
+            for e, why, n in zip(over, values[::2], values[1::2], strict=True):
+                if why:
+                    reasons[e[0]] = text(why)
+                failures[e[0]] = _int_or_zero(n)
         doomed = [
             e
             for e in over
-            if e[0] in reasons or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
+            if failures.get(e[0], 0) >= self.config.max_deliveries
+            or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
         ]
         if doomed:
             await self._dead_letter(sale_id, keys, doomed, deliveries, reasons)
@@ -394,7 +407,7 @@ class Persister:
                 why,
             )
         pipe.xack(keys.events, GROUP, *[e[0] for e in entries])
-        pipe.hdel(store_keys.failures(keys), *[e[0] for e in entries])
+        pipe.hdel(store_keys.failures(keys), *[f for e in entries for f in (e[0], f"{e[0]}#n")])
         with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
             async with self.pool.acquire() as conn:
                 await conn.executemany(q("insert_dead_letter"), rows)
@@ -424,9 +437,12 @@ class Persister:
         if ok and not self._ack_before_commit:
             pipe.xack(keys.events, GROUP, *ok)
         if reclaimed and ok:
-            pipe.hdel(store_keys.failures(keys), *ok)
+            pipe.hdel(store_keys.failures(keys), *[f for i in ok for f in (i, f"{i}#n")])
         if failed:
+            # the last reason, and how many deliveries failed (crashes count none)
             pipe.hset(store_keys.failures(keys), mapping=failed)  # type: ignore[arg-type]
+            for entry_id in failed:
+                pipe.hincrby(store_keys.failures(keys), f"{entry_id}#n", 1)
             self.stats.failed_deliveries += len(failed)
             for entry_id, why in failed.items():
                 log.warning("sale %s: entry %s not persisted: %s", sale_id, entry_id, why)
@@ -460,14 +476,21 @@ class Persister:
             # A refusal is often transient with several consumers on one stream: another
             # consumer holds the earlier entries (the sale's creation, the release of a
             # serial) and has not committed yet. Give it a moment before isolating.
-            for attempt in range(self.config.refused_retries + 1):
+            # An order whose sale row is not there yet (its creation is in another
+            # consumer's batch, at the very start of a stream) waits up to ~3 s.
+            attempt = 0
+            while True:
                 try:
                     async with conn.transaction():
                         await apply_events(conn, events)
                     return events
-                except REFUSED:
-                    if attempt < self.config.refused_retries:
-                        await asyncio.sleep(0.05 * 2**attempt)
+                except REFUSED as exc:
+                    waiting_for_sale = isinstance(exc, asyncpg.ForeignKeyViolationError)
+                    limit = 8 if waiting_for_sale else self.config.refused_retries
+                    if attempt >= limit:
+                        break
+                    await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+                    attempt += 1
             # Some row is refused: find which with one savepoint per entry.
             ok: list[Event] = []
             async with conn.transaction():
@@ -538,10 +561,10 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     if not order_events:
         return
     latest: dict[str, OrderEvent] = {}
-    for ev in order_events:
-        seen = latest.get(ev.order_id)
-        if seen is None or ev.version > seen.version:
-            latest[ev.order_id] = ev
+    for oe in order_events:
+        seen = latest.get(oe.order_id)
+        if seen is None or oe.version > seen.version:
+            latest[oe.order_id] = oe
     rows = sorted(latest.values(), key=lambda e: e.status in LIVE)  # stable: released first
     await conn.execute(
         q("upsert_orders"),
@@ -584,7 +607,7 @@ class StreamLag(msgspec.Struct, kw_only=True):
     consumers: int
 
 
-async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
+async def _group_info(redis: AnyRedis, key: str) -> dict[str, Any] | None:
     try:
         groups = await redis.xinfo_groups(key)
     except ResponseError:
@@ -595,7 +618,7 @@ async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
     return None
 
 
-async def _needed_from(redis: Redis, key: str) -> str | None:
+async def _needed_from(redis: AnyRedis, key: str) -> str | None:
     """Smallest stream id the group still needs; None when the group does not exist.
 
     Read the last delivered id BEFORE the pending list: an entry delivered in
@@ -612,7 +635,7 @@ async def _needed_from(redis: Redis, key: str) -> str | None:
     return min(candidates, key=_id_key)
 
 
-async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
+async def stream_lag(redis: AnyRedis, namespace: str, sale_id: str) -> StreamLag:
     """Entries of a sale's stream not yet persisted, and the age of the oldest (metrics)."""
     key = SaleKeys(namespace, sale_id).events
     now_ms = int(time.time() * 1000)
@@ -656,7 +679,7 @@ async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
     )
 
 
-async def lag(redis: Redis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
+async def lag(redis: AnyRedis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
     """Lag of one sale, or of every sale in the registry (for /metrics and health)."""
     if sale_id is not None:
         return [await stream_lag(redis, namespace, sale_id)]

@@ -170,17 +170,21 @@ async def recover(
     pool: asyncpg.Pool,
     *,
     force_rewrite: bool = False,
+    deep: bool = True,
 ) -> RecoverReport:
     """Detect a truncated AOF load, rewrite it, then audit every sale before it reopens."""
     started = time.monotonic()
     redis = engine.redis
+    if not isinstance(redis, Redis):
+        # AOF files, logs and BGREWRITEAOF belong to each node: run it against each one
+        raise NotImplementedError("recover one Redis Cluster node at a time (its own URL)")
     aof = await check_aof(redis)
     rewritten = False
     if aof.aof_enabled and (force_rewrite or aof.truncated is not False):
         await rewrite_aof(redis)
         rewritten = True
     results = [
-        await _recover_sale(engine, redis, pool, engine.namespace, sale_id)
+        await _recover_sale(engine, redis, pool, engine.namespace, sale_id, deep)
         for sale_id in await engine.sale_ids()
     ]
     return RecoverReport(
@@ -193,7 +197,7 @@ async def recover(
 
 
 async def _recover_sale(
-    eng: Engine, redis: Redis, pool: asyncpg.Pool, namespace: str, sale_id: str
+    eng: Engine, redis: Redis, pool: asyncpg.Pool, namespace: str, sale_id: str, deep: bool
 ) -> SaleRecovery:
     stored = await redis.hget(eng.keys(sale_id).meta, "status")
     was_open = stored is not None and text(stored) == "open"
@@ -202,7 +206,7 @@ async def _recover_sale(
             await eng.tune(sale_id, SaleUpdate(status="paused"), actor="recover")
         except EngineError:
             was_open = False
-    report: AuditReport = await audit_sale(redis, pool, namespace, sale_id)
+    report: AuditReport = await audit_sale(redis, pool, namespace, sale_id, deep=deep)
     reopened = False
     if was_open and report.ok:
         await eng.tune(sale_id, SaleUpdate(status="open"), actor="recover")

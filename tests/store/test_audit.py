@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from typing import Any
 
 import asyncpg
 
@@ -120,3 +121,46 @@ async def test_cli_audit_exits_non_zero_on_a_planted_inconsistency(
     code, out = await audit()
     assert code == 1
     assert "VIOLATION pool_mismatch" in out
+
+
+async def test_audit_during_a_live_sale_reports_no_false_violation(
+    engine: Engine, pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    sale_id = f"live-{namespace}"
+    await make_sale(engine, sale_id, size=3000, per_user_limit=2)
+    persister = Persister(engine.redis, pg_pool, namespace=namespace)
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(persister.run(stop))
+    selling = True
+
+    async def traffic() -> None:
+        for round_ in range(12):
+            orders = await buy_many(
+                engine, sale_id, [f"u{round_}-{i % 150}" for i in range(300)], concurrency=32
+            )
+            for order in orders[:30]:
+                await engine.confirm_payment(order.order_id, f"p-{order.order_id}")
+            for order in orders[30:60]:
+                await engine.cancel(order.order_id)
+            await asyncio.sleep(0.05)
+
+    async def auditor() -> list[Any]:
+        reports = []
+        while selling:
+            reports.append(await audit_sale(engine.redis, pg_pool, namespace, sale_id))
+        return reports
+
+    audits = asyncio.create_task(auditor())
+    try:
+        await traffic()
+    finally:
+        selling = False
+        reports = await audits
+        await persister.drain(timeout_s=30)
+        stop.set()
+        await consumer
+    assert len(reports) >= 2
+    for report in reports:
+        assert report.ok, report.violations
+    final = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
+    assert final.ok and final.settled and final.drained and final.lag == 0, final

@@ -153,3 +153,30 @@ async def test_without_the_rewrite_the_audit_sees_a_half_replayed_script(
         f"{[sorted({v.code for v in r.violations}) for r in inconsistent]}"
     )
     assert inconsistent, "the power-loss model no longer exposes the hazard"
+
+
+async def test_recover_reopens_clean_sales_and_keeps_a_broken_one_paused(
+    pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    server = PrivateRedis(appendonly=True, appendfsync="always")
+    server.start()
+    engine = Engine.from_url(server.url, namespace=namespace, max_connections=4)
+    try:
+        good, bad = f"good-{namespace}", f"bad-{namespace}"
+        for sale_id in (good, bad):
+            await make_sale(engine, sale_id, size=100)
+            await _buy(engine, sale_id, [f"u{i}" for i in range(20)])
+        await Persister(engine.redis, pg_pool, namespace=namespace).drain(timeout_s=30)
+        await engine.redis.hincrby(engine.keys(bad).meta, "drawn", 1)  # a serial lost
+        report = await recover(engine, pg_pool)
+        assert report.aof.aof_enabled and report.aof.truncated is False
+        assert not report.rewritten
+        by_sale = {r.sale_id: r for r in report.sales}
+        assert by_sale[good].reopened and by_sale[good].ok
+        assert by_sale[bad].was_open and not by_sale[bad].reopened and not by_sale[bad].ok
+        assert (await engine.get_sale(good)).status == "open"
+        assert (await engine.get_sale(bad)).status == "paused"
+        assert not report.ok
+    finally:
+        await engine.aclose()
+        server.cleanup()
