@@ -12,6 +12,7 @@ from urllib.parse import quote
 from msgspec import UNSET
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.engine import errors, permutation, scripts
@@ -34,6 +35,7 @@ from flashsale.engine.resp import Arg, encode_args
 from flashsale.engine.router import ClusterRouter, Router, SingleRouter
 from flashsale.engine.scripts import LuaScript
 
+_TRANSIENT = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
 LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
 
 ProgressCallback = Callable[[int, int], None]
@@ -144,6 +146,12 @@ class Engine:
             reply: list[Any] = await self._router.call(script, str(keys[0]), command)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
+        except ResponseError as exc:
+            # a server that is loading its data, busy, or not writable right now
+            # did not run the script: the caller may retry (same idempotency key)
+            if str(exc).startswith(_TRANSIENT):
+                raise errors.EngineUnavailable(f"Redis is not ready: {exc}") from exc
+            raise
         return reply
 
     async def run_script(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:

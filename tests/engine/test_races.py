@@ -79,3 +79,22 @@ async def test_cancel_is_owner_only(engine: Engine) -> None:
     with pytest.raises(errors.OrderNotFound):
         await engine.cancel(order.order_id, user_id="mallory")
     assert (await engine.cancel(order.order_id, user_id="alice")).status == "cancelled"
+
+
+async def test_a_redis_still_loading_is_unavailable_not_an_error(engine: Engine) -> None:
+    """Unit test of the mapping: a LOADING/BUSY reply means the script did not run."""
+    from redis.exceptions import ResponseError
+
+    class Loading:
+        async def call(self, *_: object) -> object:
+            raise ResponseError("LOADING Redis is loading the dataset in memory")
+
+        async def aclose(self) -> None:
+            return None
+
+    real, engine._router = engine._router, Loading()
+    try:
+        with pytest.raises(errors.EngineUnavailable):
+            await engine.purchase("any", "u1")
+    finally:
+        engine._router = real
