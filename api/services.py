@@ -30,10 +30,11 @@ STATS_TTL_S = 7 * 86_400
 def stats_key(namespace: str, sale_id: str) -> str:
     """Per-sale purchase outcome counters (hash: ``created``, ``replayed``, ``rej:<code>``).
 
-    In the sale's hash tag like every other key of the sale.
-    TODO(engine): move next to the other key names in engine/keys.py.
+    The name is ``SaleKeys.stats`` (engine/keys.py); this stays for callers that
+    have a namespace rather than an engine (``flashsale sale watch``).
     """
-    return f"{SaleKeys(namespace, sale_id).tag}:stats"
+    key: str = SaleKeys(namespace, sale_id).stats
+    return key
 
 
 class SoldOutCache:
