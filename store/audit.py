@@ -9,7 +9,8 @@ query that returns only the differences. Memory stays bounded by the chunk.
 Checks:
 - counters: ``sold + reserved + available == total`` with every term >= 0, and
   the pool agrees (``drawn - len(returned) == reserved + sold``), and the
-  orders agree (pending == reserved, paid+delivered == sold);
+  orders agree (pending == reserved, paid + delivered + refund_pending == sold:
+  a cancelled paid order keeps its serial until its refund is decided);
 - invariant 2: no serial held by two live orders (PostgreSQL), and no serial
   waiting in the pool of released serials while a live order holds it;
 - invariant 3: no buyer (or address) over the highest limit the sale had;
@@ -31,7 +32,7 @@ from redis.asyncio import Redis
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
-from flashsale.store.events import LIVE, text
+from flashsale.store.events import LIVE, SOLD, text
 from flashsale.store.persist import stream_lag
 from flashsale.store.queries import q
 
@@ -55,7 +56,7 @@ class RedisCounts(msgspec.Struct, kw_only=True):
     returned: int = 0
     orders: int = 0  # orders found through the buyers (deep audit only)
     pending: int = 0
-    paid: int = 0
+    paid: int = 0  # paid, delivered or refund_pending: what ``sold`` counts
 
 
 class StreamState(msgspec.Struct, kw_only=True):
@@ -203,7 +204,8 @@ async def audit_sale(
         if state.pending != counts.reserved or state.paid != counts.sold:
             violation(
                 "counter_mismatch",
-                f"orders in Redis: {state.pending} pending, {state.paid} paid/delivered; "
+                f"orders in Redis: {state.pending} pending, {state.paid} "
+                "paid/delivered/refund_pending; "
                 f"counters: reserved {counts.reserved}, sold {counts.sold}",
             )
         # released serials waiting in the pool must not be held by a live order
@@ -246,11 +248,12 @@ async def audit_sale(
             )
         if drained and lag_count == 0:
             pg_pending = by_status.get("pending_payment", 0)
-            pg_sold = by_status.get("paid", 0) + by_status.get("delivered", 0)
+            pg_sold = sum(by_status.get(status, 0) for status in SOLD)
             if pg_pending != counts.reserved or pg_sold != counts.sold:
                 violation(
                     "counter_mismatch",
-                    f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered; Redis: "
+                    f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered/"
+                    f"refund_pending; Redis: "
                     f"reserved {counts.reserved}, sold {counts.sold}",
                 )
     return AuditReport(
@@ -333,7 +336,7 @@ async def _check_buyers(
             live[user] = live.get(user, 0) + 1
         if status == "pending_payment":
             state.pending += 1
-        elif status in ("paid", "delivered"):
+        elif status in SOLD:
             state.paid += 1
         order_ids.append(order_id)
         statuses.append(status)
