@@ -67,6 +67,11 @@ PG_UNREACHABLE: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# Text PostgreSQL cannot store (U+0000, say) that slipped past validation: the input's fault.
+PG_REFUSED_TEXT: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
 
 
 # Status of each stable code. Codes not listed answer 409 when they are business
@@ -214,6 +219,9 @@ def problem_for(exc: BaseException) -> Problem:
     elif isinstance(exc, PaymentError):
         code, status, detail = exc.code, exc.status, exc.detail
         extras = _payment_extras(exc)
+    elif isinstance(exc, PG_REFUSED_TEXT):
+        code, status, extras = "validation_error", 422, {}
+        detail = "a text field holds characters that cannot be stored"
     elif isinstance(exc, PG_UNREACHABLE):
         code, status, extras = "database_unavailable", 503, {}
         detail = "PostgreSQL did not answer; try again shortly"

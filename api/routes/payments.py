@@ -21,6 +21,7 @@ from msgspec import UNSET, UnsetType
 from flashsale.api.auth import principal_of, require_admin, require_user
 from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
 from flashsale.api.services import Services
+from flashsale.api.tokens import MAX_USER_ID
 from flashsale.payments import errors
 from flashsale.payments.models import (
     PasswordSet,
@@ -36,6 +37,7 @@ from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
+REFUND_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 CALLBACK_MAX_BYTES = 16 * 1024
 _encode = msgspec.json.Encoder().encode
@@ -57,6 +59,19 @@ def _order_id(order_id: str) -> str:
     if not ORDER_ID.match(order_id):
         raise errors.OrderNotFound()
     return order_id
+
+
+def _refund_id(refund_id: str) -> str:
+    if not REFUND_ID.match(refund_id):
+        raise errors.RefundNotFound()
+    return refund_id
+
+
+def _user_id(user_id: str) -> str:
+    """Any token ``sub`` (1 to 128 characters), but no NUL: PostgreSQL text cannot hold it."""
+    if not user_id or len(user_id) > MAX_USER_ID or "\x00" in user_id:
+        raise errors.Validation("user_id must be 1 to 128 characters, without NUL")
+    return user_id
 
 
 _CALLBACK_DETAIL = {
@@ -198,7 +213,7 @@ class PaymentsController(Controller):
         ] = None,
     ) -> Wallet:
         return await payment_service(request).credit_wallet(
-            user_id,
+            _user_id(user_id),
             data.amount_cents,
             data.reason,
             actor=principal_of(request).user_id,
@@ -239,7 +254,7 @@ class PaymentsController(Controller):
     ) -> Refund:
         note = data.note if data else None
         return await Refunds(payment_service(request)).approve(
-            refund_id, principal_of(request).user_id, note
+            _refund_id(refund_id), principal_of(request).user_id, note
         )
 
     @post(
@@ -258,5 +273,5 @@ class PaymentsController(Controller):
     ) -> Refund:
         note = data.note if data else None
         return await Refunds(payment_service(request)).reject(
-            refund_id, principal_of(request).user_id, note
+            _refund_id(refund_id), principal_of(request).user_id, note
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import msgspec
 import pytest
 from litestar.exceptions import (
@@ -50,6 +51,7 @@ CASES: list[tuple[BaseException, int, str]] = [
     (pay.RefundNotFound(), 404, "refund_not_found"),
     (pay.PaymentsUnavailable(), 503, "payments_unavailable"),
     (ConnectionRefusedError("pg down"), 503, "database_unavailable"),
+    (asyncpg.exceptions.CharacterNotInRepertoireError("0x00"), 422, "validation_error"),
     (ValidationException("bad"), 400, "validation_error"),
     (NotFoundException(), 404, "not_found"),
     (MethodNotAllowedException(), 405, "method_not_allowed"),

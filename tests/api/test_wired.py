@@ -135,6 +135,14 @@ async def test_cancel_refund_audit_and_lag_through_the_api(
     metrics = (await client.get("/metrics")).text
     assert f'flashsale_stream_lag{{sale_id="{sale_id}"}} 0.0' in metrics
     problem(await client.get("/v1/sales/nope/audit", headers=ADMIN), 404, "sale_not_found")
+    # text PostgreSQL cannot store is refused up front, never a 500
+    nul = await client.post(
+        f"/v1/admin/refunds/{mine[0]['refund_id']}/reject", json={"note": "a\x00b"}, headers=ADMIN
+    )
+    problem(nul, 400, "validation_error")
+    credit = {"amount_cents": 1, "reason": "x"}
+    nul = await client.post("/v1/admin/wallets/a%00b/credit", json=credit, headers=ADMIN)
+    problem(nul, 422, "validation_error")
 
 
 def _dead_port() -> int:
