@@ -19,13 +19,13 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	MYPY=$(BIN)/mypy .ci/typecheck
 	$(BIN)/pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	MYPY=$(BIN)/mypy .ci/typecheck
 
 bench: setup
 	$(BIN)/flashsale bench

@@ -6,14 +6,15 @@
     flashsale verify SALE
     flashsale paysim [--port P] [--fast-retries]
     flashsale demo
+    flashsale persist | timers | audit SALE | recover | db upgrade
+    flashsale payments refunds | approve | reject | invalidate | audit
 
 Configuration comes from the environment alone (FLASHSALE_REDIS_URL,
 FLASHSALE_DATABASE_URL, FLASHSALE_JWT_SECRET, FLASHSALE_NAMESPACE, ...).
 
-TODO(store): mount ``flashsale.store.cli`` (``persist``, ``db upgrade``,
-``audit SALE``) with ``app.add_typer`` once it is on main, and make
-``serve --with-workers`` supervise ``persist`` (and ``timers``) next to the
-API (and a ``paysim`` when FLASHSALE_PAYSIM_URL is unset).
+Also mounted here: ``persist``, ``audit``, ``recover`` and ``db upgrade`` (store),
+``timers`` and ``payments ...`` (payments); ``serve --with-workers`` supervises
+the API, ``persist``, ``timers`` and a simulator (cli/supervisor.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from rich.console import Console
 
 from flashsale.cli import sale
 from flashsale.cli.serve import Server
+from flashsale.loadtest import cli as loadtest_cli
+from flashsale.payments import cli as payments_cli
+from flashsale.store import cli as store_cli
 
 app = typer.Typer(
     name="flashsale",
@@ -34,6 +38,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(sale.app, name="sale")
+store_cli.register(app)  # persist, audit, recover, db upgrade
+app.add_typer(payments_cli.app, name="payments")  # refund review, money audit, ...
+app.command("timers")(payments_cli.timers)
+loadtest_cli.register(app)  # loadtest drop|bots|browse, bench
 err = Console(stderr=True)
 
 
@@ -54,14 +62,16 @@ def serve(
     """Serve the HTTP API (configuration from the environment)."""
     from flashsale.cli.serve import run_server
 
-    if with_workers:
-        # TODO(store, timers): supervise `flashsale persist` and `flashsale timers` here once
-        # they exist on main; refusing is better than silently serving without them.
-        err.print("[red]--with-workers needs the write-behind and timers, not in this build[/red]")
-        raise typer.Exit(2)
     if not os.environ.get("FLASHSALE_REDIS_URL"):
         err.print("[red]FLASHSALE_REDIS_URL is not set[/red]")
         raise typer.Exit(2)
+    if with_workers:
+        if not os.environ.get("FLASHSALE_DATABASE_URL"):
+            err.print("[red]--with-workers needs FLASHSALE_DATABASE_URL[/red]")
+            raise typer.Exit(2)
+        from flashsale.cli.supervisor import supervise
+
+        raise typer.Exit(supervise(host, port, workers or os.cpu_count() or 1, server.value))
     run_server(server, host, port, workers or os.cpu_count() or 1)
 
 

@@ -17,7 +17,10 @@ from contextlib import contextmanager
 from enum import StrEnum
 
 APP_FACTORY = "flashsale.api.app:create_app"
-BACKLOG = 4096  # 1,000 connections arriving at once must not overflow the accept queue
+BACKLOG = 16384  # thousands of buyers connecting in the same second must not overflow it
+# granian's default backpressure is backlog / workers connections per worker: past it,
+# a connection is accepted and never answered (a 5,000-user drop timed out 904 buyers)
+BACKPRESSURE = 16384
 
 
 class Server(StrEnum):
@@ -47,6 +50,12 @@ def multiprocess_metrics_dir() -> Iterator[str]:
 def run_server(server: Server, host: str, port: int, workers: int) -> None:
     """Serve the API in the foreground until interrupted (blocks)."""
     with multiprocess_metrics_dir():
+        # prometheus_client picks its value store when first imported; the CLI may
+        # have imported it already, and forked workers would inherit per-process
+        # counters that no scrape sums up: pick again now that the directory is set
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()
         if server is Server.granian:
             from granian import Granian
             from granian.constants import Interfaces, Loops
@@ -61,6 +70,7 @@ def run_server(server: Server, host: str, port: int, workers: int) -> None:
                 websockets=False,
                 loop=Loops.uvloop,
                 backlog=BACKLOG,
+                backpressure=BACKPRESSURE,
                 log_access=False,
                 respawn_failed_workers=True,
             ).serve()

@@ -6,7 +6,7 @@ import os
 
 import msgspec
 
-DEV_JWT_SECRET = "flashsale-dev-secret-change-me"
+DEV_JWT_SECRET = "flashsale-dev-jwt-secret-change-me-in-production"
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):

@@ -45,6 +45,12 @@ def expected_serial(draw: int, segments: list[Segment], key: str, items: dict[st
     raise ValueError(f"draw {draw} is outside every segment")
 
 
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        raise ValueError("segment metadata is missing")
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def load_segments(engine: Engine, sale_id: str) -> list[Segment]:
     k = engine.keys(sale_id)
     count = int(await engine.redis.hget(k.meta, "segments") or 0)
@@ -53,7 +59,9 @@ async def load_segments(engine: Engine, sale_id: str) -> list[Segment]:
         kind, lo, size, offset = await engine.redis.hmget(
             k.segments, [f"{n}:kind", f"{n}:lo", f"{n}:size", f"{n}:off"]
         )
-        segments.append(Segment(n, kind.decode(), int(lo), int(size), int(offset)))
+        segments.append(
+            Segment(n, _text(kind), int(_text(lo)), int(_text(size)), int(_text(offset)))
+        )
     return segments
 
 
@@ -76,7 +84,7 @@ async def verify_sale(engine: Engine, sale_id: str) -> VerifyReport:
     items: dict[str, str] = {}
     if any(seg.kind == "l" for seg in segments):
         raw = await engine.redis.hgetall(engine.keys(sale_id).items)
-        items = {f.decode(): v.decode() for f, v in raw.items()}
+        items = {_text(f): _text(v) for f, v in raw.items()}
     report = VerifyReport(sale_id=sale_id, ok=True)
     for order in await engine.orders_of_sale(sale_id):
         if order.draw is None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+LIVE = frozenset({"pending_payment", "paid", "delivered"})
+
 
 @dataclass
 class BurstResult:
@@ -30,18 +32,89 @@ class BurstResult:
             return 0.0
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q) - 1]
 
-    def violations(self, per_user_limit: int) -> list[str]:
-        """What the clients themselves saw go wrong, whatever the server says."""
+    def violations(self, per_user_limit: int, statuses: dict[str, str]) -> list[str]:
+        """What the clients themselves saw go wrong, whatever the server says.
+
+        ``statuses`` is each sold order's state read back at the end: a serial
+        whose first order expired is rightly sold again, so only orders still
+        live count (live = pending_payment, paid, delivered).
+        """
+        live = [o for o in self.sold if statuses.get(o["order_id"]) in LIVE]
         found: list[str] = []
-        serials = Counter(str(order["serial"]) for order in self.sold)
-        found += [f"serial {s} sold to {n} orders" for s, n in serials.items() if n > 1]
-        buyers = Counter(order["_buyer"] for order in self.sold)
+        serials = Counter(str(order["serial"]) for order in live)
+        found += [f"serial {s} held by {n} live orders" for s, n in serials.items() if n > 1]
+        buyers = Counter(order["_buyer"] for order in live)
         found += [
-            f"buyer {b} holds {n} orders (limit {per_user_limit})"
+            f"buyer {b} holds {n} live orders (limit {per_user_limit})"
             for b, n in buyers.items()
             if n > per_user_limit
         ]
+        ids = Counter(order["order_id"] for order in self.sold)
+        found += [f"order {i} was answered as new {n} times" for i, n in ids.items() if n > 1]
         return found
+
+
+@dataclass(frozen=True)
+class Holding:
+    """An order a client was told it holds: from ``acquired`` (its answer arrived) until
+    ``released`` at the earliest (a cancel was sent, or its payment deadline passed);
+    ``None``: never released as far as the client knows."""
+
+    order_id: str
+    serial: str
+    buyer: str
+    ip: str = ""
+    acquired: float = 0.0
+    released: float | None = None
+
+
+def _max_overlap(group: list[Holding], skew_s: float) -> int:
+    """The most orders of ``group`` certainly live at one moment: order B certainly
+    overlaps an earlier A when B's answer arrived before A can have been released."""
+    group = sorted(group, key=lambda h: h.acquired)
+    worst = 1 if group else 0
+    for i, later in enumerate(group):
+        live = sum(
+            1
+            for earlier in group[:i]
+            if earlier.released is None or later.acquired + skew_s < earlier.released
+        )
+        worst = max(worst, live + 1)
+    return worst
+
+
+def holding_violations(
+    holdings: list[Holding],
+    per_user_limit: int,
+    per_ip_limit: int | None = None,
+    *,
+    skew_s: float = 0.0,
+) -> list[str]:
+    """Client-side invariants: no serial held by two orders at once, no buyer (or client
+    address) over its limit. Orders are distinct by id (a replay is the same order);
+    ``skew_s`` tolerates a server clock ahead of the client's."""
+    distinct = list({h.order_id: h for h in holdings}.values())
+    found: list[str] = []
+
+    def groups(key: str) -> dict[str, list[Holding]]:
+        out: dict[str, list[Holding]] = {}
+        for h in distinct:
+            out.setdefault(getattr(h, key), []).append(h)
+        return out
+
+    for serial, group in groups("serial").items():
+        if len(group) > 1 and (n := _max_overlap(group, skew_s)) > 1:
+            found.append(f"serial {serial} sold to {n} orders")
+    for buyer, group in groups("buyer").items():
+        if len(group) > per_user_limit and (n := _max_overlap(group, skew_s)) > per_user_limit:
+            found.append(f"buyer {buyer} holds {n} orders (limit {per_user_limit})")
+    if per_ip_limit is not None:
+        for ip, group in groups("ip").items():
+            if not ip or len(group) <= per_ip_limit:
+                continue
+            if (n := _max_overlap(group, skew_s)) > per_ip_limit:
+                found.append(f"address {ip} holds {n} orders (limit {per_ip_limit})")
+    return found
 
 
 async def burst(

@@ -27,6 +27,7 @@ PASSWORD = "demo-pay-123456"
 class PaymentOutcome:
     started: Counter[str] = field(default_factory=Counter)
     final: Counter[str] = field(default_factory=Counter)
+    statuses: dict[str, str] = field(default_factory=dict)  # order_id -> status at the end
     refunds_pending: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -117,6 +118,7 @@ async def pay_some(
             if all(s != "pending_payment" for s in statuses.values()):
                 break
             await asyncio.sleep(1)
+        outcome.statuses = statuses
         outcome.final = Counter(statuses.values())
         for order_id in expected_paid:
             if statuses.get(order_id) != "paid":

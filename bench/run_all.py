@@ -1,0 +1,858 @@
+"""Every benchmark in one go: ``flashsale bench`` or ``python -m flashsale.bench.run_all``.
+
+Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
+(the chart the README shows). Parts (``--only`` picks some):
+
+- ``layers``: the purchase at each layer in the same run, at the same
+  concurrency (50 clients): redis-benchmark EVALSHA of the purchase script (the
+  ceiling) · the engine from one Python process · the HTTP endpoint (wrk) · a
+  PostgreSQL-only peer (``bench/pg_peer.py``, SKIP LOCKED); ops/s and ratio to
+  the ceiling. The app's bare POST endpoint is measured beside it.
+- ``latency``: HTTP purchase p50/p99 at 100, 1,000 and 5,000 connections (wrk,
+  closed loop: every connection sends its next request when answered).
+- ``growth``: sales of 10^3, 10^5 and 10^7 serials: time to create, Redis
+  memory of the sale's keys (MEMORY USAGE) at creation and after the
+  purchases, purchase rate.
+- ``drain``: the write-behind against a plain COPY (``bench/drain.py``, when
+  this build has it).
+- ``workers``: HTTP purchase req/s with 1 and 2 API worker processes.
+
+Every figure is the median of ``--runs`` runs with its spread (min–max). Redis
+is FLASHSALE_REDIS_URL and PostgreSQL FLASHSALE_DATABASE_URL, else private
+embedded servers. Keys live in a namespace of their own and tables in a schema
+of their own, removed afterwards. Load generators run in their own processes
+(redis-benchmark, wrk); every phase is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import os
+import platform
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flashsale.bench.common import Figure, bench_redis_url, machine_line
+
+PARTS = ("layers", "latency", "growth", "drain", "workers")
+CONCURRENCY = 50  # redis-benchmark's -c in bench/engine.py: every layer runs at this
+LATENCY_CONNECTIONS = (100, 1000, 5000)
+GROWTH_SIZES = (10**3, 10**5, 10**7)
+WORKERS = (1, 2)
+
+
+@dataclass(frozen=True)
+class Config:
+    runs: int
+    quick: bool
+    redis_requests: int  # per redis-benchmark run
+    engine_requests: int
+    pg_requests: int
+    http_seconds: int  # per wrk phase
+    growth_purchases: int  # per sale (at most the sale's size)
+    list_sizes: tuple[int, ...]  # list sales beside the range ones (memory per serial)
+
+    @classmethod
+    def make(cls, quick: bool, runs: int | None) -> Config:
+        if quick:
+            return cls(runs or 1, True, 20_000, 5_000, 2_000, 2, 2_000, ())
+        return cls(runs or 3, False, 200_000, 50_000, 20_000, 6, 20_000, (10**3, 10**5))
+
+
+@dataclass
+class Latency:
+    connections: int
+    rps: Figure
+    p50: Figure
+    p99: Figure
+    errors: int
+    served: int  # of `connections` held open at once, how many got an answer within 5 s
+
+
+@dataclass
+class Growth:
+    kind: str  # "range" or "list"
+    size: int
+    create_ms: Figure
+    bytes_created: Figure
+    purchases: int
+    bytes_after: Figure
+    rate: Figure
+
+
+@dataclass
+class Drain:
+    consumers: int
+    orders: int
+    drain: Figure  # orders/s
+    copy: Figure  # orders/s
+    ratio: Figure  # drain / COPY
+
+
+@dataclass
+class Results:
+    layers: dict[str, Figure] = field(default_factory=dict)
+    echo: Figure | None = None
+    latency: list[Latency] = field(default_factory=list)
+    growth: list[Growth] = field(default_factory=list)
+    drain: list[Drain] = field(default_factory=list)
+    workers: dict[int, Figure] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def results_to_json(results: Results) -> dict[str, object]:
+    return dataclasses.asdict(results)
+
+
+def results_from_json(data: dict[str, Any]) -> Results:
+    def fig(d: dict[str, Any]) -> Figure:
+        return Figure(tuple(d["runs"]))
+
+    return Results(
+        layers={k: fig(v) for k, v in data["layers"].items()},
+        echo=fig(data["echo"]) if data.get("echo") else None,
+        latency=[
+            Latency(
+                r["connections"],
+                fig(r["rps"]),
+                fig(r["p50"]),
+                fig(r["p99"]),
+                r["errors"],
+                r["served"],
+            )
+            for r in data["latency"]
+        ],
+        growth=[
+            Growth(
+                g["kind"],
+                g["size"],
+                fig(g["create_ms"]),
+                fig(g["bytes_created"]),
+                g["purchases"],
+                fig(g["bytes_after"]),
+                fig(g["rate"]),
+            )
+            for g in data["growth"]
+        ],
+        drain=[
+            Drain(d["consumers"], d["orders"], fig(d["drain"]), fig(d["copy"]), fig(d["ratio"]))
+            for d in data.get("drain") or []
+        ],
+        workers={int(k): fig(v) for k, v in data["workers"].items()},
+        notes=list(data.get("notes", [])),
+    )
+
+
+# --------------------------------------------------------------------------- services
+
+
+@contextlib.contextmanager
+def bench_database_url() -> Iterator[str]:
+    """FLASHSALE_DATABASE_URL when set, else a private embedded PostgreSQL for the run."""
+    url = os.environ.get("FLASHSALE_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from flashsale.engine.embedded import EmbeddedPostgres
+
+    with EmbeddedPostgres() as server:
+        yield server.url
+
+
+def _redis_version(url: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("server")
+        return f"{info.get('redis_version', '?')}"
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------- engine parts
+
+
+async def _layers_redis(url: str, cfg: Config, results: Results) -> None:
+    """redis-benchmark (-P 1, the ceiling) and the engine, on fresh sales, in turn."""
+    from flashsale.bench.engine import _drop, _new_sale, engine_rate, redis_benchmark
+    from flashsale.engine import scripts
+    from flashsale.engine.engine import Engine
+
+    namespace = f"bench{secrets.token_hex(4)}"
+    engine = Engine.from_url(url, namespace=namespace, max_connections=16)
+    await engine.redis.script_load(scripts.load("purchase").source)
+    ceiling: list[float] = []
+    unpipelined: list[float] = []
+    rates: list[float] = []
+    try:
+        for i in range(cfg.runs):
+            for pipeline, into in ((16, ceiling), (1, unpipelined)):
+                sale_id = f"layers-rb{pipeline}-{i}"
+                await _new_sale(engine, sale_id)
+                try:
+                    into.append(
+                        await asyncio.to_thread(
+                            redis_benchmark, url, engine, sale_id, cfg.redis_requests, pipeline
+                        )
+                    )
+                finally:
+                    await _drop(engine, sale_id)
+            sale_id = f"layers-engine-{i}"
+            await _new_sale(engine, sale_id)
+            try:
+                rate, _ = await engine_rate(engine, sale_id, cfg.engine_requests, CONCURRENCY)
+                rates.append(rate)
+            finally:
+                await _drop(engine, sale_id)
+    finally:
+        await engine.aclose()
+    results.layers["redis-benchmark"] = Figure(tuple(ceiling))
+    results.layers["redis-benchmark-p1"] = Figure(tuple(unpipelined))
+    results.layers["engine"] = Figure(tuple(rates))
+
+
+async def _sale_memory(engine: object, sale_id: str) -> int:
+    """Bytes of every key of the sale (MEMORY USAGE, all samples)."""
+    from flashsale.engine.engine import Engine
+
+    assert isinstance(engine, Engine)
+    tag = engine.keys(sale_id).tag
+    total = 0
+    async for key in engine.redis.scan_iter(match=f"{tag}:*", count=5000):
+        total += int(await engine.redis.memory_usage(key, samples=0) or 0)
+    return total
+
+
+async def _growth(url: str, cfg: Config, results: Results) -> None:
+    from flashsale.bench.engine import _drop, engine_rate
+    from flashsale.engine.engine import Engine
+    from flashsale.engine.models import SaleCreate, SerialsSpec
+
+    namespace = f"bench{secrets.token_hex(4)}"
+    engine = Engine.from_url(url, namespace=namespace, max_connections=16)
+    plans = [("range", n) for n in GROWTH_SIZES] + [("list", n) for n in cfg.list_sizes]
+    try:
+        for kind, size in plans:
+            create_ms: list[float] = []
+            created: list[float] = []
+            after: list[float] = []
+            rates: list[float] = []
+            purchases = min(size, cfg.growth_purchases)
+            purchases -= purchases % CONCURRENCY or 0
+            purchases = max(purchases, CONCURRENCY)
+            for i in range(cfg.runs):
+                sale_id = f"growth-{kind}-{size}-{i}"
+                spec = (
+                    SerialsSpec(range=(1, size))
+                    if kind == "range"
+                    else SerialsSpec(list=[f"S-{n:08d}" for n in range(size)])
+                )
+                started = time.perf_counter()
+                await engine.create_sale(
+                    SaleCreate(
+                        sale_id=sale_id,
+                        name="bench growth",
+                        serials=spec,
+                        assignment="random" if kind == "range" else "sequential",
+                        per_user_limit=1,
+                        start_at=datetime.now(UTC) - timedelta(minutes=1),
+                    )
+                )
+                create_ms.append((time.perf_counter() - started) * 1000)
+                try:
+                    created.append(float(await _sale_memory(engine, sale_id)))
+                    rate, _ = await engine_rate(engine, sale_id, purchases, CONCURRENCY)
+                    rates.append(rate)
+                    after.append(float(await _sale_memory(engine, sale_id)))
+                finally:
+                    await _drop(engine, sale_id)
+            results.growth.append(
+                Growth(
+                    kind,
+                    size,
+                    Figure(tuple(create_ms)),
+                    Figure(tuple(created)),
+                    purchases,
+                    Figure(tuple(after)),
+                    Figure(tuple(rates)),
+                )
+            )
+    finally:
+        await engine.aclose()
+
+
+async def _pg_peer(database_url: str, cfg: Config, results: Results) -> None:
+    import asyncpg
+
+    from flashsale.bench.pg_peer import run
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        fsync = await conn.fetchval("SHOW fsync")
+        sync = await conn.fetchval("SHOW synchronous_commit")
+    finally:
+        await conn.close()
+    results.notes.append(
+        f"PostgreSQL {version} (fsync {fsync}, synchronous_commit {sync}) for the peer"
+    )
+    results.layers["postgres-peer"] = await run(
+        database_url, cfg.runs, cfg.pg_requests, CONCURRENCY
+    )
+
+
+# --------------------------------------------------------------------------- HTTP parts
+
+
+@dataclass
+class HttpTarget:
+    """``flashsale serve`` (N workers, bench endpoints on) over a sale that never sells out."""
+
+    url: str
+    workdir: Path
+    tokens: Path
+    closed: Path
+
+    def wrk(self, path: str, connections: int, seconds: int) -> tuple[float, float, float, int]:
+        """(req/s, p50 ms, p99 ms, errors) of one closed-loop wrk run."""
+        from flashsale.bench.http import parse_wrk, run_wrk
+
+        threads = 2 if connections >= 2 else 1
+        out = run_wrk(
+            self.url,
+            path,
+            self.closed,
+            self.tokens,
+            connections=connections,
+            duration_s=seconds,
+            threads=threads,
+        )
+        rps, p50, p99, non_2xx, socket_errors = parse_wrk(out)
+        return rps, p50, p99, non_2xx + socket_errors
+
+
+@contextlib.contextmanager
+def http_target(redis_url: str, workers: int) -> Iterator[HttpTarget]:
+    from flashsale.api.tokens import mint_token
+    from flashsale.bench import http
+
+    namespace = f"bench{secrets.token_hex(4)}"
+    with tempfile.TemporaryDirectory(prefix="flashsale-bench-") as tmp:
+        workdir = Path(tmp)
+        tokens = workdir / "tokens.txt"
+        tokens.write_text(
+            "".join(mint_token(http.SECRET, f"buyer-{i}") + "\n" for i in range(http.N_BUYERS))
+        )
+        closed = workdir / "closed.lua"
+        closed.write_text(http._CLOSED_LUA)
+        env = {
+            **os.environ,
+            "FLASHSALE_REDIS_URL": redis_url,
+            "FLASHSALE_NAMESPACE": namespace,
+            "FLASHSALE_JWT_SECRET": http.SECRET,
+            "FLASHSALE_BENCH_ENDPOINTS": "1",
+        }
+        for name in ("FLASHSALE_IP_RATE_PER_S", "PROMETHEUS_MULTIPROC_DIR"):
+            env.pop(name, None)
+        asyncio.run(http._prepare(redis_url, namespace))
+        try:
+            process = http._start_server("granian", workers, port := http.free_port(), env)
+            try:
+                yield HttpTarget(f"http://127.0.0.1:{port}", workdir, tokens, closed)
+            finally:
+                http._stop_server(process)
+        finally:
+            asyncio.run(http._cleanup(redis_url, namespace))
+
+
+PURCHASE = "/v1/sales/bench/purchase"
+
+
+async def served_connections(url: str, n: int, timeout_s: float = 5.0) -> int:
+    """Open ``n`` connections, keep them all open, send one GET on each: how many are
+    answered within ``timeout_s``. wrk cannot tell: a connection the server never reads
+    is not an error to it until its own timeout, which a short run never reaches."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    request = b"GET /v1/sales/bench HTTP/1.1\r\nHost: bench\r\n\r\n"
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        for start in range(0, n, 500):
+            batch = await asyncio.gather(
+                *(asyncio.open_connection(host, port) for _ in range(min(500, n - start))),
+                return_exceptions=True,
+            )
+            conns += [c for c in batch if isinstance(c, tuple)]
+
+        async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+            writer.write(request)
+            try:
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                return False
+            return True
+
+        answered = await asyncio.gather(*(ask(r, w) for r, w in conns))
+        return sum(answered)
+    finally:
+        for _, writer in conns:
+            writer.close()
+
+
+def _http_layers_and_latency(
+    redis_url: str, cfg: Config, results: Results, parts: set[str]
+) -> None:
+    from flashsale.bench.http import ECHO
+
+    with http_target(redis_url, workers=2) as target:
+        target.wrk(PURCHASE, CONCURRENCY, 1)  # warm-up: pools, token cache
+        target.wrk(ECHO, CONCURRENCY, 1)
+        if "layers" in parts:
+            echo: list[float] = []
+            purchase: list[float] = []
+            for _ in range(cfg.runs):
+                echo.append(target.wrk(ECHO, CONCURRENCY, cfg.http_seconds)[0])
+                purchase.append(target.wrk(PURCHASE, CONCURRENCY, cfg.http_seconds)[0])
+            results.echo = Figure(tuple(echo))
+            results.layers["http"] = Figure(tuple(purchase))
+        if "latency" in parts:
+            for connections in LATENCY_CONNECTIONS:
+                runs = [
+                    target.wrk(PURCHASE, connections, cfg.http_seconds) for _ in range(cfg.runs)
+                ]
+                served = asyncio.run(served_connections(target.url, connections))
+                results.latency.append(
+                    Latency(
+                        connections,
+                        Figure(tuple(r[0] for r in runs)),
+                        Figure(tuple(r[1] for r in runs)),
+                        Figure(tuple(r[2] for r in runs)),
+                        sum(r[3] for r in runs),
+                        served,
+                    )
+                )
+
+
+def _workers(redis_url: str, cfg: Config, results: Results) -> None:
+    for workers in WORKERS:
+        with http_target(redis_url, workers=workers) as target:
+            target.wrk(PURCHASE, CONCURRENCY, 1)
+            results.workers[workers] = Figure(
+                tuple(
+                    target.wrk(PURCHASE, CONCURRENCY, cfg.http_seconds)[0] for _ in range(cfg.runs)
+                )
+            )
+
+
+def parse_drain_rows(text: str) -> list[tuple[int, int, float, float]]:
+    """(orders, consumers, drain/s, COPY/s) of every row ``bench/drain.py`` printed."""
+    rows: list[tuple[int, int, float, float]] = []
+    for line in text.splitlines():
+        cells = [c.strip().replace(",", "") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].isdigit():
+            rows.append((int(cells[0]), int(cells[1]), float(cells[3]), float(cells[4])))
+    return list(dict.fromkeys(rows))  # drain.py prints its rows again as a table at the end
+
+
+def _drain(cfg: Config, results: Results, redis_url: str, database_url: str) -> None:
+    """``bench/drain.py`` once per run (it measures one run per consumer count)."""
+    if importlib.util.find_spec("flashsale.bench.drain") is None:
+        results.notes.append("drain vs COPY: bench/drain.py is not in this build")
+        return
+    orders, consumers = (5_000, ["1"]) if cfg.quick else (50_000, ["1", "2"])
+    command = [sys.executable, "-m", "flashsale.bench.drain", "--orders", str(orders)]
+    command += ["--consumers", *consumers]
+    env = {**os.environ, "FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
+    seen: dict[int, list[tuple[float, float]]] = {}
+    for _ in range(cfg.runs):
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60 if cfg.quick else 600, env=env
+        )
+        if done.returncode != 0:
+            results.notes.append(f"drain vs COPY failed: {done.stderr.strip()[-500:]}")
+            return
+        for _, n, drain, copy in parse_drain_rows(done.stdout):
+            seen.setdefault(n, []).append((drain, copy))
+    for n, runs in sorted(seen.items()):
+        results.drain.append(
+            Drain(
+                n,
+                orders,
+                Figure(tuple(d for d, _ in runs)),
+                Figure(tuple(c for _, c in runs)),
+                Figure(tuple(d / c for d, c in runs)),
+            )
+        )
+    results.notes.append(f"drain vs COPY reproduces with `{shlex.join(['python', *command[1:]])}`")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ratio(fig: Figure | None, base: Figure | None) -> str:
+    if fig is None or base is None or not base.median:
+        return "–"
+    return f"{fig.median / base.median:.2f}×"
+
+
+def markdown(results: Results, cfg: Config, header: list[str]) -> str:
+    lines = [*header, ""]
+    ceiling = results.layers.get("redis-benchmark")
+    if results.layers:
+        names = {
+            "redis-benchmark": f"redis-benchmark -c {CONCURRENCY} -P 16, EVALSHA purchase "
+            "(ceiling)",
+            "redis-benchmark-p1": f"redis-benchmark -c {CONCURRENCY} -P 1 (one round trip each)",
+            "engine": f"engine from Python (1 process, {CONCURRENCY} tasks)",
+            "http": f"HTTP purchase endpoint (granian, 2 workers, wrk -c {CONCURRENCY})",
+            "postgres-peer": f"PostgreSQL only, SKIP LOCKED ({CONCURRENCY} connections)",
+        }
+        lines += [
+            f"### Purchase path at each layer ({CONCURRENCY} concurrent clients, same run)",
+            "",
+            "| layer | purchases/s | ratio to ceiling |",
+            "|---|---:|---:|",
+        ]
+        for key, label in names.items():
+            fig = results.layers.get(key)
+            if fig is not None:
+                lines.append(f"| {label} | {fig.show()} | {_ratio(fig, ceiling)} |")
+        if results.echo is not None:
+            http = results.layers.get("http")
+            lines += [
+                "",
+                f"Bare POST endpoint of the same app (reads and validates the same body): "
+                f"{results.echo.show(' req/s')}; purchase/bare = {_ratio(http, results.echo)} "
+                "(goal ≥ 0.60×).",
+            ]
+        lines.append("")
+    if results.latency:
+        lines += [
+            "### HTTP purchase latency by open connections (wrk closed loop, 2 workers)",
+            "",
+            "| connections | req/s | p50 ms | p99 ms | errors | answered when all open |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r.connections:,} | {r.rps.show()} | {r.p50.show('', 1)} | "
+            f"{r.p99.show('', 1)} | {r.errors} | {r.served:,} of {r.connections:,} |"
+            for r in results.latency
+        ]
+        lines += [
+            "",
+            "Closed loop: each connection sends its next request as soon as it is answered, so "
+            "p50 grows as connections / throughput; the paced figure is `bench/http.py`'s. "
+            "Last column: all connections held open at once, one request each, answered "
+            "within 5 s (wrk's percentiles only cover the connections the server reads).",
+            "",
+        ]
+        starved = [r for r in results.latency if r.served < r.connections]
+        if starved:
+            r = starved[0]
+            lines += [
+                f"**{r.connections - r.served:,} of {r.connections:,} open connections were "
+                "never answered**: the server holds at most a fixed number of connections "
+                "(granian's backpressure defaults to backlog / workers per worker).",
+                "",
+            ]
+    if results.growth:
+        lines += [
+            "### Cost as the sale grows",
+            "",
+            "| pool | serials | create ms | Redis bytes at creation | purchases | "
+            "bytes after | bytes/order | purchases/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for g in results.growth:
+            per_order = (g.bytes_after.median - g.bytes_created.median) / g.purchases
+            lines.append(
+                f"| {g.kind} | {g.size:,} | {g.create_ms.show('', 1)} | "
+                f"{g.bytes_created.show()} | {g.purchases:,} | {g.bytes_after.show()} | "
+                f"{per_order:,.0f} | {g.rate.show()} |"
+            )
+        lines += [
+            "",
+            "Range pools: a cursor and a keyed permutation, no per-serial memory, so creation "
+            "time and bytes stay flat from 10^3 to 10^7; list pools hold every serial.",
+            "",
+        ]
+    if results.workers:
+        base = results.workers.get(1)
+        lines += [
+            f"### HTTP purchase req/s by API worker processes (wrk -c {CONCURRENCY})",
+            "",
+            "| workers | req/s | vs 1 worker |",
+            "|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {w} | {fig.show()} | {_ratio(fig, base)} |" for w, fig in results.workers.items()
+        ]
+        lines += [
+            "",
+            f"{os.cpu_count()} cores, shared by the workers, Redis and wrk in this run.",
+            "",
+        ]
+    if results.drain:
+        lines += [
+            "### Write-behind drain against a plain COPY of the same rows",
+            "",
+            "| orders | consumers | drain (orders/s) | COPY (orders/s) | drain / COPY |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {d.orders:,} | {d.consumers} | {d.drain.show()} | {d.copy.show()} | "
+            f"{d.ratio.show('×', 2)} |"
+            for d in results.drain
+        ]
+        lines.append("")
+    lines += [f"- {note}" for note in results.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def chart(results: Results, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    (ax_layers, ax_latency), (ax_growth, ax_workers) = axes
+
+    def bars(ax: object, labels: list[str], figures: list[Figure], color: str) -> None:
+        from matplotlib.axes import Axes
+
+        assert isinstance(ax, Axes)
+        medians = [f.median for f in figures]
+        errs = [
+            [f.median - min(f.runs) for f in figures],
+            [max(f.runs) - f.median for f in figures],
+        ]
+        ax.bar(labels, medians, yerr=errs, capsize=4, color=color)
+        for i, f in enumerate(figures):
+            ax.annotate(
+                f"{f.median:,.0f}",
+                (i, max(f.runs)),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+
+    order = [
+        ("redis-benchmark", "Redis ceiling\n(-P 16)"),
+        ("redis-benchmark-p1", "Redis\n-P 1"),
+        ("engine", "engine\n(Python)"),
+        ("http", "HTTP\nendpoint"),
+        ("postgres-peer", "PostgreSQL\nSKIP LOCKED"),
+    ]
+    present = [(k, label) for k, label in order if k in results.layers]
+    if present:
+        bars(
+            ax_layers,
+            [label for _, label in present],
+            [results.layers[k] for k, _ in present],
+            "#4C72B0",
+        )
+        top = results.layers.get("redis-benchmark")
+        if top is not None and top.median:
+            for i, (key, _) in enumerate(present):
+                ratio = results.layers[key].median / top.median
+                ax_layers.annotate(
+                    f"{ratio:.2f}×",
+                    (i, 0),
+                    xytext=(0, 4),
+                    textcoords="offset points",
+                    ha="center",
+                    color="white",
+                    fontsize=9,
+                    fontweight="bold",
+                )
+    ax_layers.set_title(f"Purchases/s at each layer ({CONCURRENCY} clients; × of the ceiling)")
+    ax_layers.set_ylabel("purchases/s")
+
+    if results.latency:
+        xs = [r.connections for r in results.latency]
+        for attr, style in (("p50", "o-"), ("p99", "s--")):
+            figs = [getattr(r, attr) for r in results.latency]
+            ax_latency.errorbar(
+                xs,
+                [f.median for f in figs],
+                yerr=[
+                    [f.median - min(f.runs) for f in figs],
+                    [max(f.runs) - f.median for f in figs],
+                ],
+                fmt=style,
+                capsize=4,
+                label=attr,
+            )
+        ax_latency.set_xscale("log")
+        ax_latency.set_yscale("log")
+        ax_latency.set_xticks(xs, [f"{x:,}" for x in xs])
+        ax_latency.legend()
+        for r in results.latency:
+            if r.served < r.connections:
+                ax_latency.annotate(
+                    f"{r.connections - r.served:,} of {r.connections:,}\nnever answered",
+                    (r.connections, r.p50.median),
+                    xytext=(-25, -70),
+                    textcoords="offset points",
+                    ha="right",
+                    fontsize=8,
+                    color="#C44E52",
+                    arrowprops={"arrowstyle": "->", "color": "#C44E52"},
+                )
+    ax_latency.set_title("HTTP purchase latency (closed loop)")
+    ax_latency.set_xlabel("open connections")
+    ax_latency.set_ylabel("ms (log)")
+
+    ranges = [g for g in results.growth if g.kind == "range"]
+    lists = [g for g in results.growth if g.kind == "list"]
+    if ranges:
+        for rows, label, style in ((ranges, "range pool", "o-"), (lists, "list pool", "s--")):
+            if rows:
+                ax_growth.plot(
+                    [g.size for g in rows],
+                    [g.bytes_created.median / 1024 for g in rows],
+                    style,
+                    label=f"{label}: KiB at creation",
+                )
+        ax_growth.set_xscale("log")
+        ax_growth.set_yscale("log")
+        ax_growth.set_ylim(1, 1e6)  # 1 KiB .. 1 GiB: a flat line must look flat
+        twin = ax_growth.twinx()
+        twin.plot(
+            [g.size for g in ranges],
+            [g.rate.median for g in ranges],
+            "^:",
+            color="#C44E52",
+            label="range pool: purchases/s",
+        )
+        twin.set_ylabel("purchases/s")
+        twin.set_ylim(bottom=0)
+        handles = ax_growth.get_legend_handles_labels()
+        twins = twin.get_legend_handles_labels()
+        ax_growth.legend(handles[0] + twins[0], handles[1] + twins[1], fontsize=8)
+    ax_growth.set_title("Cost as the sale grows")
+    ax_growth.set_xlabel("serials in the sale")
+    ax_growth.set_ylabel("Redis KiB of the sale's keys (log)")
+
+    labels: list[str] = []
+    figures: list[Figure] = []
+    for w, f in results.workers.items():
+        labels.append(f"API\n{w} worker{'s' if w > 1 else ''}")
+        figures.append(f)
+    for d in results.drain:
+        labels.append(f"drain\n{d.consumers} consumer{'s' if d.consumers > 1 else ''}")
+        figures.append(d.drain)
+    if results.drain:
+        labels.append("COPY")
+        figures.append(results.drain[0].copy)
+    if figures:
+        bars(ax_workers, labels, figures, "#55A868")
+    ax_workers.set_title("Purchase req/s by API workers · drain vs COPY orders/s")
+    ax_workers.tick_params(axis="x", labelsize=8)
+    ax_workers.set_ylabel("per second")
+
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
+    results = Results()
+    with bench_redis_url() as redis_url:
+        header_bits = [f"Redis {_redis_version(redis_url)}"]
+        if "layers" in parts or "growth" in parts:
+            if "layers" in parts:
+                asyncio.run(_layers_redis(redis_url, cfg, results))
+            if "growth" in parts:
+                asyncio.run(_growth(redis_url, cfg, results))
+        if "layers" in parts or "drain" in parts:
+            with bench_database_url() as database_url:
+                if "layers" in parts:
+                    asyncio.run(_pg_peer(database_url, cfg, results))
+                if "drain" in parts:
+                    _drain(cfg, results, redis_url, database_url)
+        needs_http = parts & {"layers", "latency", "workers"}
+        if needs_http and shutil.which("wrk") is None:
+            results.notes.append("HTTP parts skipped: wrk is not installed (apt-get install wrk)")
+        elif needs_http:
+            if parts & {"layers", "latency"}:
+                _http_layers_and_latency(redis_url, cfg, results, parts)
+            if "workers" in parts:
+                _workers(redis_url, cfg, results)
+    return results, header_bits
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="bounded smoke run (< 90 s)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (3; quick 1)")
+    parser.add_argument("--only", action="append", choices=PARTS, help="only these parts")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.md"))
+    parser.add_argument("--chart", type=Path, default=Path("docs/bench.png"))
+    parser.add_argument(
+        "--replot", type=Path, default=None, help="redraw the chart from a results .json"
+    )
+    args = parser.parse_args(argv)
+    cfg = Config.make(args.quick, args.runs)
+    if args.replot is not None:
+        saved = json.loads(args.replot.read_text())
+        chart(results_from_json(saved["results"]), args.chart, saved["title"])
+        print(f"wrote {args.chart}")
+        return 0
+    parts = set(args.only or PARTS)
+    started = time.monotonic()
+    results, bits = run(cfg, parts)
+    took = time.monotonic() - started
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    shown = argv if argv is not None else sys.argv[1:]
+    header = [
+        f"## Benchmarks ({'quick smoke run' if cfg.quick else 'full run'})",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine_line()} "
+        f"({platform.processor() or platform.machine()}), load average {load} · "
+        f"{' · '.join(bits)} · Python {platform.python_version()} · "
+        f"medians of {cfg.runs} run{'s' if cfg.runs > 1 else ''} (min–max) · took {took:.0f} s",
+        "",
+        f"Reproduce: `{shlex.join(['flashsale', 'bench', *shown])}`",
+    ]
+    text = markdown(results, cfg, header)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    title = f"flashsale bench · {machine_line()} · medians of {cfg.runs} (bars: min–max)"
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"title": title, "results": results_to_json(results)}, indent=1)
+    )
+    chart(results, args.chart, title)
+    print(text)
+    print(f"wrote {args.out} (and .json) and {args.chart}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

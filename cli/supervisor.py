@@ -1,0 +1,137 @@
+"""``flashsale serve --with-workers``: the API, the write-behind and the timers on one machine.
+
+Each part runs as a process of its own (exactly the ``flashsale serve``,
+``persist`` and ``timers`` a larger deployment runs separately), so a crash of
+one never takes the others down: a child that exits is started again after a
+back-off. When FLASHSALE_PAYSIM_URL is unset a payment simulator is started
+too, and FLASHSALE_PUBLIC_URL defaults to the server's own address so that
+provider callbacks find their way back. SIGTERM or SIGINT stops every child
+(SIGTERM, then SIGKILL after a grace period) and the supervisor exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+GRACE_S = 20.0
+MAX_BACKOFF_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        # its own session: a terminal's Ctrl-C reaches the supervisor, which stops children in order
+        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+        self.started_at = time.monotonic()
+        print(f"supervisor: started {self.name} (pid {self.process.pid})", flush=True)
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flashsale.cli.main", *args]
+
+
+def plan(host: str, port: int, workers: int, server: str, env: dict[str, str]) -> list[Child]:
+    """The children to run, filling in the simulator and public URL when unset."""
+    children: list[Child] = []
+    if not env.get("FLASHSALE_PAYSIM_URL"):
+        paysim_port = free_port()
+        env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{paysim_port}"
+        children.append(Child("paysim", _cli("paysim", "--port", str(paysim_port))))
+    if not env.get("FLASHSALE_PUBLIC_URL"):
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        env["FLASHSALE_PUBLIC_URL"] = f"http://{reachable}:{port}"
+    children += [
+        Child(
+            "api",
+            _cli(
+                "serve",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--server",
+                server,
+            ),
+        ),
+        Child("persist", _cli("persist")),
+        Child("timers", _cli("timers")),
+    ]
+    return children
+
+
+def supervise(host: str, port: int, workers: int, server: str) -> int:
+    env = dict(os.environ)
+    children = plan(host, port, workers, server, env)
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.start(env)
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for child in children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None:
+                    continue
+                if child.next_start == 0.0:  # just exited: restart after a back-off
+                    if now - child.started_at > 60:  # it had been running fine: start over
+                        child.restarts = 0
+                    delay = min(MAX_BACKOFF_S, 2.0**child.restarts)
+                    child.restarts += 1
+                    child.next_start = now + delay
+                    print(
+                        f"supervisor: {child.name} exited with {code}, restarting in {delay:.0f} s",
+                        flush=True,
+                    )
+                elif now >= child.next_start:
+                    child.next_start = 0.0
+                    child.start(env)
+            time.sleep(0.2)
+    finally:
+        # every child stops gracefully on SIGTERM: the write-behind finishes its batch
+        for child in children:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
+        for child in children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.signal(signal.SIGKILL)
+                child.process.wait()
+    return 0

@@ -1,0 +1,525 @@
+"""``flashsale loadtest drop|bots|browse``: create a sale, run locust headless, judge.
+
+1. creates a sale of its own through the admin API (token minted from
+   ``FLASHSALE_JWT_SECRET``, or ``--admin-token``);
+2. runs the scenario (``scenarios.py``) with locust in a child process, bounded
+   by ``--run-time`` (a drop ends early once every buyer is done), keeping
+   locust's CSV and HTML reports and what every client saw under
+   ``loadtest/reports/<run>/``;
+3. waits until the write-behind has drained (audit ``lag`` 0) and, for a drop,
+   until no order is pending any more, then asks the server's audit;
+4. prints a summary, one ``VIOLATION: <what>`` line per broken invariant, and
+   ``verdict: PASS`` or ``verdict: FAIL`` as the last line.
+
+The verdict joins the audit with what the clients saw: two orders holding one
+serial at the same time, a buyer over the limit, a replay that got another
+order, an acknowledged order missing from PostgreSQL fail the run even when
+the server's audit is clean.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flashsale.api.tokens import mint_token
+from flashsale.engine.settings import Settings
+from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
+from flashsale.loadtest.seen import LIVE, Seen
+
+REFUNDS = frozenset({"refund_pending", "refunded"})
+SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser"}
+REPORTS = Path(__file__).resolve().parent / "reports"
+LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
+DROP_SHARES = {
+    # of all buyers
+    "retry": 0.15,  # same Idempotency-Key again after a simulated timeout
+    "greedy": 0.15,  # try again and again
+    # of the buyers who got an order (the rest let it expire)
+    "pay_provider": 0.3,
+    "pay_balance": 0.2,
+    "cancel": 0.15,
+}
+READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
+
+
+@dataclass
+class Options:
+    scenario: str
+    host: str
+    users: int | None = None
+    run_time_s: int | None = None
+    spawn_rate: float | None = None
+    serials: int | None = None
+    per_user_limit: int = 1
+    per_ip_limit: int | None = None
+    payment_timeout_s: int | None = None
+    processes: int = 1
+    drain_timeout_s: float = 120.0
+    max_error_rate: float = 0.01
+    skew_s: float = 2.0
+    admin_token: str | None = None
+    reports_dir: Path = REPORTS
+    run: str = ""
+
+    def resolve(self) -> Options:
+        """Fill in each scenario's defaults."""
+        s = self.scenario
+        if s not in SCENARIOS:
+            raise ValueError(f"unknown scenario {s!r}: one of {', '.join(SCENARIOS)}")
+        users = self.users or {"drop": 5000, "bots": 12, "browse": 200}[s]
+        spawn = self.spawn_rate or {"drop": max(100.0, users / 5), "bots": float(users)}.get(
+            s, 50.0
+        )
+        return Options(
+            **{
+                **self.__dict__,
+                "users": users,
+                "spawn_rate": spawn,
+                "run_time_s": self.run_time_s or {"drop": 120, "bots": 20, "browse": 30}[s],
+                "serials": self.serials
+                or {"drop": max(1, users // 10), "bots": 1000}.get(s, max(1, users // 4)),
+                "per_ip_limit": self.per_ip_limit or (2 if s == "bots" else None),
+                "payment_timeout_s": self.payment_timeout_s
+                or {"drop": 10, "bots": 600, "browse": 30}[s],
+                "run": self.run or f"{s}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
+            }
+        )
+
+
+@dataclass
+class LocustStats:
+    """Rows of locust's ``<prefix>_stats.csv`` by name (``Aggregated`` for all)."""
+
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, directory: Path) -> LocustStats:
+        """The final figures the locustfile wrote, else locust's last CSV (≤ 1 s stale)."""
+        exact = directory / "stats.json"
+        if exact.exists():
+            return cls(json.loads(exact.read_text()))
+        path = directory / "locust_stats.csv"
+        if not path.exists():
+            return cls()
+        with path.open(newline="") as f:
+            return cls({row["Name"]: row for row in csv.DictReader(f)})
+
+    def number(self, name: str, column: str) -> float:
+        try:
+            return float(self.rows.get(name, {}).get(column, "nan"))
+        except (TypeError, ValueError):
+            return float("nan")
+
+    def busiest(self, prefix: str) -> str | None:
+        names = [n for n in self.rows if n.startswith(prefix)]
+        return max(names, key=lambda n: self.number(n, "Request Count"), default=None)
+
+
+@dataclass
+class Outcome:
+    violations: list[str]
+    lines: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sale_body(opts: Options, sale_id: str) -> dict[str, Any]:
+    assert opts.serials and opts.users and opts.spawn_rate
+    body: dict[str, Any] = {
+        "sale_id": sale_id,
+        "name": f"load test {opts.run}",
+        "serials": {"range": [1, opts.serials]},
+        "assignment": "random" if opts.scenario == "drop" else "sequential",
+        "per_user_limit": opts.per_user_limit,
+        "payment_timeout_s": opts.payment_timeout_s,
+        "price_cents": 9900,
+        "currency": "CNY",
+    }
+    if opts.per_ip_limit:
+        body["per_ip_limit"] = opts.per_ip_limit
+    if opts.scenario == "drop":
+        # every buyer arrives while the sale is scheduled; all fire at its opening second
+        opens_in = min(30.0, opts.users / opts.spawn_rate + 2.0)
+        start = datetime.now(UTC) + timedelta(seconds=opens_in)
+        body["start_at"] = start.isoformat().replace("+00:00", "Z")
+    return body
+
+
+def plan(opts: Options, sale_id: str, out_dir: Path) -> dict[str, Any]:
+    return {
+        "run": opts.run.replace("-", "")[-20:],
+        "scenario": opts.scenario,
+        "sale_id": sale_id,
+        "out_dir": str(out_dir),
+        "users": opts.users if opts.processes <= 1 else 0,
+        "per_user_limit": opts.per_user_limit,
+        "shares": DROP_SHARES,
+        "greedy_tries": 8,
+        "not_open_retries": 40,
+        "bot_ips": ["203.0.113.7", "203.0.113.8", "198.51.100.9"],
+        "bot_max_attempts": 3000,
+    }
+
+
+def locust_command(opts: Options, out_dir: Path) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        opts.host,
+        "--users",
+        str(opts.users),
+        "--spawn-rate",
+        str(opts.spawn_rate),
+        "--run-time",
+        f"{opts.run_time_s}s",
+        "--csv",
+        str(out_dir / "locust"),
+        "--html",
+        str(out_dir / "locust.html"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+    if opts.processes > 1:
+        command += ["--processes", str(opts.processes)]
+    return [*command, SCENARIOS[opts.scenario]]
+
+
+def run_locust(opts: Options, sale_id: str, out_dir: Path, secret: str) -> int:
+    env = {
+        **os.environ,
+        "FLASHSALE_LT": json.dumps(plan(opts, sale_id, out_dir)),
+        "FLASHSALE_JWT_SECRET": secret,
+        "PYTHONUNBUFFERED": "1",
+    }
+    assert opts.run_time_s is not None
+    bound = opts.run_time_s + 90
+    with (out_dir / "locust.log").open("wb") as log:
+        process = subprocess.Popen(
+            locust_command(opts, out_dir), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            return process.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return -9
+
+
+def settle(
+    client: httpx.Client,
+    sale_id: str,
+    admin: dict[str, str],
+    seconds: float,
+    *,
+    until_no_pending: bool,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """Poll until the write-behind drained (and no order is pending, if asked).
+
+    Returns (audit, sale, why it stopped waiting)."""
+    deadline = time.monotonic() + seconds
+    audit: dict[str, Any] | None = None
+    sale: dict[str, Any] | None = None
+    why = "timeout"
+    refusals = 0
+    while True:
+        try:
+            got = client.get(f"/v1/sales/{sale_id}")
+            sale = got.json() if got.status_code == 200 else sale
+            answer = client.get(f"/v1/sales/{sale_id}/audit", headers=admin)
+        except httpx.HTTPError as exc:
+            why = f"transport: {exc!r}"
+        else:
+            if answer.status_code == 200:
+                audit = answer.json()
+                drained = audit.get("lag") == 0
+                pending = (sale or {}).get("reserved", 0)
+                if drained and (not until_no_pending or pending == 0):
+                    return audit, sale, "settled"
+                why = f"lag {audit.get('lag')}, {pending} reserved"
+            else:
+                refusals += 1
+                why = f"audit answered {answer.status_code}: {answer.text[:200]}"
+                if refusals >= 5 and answer.status_code != 503:
+                    return None, sale, why
+        if time.monotonic() >= deadline:
+            return audit, sale, why
+        time.sleep(0.5)
+
+
+def read_back(client: httpx.Client, admin: dict[str, str], order_ids: list[str]) -> dict[str, str]:
+    statuses: dict[str, str] = {}
+    for order_id in order_ids[:READ_BACK_MAX]:
+        try:
+            answer = client.get(f"/v1/orders/{order_id}", headers=admin)
+        except httpx.HTTPError:
+            continue
+        if answer.status_code == 200:
+            statuses[order_id] = str(answer.json().get("status"))
+        else:
+            statuses[order_id] = f"http {answer.status_code}"
+    return statuses
+
+
+def to_read_back(seen: Seen, per_user_limit: int) -> list[str]:
+    """Orders whose final state the verdict needs: those paid from a wallet, those sharing a
+    serial with another order, and those of buyers given more orders than the limit."""
+    orders = seen.orders()
+    by_serial: dict[str, list[str]] = {}
+    by_buyer: dict[str, list[str]] = {}
+    for o in orders.values():
+        by_serial.setdefault(o.serial, []).append(o.order_id)
+        by_buyer.setdefault(o.buyer, []).append(o.order_id)
+    wanted = [o.order_id for o in orders.values() if o.paid == "balance"]
+    wanted += [i for ids in by_serial.values() if len(ids) > 1 for i in ids]
+    wanted += [i for ids in by_buyer.values() if len(ids) > per_user_limit for i in ids]
+    return list(dict.fromkeys(wanted))
+
+
+def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit: int) -> list[str]:
+    """At the end, from the orders read back: one serial in two live orders, a buyer over the
+    limit, one order answered as new twice (the demo's checks), and a wallet payment whose
+    order is not paid."""
+    sold = [
+        {"order_id": b.order_id, "serial": b.serial, "_buyer": b.buyer}
+        for b in seen.bought
+        if not b.replayed
+    ]
+    found = BurstResult(sold=sold).violations(per_user_limit, statuses)
+    orders = seen.orders()
+    for order_id, status in statuses.items():
+        o = orders.get(order_id)
+        if o is not None and o.paid == "balance" and status not in LIVE | REFUNDS:
+            found.append(f"order {order_id} was paid from a wallet but is {status}")
+    return found
+
+
+def judge(
+    opts: Options,
+    seen: Seen,
+    audit: dict[str, Any] | None,
+    sale: dict[str, Any] | None,
+    settle_why: str,
+    statuses: dict[str, str],
+) -> list[str]:
+    """Every broken invariant, the server's and the clients' together."""
+    found: list[str] = []
+    orders = seen.orders()
+    holdings = [
+        Holding(
+            order_id=o.order_id,
+            serial=o.serial,
+            buyer=o.buyer,
+            ip=o.ip,
+            acquired=o.received_at,
+            released=o.earliest_release(),
+        )
+        for o in orders.values()
+    ]
+    found += holding_violations(
+        holdings,
+        opts.per_user_limit,
+        opts.per_ip_limit if opts.scenario == "bots" else None,
+        skew_s=opts.skew_s,
+    )
+    assert opts.serials is not None
+    outside = [
+        o.serial
+        for o in orders.values()
+        if not o.serial.isdigit() or not 1 <= int(o.serial) <= opts.serials
+    ]
+    if outside:
+        found.append(f"{len(outside)} orders hold serials outside the sale: {outside[:5]}")
+    found += seen.problems
+    requests = sum(seen.requests.values())
+    errors = sum(seen.errors.values())
+    if requests and errors / requests > opts.max_error_rate:
+        kinds = ", ".join(f"{k} {n}" for k, n in seen.errors.most_common(4))
+        found.append(
+            f"{errors} of {requests} requests failed (over {opts.max_error_rate:.1%}): {kinds}"
+        )
+    if opts.scenario == "drop" and not orders:
+        found.append("no purchase succeeded")
+    limited = seen.refused["limit_reached"] + seen.refused["rate_limited"]
+    if opts.scenario == "bots" and not limited:
+        found.append("the bots were never refused with limit_reached or rate_limited")
+    if audit is None:
+        found.append(f"the audit did not answer ({settle_why})")
+    else:
+        found += [f"audit: {_violation_text(v)}" for v in audit.get("violations", [])]
+        if audit.get("violations") == [] and audit.get("ok") is not True:
+            found.append("audit: not ok")
+        if audit.get("lag") != 0:
+            found.append(f"write-behind did not drain: lag {audit.get('lag')} ({settle_why})")
+        persisted = audit.get("persisted")
+        if isinstance(persisted, int) and persisted < len(orders):
+            found.append(f"clients were given {len(orders)} orders, PostgreSQL holds {persisted}")
+    if sale is not None:
+        total, sold = sale.get("total"), sale.get("sold", 0)
+        reserved, available = sale.get("reserved", 0), sale.get("available", 0)
+        if total != opts.serials or sold + reserved + available != total:
+            found.append(
+                f"sale counters: sold {sold} + reserved {reserved} + available {available} "
+                f"!= total {total} (created with {opts.serials})"
+            )
+        balance_paid = sum(1 for o in orders.values() if o.paid == "balance")
+        if balance_paid > sold:
+            found.append(f"clients paid {balance_paid} orders from their wallets, sale sold {sold}")
+    found += final_state_violations(seen, statuses, opts.per_user_limit)
+    return found
+
+
+def _violation_text(v: Any) -> str:
+    if isinstance(v, dict):
+        text = f"{v.get('code', '?')}: {v.get('detail', '')}"
+        if v.get("count", 1) != 1:
+            text += f" ({v['count']} times)"
+        if v.get("examples"):
+            text += f", e.g. {', '.join(map(str, v['examples'][:3]))}"
+        return text
+    return str(v)
+
+
+def _ms(stats: LocustStats, name: str | None, column: str) -> str:
+    value = stats.number(name or "", column)
+    return "?" if value != value else f"{value:,.0f}"
+
+
+def summary(
+    opts: Options,
+    seen: Seen,
+    stats: LocustStats,
+    audit: dict[str, Any] | None,
+    sale: dict[str, Any] | None,
+    out_dir: Path,
+    sale_id: str,
+    locust_rc: int,
+) -> list[str]:
+    orders = seen.orders()
+    purchase = stats.busiest("purchase")
+    refused = " · ".join(f"{k} {n:,}" for k, n in seen.refused.most_common()) or "none"
+    lines = [
+        f"flashsale loadtest {opts.scenario} · run {opts.run} · sale {sale_id} · {opts.host}",
+        f"  users {opts.users:,} (spawn {opts.spawn_rate:,.0f}/s) · serials {opts.serials:,} · "
+        f"per-user limit {opts.per_user_limit}"
+        + (f" · per-IP limit {opts.per_ip_limit}" if opts.per_ip_limit else "")
+        + f" · load generator on {os.cpu_count()} cores · locust exit {locust_rc}",
+        f"purchases: {seen.attempts:,} attempts · {len(orders):,} orders given "
+        f"({sum(1 for b in seen.bought if b.replayed):,} replays)",
+        f"  rejected  {sum(seen.refused.values()):,}: {refused}",
+    ]
+    if seen.replays:
+        lines.append("  replays   " + " · ".join(f"{k} {n}" for k, n in seen.replays.items()))
+    if seen.payments or seen.cancels:
+        paid = " · ".join(f"{k} {n}" for k, n in sorted(seen.payments.items())) or "none"
+        cancels = " · ".join(f"{k} {n}" for k, n in seen.cancels.items()) or "none"
+        lines.append(f"  payments  {paid}")
+        lines.append(f"  cancels   {cancels}")
+    for kind, detail in sorted(seen.samples.items()):
+        lines.append(f"  e.g. {kind}: {detail}")
+    total = stats.number("Aggregated", "Request Count")
+    lines += [
+        f"requests: {sum(seen.requests.values()):,} sent · locust counted "
+        f"{0 if total != total else total:,.0f} · {_ms(stats, 'Aggregated', 'Requests/s')} req/s"
+        f" · errors {sum(seen.errors.values()):,}"
+        + (
+            f" ({', '.join(f'{k} {n}' for k, n in seen.errors.most_common(3))})"
+            if seen.errors
+            else ""
+        ),
+        f"latency {purchase or 'purchase'}: p50 {_ms(stats, purchase, '50%')} ms · "
+        f"p95 {_ms(stats, purchase, '95%')} ms · p99 {_ms(stats, purchase, '99%')} ms",
+        f"latency all requests: p50 {_ms(stats, 'Aggregated', '50%')} ms · "
+        f"p95 {_ms(stats, 'Aggregated', '95%')} ms · p99 {_ms(stats, 'Aggregated', '99%')} ms",
+    ]
+    if sale:
+        lines.append(
+            f"sale now: {sale.get('status')} · sold {sale.get('sold')} · reserved "
+            f"{sale.get('reserved')} · available {sale.get('available')} of {sale.get('total')}"
+        )
+    if audit is not None:
+        lines.append(
+            f"audit: {'ok' if audit.get('ok') else 'NOT OK'} · "
+            f"persisted {audit.get('persisted')} · lag {audit.get('lag')} · "
+            f"{len(audit.get('violations', []))} violations"
+        )
+    else:
+        lines.append("audit: no answer")
+    lines.append(f"reports: {out_dir} (locust.html, locust_stats.csv, seen-*.json, locust.log)")
+    return lines
+
+
+def run(opts: Options, echo: Callable[[str], None] = print) -> int:
+    """The whole load test; 0 on PASS, 1 on FAIL, 2 when it could not start."""
+    opts = opts.resolve()
+    secret = Settings.from_env().jwt_secret
+    admin = _auth(opts.admin_token or mint_token(secret, "loadtest-ops", admin=True))
+    sale_id = f"lt-{opts.run}"[:64]
+    out_dir = opts.reports_dir / opts.run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    limits = httpx.Limits(max_connections=4)
+    with httpx.Client(base_url=opts.host, timeout=30, limits=limits) as client:
+        try:
+            created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
+        except httpx.HTTPError as exc:
+            echo(f"could not reach {opts.host}: {exc!r}")
+            echo("verdict: FAIL")
+            return 2
+        if created.status_code != 201:
+            echo(f"could not create the sale: {created.status_code} {created.text[:300]}")
+            echo("verdict: FAIL")
+            return 2
+        echo(
+            f"sale {sale_id}: {opts.serials:,} serials for {opts.users:,} users; running "
+            f"locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
+        )
+        started = time.monotonic()
+        rc = run_locust(opts, sale_id, out_dir, secret)
+        echo(f"locust finished in {time.monotonic() - started:.1f} s; settling ...")
+        seen = Seen.load_dir(out_dir)
+        if not seen.buyers:
+            tail = (out_dir / "locust.log").read_text(errors="replace")[-2000:]
+            echo(f"locust recorded nothing; its log ends with:\n{tail}")
+        audit, sale, why = settle(
+            client,
+            sale_id,
+            admin,
+            opts.drain_timeout_s,
+            until_no_pending=opts.scenario == "drop",
+        )
+        statuses = read_back(client, admin, to_read_back(seen, opts.per_user_limit))
+    stats = LocustStats.read(out_dir)
+    violations = judge(opts, seen, audit, sale, why, statuses)
+    (out_dir / "verdict.json").write_text(
+        json.dumps({"violations": violations, "audit": audit, "sale": sale}, indent=1)
+    )
+    for line in summary(opts, seen, stats, audit, sale, out_dir, sale_id, rc):
+        echo(line)
+    for violation in violations:
+        echo(f"VIOLATION: {violation}")
+    echo(f"verdict: {'PASS' if not violations else 'FAIL'}")
+    return 0 if not violations else 1

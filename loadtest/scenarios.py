@@ -1,0 +1,467 @@
+"""The locust scenarios (a locustfile): ``DropBuyer``, ``Bot`` and ``Browser``.
+
+Run by ``flashsale loadtest drop|bots|browse`` in a process of its own (locust
+monkey-patches sockets with gevent: never import this module anywhere else).
+The wrapper creates the sale and passes the run's plan in ``FLASHSALE_LT`` (JSON);
+tokens are minted here from ``FLASHSALE_JWT_SECRET``. Whatever a client is told
+is recorded in a ``Seen`` and written to the run's directory when locust quits;
+the wrapper joins it with the server's audit for the verdict.
+
+- ``DropBuyer``: one buyer each, arriving while the sale is still scheduled; all
+  fire at its opening second. Personas: plain (one try), retrier (same
+  Idempotency-Key again after a simulated timeout: must get the same order),
+  greedy (tries again and again). A buyer who got an order then pays by
+  provider (the simulator's pay_url) or by balance, cancels, or lets it expire.
+- ``Bot``: a few users from a few addresses (X-Forwarded-For, which counts only
+  where the server trusts it) hammer the purchase: refused with
+  ``limit_reached``/``rate_limited``, never a second serial.
+- ``Browser``: status and order-list polling with the odd purchase in between.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gevent
+from gevent import monkey
+from geventhttpclient import connectionpool
+from locust import FastHttpUser, between, constant, events, task
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from flashsale.api.tokens import mint_token
+from flashsale.loadtest.seen import LIVE, Bought, Seen, epoch_of
+
+PLAN: dict[str, Any] = json.loads(os.environ.get("FLASHSALE_LT", "{}"))
+SECRET = os.environ.get("FLASHSALE_JWT_SECRET") or "flashsale-dev-secret-change-me"
+SALE = str(PLAN.get("sale_id", ""))
+SALE_PATH = f"/v1/sales/{SALE}"
+PURCHASE_PATH = f"{SALE_PATH}/purchase"
+PASSWORD = "loadtest-pay-123456"
+SEEN = Seen()
+_numbers = itertools.count()
+_admin_auth = {"Authorization": f"Bearer {mint_token(SECRET, 'loadtest-ops', admin=True)}"}
+
+EXPECTED_PURCHASE = frozenset({200, 201, 409, 429})
+
+_poll = monkey.get_original("select", "poll")  # gevent removes it; poll(0) never blocks
+_IDLE_TROUBLE = 0x001 | 0x008 | 0x010 | 0x020  # POLLIN | POLLERR | POLLHUP | POLLNVAL
+
+
+def _is_socket_alive(_pool: object, sock: Any) -> bool:
+    """geventhttpclient checks an idle keep-alive socket with select(), which refuses file
+    descriptors >= 1024: with thousands of users every such connection was taken for dead
+    and reopened on each request, a reconnect storm (SYN retries, 30 s tails) made by the
+    load generator itself. poll() has no such limit."""
+    try:
+        if sock is None or sock.fileno() < 0:
+            return False
+        poller = _poll()
+        poller.register(sock.fileno(), _IDLE_TROUBLE)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
+connectionpool.ConnectionPool._is_socket_alive = _is_socket_alive  # type: ignore[method-assign,assignment]
+
+
+def _code(status: int, body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return str(body["code"])
+    return str(status)
+
+
+class Client(FastHttpUser):
+    """A buyer with a token of its own; every answer goes through ``call``."""
+
+    abstract = True
+    connection_timeout = 15.0
+    network_timeout = 30.0
+
+    def on_start(self) -> None:
+        n = next(_numbers)
+        self.rng = random.Random(f"{PLAN.get('run', '')}-{os.getpid()}-{n}")
+        self.user_id = f"{PLAN.get('run', 'lt')}-{os.getpid()}-{n}"
+        self.auth = {"Authorization": f"Bearer {mint_token(SECRET, self.user_id)}"}
+        self.ip = ""
+        self.done = False
+        SEEN.buyers += 1
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        name: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        expected: frozenset[int] = frozenset({200, 201}),
+    ) -> tuple[int, Any, float, float]:
+        """(status, decoded body or None, sent, received): status 0 for a transport error."""
+        sent = time.time()
+        with self.client.request(
+            method,
+            path,
+            name=name,
+            json=body if method != "GET" else None,
+            headers=self.auth if headers is None else headers,
+            catch_response=True,
+        ) as response:
+            received = time.time()
+            status = int(response.status_code or 0)
+            decoded: Any = None
+            try:
+                decoded = json.loads(response.content) if response.content else None
+            except ValueError:
+                decoded = None
+            if status == 0:
+                SEEN.errors[f"transport {name}"] += 1
+                response.failure(f"transport: {response.error!r}")
+            elif status >= 500:
+                SEEN.errors[f"{status} {name}"] += 1
+                response.failure(f"{status} {_code(status, decoded)}")
+            elif status in expected:
+                response.success()
+            else:
+                response.failure(f"unexpected {status} {_code(status, decoded)}")
+        SEEN.requests[name] += 1
+        return status, decoded, sent, received
+
+    def sale_view(self) -> dict[str, Any] | None:
+        status, sale, _, _ = self.call("GET", SALE_PATH, "sale status", headers={})
+        if status != 200 or not isinstance(sale, dict):
+            return None
+        SEEN.sale_views += 1
+        total, sold = sale.get("total", 0), sale.get("sold", 0)
+        reserved, available = sale.get("reserved", 0), sale.get("available", 0)
+        if min(sold, reserved, available) < 0 or sold + reserved + available != total:
+            SEEN.record_problem(
+                f"sale view broke sold + reserved + available == total: "
+                f"{sold} + {reserved} + {available} != {total}"
+            )
+        return sale
+
+    def purchase(self, key: str | None = None, name: str = "purchase") -> tuple[int, str, Any]:
+        headers = dict(self.auth)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        if self.ip:
+            headers["X-Forwarded-For"] = self.ip
+        SEEN.attempts += 1
+        status, body, sent, received = self.call(
+            "POST", PURCHASE_PATH, name, body={}, headers=headers, expected=EXPECTED_PURCHASE
+        )
+        if status in (200, 201) and isinstance(body, dict) and body.get("order_id"):
+            SEEN.bought.append(
+                Bought(
+                    order_id=str(body["order_id"]),
+                    serial=str(body.get("serial")),
+                    buyer=self.user_id,
+                    ip=self.ip,
+                    sent_at=sent,
+                    received_at=received,
+                    expires_at=epoch_of(body.get("expires_at")),
+                    replayed=status == 200,
+                )
+            )
+            return status, "ok", body
+        if 400 <= status < 500:
+            code = _code(status, body)
+            SEEN.refused[code] += 1
+            if status not in EXPECTED_PURCHASE:
+                SEEN.record_problem(f"purchase answered {status} {code}")
+            return status, code, body
+        return status, "error", body
+
+    def idle(self) -> None:
+        """A finished user stays (locust would replace it) but sends nothing more."""
+        gevent.sleep(3600)
+
+
+class DropBuyer(Client):
+    """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
+
+    wait_time = constant(0)
+
+    @task
+    def journey(self) -> None:
+        if self.done:
+            self.idle()
+            return
+        try:
+            self._journey()
+        finally:
+            self.done = True
+            SEEN.finished += 1
+
+    def _journey(self) -> None:
+        shares: dict[str, float] = PLAN.get("shares", {})
+        sale = self.sale_view()
+        if sale and sale.get("status") == "scheduled":
+            opens = epoch_of(sale.get("start_at")) or time.time()
+            gevent.sleep(max(0.0, opens - time.time()) + self.rng.uniform(0.0, 0.3))
+        roll = self.rng.random()
+        if roll < shares.get("retry", 0.0):
+            order = self._retrier()
+        elif roll < shares.get("retry", 0.0) + shares.get("greedy", 0.0):
+            order = self._greedy()
+        else:
+            order = self._buy_once()
+        if order is not None:
+            self._after(order)
+
+    def _buy_once(self, key: str | None = None, name: str = "purchase") -> dict[str, Any] | None:
+        for _ in range(int(PLAN.get("not_open_retries", 40))):
+            status, code, body = self.purchase(key, name)
+            if code in ("sale_not_open", "rate_limited") or status == 0 or status >= 500:
+                gevent.sleep(self.rng.uniform(0.1, 0.4))
+                continue
+            return body if code == "ok" else None
+        return None
+
+    def _retrier(self) -> dict[str, Any] | None:
+        key = uuid.uuid4().hex
+        first = self._buy_once(key, "purchase (idempotent)")
+        gevent.sleep(self.rng.uniform(0.05, 0.3))  # the answer "timed out": ask again
+        status, code, again = self.purchase(key, "purchase (same key again)")
+        if first is None:
+            return again if code == "ok" else None
+        if code != "ok":
+            SEEN.replays[f"refused:{code}"] += 1
+            SEEN.record_problem(
+                f"{self.user_id}: same Idempotency-Key again got {status} {code}, "
+                f"not its order {first.get('order_id')}"
+            )
+        elif again.get("order_id") != first.get("order_id"):
+            SEEN.replays["different"] += 1
+            SEEN.record_problem(
+                f"{self.user_id}: same Idempotency-Key again got order {again.get('order_id')}, "
+                f"not {first.get('order_id')}"
+            )
+        elif status != 200:
+            SEEN.replays["not 200"] += 1
+            SEEN.record_problem(f"{self.user_id}: replay answered {status}, not 200")
+        else:
+            SEEN.replays["same"] += 1
+        return first
+
+    def _greedy(self) -> dict[str, Any] | None:
+        got: dict[str, Any] | None = None
+        for _ in range(int(PLAN.get("greedy_tries", 10))):
+            _, code, body = self.purchase(None, "purchase (greedy)")
+            if code == "ok" and got is None:
+                got = body
+            if code in ("sold_out", "sale_closed"):
+                break
+            gevent.sleep(self.rng.uniform(0.05, 0.25))
+        return got
+
+    def _after(self, order: dict[str, Any]) -> None:
+        shares: dict[str, float] = PLAN.get("shares", {})
+        roll = self.rng.random()
+        edges = itertools.accumulate(
+            shares.get(k, 0.0) for k in ("pay_provider", "pay_balance", "cancel")
+        )
+        provider, balance, cancel = edges
+        if roll < provider:
+            self._pay_provider(order)
+        elif roll < balance:
+            self._pay_balance(order)
+        elif roll < cancel:
+            self._cancel(order)
+        # else: let it expire (its serial returns to the pool)
+
+    def _mine(self, order_id: str) -> Bought | None:
+        for bought in reversed(SEEN.bought):
+            if bought.order_id == order_id:
+                return bought
+        return None
+
+    def _pay_provider(self, order: dict[str, Any]) -> None:
+        order_id = order["order_id"]
+        status, body, _, _ = self.call(
+            "POST",
+            f"/v1/orders/{order_id}/payments",
+            "payment (provider)",
+            body={"method": "provider", "provider": "sim"},
+            expected=frozenset({201, 409}),
+        )
+        if status != 201 or not isinstance(body, dict) or not body.get("pay_url"):
+            SEEN.payments[f"provider refused {_code(status, body)}"] += 1
+            SEEN.sample(f"provider refused {_code(status, body)}", body)
+            return
+        SEEN.payments["provider started"] += 1
+        status, sim, _, _ = self.call(
+            "POST", str(body["pay_url"]), "simulator pay_url", body={}, headers={}
+        )
+        SEEN.payments[f"provider pay_url {'ok' if status == 200 else _code(status, sim)}"] += 1
+
+    def _pay_balance(self, order: dict[str, Any]) -> None:
+        order_id, price = order["order_id"], int(order.get("price_cents") or 0)
+        status, body, _, _ = self.call(
+            "POST",
+            f"/v1/admin/wallets/{self.user_id}/credit",
+            "wallet credit (admin)",
+            body={"amount_cents": price, "reason": "loadtest top-up"},
+            headers=_admin_auth,
+        )
+        if status != 200:
+            SEEN.payments[f"balance credit refused {_code(status, body)}"] += 1
+            SEEN.sample(f"balance credit refused {_code(status, body)}", body)
+            return
+        status, body, _, _ = self.call(
+            "PUT",
+            "/v1/me/payment-password",
+            "payment password",
+            body={"password": PASSWORD},
+            expected=frozenset({200, 204}),
+        )
+        if status not in (200, 204):
+            SEEN.payments[f"balance password refused {_code(status, body)}"] += 1
+            return
+        status, body, _, _ = self.call(
+            "POST",
+            f"/v1/orders/{order_id}/payments",
+            "payment (balance)",
+            body={"method": "balance", "payment_password": PASSWORD},
+            expected=frozenset({201, 409}),
+        )
+        if status == 201 and isinstance(body, dict) and body.get("status") == "succeeded":
+            SEEN.payments["balance succeeded"] += 1
+            mine = self._mine(order_id)
+            if mine is not None:
+                mine.paid = "balance"
+        else:
+            SEEN.payments[f"balance refused {_code(status, body)}"] += 1
+            SEEN.sample(f"balance refused {_code(status, body)}", body)
+
+    def _cancel(self, order: dict[str, Any]) -> None:
+        order_id = order["order_id"]
+        status, body, sent, _ = self.call(
+            "POST",
+            f"/v1/orders/{order_id}/cancel",
+            "cancel",
+            body={},
+            expected=frozenset({200, 409}),
+        )
+        if status == 200 and isinstance(body, dict) and body.get("status") == "cancelled":
+            SEEN.cancels["cancelled"] += 1
+            mine = self._mine(order_id)
+            if mine is not None:
+                mine.cancelled_at = sent
+        else:
+            SEEN.cancels[_code(status, body)] += 1
+            SEEN.sample(f"cancel refused {_code(status, body)}", body)
+
+
+class Bot(Client):
+    """Hammers the purchase from one of a few addresses, with and without keys."""
+
+    wait_time = between(0.005, 0.02)
+
+    def on_start(self) -> None:
+        super().on_start()
+        ips: list[str] = PLAN.get("bot_ips") or ["203.0.113.7"]
+        self.ip = ips[(int(self.user_id.rsplit("-", 1)[1])) % len(ips)]
+        self.key = uuid.uuid4().hex
+        self.sent = 0
+
+    @task
+    def hammer(self) -> None:
+        if self.sent >= int(PLAN.get("bot_max_attempts", 2000)):
+            self.idle()
+            return
+        self.sent += 1
+        roll = self.rng.random()
+        if roll < 0.2:
+            self.purchase(self.key, "purchase (bot, same key)")
+        elif roll < 0.4:
+            self.purchase(uuid.uuid4().hex, "purchase (bot, new key)")
+        else:
+            self.purchase(None, "purchase (bot)")
+        if self.sent % 50 == 0:
+            self.sale_view()
+
+
+class Browser(Client):
+    """Polls the sale and its own orders as real clients do; buys now and then."""
+
+    wait_time = between(0.2, 1.0)
+
+    @task(8)
+    def status(self) -> None:
+        self.sale_view()
+
+    @task(2)
+    def my_orders(self) -> None:
+        status, orders, _, _ = self.call(
+            "GET", f"/v1/me/orders?sale_id={SALE}", "my orders", headers=self.auth
+        )
+        if status != 200 or not isinstance(orders, list):
+            return
+        foreign = [o for o in orders if o.get("user_id") != self.user_id]
+        if foreign:
+            SEEN.record_problem(f"{self.user_id} was shown orders of other buyers: {foreign[:2]}")
+        live = [o for o in orders if o.get("status") in LIVE]
+        limit = int(PLAN.get("per_user_limit", 1))
+        if len(live) > limit:
+            SEEN.record_problem(f"{self.user_id} lists {len(live)} live orders (limit {limit})")
+
+    @task(1)
+    def buy(self) -> None:
+        self.purchase(None, "purchase (browser)")
+
+
+def _out_dir() -> Path:
+    return Path(str(PLAN.get("out_dir", ".")))
+
+
+def _watch_for_the_end(environment: Environment, **_: Any) -> None:
+    """End a drop as soon as every buyer finished its journey (``--run-time`` bounds it)."""
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner) or PLAN.get("scenario") != "drop":
+        return
+    target = int(PLAN.get("users", 0))
+
+    def watch() -> None:
+        while True:
+            gevent.sleep(0.5)
+            if target and SEEN.finished >= target:
+                gevent.sleep(0.2)
+                runner.quit()
+                return
+
+    gevent.spawn(watch)
+
+
+def _write_what_clients_saw(environment: Environment, **_: Any) -> None:
+    SEEN.write(_out_dir())
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    # locust's CSV is rewritten once a second: keep the final figures exactly
+    stats = environment.stats
+    rows = {
+        entry.name: {
+            "Name": entry.name,
+            "Request Count": entry.num_requests,
+            "Failure Count": entry.num_failures,
+            "Requests/s": entry.total_rps,
+            "50%": entry.get_response_time_percentile(0.50),
+            "95%": entry.get_response_time_percentile(0.95),
+            "99%": entry.get_response_time_percentile(0.99),
+        }
+        for entry in [*stats.entries.values(), stats.total]
+    }
+    (_out_dir() / "stats.json").write_text(json.dumps(rows))
+
+
+events.test_start.add_listener(_watch_for_the_end)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_write_what_clients_saw)  # type: ignore[no-untyped-call]

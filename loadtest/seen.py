@@ -1,0 +1,139 @@
+"""What the load-test clients saw, recorded in the locust process and read back by the wrapper.
+
+Plain data and JSON only: this module never imports locust, so the wrapper and
+the tests can read a run's records without gevent's monkey-patching. Every
+locust process writes one ``seen-<pid>.json`` in the run's directory when it
+quits; ``Seen.load_dir`` merges them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+LIVE = frozenset({"pending_payment", "paid", "delivered"})
+
+
+def epoch_of(iso: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time from the API (``Z`` or an offset)."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class Bought:
+    """One order a client was told it holds (a 201, or a 200 replay of one)."""
+
+    order_id: str
+    serial: str
+    buyer: str
+    ip: str = ""
+    sent_at: float = 0.0  # client clock, epoch seconds
+    received_at: float = 0.0
+    expires_at: float | None = None  # server clock, from the answer
+    replayed: bool = False
+    cancelled_at: float | None = None  # when the client sent a cancel that was accepted
+    paid: str = ""  # "balance" once a balance payment succeeded; "provider" once paid at pay_url
+
+    def earliest_release(self) -> float | None:
+        """The earliest moment the order can have stopped holding its serial, if ever."""
+        times = [t for t in (self.cancelled_at, self.expires_at) if t is not None]
+        if self.paid == "balance":  # a paid order never returns its serial in a drop
+            times = [t for t in (self.cancelled_at,) if t is not None]
+        return min(times) if times else None
+
+
+@dataclass
+class Seen:
+    """Everything one or more locust processes saw, merged."""
+
+    attempts: int = 0  # purchase requests sent, retries included
+    bought: list[Bought] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)  # purchase refusals by code
+    errors: Counter[str] = field(default_factory=Counter)  # transport errors, 5xx, by kind
+    requests: Counter[str] = field(default_factory=Counter)  # every request by name
+    payments: Counter[str] = field(default_factory=Counter)  # "provider:started", ...
+    cancels: Counter[str] = field(default_factory=Counter)
+    replays: Counter[str] = field(default_factory=Counter)  # "same", "different", ...
+    sale_views: int = 0
+    problems: list[str] = field(default_factory=list)  # contract breaks a client saw itself
+    samples: dict[str, str] = field(default_factory=dict)  # a refusal's first detail, by kind
+    buyers: int = 0  # distinct users that ran
+    finished: int = 0  # users that finished their journey (drop)
+
+    def record_problem(self, text: str, limit: int = 200) -> None:
+        if len(self.problems) < limit:
+            self.problems.append(text)
+        elif len(self.problems) == limit:
+            self.problems.append("... more problems not recorded")
+
+    def sample(self, kind: str, body: Any) -> None:
+        """Keep the first problem detail answered for each kind of refusal."""
+        if kind not in self.samples and len(self.samples) < 50 and isinstance(body, dict):
+            self.samples[kind] = str(body.get("detail") or body.get("title") or body)[:200]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("refused", "errors", "requests", "payments", "cancels", "replays"):
+            data[name] = dict(getattr(self, name))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Seen:
+        seen = cls(
+            attempts=int(data.get("attempts", 0)),
+            bought=[Bought(**b) for b in data.get("bought", [])],
+            sale_views=int(data.get("sale_views", 0)),
+            problems=list(data.get("problems", [])),
+            samples=dict(data.get("samples", {})),
+            buyers=int(data.get("buyers", 0)),
+            finished=int(data.get("finished", 0)),
+        )
+        for name in ("refused", "errors", "requests", "payments", "cancels", "replays"):
+            getattr(seen, name).update(data.get(name, {}))
+        return seen
+
+    def merge(self, other: Seen) -> None:
+        self.attempts += other.attempts
+        self.bought += other.bought
+        for name in ("refused", "errors", "requests", "payments", "cancels", "replays"):
+            getattr(self, name).update(getattr(other, name))
+        self.sale_views += other.sale_views
+        self.problems += other.problems
+        self.samples = {**other.samples, **self.samples}
+        self.buyers += other.buyers
+        self.finished += other.finished
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"seen-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json()))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load_dir(cls, directory: Path) -> Seen:
+        seen = cls()
+        for path in sorted(directory.glob("seen-*.json")):
+            seen.merge(cls.from_json(json.loads(path.read_text())))
+        return seen
+
+    def orders(self) -> dict[str, Bought]:
+        """Distinct orders by id: a replay is the same order, with the first sighting kept."""
+        by_id: dict[str, Bought] = {}
+        for b in sorted(self.bought, key=lambda b: b.received_at):
+            first = by_id.setdefault(b.order_id, b)
+            if first is not b:
+                first.cancelled_at = first.cancelled_at or b.cancelled_at
+                first.paid = first.paid or b.paid
+        return by_id

@@ -1,0 +1,1 @@
+"""Load tests and benchmarks: verdict logic, a short locust drop, the bench smoke run."""

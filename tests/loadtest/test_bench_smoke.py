@@ -1,0 +1,56 @@
+"""``flashsale bench --quick``: every part runs, bounded, and writes its tables and chart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_bench_writes_tables_and_chart(
+    redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    out, chart = tmp_path / "latest.md", tmp_path / "bench.png"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")},
+        "FLASHSALE_REDIS_URL": redis_url,
+        "FLASHSALE_DATABASE_URL": database_url,
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flashsale.bench.run_all",
+            "--quick",
+            "--out",
+            str(out),
+            "--chart",
+            str(chart),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert took < 90, f"the quick bench took {took:.0f} s"
+    text = out.read_text()
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "2 cores" in text or "cores" in text
+    for row in ("(ceiling)", "engine from Python", "PostgreSQL only", "| range | 10,000,000 |"):
+        assert row in text, text
+    assert "drain / COPY" in text or "bench/drain.py is not in this build" in text, text
+    if shutil.which("wrk"):
+        for row in ("HTTP purchase endpoint", "| 5,000 |", "| 2 |"):
+            assert row in text, text
+    else:
+        assert "wrk is not installed" in text

@@ -1,0 +1,77 @@
+"""A short locust ``drop`` against a real server process: exit 0, verdict PASS, clean audit.
+
+The server is ``flashsale serve --with-workers`` (write-behind and timers) on the
+suite's Redis and PostgreSQL; the load test runs as the CLI does, in a process
+of its own (locust monkey-patches sockets), and locust in a child of that.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .servers import delete_namespace, running_server, server_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_drop_passes_with_a_clean_audit(
+    redis_url: str, database_url: str, namespace: str, tmp_path: Path
+) -> None:
+    env = server_env(redis_url, database_url, namespace)
+    try:
+        with running_server(env, tmp_path / "server.log") as url:
+            started = time.monotonic()
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "flashsale.loadtest.cli",
+                    "loadtest",
+                    "drop",
+                    "--host",
+                    url,
+                    "--users",
+                    "400",
+                    "--spawn-rate",
+                    "200",
+                    "--serials",
+                    "40",
+                    "--run-time",
+                    "30",
+                    "--payment-timeout",
+                    "3",
+                    "--drain-timeout",
+                    "20",
+                    "--reports-dir",
+                    str(tmp_path / "reports"),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=100,
+            )
+            took = time.monotonic() - started
+    finally:
+        delete_namespace(redis_url, namespace)
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr
+    report = "\n".join(lines) + "\n" + done.stderr[-2000:]
+    assert lines[-1] == "verdict: PASS", report
+    assert done.returncode == 0, report
+    assert not [line for line in lines if line.startswith("VIOLATION:")], report
+    assert took < 60, f"the drop took {took:.0f} s\n{report}"
+    (run,) = (tmp_path / "reports").iterdir()
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert verdict["audit"]["ok"] is True and verdict["audit"]["violations"] == []
+    assert verdict["audit"]["lag"] == 0
+    assert verdict["audit"]["persisted"] >= 40  # every serial sold at least once
+    assert (run / "locust.html").exists() and (run / "locust_stats.csv").exists()
+    seen = [json.loads(p.read_text()) for p in run.glob("seen-*.json")]
+    assert sum(s["buyers"] for s in seen) == 400
+    assert sum(s["replays"].get("same", 0) for s in seen) > 0
