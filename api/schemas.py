@@ -57,8 +57,7 @@ class Health(Struct, kw_only=True):
     never delivered); None when Redis did not answer in time."""
 
 
-# mypy sees flashsale.* imports as Any (the package-dir mapping), hence the ignore
-class OrderOut(Order, kw_only=True):  # type: ignore[misc,call-arg]
+class OrderOut(Order, kw_only=True):
     """An order read back: the engine's order and its payment attempts (empty without
     PostgreSQL)."""
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
 from flashsale.api.ratelimit import IpRateLimiter
@@ -76,7 +76,7 @@ class SoldOutCache:
 class SaleStats:
     """Purchase outcomes counted in memory, added to Redis once a second (one pipeline)."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis | RedisCluster, namespace: str) -> None:
         self._redis = redis
         self._namespace = namespace
         self._counts: Counter[tuple[str, str]] = Counter()

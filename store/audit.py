@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
@@ -86,7 +86,7 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 async def audit_sale(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     pool: asyncpg.Pool,
     namespace: str,
     sale_id: str,
@@ -300,7 +300,7 @@ _ORDER_READ = ("status", "version", "user_id")
 
 
 async def _check_buyers(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     pool: asyncpg.Pool,
     keys: SaleKeys,
     sale_id: str,

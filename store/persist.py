@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -538,10 +538,10 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     if not order_events:
         return
     latest: dict[str, OrderEvent] = {}
-    for ev in order_events:
-        seen = latest.get(ev.order_id)
-        if seen is None or ev.version > seen.version:
-            latest[ev.order_id] = ev
+    for order_ev in order_events:
+        seen = latest.get(order_ev.order_id)
+        if seen is None or order_ev.version > seen.version:
+            latest[order_ev.order_id] = order_ev
     rows = sorted(latest.values(), key=lambda e: e.status in LIVE)  # stable: released first
     await conn.execute(
         q("upsert_orders"),
@@ -584,7 +584,7 @@ class StreamLag(msgspec.Struct, kw_only=True):
     consumers: int
 
 
-async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
+async def _group_info(redis: Redis | RedisCluster, key: str) -> dict[str, Any] | None:
     try:
         groups = await redis.xinfo_groups(key)
     except ResponseError:
@@ -595,7 +595,7 @@ async def _group_info(redis: Redis, key: str) -> dict[str, Any] | None:
     return None
 
 
-async def _needed_from(redis: Redis, key: str) -> str | None:
+async def _needed_from(redis: Redis | RedisCluster, key: str) -> str | None:
     """Smallest stream id the group still needs; None when the group does not exist.
 
     Read the last delivered id BEFORE the pending list: an entry delivered in
@@ -612,7 +612,7 @@ async def _needed_from(redis: Redis, key: str) -> str | None:
     return min(candidates, key=_id_key)
 
 
-async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
+async def stream_lag(redis: Redis | RedisCluster, namespace: str, sale_id: str) -> StreamLag:
     """Entries of a sale's stream not yet persisted, and the age of the oldest (metrics)."""
     key = SaleKeys(namespace, sale_id).events
     now_ms = int(time.time() * 1000)
@@ -657,7 +657,7 @@ async def stream_lag(redis: Redis, namespace: str, sale_id: str) -> StreamLag:
 
 
 async def lag(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     namespace: str,
     sale_id: str | None = None,
     *,
