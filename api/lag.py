@@ -1,44 +1,29 @@
-"""Write-behind lag as Redis sees it: events of each sale's stream not yet acknowledged.
+"""Write-behind lag as the HTTP layer reports it: the store's ``lag()``, bounded per call.
 
-For every sale: the events its consumer group has not read yet (``lag``) plus
-those read but not acknowledged (``pending``); a stream no consumer group has
-read yet lags by its whole length.
-
-TODO(store): once ``flashsale.store`` is on main, ``/health`` and ``/metrics``
-also report its lag function (acknowledged orders not yet in PostgreSQL).
+``flashsale.store.persist.lag`` is the one definition (per sale: stream entries
+not yet persisted, pending or never delivered, and the age of the oldest);
+``/health``, ``/metrics`` and ``flashsale sale watch`` read it through here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from flashsale.engine.engine import Engine
+from flashsale.store.persist import StreamLag, lag
 
 MAX_SALES = 1000  # bounded work per scrape
 
 
-def _lag_of(groups: Any, length: Any) -> int:
-    if isinstance(groups, Exception) or isinstance(length, Exception):
-        return 0
-    if not groups:
-        return int(length or 0)
-    worst = 0
-    for group in groups:
-        lag = group.get("lag")
-        if lag is None:  # undetermined (entries deleted): count what was never read
-            lag = max(0, int(length or 0) - int(group.get("entries-read") or 0))
-        worst = max(worst, int(lag) + int(group.get("pending") or 0))
-    return worst
+async def sale_lags(engine: Engine, sale_ids: list[str] | None = None) -> list[StreamLag]:
+    """Lag of the given sales, or of every sale (the first ``MAX_SALES``)."""
+    found: list[StreamLag] = []
+    if sale_ids is None:
+        found = await lag(engine.redis, engine.namespace, max_sales=MAX_SALES)
+        return found
+    for sale_id in sale_ids[:MAX_SALES]:
+        found.extend(await lag(engine.redis, engine.namespace, sale_id))
+    return found
 
 
 async def stream_lags(engine: Engine, sale_ids: list[str] | None = None) -> dict[str, int]:
-    ids = (await engine.sale_ids() if sale_ids is None else sale_ids)[:MAX_SALES]
-    if not ids:
-        return {}
-    pipe = engine.redis.pipeline(transaction=False)
-    for sale_id in ids:
-        events = engine.keys(sale_id).events
-        pipe.xinfo_groups(events)
-        pipe.xlen(events)
-    replies = await pipe.execute(raise_on_error=False)
-    return {sale_id: _lag_of(replies[2 * i], replies[2 * i + 1]) for i, sale_id in enumerate(ids)}
+    """Entries not yet persisted, by sale."""
+    return {item.sale_id: item.entries for item in await sale_lags(engine, sale_ids)}

@@ -6,14 +6,16 @@ memory-mapped files there and whichever worker answers ``GET /metrics``
 aggregates all of them (prometheus_client multiprocess mode). Without the
 variable (tests, a single process) the ordinary in-memory registry is used.
 
-Values known only at scrape time (write-behind stream lag) are computed then,
-in a registry of their own, and appended.
+Values known only at scrape time (the write-behind's lag, from
+``flashsale.store.persist.lag``) are computed then, in a registry of their own,
+and appended.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,6 +29,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from flashsale.store.persist import StreamLag
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -85,28 +90,35 @@ def count_purchase(outcome: str) -> None:
 
 
 class _ScrapeTime(Collector):
-    def __init__(self, lag_by_sale: dict[str, int], total_lag: int | None) -> None:
-        self._lag_by_sale = lag_by_sale
-        self._total = total_lag
+    def __init__(self, lags: list[StreamLag] | None) -> None:
+        self._lags = lags
 
     def collect(self) -> Iterable[Metric]:
         per_sale = GaugeMetricFamily(
             "flashsale_stream_lag",
-            "Events of a sale's stream not yet acknowledged by the write-behind.",
+            "Entries of a sale's stream not yet persisted by the write-behind "
+            "(pending or never delivered).",
             labels=["sale_id"],
         )
-        for sale_id, lag in sorted(self._lag_by_sale.items()):
-            per_sale.add_metric([sale_id], lag)
+        oldest = GaugeMetricFamily(
+            "flashsale_stream_lag_oldest_age_seconds",
+            "Age of the oldest entry of a sale's stream not yet persisted (0: none).",
+            labels=["sale_id"],
+        )
+        for item in sorted(self._lags or [], key=lambda item: item.sale_id):
+            per_sale.add_metric([item.sale_id], item.entries)
+            oldest.add_metric([item.sale_id], item.oldest_age_ms / 1000)
         yield per_sale
-        if self._total is not None:
+        yield oldest
+        if self._lags is not None:  # unknown (Redis too slow): absent rather than 0
             yield GaugeMetricFamily(
                 "flashsale_write_behind_lag",
-                "Acknowledged events not yet persisted, all sales together.",
-                value=self._total,
+                "Stream entries not yet persisted, all sales together.",
+                value=sum(item.entries for item in self._lags),
             )
 
 
-def exposition(lag_by_sale: dict[str, int], total_lag: int | None) -> tuple[bytes, str]:
+def exposition(lags: list[StreamLag] | None) -> tuple[bytes, str]:
     """The text exposition of every worker's metrics plus the scrape-time gauges."""
     if MULTIPROCESS:
         from prometheus_client import multiprocess
@@ -117,5 +129,5 @@ def exposition(lag_by_sale: dict[str, int], total_lag: int | None) -> tuple[byte
     else:
         body = generate_latest(REGISTRY)
     scrape = CollectorRegistry()
-    scrape.register(_ScrapeTime(lag_by_sale, total_lag))
+    scrape.register(_ScrapeTime(lags))
     return body + generate_latest(scrape), CONTENT_TYPE_LATEST

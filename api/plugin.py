@@ -23,11 +23,18 @@ from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.bench import BenchController
 from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
+from flashsale.api.routes.payments import PaymentsController
 from flashsale.api.routes.sales import SalesController
 from flashsale.api.services import SaleStats, Services, SoldOutCache
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
+from flashsale.payments.cli import payment_settings_from, providers_from
+from flashsale.payments.service import PaymentService
+
+PG_POOL_MAX = 10
+"""Connections per worker: the payment flow holds one per step (a password check
+holds its row lock across the hash), the audit and health one each."""
 
 OPENAPI = OpenAPIConfig(
     title="flashsale",
@@ -52,7 +59,9 @@ class FlashsalePlugin(InitPluginProtocol):
         self.engine = engine
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([SalesController, OrdersController, OpsController])
+        app_config.route_handlers.extend(
+            [SalesController, OrdersController, PaymentsController, OpsController]
+        )
         if self.api.bench_endpoints:
             app_config.route_handlers.append(BenchController)
         app_config.exception_handlers.update(
@@ -80,12 +89,21 @@ class FlashsalePlugin(InitPluginProtocol):
                 cluster=api.redis_cluster,
             )
         pg_pool = None
+        payments = None
         if settings.database_url:
             import asyncpg
 
             # min_size=0: a PostgreSQL outage must not stop the API from selling
             # (Redis is the authority); /health reports it.
-            pg_pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=4)
+            pg_pool = await asyncpg.create_pool(
+                settings.database_url, min_size=0, max_size=PG_POOL_MAX
+            )
+            # As `flashsale timers` builds it (payments/cli.py open_service): providers
+            # from FLASHSALE_PAYSIM_URL, callbacks to FLASHSALE_PUBLIC_URL (unset: the
+            # server's own address, see Services.payment_service).
+            payments = PaymentService(
+                pg_pool, engine, providers_from(settings), payment_settings_from(settings)
+            )
         services = Services(
             settings=settings,
             api=api,
@@ -94,6 +112,7 @@ class FlashsalePlugin(InitPluginProtocol):
             sold_out=SoldOutCache(api.sold_out_cache_s),
             stats=SaleStats(engine.redis, engine.namespace),
             pg_pool=pg_pool,
+            payments=payments,
         )
         if settings.ip_rate_per_s and settings.redis_url:
             services.limiter = IpRateLimiter(
@@ -110,6 +129,10 @@ class FlashsalePlugin(InitPluginProtocol):
             await services.stop()
             if services.limiter is not None:
                 await services.limiter.aclose()
+            if payments is not None:
+                for provider in payments.providers.values():
+                    with contextlib.suppress(Exception):
+                        await provider.aclose()
             if pg_pool is not None:
                 with contextlib.suppress(Exception):
                     await pg_pool.close()

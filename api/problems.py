@@ -1,9 +1,11 @@
 """Errors as ``application/problem+json`` (RFC 9457), mapped in one place.
 
 Every refusal the API gives is an ``EngineError`` (the engine's, or one of the
-few HTTP-only ones below) or one of Litestar's own ``HTTPException``s;
-``problem_for`` is the one function that turns any of them into a status and
-a body with a stable ``code``.
+few HTTP-only ones below), a ``PaymentError`` of the payment flow (which carries
+its own status), or one of Litestar's own ``HTTPException``s; ``problem_for`` is
+the one function that turns any of them into a status and a body with a stable
+``code``. PostgreSQL out of reach answers 503 ``database_unavailable`` (Redis
+out of reach is the engine's 503 ``engine_unavailable``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -19,6 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Struct, UnsetType
 
 from flashsale.engine.errors import EngineError
+from flashsale.payments.errors import PaymentError
 
 log = logging.getLogger("flashsale.api")
 
@@ -49,7 +53,25 @@ class RateLimited(ApiError):
 
 
 class AuditUnavailable(ApiError):
+    """The server runs without PostgreSQL (FLASHSALE_DATABASE_URL): nothing to audit against."""
+
     code = "audit_unavailable"
+
+
+# PostgreSQL did not answer (down, restarting, pool exhausted): retry later.
+PG_UNREACHABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+)
+# Text PostgreSQL cannot store (U+0000, say) that slipped past validation: the input's fault.
+PG_REFUSED_TEXT: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
 
 
 # Status of each stable code. Codes not listed answer 409 when they are business
@@ -74,6 +96,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "forbidden": 403,
     "engine_unavailable": 503,
     "audit_unavailable": 503,
+    "database_unavailable": 503,
 }
 
 # Litestar's own exceptions, by HTTP status.
@@ -115,11 +138,19 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     limit: int | UnsetType = UNSET
     """limit_reached: the limit that was hit."""
     order_status: str | UnsetType = UNSET
-    """order_not_pending: the order's current status."""
+    """order_not_pending, order_not_payable, order_not_cancellable: the order's status."""
     retry_after_s: float | UnsetType = UNSET
     """rate_limited: when to try again."""
     errors: list[ProblemError] | UnsetType = UNSET
     """validation_error: what was wrong, field by field."""
+    attempts_left: int | UnsetType = UNSET
+    """payment_password_wrong: wrong attempts left before the password locks."""
+    locked_until: str | UnsetType = UNSET
+    """payment_password_locked: when it unlocks (RFC 3339)."""
+    payment_id: str | UnsetType = UNSET
+    """order_not_payable after a balance debit: the payment credited back."""
+    refund_status: str | UnsetType = UNSET
+    """refund_already_decided: the decision already taken."""
 
 
 def _title(code: str) -> str:
@@ -143,6 +174,21 @@ def _engine_extras(exc: Exception) -> dict[str, Any]:
         out["retry_after_s"] = float(extra["retry_after_s"])
     if "errors" in extra:
         out["errors"] = extra["errors"]
+    return out
+
+
+def _payment_extras(exc: PaymentError) -> dict[str, Any]:
+    extra = exc.extra
+    out: dict[str, Any] = {}
+    if "attempts_left" in extra:
+        out["attempts_left"] = int(extra["attempts_left"])
+    if extra.get("locked_until") is not None:
+        out["locked_until"] = extra["locked_until"].isoformat()
+    if "payment_id" in extra:
+        out["payment_id"] = str(extra["payment_id"])
+    if extra.get("status") is not None:
+        key = "refund_status" if exc.code == "refund_already_decided" else "order_status"
+        out[key] = str(extra["status"])
     return out
 
 
@@ -170,6 +216,16 @@ def problem_for(exc: BaseException) -> Problem:
         status = STATUS_BY_CODE.get(code, 409 if code != "engine_error" else 500)
         detail = str(exc.detail)
         extras = _engine_extras(exc)
+    elif isinstance(exc, PaymentError):
+        code, status, detail = exc.code, exc.status, exc.detail
+        extras = _payment_extras(exc)
+    elif isinstance(exc, PG_REFUSED_TEXT):
+        code, status, extras = "validation_error", 422, {}
+        detail = "a text field holds characters that cannot be stored"
+    elif isinstance(exc, PG_UNREACHABLE):
+        code, status, extras = "database_unavailable", 503, {}
+        detail = "PostgreSQL did not answer; try again shortly"
+        log.warning("postgresql unreachable: %r", exc)
     elif isinstance(exc, HTTPException):
         status = exc.status_code
         code = CODE_BY_STATUS.get(status, "internal_error" if status >= 500 else "bad_request")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
+import msgspec
 from msgspec import Struct
 
 from flashsale.engine.models import Order
+from flashsale.payments.models import MoneyAudit, Payment
+from flashsale.store.audit import RedisCounts, StreamState, Violation
 
 
 class PurchaseBody(Struct, forbid_unknown_fields=True):
@@ -50,17 +53,48 @@ class Health(Struct, kw_only=True):
     postgres: Check | None
     """None when FLASHSALE_DATABASE_URL is not set."""
     write_behind_lag: int | None
-    """Events of all sales' streams not yet acknowledged by the write-behind."""
+    """Entries of all sales' streams not yet persisted by the write-behind (pending or
+    never delivered); None when Redis did not answer in time."""
+
+
+class OrderOut(Order, kw_only=True):
+    """An order read back: the engine's order and its payment attempts (empty without
+    PostgreSQL)."""
+
+    payments: list[Payment] = msgspec.field(default_factory=list)
+
+    @classmethod
+    def of(cls, order: Order, payments: list[Payment]) -> OrderOut:
+        fields = {name: getattr(order, name) for name in order.__struct_fields__}
+        return cls(**fields, payments=payments)
 
 
 class AuditReport(Struct, kw_only=True):
-    """What ``audit_sale`` reports: ``ok`` is true exactly when ``violations`` is empty."""
+    """The store's audit of a sale (Redis against PostgreSQL) joined with the money audit.
+
+    ``ok`` is true exactly when ``violations`` is empty: the store's violations (each
+    with its stable ``code``) and the money audit's, as code ``money_mismatch``.
+    ``persisted`` counts the sale's orders in PostgreSQL in any status; ``lag`` the
+    orders Redis acknowledged that PostgreSQL does not have yet (or has at an older
+    state).
+    """
 
     ok: bool
-    violations: list[Any]
+    violations: list[Violation]
     persisted: int
     lag: int
-    sale_id: str | None = None
+    sale_id: str
+    drained: bool
+    """The write-behind had nothing left to write for this sale."""
+    deep: bool
+    """Every order compared (false: ``?quick=true``, counters and aggregates only)."""
+    checked_orders: int
+    redis: RedisCounts
+    postgres: dict[str, int]
+    """The sale's orders in PostgreSQL by status."""
+    stream: StreamState
+    money: MoneyAudit
+    duration_ms: int
 
 
 class EchoOut(Struct, kw_only=True):

@@ -1,9 +1,9 @@
 """What the HTTP workers share for their lifetime, on ``app.state["services"]``.
 
 Built once per worker in the lifespan: the engine (Redis pool and its
-auto-pipeline), the optional asyncpg pool, the token verifier, the sold-out
-short-circuit and the per-sale outcome counters that ``flashsale sale watch``
-reads from Redis.
+auto-pipeline), the optional asyncpg pool and the PaymentService on it, the
+token verifier, the sold-out short-circuit and the per-sale outcome counters
+that ``flashsale sale watch`` reads from Redis.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
 from flashsale.api.ratelimit import IpRateLimiter
@@ -23,6 +24,8 @@ from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
 from flashsale.engine.settings import Settings
+from flashsale.payments.errors import PaymentsUnavailable
+from flashsale.payments.service import PaymentService
 
 STATS_TTL_S = 7 * 86_400
 
@@ -30,10 +33,11 @@ STATS_TTL_S = 7 * 86_400
 def stats_key(namespace: str, sale_id: str) -> str:
     """Per-sale purchase outcome counters (hash: ``created``, ``replayed``, ``rej:<code>``).
 
-    In the sale's hash tag like every other key of the sale.
-    TODO(engine): move next to the other key names in engine/keys.py.
+    The name is ``SaleKeys.stats`` (engine/keys.py); this stays for callers that
+    have a namespace rather than an engine (``flashsale sale watch``).
     """
-    return f"{SaleKeys(namespace, sale_id).tag}:stats"
+    key: str = SaleKeys(namespace, sale_id).stats
+    return key
 
 
 class SoldOutCache:
@@ -72,7 +76,7 @@ class SoldOutCache:
 class SaleStats:
     """Purchase outcomes counted in memory, added to Redis once a second (one pipeline)."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis | RedisCluster, namespace: str) -> None:
         self._redis = redis
         self._namespace = namespace
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -103,6 +107,18 @@ class SaleStats:
             await self.flush()
 
 
+def own_url(scope: Mapping[str, Any]) -> str | None:
+    """``scheme://host:port`` of the socket a request arrived on (ASGI ``server``)."""
+    server = scope.get("server")
+    if not server or len(server) != 2 or server[1] is None:  # unix socket, or not given
+        return None
+    host, port = str(server[0]), int(server[1])
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return f"{scheme}://{host}:{port}"
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -112,9 +128,28 @@ class Services:
     sold_out: SoldOutCache
     stats: SaleStats
     pg_pool: Any | None = None  # asyncpg.Pool when FLASHSALE_DATABASE_URL is set
+    payments: PaymentService | None = None  # on pg_pool, when it is set
     limiter: IpRateLimiter | None = None  # when FLASHSALE_IP_RATE_PER_S is set
     started_at: float = field(default_factory=time.time)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _own_url_known: bool = False
+
+    def payment_service(self, scope: Mapping[str, Any]) -> PaymentService:
+        """The worker's PaymentService; 503 ``payments_unavailable`` without PostgreSQL.
+
+        Callbacks go to FLASHSALE_PUBLIC_URL; unset, to the server's own address,
+        taken once from the first request's ASGI ``server`` (the local socket the
+        request arrived on, never the client-controlled Host header).
+        """
+        service = self.payments
+        if service is None:
+            raise PaymentsUnavailable("payments need FLASHSALE_DATABASE_URL")
+        if not self.settings.public_url and not self._own_url_known:
+            own = own_url(scope)
+            if own is not None:
+                service.settings = replace(service.settings, public_url=own)
+                self._own_url_known = True
+        return service
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.stats.run()))

@@ -55,7 +55,7 @@ def run_server(server: Server, host: str, port: int, workers: int) -> None:
         # counters that no scrape sums up: pick again now that the directory is set
         from prometheus_client import values
 
-        values.ValueClass = values.get_value_class()
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         if server is Server.granian:
             from granian import Granian
             from granian.constants import Interfaces, Loops

@@ -23,9 +23,13 @@ class SaleKeys:
         "meta",
         "namespace",
         "order_prefix",
+        "payexp_prefix",
+        "persist_dead",
+        "persist_failures",
         "returned",
         "sale_id",
         "segments",
+        "stats",
         "tag",
     )
 
@@ -44,9 +48,18 @@ class SaleKeys:
         self.events = f"{tag}:events"  # stream: every transition, for the write-behind
         self.order_prefix = f"{tag}:order:"  # + order_id: hash of one order
         self.idem_prefix = f"{tag}:idem:"  # + digest: order_id under an Idempotency-Key
+        # outside the engine's scripts: the API, the write-behind, the payment timers
+        self.stats: str = f"{tag}:stats"  # hash: purchase outcomes (created, rej:<code>, ...)
+        self.persist_dead: str = f"{tag}:persist:dead"  # stream: write-behind dead letters
+        self.persist_failures: str = f"{tag}:persist:failures"  # hash: stream id -> last failure
+        self.payexp_prefix: str = f"{tag}:payexp:"  # + order_id: a timer's claim on an expiry
 
     def order(self, order_id: str) -> str:
         return self.order_prefix + order_id
+
+    def payment_expiry_claim(self, order_id: str) -> str:
+        """SET NX PX lock a payment timer holds while it expires ``order_id``."""
+        return self.payexp_prefix + order_id
 
     def idempotency(self, user_id: str, key: str) -> str:
         # hashed: user ids and client keys are arbitrary strings

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import asyncpg
 import msgspec
@@ -24,6 +24,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
 from flashsale.payments.audit import money_audit
 from flashsale.payments.failures import markdown_table
+from flashsale.payments.models import RefundStatus
 from flashsale.payments.provider import Provider, SimProvider
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, PaymentSettings
@@ -39,7 +40,9 @@ def providers_from(settings: Settings) -> dict[str, Provider]:
 
 
 def payment_settings_from(settings: Settings) -> PaymentSettings:
-    return PaymentSettings(public_url=settings.public_url or PaymentSettings.public_url)
+    if settings.public_url:
+        return PaymentSettings(public_url=settings.public_url)
+    return PaymentSettings()
 
 
 @contextlib.asynccontextmanager
@@ -105,9 +108,13 @@ def list_refunds(
 ) -> None:
     """List refund requests (JSON lines)."""
 
+    if status is not None and status not in get_args(RefundStatus):
+        raise typer.BadParameter(f"status must be one of {', '.join(get_args(RefundStatus))}")
+    wanted = cast(RefundStatus | None, status)
+
     async def run() -> None:
         async with open_service() as service:
-            for refund in await Refunds(service).list(status):
+            for refund in await Refunds(service).list(wanted):
                 typer.echo(msgspec.json.encode(refund).decode())
 
     asyncio.run(run())

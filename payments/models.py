@@ -10,6 +10,7 @@ from msgspec import Meta, Struct
 
 Password = Annotated[str, Meta(min_length=6, max_length=128)]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000
 PaymentMethod = Literal["provider", "balance"]
 PaymentStatus = Literal["pending", "succeeded", "closed", "failed", "reversed"]
 RefundStatus = Literal["pending", "approved", "rejected", "refunded"]
@@ -20,7 +21,7 @@ class PaymentCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     ``{"method": "balance", "payment_password": "..."}``."""
 
     method: PaymentMethod
-    provider: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    provider: Annotated[str, Meta(min_length=1, max_length=32, pattern=NO_NUL)] | None = None
     payment_password: Annotated[str, Meta(max_length=128)] | None = None
 
     def __post_init__(self) -> None:
@@ -69,7 +70,7 @@ class Wallet(Struct, kw_only=True):
 
 class WalletCredit(Struct, forbid_unknown_fields=True, kw_only=True):
     amount_cents: Annotated[int, Meta(gt=0, le=10**12)]
-    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
     currency: Currency = "CNY"
 
 
@@ -90,7 +91,7 @@ class Refund(Struct, kw_only=True):
 
 
 class RefundDecision(Struct, forbid_unknown_fields=True, kw_only=True):
-    note: Annotated[str, Meta(max_length=500)] | None = None
+    note: Annotated[str, Meta(max_length=500, pattern=NO_NUL)] | None = None
 
 
 class CallbackAnswer(Struct, kw_only=True):

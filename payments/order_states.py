@@ -5,39 +5,18 @@
 - ``reject_refund``: refund_pending -> paid (rejected; the buyer keeps the serial)
 
 Scripts live next to the engine's in ``lua/`` (same layout, same includes) and
-are run through ``run_script``: EVALSHA, loaded again on NOSCRIPT. Once the
-engine exposes a public ``Engine.run(script, keys, args)`` (its auto-pipeline
-and error mapping), ``run_script`` becomes a one-line call to it.
+run through ``Engine.run_script``: the engine's auto-pipelined, cluster-routed
+path (EVALSHA, loaded again on NOSCRIPT, Redis errors as ``EngineUnavailable``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from flashsale.engine import errors, scripts
+from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import sale_id_of_order
 from flashsale.engine.models import Order, order_from_reply
-from flashsale.engine.scripts import LuaScript
-
-Arg = str | int | bytes
-
-
-async def run_script(engine: Engine, script: LuaScript, keys: list[Arg], args: list[Arg]) -> Any:
-    if len(keys) != script.num_keys:
-        raise ValueError(f"{script.name} takes {script.num_keys} keys, got {len(keys)}")
-    try:
-        try:
-            return await engine.redis.evalsha(script.sha, script.num_keys, *keys, *args)
-        except NoScriptError:
-            await engine.redis.script_load(script.source)
-            return await engine.redis.evalsha(script.sha, script.num_keys, *keys, *args)
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
 
 
 def order_or_refusal(reply: list[Any]) -> tuple[Order, bool]:
@@ -55,9 +34,8 @@ async def request_refund(
     engine: Engine, order_id: str, *, user_id: str | None, reason: str
 ) -> tuple[Order, bool]:
     k = engine.keys(sale_id_of_order(order_id))
-    reply = await run_script(
-        engine,
-        scripts.load("request_refund"),
+    reply = await engine.run_script(
+        "request_refund",
         [k.events, k.order(order_id)],
         [order_id, user_id or "", engine.clock(), reason],
     )
@@ -66,9 +44,8 @@ async def request_refund(
 
 async def refund(engine: Engine, order_id: str, *, reason: str) -> tuple[Order, bool]:
     k = engine.keys(sale_id_of_order(order_id))
-    reply = await run_script(
-        engine,
-        scripts.load("refund"),
+    reply = await engine.run_script(
+        "refund",
         [k.meta, k.buyers, k.ips, k.returned, k.events, k.order(order_id)],
         [order_id, engine.clock(), reason],
     )
@@ -77,9 +54,8 @@ async def refund(engine: Engine, order_id: str, *, reason: str) -> tuple[Order, 
 
 async def reject_refund(engine: Engine, order_id: str, *, reason: str) -> tuple[Order, bool]:
     k = engine.keys(sale_id_of_order(order_id))
-    reply = await run_script(
-        engine,
-        scripts.load("reject_refund"),
+    reply = await engine.run_script(
+        "reject_refund",
         [k.events, k.order(order_id)],
         [order_id, engine.clock(), reason],
     )

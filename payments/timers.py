@@ -21,6 +21,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from flashsale.engine.keys import sale_id_of_order
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, gather_bounded
 
@@ -47,8 +48,8 @@ class TimerTotals:
 
 
 def expiry_claim_key(service: PaymentService, order_id: str) -> str:
-    sale_id, _, _ = order_id.rpartition(".")
-    return f"{service.engine.keys(sale_id).tag}:payexp:{order_id}"
+    key: str = service.engine.keys(sale_id_of_order(order_id)).payment_expiry_claim(order_id)
+    return key
 
 
 class Timers:

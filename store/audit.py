@@ -9,7 +9,8 @@ query that returns only the differences. Memory stays bounded by the chunk.
 Checks:
 - counters: ``sold + reserved + available == total`` with every term >= 0, and
   the pool agrees (``drawn - len(returned) == reserved + sold``), and the
-  orders agree (pending == reserved, paid+delivered == sold);
+  orders agree (pending == reserved, paid + delivered + refund_pending == sold:
+  a cancelled paid order keeps its serial until its refund is decided);
 - invariant 2: no serial held by two live orders (PostgreSQL), and no serial
   waiting in the pool of released serials while a live order holds it;
 - invariant 3: no buyer (or address) over the highest limit the sale had;
@@ -30,7 +31,7 @@ import msgspec
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
-from flashsale.store.events import LIVE, text
+from flashsale.store.events import LIVE, SOLD, text
 from flashsale.store.persist import AnyRedis, stream_lag
 from flashsale.store.queries import q
 
@@ -54,7 +55,7 @@ class RedisCounts(msgspec.Struct, kw_only=True):
     returned: int = 0
     orders: int = 0  # orders found through the buyers (deep audit only)
     pending: int = 0
-    paid: int = 0
+    paid: int = 0  # paid, delivered or refund_pending: what ``sold`` counts
 
 
 class StreamState(msgspec.Struct, kw_only=True):
@@ -252,7 +253,8 @@ async def audit_sale(
         if state.pending != counts.reserved or state.paid != counts.sold:
             violation(
                 "counter_mismatch",
-                f"orders in Redis: {state.pending} pending, {state.paid} paid/delivered; "
+                f"orders in Redis: {state.pending} pending, {state.paid} "
+                "paid/delivered/refund_pending; "
                 f"counters: reserved {counts.reserved}, sold {counts.sold}",
             )
         await _check_pool(redis, pool, keys, sale_id, chunk, violation, drained)
@@ -263,11 +265,12 @@ async def audit_sale(
                     for r in await conn.fetch(q("audit_status_counts"), sale_id)
                 }
             pg_pending = now.get("pending_payment", 0)
-            pg_sold = now.get("paid", 0) + now.get("delivered", 0)
+            pg_sold = sum(now.get(status, 0) for status in SOLD)
         if drained and lag_count == 0 and (pg_pending, pg_sold) != (counts.reserved, counts.sold):
             violation(
                 "counter_mismatch",
-                f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered; Redis: "
+                f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered/"
+                "refund_pending; Redis: "
                 f"reserved {counts.reserved}, sold {counts.sold}",
             )
     dead_in_redis = int(await redis.xlen(store_keys.dead_letters(keys)))
@@ -437,7 +440,7 @@ async def _check_buyers(
                 live[user] = live.get(user, 0) + 1
             if status == "pending_payment":
                 state.pending += 1
-            elif status in ("paid", "delivered"):
+            elif status in SOLD:
                 state.paid += 1
             order_ids.append(order_id)
             statuses.append(status)

@@ -12,14 +12,31 @@ from typing import Any
 
 from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
 
+# Every event type the order scripts emit (lua/*.lua, ``emit_order``). The refund
+# transitions of payments/order_states.py: refund_requested (paid -> refund_pending),
+# refunded (refund_pending -> refunded), refund_rejected (refund_pending -> paid).
 ORDER_EVENTS = frozenset(
-    {"purchased", "cancelled", "expired", "paid", "refunded", "delivered", "refund_pending"}
+    {
+        "purchased",
+        "cancelled",
+        "expired",
+        "paid",
+        "delivered",
+        "refund_requested",
+        "refunded",
+        "refund_rejected",
+    }
 )
 SALE_EVENTS = frozenset({"sale_created", "sale_tuned"})
 STATUSES = frozenset(
     {"pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"}
 )
-LIVE = frozenset({"pending_payment", "paid", "delivered"})
+# Orders that hold their serial and count toward their buyer's (and address's) limit:
+# DESIGN's live orders (pending, paid, delivered) and refund_pending, a paid order
+# cancelled before delivery, which keeps its serial (counted in ``sold``) until an
+# operator decides. PostgreSQL's unique indexes cover the same set (0003).
+LIVE = frozenset({"pending_payment", "paid", "delivered", "refund_pending"})
+SOLD = frozenset({"paid", "delivered", "refund_pending"})  # counted in the sale's ``sold``
 # fields of a sale event that are settings (the rest describe the event itself)
 _SALE_META = frozenset({"type", "at_ms", "sale_id", "actor", "version", "updated_ms", "added"})
 _SALE_SETTINGS = frozenset(

@@ -1,7 +1,7 @@
 """Redis keys of the write-behind, in the sale's slot (same ``{sale:<id>}`` hash tag).
 
-They extend ``flashsale.engine.keys.SaleKeys`` (which names every engine key);
-the consumer group itself lives on ``SaleKeys.events``.
+Their names are built in ``flashsale.engine.keys.SaleKeys`` with every other
+key; the consumer group itself lives on ``SaleKeys.events``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ GROUP = "persist"
 
 def dead_letters(keys: SaleKeys) -> str:
     """Stream of entries given up on after too many deliveries, each with its reason."""
-    return f"{keys.tag}:persist:dead"
+    name: str = keys.persist_dead
+    return name
 
 
 def failures(keys: SaleKeys) -> str:
-    """Hash: ``<stream id>`` -> last reason a delivery failed, ``<id>#n`` -> failed deliveries."""
-    return f"{keys.tag}:persist:failures"
+    """Hash stream-id -> last reason a delivery of that entry failed (until acked)."""
+    name: str = keys.persist_failures
+    return name

@@ -679,9 +679,28 @@ async def stream_lag(redis: AnyRedis, namespace: str, sale_id: str) -> StreamLag
     )
 
 
-async def lag(redis: AnyRedis, namespace: str, sale_id: str | None = None) -> list[StreamLag]:
-    """Lag of one sale, or of every sale in the registry (for /metrics and health)."""
+async def lag(
+    redis: AnyRedis,
+    namespace: str,
+    sale_id: str | None = None,
+    *,
+    max_sales: int | None = None,
+    concurrency: int = 16,
+) -> list[StreamLag]:
+    """Lag of one sale, or of every sale in the registry (for /metrics and health).
+
+    ``max_sales`` bounds the work of one call (the first sales by id);
+    ``concurrency`` sales are read at once.
+    """
     if sale_id is not None:
         return [await stream_lag(redis, namespace, sale_id)]
-    members = await redis.smembers(sales_registry(namespace))
-    return [await stream_lag(redis, namespace, text(m)) for m in sorted(members)]
+    sale_ids = sorted(text(m) for m in await redis.smembers(sales_registry(namespace)))
+    if max_sales is not None:
+        sale_ids = sale_ids[:max_sales]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(sid: str) -> StreamLag:
+        async with gate:
+            return await stream_lag(redis, namespace, sid)
+
+    return list(await asyncio.gather(*(one(sid) for sid in sale_ids)))

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.errors import EngineError
@@ -62,7 +62,7 @@ class RecoverReport(msgspec.Struct, kw_only=True):
     duration_ms: int
 
 
-async def _config(redis: Redis, name: str) -> str:
+async def _config(redis: Redis | RedisCluster, name: str) -> str:
     reply = await redis.config_get(name)
     return text(reply.get(name, "")) if reply else ""
 
@@ -116,7 +116,7 @@ def unbalanced_multi(path: Path) -> str | None:
     return None
 
 
-async def check_aof(redis: Redis) -> AofCheck:
+async def check_aof(redis: Redis | RedisCluster) -> AofCheck:
     info = await redis.info("persistence")
     enabled = bool(int(info.get("aof_enabled", 0)))
     if not enabled:
@@ -145,7 +145,7 @@ async def check_aof(redis: Redis) -> AofCheck:
     return AofCheck(aof_enabled=True, truncated=truncated, evidence=evidence)
 
 
-async def rewrite_aof(redis: Redis, *, timeout_s: float = 120.0) -> None:
+async def rewrite_aof(redis: Redis | RedisCluster, *, timeout_s: float = 120.0) -> None:
     """BGREWRITEAOF and wait until the new base file is in place."""
     before = int((await redis.info("persistence")).get("aof_rewrites", 0))
     await redis.bgrewriteaof()

@@ -67,10 +67,11 @@ CREATE TABLE orders (
 );
 
 -- The last line of defence against a double sale, even if Redis were wrong.
+-- Live: every status that holds a serial, refund_pending included (0003).
 CREATE UNIQUE INDEX orders_live_serial_key ON orders (sale_id, serial)
-    WHERE status IN ('pending_payment', 'paid', 'delivered');
+    WHERE status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
 CREATE UNIQUE INDEX orders_live_buyer_key ON orders (sale_id, user_id)
-    WHERE one_per_buyer AND status IN ('pending_payment', 'paid', 'delivered');
+    WHERE one_per_buyer AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
 CREATE INDEX orders_sale_status_idx ON orders (sale_id, status);
 CREATE INDEX orders_sale_user_idx ON orders (sale_id, user_id);
 
@@ -96,14 +97,9 @@ CREATE TABLE dead_letters (
     PRIMARY KEY (sale_id, stream_id)
 );
 
--- ---- from 0002_payments (payments/, owned by the payment work) ----
--- 0002_payments: payment attempts, wallets and their ledger, payment passwords,
--- refunds for operator review, callbacks seen, alerts.
---
--- Independent of 0001 (no foreign key into its tables): payments key on the
--- order_id the API returned, which carries its sale (`<sale_id>.<hash>`).
--- Every state change in payments/ is a conditional UPDATE whose affected rows
--- are checked; the constraints below are the last line of defence.
+-- ---------------------------------------------------------------------------
+-- Payments (0002_payments)
+-- ---------------------------------------------------------------------------
 
 CREATE TABLE payments (
     payment_id          text PRIMARY KEY,          -- also the provider's out_trade_no

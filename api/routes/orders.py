@@ -1,4 +1,13 @@
-"""Orders: read one (owner or admin), list the caller's, cancel a pending one."""
+"""Orders: read one (owner or admin, with its payments), list the caller's, cancel one.
+
+With PostgreSQL configured, a cancel goes through the payment flow
+(``PaymentService.cancel_order``): a pending order's open provider trades are
+closed first, then the order is cancelled and its serial returns to the pool;
+a paid order that is not delivered becomes ``refund_pending`` with a refund for
+operator review. Without PostgreSQL there are no payments: the engine cancels
+pending orders only. Either way a second cancel answers 409 ``order_not_pending``
+with the order's status.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +19,16 @@ from litestar.params import FromPath, QueryParameter
 
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
+from flashsale.api.schemas import OrderOut
 from flashsale.api.services import Services
-from flashsale.engine.errors import OrderNotFound
+from flashsale.engine.errors import OrderNotFound, OrderNotPending
 from flashsale.engine.models import Order
+from flashsale.payments import errors as payment_errors
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 MAX_SALES_LISTED = 200
+CANCELLABLE = frozenset({"pending_payment", "paid"})
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -35,14 +47,18 @@ class OrdersController(Controller):
         responses=problem_responses(401, 404, 503),
         summary="One order (its buyer or an admin; anyone else gets 404)",
     )
-    async def get_order(self, request: Request[Any, Any, Any], order_id: FromPath[str]) -> Order:
+    async def get_order(self, request: Request[Any, Any, Any], order_id: FromPath[str]) -> OrderOut:
         principal = principal_of(request)
+        services = _services(request)
         order = None
         if ORDER_ID.match(order_id):
-            order = await _services(request).engine.get_order(order_id)
+            order = await services.engine.get_order(order_id)
         if order is None or (not principal.admin and order.user_id != principal.user_id):
             raise OrderNotFound()
-        return order
+        payments = []
+        if services.payments is not None:
+            payments = await services.payments.payments_for_order(order_id)
+        return OrderOut.of(order, payments)
 
     @get(
         "/me/orders",
@@ -70,13 +86,33 @@ class OrdersController(Controller):
         "/orders/{order_id:str}/cancel",
         status_code=200,
         responses=problem_responses(401, 404, 409, 503),
-        summary="Cancel a pending order (its buyer, or an admin); the serial returns to the pool",
+        summary="Cancel an order (its buyer, or an admin): a pending one is cancelled and its "
+        "serial returns to the pool; a paid one awaits its refund (refund_pending)",
     )
     async def cancel_order(self, request: Request[Any, Any, Any], order_id: FromPath[str]) -> Order:
         principal = principal_of(request)
         if not ORDER_ID.match(order_id):
             raise OrderNotFound()
-        engine = _services(request).engine
-        if principal.admin:
-            return await engine.cancel(order_id, reason=f"cancelled by admin {principal.user_id}")
-        return await engine.cancel(order_id, user_id=principal.user_id)
+        services = _services(request)
+        engine = services.engine
+        user_id = None if principal.admin else principal.user_id
+        reason = f"cancelled by admin {principal.user_id}" if principal.admin else None
+        if services.payments is None:
+            if reason is not None:
+                return await engine.cancel(order_id, reason=reason)
+            return await engine.cancel(order_id, user_id=user_id)
+        payments = services.payment_service(request.scope)
+        order = await engine.get_order(order_id)
+        if order is None or (user_id is not None and order.user_id != user_id):
+            raise OrderNotFound()
+        if order.status not in CANCELLABLE:  # the same answer as the engine's, DB or not
+            raise OrderNotPending(f"order is {order.status}", status=order.status, order=order)
+        try:
+            return await payments.cancel_order(
+                order_id, user_id, reason=reason or "cancelled by buyer", force=principal.admin
+            )
+        except payment_errors.OrderNotCancellable as exc:
+            status = exc.extra.get("status")
+            if status is None:  # the payment is still being recorded: 409, retry shortly
+                raise
+            raise OrderNotPending(f"order is {status}", status=status) from exc

@@ -1,11 +1,10 @@
 """Payments over HTTP: attempts, provider callbacks, wallet, payment password, refund review.
 
-Registered with one line in the API's wiring (``PaymentsController`` in the
-plugin's route handlers). The PaymentService is built on first use from the
-worker's shared services (engine, asyncpg pool) and kept on
-``app.state["payments"]``; ``close_payments(app)`` closes its provider clients.
-Refusals of the payment flow (``PaymentError``) become problem+json here with
-their own status and stable code; everything else goes to the API's handler.
+The worker's PaymentService is built in the API's lifespan (api/plugin.py) on
+the shared engine and asyncpg pool, and reached through
+``Services.payment_service``: 503 ``payments_unavailable`` when the server runs
+without PostgreSQL. Refusals of the payment flow (``PaymentError``) carry their
+own status and stable code; ``api/problems.py`` maps them like every other error.
 """
 
 from __future__ import annotations
@@ -14,15 +13,16 @@ import re
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Litestar, Request, Response, get, post, put
+from litestar import Controller, Request, Response, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from flashsale.api.auth import principal_of, require_admin, require_user
-from flashsale.api.problems import PROBLEM_JSON, problem_responses
+from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
 from flashsale.api.services import Services
+from flashsale.api.tokens import MAX_USER_ID
 from flashsale.payments import errors
-from flashsale.payments.cli import payment_settings_from, providers_from
 from flashsale.payments.models import (
     PasswordSet,
     Payment,
@@ -34,92 +34,25 @@ from flashsale.payments.models import (
     WalletCredit,
 )
 from flashsale.payments.refunds import Refunds
-from flashsale.payments.service import PaymentService, PaymentSettings
+from flashsale.payments.service import PaymentService
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
+REFUND_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 CALLBACK_MAX_BYTES = 16 * 1024
+_encode = msgspec.json.Encoder().encode
 
 
-class PaymentProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The API's Problem (RFC 9457 plus ``code``) with the payment flow's extras."""
+class CallbackAck(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a provider gets back; it only looks at the status (200: stop retrying)."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    order_status: str | UnsetType = UNSET
-    """order_not_payable: the order's current status."""
-    attempts_left: int | UnsetType = UNSET
-    """payment_password_wrong: wrong attempts left before the password locks."""
-    locked_until: str | UnsetType = UNSET
-    """payment_password_locked: when it unlocks (RFC 3339)."""
-    payment_id: str | UnsetType = UNSET
-    """order_not_payable after a balance debit: the reversed payment."""
-    refund_status: str | UnsetType = UNSET
-    """refund_already_decided: the decision already taken."""
-
-
-def payment_problem(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    assert isinstance(exc, errors.PaymentError)
-    extra = exc.extra
-    extras: dict[str, Any] = {}
-    if "attempts_left" in extra:
-        extras["attempts_left"] = int(extra["attempts_left"])
-    if extra.get("locked_until") is not None:
-        extras["locked_until"] = extra["locked_until"].isoformat()
-    if "payment_id" in extra:
-        extras["payment_id"] = str(extra["payment_id"])
-    if exc.code == "refund_already_decided" and "status" in extra:
-        extras["refund_status"] = str(extra["status"])
-    elif "status" in extra:
-        extras["order_status"] = str(extra["status"])
-    problem = PaymentProblem(
-        type=f"urn:flashsale:problem:{exc.code}",
-        title=exc.code.replace("_", " ").capitalize(),
-        status=exc.status,
-        detail=exc.detail,
-        code=exc.code,
-        **extras,
-    )
-    return Response(
-        content=msgspec.json.encode(problem),
-        status_code=exc.status,
-        media_type=PROBLEM_JSON,
-        headers={"retry-after": "1"} if exc.status == 503 else None,
-    )
+    result: str | UnsetType = UNSET
+    """The notice's outcome (kept, refund, duplicate, ...)."""
 
 
 def payment_service(request: Request[Any, Any, Any]) -> PaymentService:
-    """The worker's PaymentService, built on first use."""
-    state = request.app.state
-    service: PaymentService | None = state.get("payments")
-    if service is not None:
-        return service
-    services: Services = state["services"]
-    if services.pg_pool is None:
-        raise errors.PaymentsUnavailable("payments need FLASHSALE_DATABASE_URL")
-    settings = payment_settings_from(services.settings)
-    if not services.settings.public_url:
-        # DESIGN: callbacks go to the server's own address unless FLASHSALE_PUBLIC_URL says
-        base = str(request.base_url).rstrip("/")
-        settings = PaymentSettings(
-            **{**{f: getattr(settings, f) for f in settings.__slots__}, "public_url": base}
-        )
-    service = PaymentService(
-        services.pg_pool, services.engine, providers_from(services.settings), settings
-    )
-    state["payments"] = service
-    return service
-
-
-async def close_payments(app: Litestar) -> None:
-    """Close the provider clients (call from the API's lifespan on shutdown)."""
-    service: PaymentService | None = app.state.get("payments")
-    if service is not None:
-        for provider in service.providers.values():
-            await provider.aclose()
+    services: Services = request.app.state["services"]
+    return services.payment_service(request.scope)
 
 
 def _order_id(order_id: str) -> str:
@@ -128,17 +61,37 @@ def _order_id(order_id: str) -> str:
     return order_id
 
 
+def _refund_id(refund_id: str) -> str:
+    if not REFUND_ID.match(refund_id):
+        raise errors.RefundNotFound()
+    return refund_id
+
+
+def _user_id(user_id: str) -> str:
+    """Any token ``sub`` (1 to 128 characters), but no NUL: PostgreSQL text cannot hold it."""
+    if not user_id or len(user_id) > MAX_USER_ID or "\x00" in user_id:
+        raise errors.Validation("user_id must be 1 to 128 characters, without NUL")
+    return user_id
+
+
+_CALLBACK_DETAIL = {
+    400: "the notice does not parse",
+    401: "bad, stale or replayed signature",
+    404: "no such payment provider",
+    503: "the notice could not be recorded; deliver it again",
+}
+
+
 class PaymentsController(Controller):
     path = "/v1"
     tags = ["payments"]  # noqa: RUF012
-    exception_handlers = {errors.PaymentError: payment_problem}  # noqa: RUF012
 
     @post(
         "/orders/{order_id:str}/payments",
         guards=[require_user],
         security=BEARER,
         status_code=201,
-        responses=problem_responses(401, 403, 404, 409, 422, 503),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
         summary="Pay for an order: through a provider (pending) or from the wallet (paid now)",
     )
     async def start_payment(
@@ -174,20 +127,40 @@ class PaymentsController(Controller):
         "/payments/callbacks/{provider:str}",
         status_code=200,
         request_max_body_size=CALLBACK_MAX_BYTES,
-        include_in_schema=True,
+        responses={
+            200: ResponseSpec(
+                data_container=CallbackAck,
+                description="Notice durable (or a genuine one seen before): stop retrying",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 404, 413, 503),
+        },
         summary="Asynchronous notification from a payment provider (signed)",
     )
     async def callback(
         self, request: Request[Any, Any, Any], provider: FromPath[str]
     ) -> Response[bytes]:
+        """Bad or stale signature, replay: 401 and nothing changes; not durable: 503."""
         body = await request.body()
         answer = await payment_service(request).handle_callback(
             provider, dict(request.headers), body
         )
+        if answer.status_code == 200:
+            ack = CallbackAck(result=str(answer.body.get("result", "ok")))
+            return Response(content=_encode(ack), media_type="application/json")
+        code = str(answer.body.get("code", "callback_refused"))
+        problem = Problem(
+            type=f"urn:flashsale:problem:{code}",
+            title=code.replace("_", " ").capitalize(),
+            status=answer.status_code,
+            detail=_CALLBACK_DETAIL.get(answer.status_code, "callback refused"),
+            code=code,
+        )
         return Response(
-            content=msgspec.json.encode(answer.body),
+            content=_encode(problem),
             status_code=answer.status_code,
-            media_type="application/json",
+            media_type=PROBLEM_JSON,
+            headers={"retry-after": "1"} if answer.status_code == 503 else None,
         )
 
     @put(
@@ -195,7 +168,7 @@ class PaymentsController(Controller):
         guards=[require_user],
         security=BEARER,
         status_code=204,
-        responses=problem_responses(401, 403, 422, 503),
+        responses=problem_responses(400, 401, 403, 409, 413, 422, 503),
         summary="Set the payment password (changing it needs old_password)",
     )
     async def set_password(
@@ -210,7 +183,7 @@ class PaymentsController(Controller):
         "/me/wallet",
         guards=[require_user],
         security=BEARER,
-        responses=problem_responses(401, 503),
+        responses=problem_responses(400, 401, 503),
         summary="The caller's wallet in one currency, with its latest ledger entries",
     )
     async def my_wallet(
@@ -227,7 +200,7 @@ class PaymentsController(Controller):
         guards=[require_admin],
         security=BEARER,
         status_code=200,
-        responses=problem_responses(401, 403, 422, 503),
+        responses=problem_responses(400, 401, 403, 413, 422, 503),
         summary="Credit a buyer's wallet (admin); the same Idempotency-Key credits once",
     )
     async def credit(
@@ -240,7 +213,7 @@ class PaymentsController(Controller):
         ] = None,
     ) -> Wallet:
         return await payment_service(request).credit_wallet(
-            user_id,
+            _user_id(user_id),
             data.amount_cents,
             data.reason,
             actor=principal_of(request).user_id,
@@ -252,7 +225,7 @@ class PaymentsController(Controller):
         "/admin/refunds",
         guards=[require_admin],
         security=BEARER,
-        responses=problem_responses(401, 403, 503),
+        responses=problem_responses(400, 401, 403, 503),
         summary="Refund requests for review (admin)",
     )
     async def list_refunds(
@@ -270,7 +243,7 @@ class PaymentsController(Controller):
         guards=[require_admin],
         security=BEARER,
         status_code=200,
-        responses=problem_responses(401, 403, 404, 409, 503),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
         summary="Approve a refund: paid back once, however often it is approved",
     )
     async def approve(
@@ -281,7 +254,7 @@ class PaymentsController(Controller):
     ) -> Refund:
         note = data.note if data else None
         return await Refunds(payment_service(request)).approve(
-            refund_id, principal_of(request).user_id, note
+            _refund_id(refund_id), principal_of(request).user_id, note
         )
 
     @post(
@@ -289,7 +262,7 @@ class PaymentsController(Controller):
         guards=[require_admin],
         security=BEARER,
         status_code=200,
-        responses=problem_responses(401, 403, 404, 409, 503),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
         summary="Reject a refund: the money is kept",
     )
     async def reject(
@@ -300,5 +273,5 @@ class PaymentsController(Controller):
     ) -> Refund:
         note = data.note if data else None
         return await Refunds(payment_service(request)).reject(
-            refund_id, principal_of(request).user_id, note
+            _refund_id(refund_id), principal_of(request).user_id, note
         )

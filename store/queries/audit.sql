@@ -15,9 +15,10 @@ SELECT status, count(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status;
 
 -- name: audit_live_serial_twice
 -- Invariant 2: no serial held by two live orders (the unique index should make this empty).
+-- Live here and below: the statuses that hold a serial, refund_pending included.
 SELECT serial, count(*) AS n, array_agg(order_id ORDER BY order_id) AS orders
 FROM orders
-WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivered')
+WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
 GROUP BY serial HAVING count(*) > 1
 ORDER BY serial LIMIT 20;
 
@@ -25,14 +26,15 @@ ORDER BY serial LIMIT 20;
 -- Invariant 3: no buyer over the highest per-user limit the sale ever had.
 SELECT user_id, count(*) AS n
 FROM orders
-WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivered')
+WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
 GROUP BY user_id HAVING count(*) > $2
 ORDER BY n DESC, user_id LIMIT 20;
 
 -- name: audit_ips_over_limit
 SELECT ip, count(*) AS n
 FROM orders
-WHERE sale_id = $1 AND ip IS NOT NULL AND status IN ('pending_payment', 'paid', 'delivered')
+WHERE sale_id = $1 AND ip IS NOT NULL
+  AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
 GROUP BY ip HAVING count(*) > $2
 ORDER BY n DESC, ip LIMIT 20;
 
@@ -49,7 +51,7 @@ WHERE o.order_id IS NULL OR o.version <> r.version OR o.status <> r.status;
 SELECT o.serial, o.order_id
 FROM unnest($2::text[]) AS p(serial)
 JOIN orders o ON o.sale_id = $1 AND o.serial = p.serial
-           AND o.status IN ('pending_payment', 'paid', 'delivered')
+           AND o.status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
 LIMIT 20;
 
 -- name: audit_dead_letters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,8 +15,16 @@ from flashsale.api.config import ApiSettings
 from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
+from flashsale.store import migrate
 
 SECRET = "test-secret-for-the-api-suite-0123456789"
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url: str) -> str:
+    """The suite's database with every migration applied (idempotent: others may too)."""
+    asyncio.run(migrate.upgrade(database_url))
+    return database_url
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import msgspec
 import pytest
 from litestar.exceptions import (
@@ -21,6 +22,7 @@ from flashsale.api.problems import (
     problem_for,
 )
 from flashsale.engine import errors
+from flashsale.payments import errors as pay
 
 CASES: list[tuple[BaseException, int, str]] = [
     (errors.SoldOut(), 409, "sold_out"),
@@ -40,6 +42,16 @@ CASES: list[tuple[BaseException, int, str]] = [
     (Unauthenticated(), 401, "unauthenticated"),
     (Forbidden(), 403, "forbidden"),
     (AuditUnavailable(), 503, "audit_unavailable"),
+    (pay.OrderNotPayable("x", status="expired"), 409, "order_not_payable"),
+    (pay.InsufficientBalance(), 409, "insufficient_balance"),
+    (pay.PaymentPasswordWrong("x", attempts_left=2), 403, "payment_password_wrong"),
+    (pay.PaymentPasswordLocked(), 403, "payment_password_locked"),
+    (pay.PaymentPasswordNotSet(), 409, "payment_password_not_set"),
+    (pay.RefundAlreadyDecided("x", status="rejected"), 409, "refund_already_decided"),
+    (pay.RefundNotFound(), 404, "refund_not_found"),
+    (pay.PaymentsUnavailable(), 503, "payments_unavailable"),
+    (ConnectionRefusedError("pg down"), 503, "database_unavailable"),
+    (asyncpg.exceptions.CharacterNotInRepertoireError("0x00"), 422, "validation_error"),
     (ValidationException("bad"), 400, "validation_error"),
     (NotFoundException(), 404, "not_found"),
     (MethodNotAllowedException(), 405, "method_not_allowed"),
@@ -65,3 +77,7 @@ def test_extras() -> None:
     assert problem_for(errors.OrderNotPending("x", status="paid")).order_status == "paid"
     internal = problem_for(RuntimeError("secret detail"))
     assert "secret" not in internal.detail  # internals never leak
+    assert problem_for(pay.PaymentPasswordWrong("x", attempts_left=2)).attempts_left == 2
+    decided = problem_for(pay.RefundAlreadyDecided("x", status="rejected"))
+    assert decided.refund_status == "rejected" and decided.order_status is msgspec.UNSET
+    assert problem_for(pay.OrderNotPayable("x", status="expired")).order_status == "expired"

@@ -1,4 +1,4 @@
-"""The payment routes through the real app (skipped until the API is wired in)."""
+"""The payment routes through the real app, wired by the API's plugin."""
 
 from __future__ import annotations
 
@@ -9,21 +9,17 @@ from typing import Any
 
 import msgspec
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from flashsale.api.app import create_app
+from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
 from flashsale.payments import signing
 from tests.payments.paysim_harness import PaysimProcess
 
 from .conftest import SECRET
-
-app_module = pytest.importorskip("flashsale.api.app")
-routes = pytest.importorskip("flashsale.api.routes.payments")
-
-from litestar import Litestar  # noqa: E402
-from litestar.testing import AsyncTestClient  # noqa: E402
-
-from flashsale.api.tokens import mint_token  # noqa: E402
 
 JWT = "payments-flow-jwt-secret-0123456789abcdef"
 
@@ -48,7 +44,7 @@ async def client(
         paysim_secret=SECRET,
         public_url="http://127.0.0.1:9",  # callbacks are posted by the test itself
     )
-    app: Litestar = app_module.create_app(settings)
+    app: Litestar = create_app(settings)
     async with AsyncTestClient(app=app) as c:
         yield c
 
