@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -124,7 +124,7 @@ class Engine:
             keys = self._sale_keys[sale_id] = SaleKeys(self.namespace, sale_id)
         return keys
 
-    def _command(self, script: LuaScript, keys: list[Arg], args: list[Arg]) -> bytes:
+    def _command(self, script: LuaScript, keys: Sequence[Arg], args: list[Arg]) -> bytes:
         """EVALSHA encoded for the wire; the script-and-keys part is encoded once per sale."""
         if len(keys) != script.num_keys:
             raise ValueError(f"{script.name} takes {script.num_keys} keys, got {len(keys)}")
@@ -139,7 +139,7 @@ class Engine:
         command: bytes = header + block + encode_args(args)
         return command
 
-    async def _call(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:
+    async def _call(self, name: str, keys: Sequence[Arg], args: list[Arg]) -> list[Any]:
         script: LuaScript = self._scripts[name]
         try:
             command = self._command(script, keys, args)
@@ -285,20 +285,10 @@ class Engine:
         fingerprint: str = "",
     ) -> Purchase:
         k = self.keys(sale_id)
-        idem_key = k.idempotency(user_id, idempotency_key) if idempotency_key else k.meta
+        idem_key = k.idempotency(user_id, idempotency_key) if idempotency_key else None
         reply = await self._call(
             "purchase",
-            [
-                k.meta,
-                k.segments,
-                k.items,
-                k.buyers,
-                k.ips,
-                k.returned,
-                k.expiry,
-                k.events,
-                idem_key,
-            ],
+            k.purchase_keys(idem_key),
             [
                 sale_id,
                 user_id,

@@ -66,6 +66,20 @@ class SaleKeys:
         digest = hashlib.sha1(f"{user_id}\n{key}".encode()).hexdigest()
         return self.idem_prefix + digest
 
+    def purchase_keys(self, idempotency_key: str | None = None) -> list[str]:
+        """KEYS of purchase-9.lua in order (meta stands in for a missing idempotency key)."""
+        return [
+            self.meta,
+            self.segments,
+            self.items,
+            self.buyers,
+            self.ips,
+            self.returned,
+            self.expiry,
+            self.events,
+            idempotency_key or self.meta,
+        ]
+
     def all_fixed(self) -> list[str]:
         """The sale's keys that do not depend on an order or a request."""
         return [
