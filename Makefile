@@ -18,6 +18,7 @@ demo: setup
 	$(BIN)/flashsale demo
 
 test: setup
+	.ci/tools
 	$(BIN)/ruff check .
 	MYPY=$(BIN)/mypy .ci/typecheck
 	$(BIN)/pytest -q
