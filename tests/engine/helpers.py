@@ -52,3 +52,12 @@ async def assert_invariants(engine: Engine, sale_id: str) -> list[Order]:
     returned = await engine.redis.llen(k.returned)
     assert int(meta[0]) - int(meta[1]) + returned == sale.available, "pool disagrees with counters"
     return orders
+
+
+async def delete_sale(engine: Engine, sale_id: str) -> None:
+    """Remove one sale's keys by name: no SCAN over a (possibly large) shared keyspace."""
+    from flashsale.engine.keys import sales_registry
+
+    keys = engine.keys(sale_id)
+    orders = [keys.order(order_id) for order_id in await engine.order_ids(sale_id)]
+    await engine.redis.unlink(*keys.all_fixed(), *orders, sales_registry(engine.namespace))

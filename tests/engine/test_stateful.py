@@ -27,9 +27,8 @@ from hypothesis.stateful import (
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate, SerialsSpec
-from tests.conftest import delete_namespace
 
-from .helpers import assert_invariants, make_sale
+from .helpers import assert_invariants, delete_sale, make_sale
 
 USERS = [f"u{i}" for i in range(5)]
 TIMEOUT_MS = 10_000
@@ -198,8 +197,9 @@ class EngineMachine(RuleBasedStateMachine):
             assert (sale.reserved, sale.sold, sale.total) == (pending, paid, self.model.total)
 
     def teardown(self) -> None:
+        if self.model.total:
+            self.run(delete_sale(self.engine, "m"))
         self.run(self.engine.aclose())
-        self.run(delete_namespace(self.redis_url, self.namespace))
         self.loop.close()
 
 
