@@ -7,6 +7,7 @@ owns everything the application is made of.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,8 @@ PG_POOL_MAX = 10
 """Connections per worker: the payment flow holds one per step (a password check
 holds its row lock across the hash), the audit and health one each."""
 
+log = logging.getLogger("flashsale.api")
+
 OPENAPI = OpenAPIConfig(
     title="flashsale",
     version="1.0.0",
@@ -48,6 +51,28 @@ OPENAPI = OpenAPIConfig(
         }
     ),
 )
+
+
+async def check_durability(redis_url: str) -> int:
+    """Check the server against FLASHSALE_DURABILITY; the replicas to WAIT for per batch.
+
+    A server that does not deliver what the mode promises is reported loudly
+    but never reconfigured from here (it may be shared); ``store.durability``
+    can apply the mode.
+    """
+    from redis.asyncio import Redis
+
+    from flashsale.store.durability import ensure_durability, mode_from_env
+
+    mode = mode_from_env()
+    client = Redis.from_url(redis_url)
+    try:
+        state = await ensure_durability(client, mode)
+    finally:
+        await client.aclose()
+    for problem in state.problems:
+        log.warning("durability %s not met: %s", mode, problem)
+    return 1 if mode == "durable" and state.replicas > 0 else 0
 
 
 class FlashsalePlugin(InitPluginProtocol):
@@ -81,12 +106,16 @@ class FlashsalePlugin(InitPluginProtocol):
         if engine is None:
             if not settings.redis_url:
                 raise RuntimeError("FLASHSALE_REDIS_URL is not set")
+            wait_replicas = 0
+            if not api.redis_cluster:
+                wait_replicas = await check_durability(settings.redis_url)
             engine = Engine.from_url(
                 settings.redis_url,
                 namespace=settings.namespace,
                 idempotency_ttl_s=settings.idempotency_ttl_s,
                 max_connections=api.redis_max_connections,
                 cluster=api.redis_cluster,
+                wait_replicas=wait_replicas,
             )
         pg_pool = None
         payments = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
@@ -34,3 +36,25 @@ async def test_durable_mode_is_checked_and_applied() -> None:
     finally:
         await client.aclose()
         server.cleanup()
+
+
+async def test_api_start_up_reports_a_server_short_of_durable_and_waits_for_replicas(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flashsale.api.plugin import check_durability
+    from flashsale.engine.embedded import EmbeddedRedis
+
+    monkeypatch.setenv("FLASHSALE_DURABILITY", "durable")
+    with EmbeddedRedis(appendonly=False) as plain:
+        with caplog.at_level("WARNING", logger="flashsale.api"):
+            assert await check_durability(plain.url) == 0
+        assert "appendonly is no" in caplog.text
+    caplog.clear()
+    with EmbeddedRedis(appendonly=True, appendfsync="always") as primary:
+        with EmbeddedRedis(extra_args=["--replicaof", "127.0.0.1", str(primary.port)]):
+            deadline = asyncio.get_running_loop().time() + 10
+            wait = 0
+            while wait == 0 and asyncio.get_running_loop().time() < deadline:
+                wait = await check_durability(primary.url)
+                await asyncio.sleep(0.1)
+            assert wait == 1 and "not met" not in caplog.text
