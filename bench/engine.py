@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from flashsale.bench.common import Figure, bench_redis_url, machine_line
 from flashsale.engine import scripts
 from flashsale.engine.engine import Engine
+from flashsale.engine.keys import sales_registry
 from flashsale.engine.models import SaleCreate, SerialsSpec
 
 SALE_SIZE = 10_000_000  # a range: never sells out during the bench, costs no memory
@@ -40,8 +41,10 @@ async def _new_sale(engine: Engine, sale_id: str) -> None:
 
 
 async def _drop(engine: Engine, sale_id: str) -> None:
+    """Remove a bench sale: its keys and its registry entry (an empty set disappears)."""
     keys = engine.keys(sale_id)
     await engine.redis.unlink(*keys.all_fixed())
+    await engine.redis.srem(sales_registry(engine.namespace), sale_id)
     batch: list[bytes] = []
     async for key in engine.redis.scan_iter(match=f"{keys.tag}:*", count=5000):
         batch.append(key)
