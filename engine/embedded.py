@@ -420,7 +420,33 @@ def _tail(path: Path, offset: int = 0, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
-class _Server:
+class _Managed:
+    """``with`` starts the server(s) and always removes them, even when start fails."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()  # __exit__ will not run: leave no directory behind
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+class _Server(_Managed):
     """One server process in one directory; subclasses say how to launch and probe."""
 
     _kind: ClassVar[str]
@@ -487,22 +513,6 @@ class _Server:
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return _tail(self._log_path, 0, lines)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.cleanup()  # __exit__ will not run: leave no directory behind
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
     def cleanup(self) -> None:
         """Stop the server and remove its directory (a given `workdir` is kept)."""
@@ -1137,7 +1147,7 @@ class EmbeddedPostgres(_Server):
 _SLOTS = 16384
 
 
-class EmbeddedRedisCluster:
+class EmbeddedRedisCluster(_Managed):
     """`nodes` cluster-enabled masters (no replicas) sharing all 16384 slots.
 
     Slots are assigned with CLUSTER ADDSLOTSRANGE and every node MEETs every other;
@@ -1233,22 +1243,6 @@ class EmbeddedRedisCluster:
                 _OWNED_DIRS.discard(self._dir)
             self._dir = None
         self.servers = []
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.cleanup()  # __exit__ will not run: leave no directory behind
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
     def _create_with_cli(self, timeout: float) -> None:
         assert self._cli is not None

@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from .paysim.wire import CallbackBody
 from .signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, secret_from_env, verify
 
 __all__ = [
@@ -69,19 +70,7 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True):
     refunds: tuple[Refund, ...] = ()
 
 
-class _CallbackBody(msgspec.Struct, frozen=True, kw_only=True):
-    notify_id: str
-    trade_no: str
-    out_trade_no: str
-    order_id: str
-    status: TradeStatus
-    amount_cents: int
-    currency: str
-    paid_at: datetime | None
-    notify_time: datetime
-
-
-class CallbackNotice(msgspec.Struct, frozen=True, kw_only=True):
+class CallbackNotice(CallbackBody, frozen=True, kw_only=True):
     """A verified callback.
 
     `notify_id` is the same on every delivery of one notice (retries and
@@ -92,15 +81,6 @@ class CallbackNotice(msgspec.Struct, frozen=True, kw_only=True):
     payment backwards on a callback.
     """
 
-    notify_id: str
-    trade_no: str
-    out_trade_no: str
-    order_id: str
-    status: TradeStatus
-    amount_cents: int
-    currency: str
-    paid_at: datetime | None
-    notify_time: datetime
     signed_at: int
     signature: str
 
@@ -169,7 +149,8 @@ class _ErrorBody(msgspec.Struct, frozen=True):
 _RETRYABLE_4XX = frozenset({408, 429})
 _trade_decoder = msgspec.json.Decoder(Trade)
 _error_decoder = msgspec.json.Decoder(_ErrorBody)
-_callback_decoder = msgspec.json.Decoder(_CallbackBody)
+# the provider's published callback body (the simulator implements the same wire format)
+_callback_decoder = msgspec.json.Decoder(CallbackBody)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
