@@ -20,13 +20,13 @@ demo: setup
 test: setup
 	.ci/tools
 	$(BIN)/ruff check .
-	MYPY=$(BIN)/mypy .ci/typecheck
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPY=$(BIN)/mypy .ci/typecheck
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/flashsale bench

@@ -43,7 +43,7 @@ PAYSIM_CONFIG: dict[str, Any] = {
     "duplicate_after_s": 0.2,
     "callback_timeout_s": 5.0,
 }
-MIGRATIONS = Path(__file__).resolve().parents[2] / "store" / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "flashsale" / "store" / "migrations"
 
 FAST = PaymentSettings(
     callback_window_s=0.6,

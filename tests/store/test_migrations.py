@@ -14,7 +14,7 @@ import pytest
 
 from flashsale.store import migrate
 
-REFERENCE = Path(__file__).resolve().parents[2] / "store" / "schema.sql"
+REFERENCE = Path(__file__).resolve().parents[2] / "flashsale" / "store" / "schema.sql"
 
 CATALOG = {
     "columns": """

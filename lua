@@ -1,0 +1,1 @@
+flashsale/lua
