@@ -40,9 +40,6 @@ class Queries:
     def __call__(self, name: str) -> str:
         return load(self.package)[name]
 
-    def all(self) -> dict[str, str]:
-        return load(self.package)
-
 
 q = Queries("flashsale.store")
 """The store's own queries (``store/queries/*.sql``)."""
