@@ -17,7 +17,7 @@ from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
 from flashsale.payments import signing
-from tests.payments.paysim_harness import PaysimProcess
+from tests.paysim.paysim_harness import PaysimProcess
 
 from .conftest import SECRET
 
