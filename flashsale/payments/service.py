@@ -303,7 +303,7 @@ class PaymentService:
         if outcome == "kept":
             return _payment(row)
         if outcome == "deferred":
-            raise errors.PaymentError(
+            raise errors.PaymentDeferred(
                 "the order could not be confirmed yet; the payment will be confirmed or "
                 "credited back shortly",
                 payment_id=payment_id,
