@@ -149,20 +149,13 @@ class FlashsalePlugin(InitPluginProtocol):
             payments=payments,
         )
         if settings.ip_rate_per_s and settings.redis_url:
-            services.limiter = IpRateLimiter(
-                settings.redis_url,
-                engine.namespace,
-                settings.ip_rate_per_s,
-                cluster=api.redis_cluster,
-            )
+            services.limiter = IpRateLimiter(engine, settings.ip_rate_per_s)
         app.state["services"] = services
         services.start()
         try:
             yield
         finally:
             await services.stop()
-            if services.limiter is not None:
-                await services.limiter.aclose()
             if payments is not None:
                 for provider in payments.providers.values():
                     with contextlib.suppress(Exception):

@@ -116,8 +116,8 @@ def verify(
 
     import msgspec
 
-    from flashsale.engine.errors import EngineError
     from flashsale.engine.verify import verify_sale
+    from flashsale.errors import FlashsaleError
 
     async def run() -> bool:
         engine = sale.engine_from_env()
@@ -130,10 +130,18 @@ def verify(
 
     try:
         ok = asyncio.run(run())
-    except EngineError as exc:
+    except FlashsaleError as exc:
         err.print(f"[red]{exc.code}[/red]: {exc.detail}")
         raise typer.Exit(1) from None
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def errors() -> None:
+    """Print the error-code reference (docs/errors.md): every code, its status, what to do."""
+    from flashsale.api.problems import error_reference
+
+    typer.echo(error_reference(), nl=False)
 
 
 @app.command()

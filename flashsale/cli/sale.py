@@ -33,9 +33,9 @@ from rich.table import Table
 
 from flashsale.api.config import ApiSettings
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
 from flashsale.engine.settings import Settings
+from flashsale.errors import FlashsaleError
 
 app = typer.Typer(
     help="Create, tune and watch sales (directly through Redis).", no_args_is_help=True
@@ -71,7 +71,7 @@ def _run(work: Callable[[Engine], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except EngineError as exc:
+    except FlashsaleError as exc:
         err.print(f"[red]{exc.code}[/red]: {exc.detail}")
         raise typer.Exit(1) from None
 

@@ -16,8 +16,8 @@ import pytest
 from redis.exceptions import RedisError
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import Order
+from flashsale.errors import FlashsaleError
 from flashsale.store import keys as store_keys
 from flashsale.store import migrate
 from flashsale.store.audit import audit_sale
@@ -149,7 +149,7 @@ async def test_aof_redis_kill_9_mid_sale_keeps_every_acknowledged_purchase(
                 try:
                     order = (await engine.purchase(sale_id, f"u{i}")).order
                     told[order.order_id] = order
-                except (EngineError, RedisError):  # Redis down, or still loading its AOF
+                except (FlashsaleError, RedisError):  # Redis down, or still loading its AOF
                     failed += 1
                     await asyncio.sleep(0.01)
 

@@ -15,10 +15,10 @@ from flashsale.api.audit import run_audit
 from flashsale.api.auth import require_admin
 from flashsale.api.lag import sale_lags
 from flashsale.api.problems import problem_responses
-from flashsale.api.routes.sales import SALE_ID
 from flashsale.api.schemas import AuditReport, Check, Health
 from flashsale.api.services import Services
 from flashsale.engine.errors import SaleNotFound
+from flashsale.engine.models import SALE_ID
 from flashsale.store.persist import StreamLag
 
 CHECK_TIMEOUT_S = 2.0

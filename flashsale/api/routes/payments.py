@@ -22,6 +22,7 @@ from flashsale.api.auth import principal_of, require_admin, require_user
 from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
 from flashsale.api.services import Services
 from flashsale.api.tokens import MAX_USER_ID
+from flashsale.engine.models import ORDER_ID
 from flashsale.payments import errors
 from flashsale.payments.models import (
     PasswordSet,
@@ -36,7 +37,6 @@ from flashsale.payments.models import (
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService
 
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
 REFUND_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 CALLBACK_MAX_BYTES = 16 * 1024
