@@ -4,6 +4,7 @@
 
     FlashsaleError                      code, status, advice (class attributes)
     ├── ValidationFailed                validation_error 422 (shared by every layer)
+    ├── DatabaseUnavailable             database_unavailable 503 (shared by every layer)
     ├── engine refusals                 flashsale/engine/errors.py (sold_out 409, ...)
     ├── payment refusals                flashsale/payments/errors.py (insufficient_balance 409, ...)
     └── HTTP-only refusals              flashsale/api/problems.py (unauthenticated 401, ...)
@@ -39,6 +40,14 @@ class ValidationFailed(FlashsaleError):
     code = "validation_error"
     status = 422
     advice = "Fix the request as `errors` (or `detail`) says; retrying it unchanged fails again."
+
+
+class DatabaseUnavailable(FlashsaleError):
+    """PostgreSQL did not answer (down, restarting, pool exhausted)."""
+
+    code = "database_unavailable"
+    status = 503
+    advice = "PostgreSQL did not answer: retry after `Retry-After`; nothing was changed."
 
 
 def all_error_classes(root: type[FlashsaleError] = FlashsaleError) -> list[type[FlashsaleError]]:

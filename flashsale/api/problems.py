@@ -24,7 +24,12 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 # The engine's and the payment flow's refusals: imported so the whole tree is known here.
 from flashsale.engine import errors as engine_errors  # noqa: F401
-from flashsale.errors import FlashsaleError, ValidationFailed, all_error_classes
+from flashsale.errors import (
+    DatabaseUnavailable,
+    FlashsaleError,
+    ValidationFailed,
+    all_error_classes,
+)
 from flashsale.payments import errors as payment_errors  # noqa: F401
 
 log = logging.getLogger("flashsale.api")
@@ -56,12 +61,6 @@ class AuditUnavailable(FlashsaleError):
     code = "audit_unavailable"
     status = 503
     advice = "This deployment has no database configured: run the audit where it has one."
-
-
-class DatabaseUnavailable(FlashsaleError):
-    code = "database_unavailable"
-    status = 503
-    advice = "PostgreSQL did not answer: retry after `Retry-After`; nothing was changed."
 
 
 # Litestar's own refusals, named by their HTTP status (the framework raises them).

@@ -177,7 +177,3 @@ def order_of(reply: list[Any]) -> tuple[Order, bool]:
     if code < 0:
         raise refusal(reply)
     return order_from_reply(reply[1:]), code == Reply.ALREADY_DONE
-
-
-# Until every caller names the one base: the engine's refusals were ``EngineError``s.
-EngineError = FlashsaleError

@@ -31,5 +31,7 @@ CANCELLABLE: Final = frozenset({"pending_payment", "paid"})
 """A buyer or an operator may cancel: pending (released at once) or paid (refund for review)."""
 PAYMENT_KEPT: Final = frozenset({"paid", "delivered", "refund_pending", "refunded"})
 """Orders that were paid: their kept payment is theirs (refunded ones through a refund)."""
+PAID: Final = frozenset({"paid", "delivered"})
+"""Paid and not being refunded: the money is the sale's."""
 
 assert HOLDS_SERIAL | RELEASED == ALL and not HOLDS_SERIAL & RELEASED

@@ -157,7 +157,7 @@ class Attempts:
         if outcome == "kept":
             return payment_from_row(row)
         if outcome == "deferred":
-            raise errors.PaymentError(
+            raise errors.PaymentDeferred(
                 "the order could not be confirmed yet; the payment will be confirmed or "
                 "credited back shortly",
                 payment_id=payment_id,

@@ -27,14 +27,13 @@ from typing import Any
 
 import asyncpg
 
+from flashsale.engine import statuses
 from flashsale.engine.engine import Engine
 from flashsale.payments import wallet
 from flashsale.payments.models import MoneyAudit
 from flashsale.payments.queries import q
 
 UNSETTLED_GRACE_S = 60
-_PAID = ("paid", "delivered")
-_KEEPS_PAYMENT = ("paid", "delivered", "refund_pending", "refunded")
 
 
 async def _orders_from_redis(engine: Engine, sale_id: str) -> dict[str, dict[str, Any]]:
@@ -90,10 +89,10 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
         for order_id, order in orders.items():
             status = order["status"]
             kept = kept_by_order.get(order_id, [])
-            if status in _PAID:
+            if status in statuses.PAID:
                 paid_orders += 1
                 paid_orders_cents += int(order["price_cents"])
-            if status in _KEEPS_PAYMENT:
+            if status in statuses.PAYMENT_KEPT:
                 payment = by_id.get(order["payment_id"] or "")
                 if payment is None or payment["order_id"] != order_id:
                     violations.append(f"order {order_id} is {status} without a payment of its own")

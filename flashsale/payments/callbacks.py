@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from flashsale.errors import DatabaseUnavailable
 from flashsale.payments.context import PaymentContext
 from flashsale.payments.failures import Failure, report
 from flashsale.payments.models import CallbackAnswer
@@ -50,7 +51,7 @@ class Callbacks:
             await self.ctx.alert(
                 Failure.CONFIRM_DEFERRED, notify_id=notice.notify_id, error=repr(exc)
             )
-            return CallbackAnswer(status_code=503, body={"code": "try_again"})
+            return CallbackAnswer(status_code=503, body={"code": DatabaseUnavailable.code})
 
     async def _process_notice(self, provider_name: str, notice: CallbackNotice) -> CallbackAnswer:
         pool = self.ctx.pool

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from flashsale.engine import errors as engine_errors
 from flashsale.engine.models import Order
-from flashsale.payments import errors, order_states
+from flashsale.errors import FlashsaleError
+from flashsale.payments import errors
 from flashsale.payments.context import PaymentContext
 from flashsale.payments.failures import Failure
 from flashsale.payments.queries import q
@@ -39,7 +40,7 @@ class Cancellation:
         if order is None or order.status != "pending_payment":
             try:
                 await engine.expire(order_id)  # unschedules it
-            except engine_errors.EngineError:
+            except FlashsaleError:
                 pass
             return "not_pending"
         if not await self._resolve_in_flight(order_id):
@@ -90,8 +91,8 @@ class Cancellation:
             # The confirmation is still being recorded; the buyer may retry in a moment.
             raise errors.OrderNotCancellable("the payment is still being recorded; retry shortly")
         try:
-            moved, _ = await order_states.request_refund(
-                self.ctx.engine, order.order_id, user_id=user_id, reason=reason
+            moved, _ = await self.ctx.engine.request_refund(
+                order.order_id, user_id=user_id, reason=reason
             )
         except engine_errors.OrderNotPending as exc:
             status = exc.extra.get("status")
@@ -105,10 +106,10 @@ class Cancellation:
         """Seed 001: the sale's price changed or it was delisted; its pending orders can no
         longer be paid. Each is cancelled with ``reason`` (its trades closed first)."""
         cancelled: list[str] = []
-        for order_id in await order_states.pending_order_ids(self.ctx.engine, sale_id):
+        for order_id in await self.ctx.engine.pending_order_ids(sale_id):
             try:
                 order = await self.cancel_order(order_id, None, reason=reason, force=True)
-            except errors.PaymentError:
+            except FlashsaleError:
                 continue
             if order.status == "cancelled":
                 cancelled.append(order_id)

@@ -114,8 +114,3 @@ class RefundAlreadyDecided(FlashsaleError):
     code = "refund_already_decided"
     status = 409
     advice = "Another operator decided otherwise first (`refund_status`): read it back."
-
-
-# Transitional names, removed once the payment flow names the classes above.
-PaymentError = FlashsaleError
-Validation = ValidationFailed

@@ -22,7 +22,8 @@ from typing import Any
 import asyncpg
 
 from flashsale.engine import errors as engine_errors
-from flashsale.payments import errors, order_states, wallet
+from flashsale.errors import FlashsaleError
+from flashsale.payments import errors, wallet
 from flashsale.payments.failures import Failure
 from flashsale.payments.models import Refund, RefundStatus, row_to
 from flashsale.payments.provider import ProviderProtocolError, ProviderRejected, ProviderUnavailable
@@ -149,12 +150,12 @@ class Refunds:
         reason = f"refund {row['refund_id']} {row['status']}"
         try:
             if row["status"] == "refunded":
-                await order_states.refund(engine, row["order_id"], reason=reason)
+                await engine.refund(row["order_id"], reason=reason)
             else:
-                await order_states.reject_refund(engine, row["order_id"], reason=reason)
+                await engine.reject_refund(row["order_id"], reason=reason)
         except engine_errors.OrderNotPending:
             pass  # moved already (a replay): nothing left to do
-        except engine_errors.EngineError as exc:
+        except FlashsaleError as exc:
             await self.service.alert(
                 Failure.CONFIRM_DEFERRED, refund_id=row["refund_id"], error=str(exc)
             )

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import asyncpg
 
 from flashsale.engine import errors as engine_errors
+from flashsale.engine import statuses
 from flashsale.engine.keys import sale_id_of_order
 from flashsale.engine.models import Order
 from flashsale.payments import wallet
@@ -51,8 +52,6 @@ Outcome = Literal[
     "kept", "refund", "reversed", "deferred", "already", "ignored", "closed", "mismatch", "unknown"
 ]
 CloseOutcome = Literal["closed", "paid", "unknown"]
-
-_PAID_LIKE = frozenset({"paid", "delivered", "refund_pending", "refunded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +81,7 @@ class Settlement:
             status = str(exc.extra.get("status", ""))
             if order is not None and order.payment_id == payment_id:
                 return await self._keep(row)  # kept earlier; the order moved on since
-            if status in _PAID_LIKE:
+            if status in statuses.PAYMENT_KEPT:
                 failure = Failure.DUPLICATE_PAYMENT
             elif status == "expired":
                 failure = Failure.LATE_PAYMENT

@@ -13,6 +13,7 @@ from typing import Literal
 
 import asyncpg
 
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.models import Wallet, WalletEntry, row_to
 from flashsale.payments.queries import q
@@ -69,7 +70,7 @@ async def credit(
 ) -> Wallet:
     """Ops credit a wallet; the same Idempotency-Key credits once."""
     if amount_cents <= 0:
-        raise errors.Validation("amount_cents must be positive")
+        raise ValidationFailed("amount_cents must be positive")
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():

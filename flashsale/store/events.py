@@ -14,8 +14,8 @@ from flashsale.engine import statuses
 from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
 
 # Every event type the order scripts emit (lua/*.lua, ``emit_order``). The refund
-# transitions of payments/order_states.py: refund_requested (paid -> refund_pending),
-# refunded (refund_pending -> refunded), refund_rejected (refund_pending -> paid).
+# transitions (Engine.request_refund, refund, reject_refund): refund_requested
+# (paid -> refund_pending), refunded (-> refunded), refund_rejected (-> paid again).
 ORDER_EVENTS = frozenset(
     {
         "purchased",

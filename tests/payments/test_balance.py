@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.audit import money_audit
 from flashsale.payments.models import PaymentCreate
@@ -126,5 +127,5 @@ async def test_admin_credit_is_idempotent_per_key(flow: Flow) -> None:
             "idem", 250, "promo", actor="ops", idempotency_key="promo-1"
         )
     assert wallet.balance_cents == 250 and len(wallet.entries) == 1
-    with pytest.raises(errors.Validation):
+    with pytest.raises(ValidationFailed):
         await flow.service.credit_wallet("idem", 0, "nothing", actor="ops")

@@ -3,7 +3,7 @@
 The worker's PaymentService is built in the API's lifespan (api/plugin.py) on
 the shared engine and asyncpg pool, and reached through
 ``Services.payment_service``: 503 ``payments_unavailable`` when the server runs
-without PostgreSQL. Refusals of the payment flow (``PaymentError``) carry their
+without PostgreSQL. Refusals of the payment flow (``flashsale.errors`` classes) carry their
 own status and stable code; ``api/problems.py`` maps them like every other error.
 """
 
@@ -23,6 +23,7 @@ from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
 from flashsale.api.services import Services
 from flashsale.api.tokens import MAX_USER_ID
 from flashsale.engine.models import ORDER_ID
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.models import (
     PasswordSet,
@@ -70,7 +71,7 @@ def _refund_id(refund_id: str) -> str:
 def _user_id(user_id: str) -> str:
     """Any token ``sub`` (1 to 128 characters), but no NUL: PostgreSQL text cannot hold it."""
     if not user_id or len(user_id) > MAX_USER_ID or "\x00" in user_id:
-        raise errors.Validation("user_id must be 1 to 128 characters, without NUL")
+        raise ValidationFailed("user_id must be 1 to 128 characters, without NUL")
     return user_id
 
 
