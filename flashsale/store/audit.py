@@ -32,8 +32,9 @@ from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
 from flashsale.store.events import LIVE, SOLD, text
-from flashsale.store.persist import AnyRedis, stream_lag
+from flashsale.store.lag import stream_lag
 from flashsale.store.queries import q
+from flashsale.store.streams import AnyRedis
 
 CHUNK = 5000  # orders per Redis pipeline and per PostgreSQL comparison
 EXAMPLES = 10
