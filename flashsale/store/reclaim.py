@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
-from flashsale.store.events import text
+from flashsale.store.events import int_or, text
 from flashsale.store.queries import q
 from flashsale.store.streams import GROUP, AnyRedis, Entry, id_key
 from flashsale.store.transient import TRANSIENT_PG
@@ -49,10 +49,6 @@ class ReclaimCounts(Protocol):
     reclaimed: int
     dead_lettered: int
     vanished: int
-
-
-def _int_or_zero(value: Any) -> int:
-    return int(value) if value not in (None, b"", "") else 0
 
 
 class Reclaimer:
@@ -113,7 +109,7 @@ class Reclaimer:
             for e, why, n in zip(over, values[::2], values[1::2], strict=True):
                 if why:
                     reasons[e[0]] = text(why)
-                failures[e[0]] = _int_or_zero(n)
+                failures[e[0]] = int_or(n)
         doomed = [
             e
             for e in over
