@@ -7,7 +7,7 @@ aggregates all of them (prometheus_client multiprocess mode). Without the
 variable (tests, a single process) the ordinary in-memory registry is used.
 
 Values known only at scrape time (the write-behind's lag, from
-``flashsale.store.persist.lag``) are computed then, in a registry of their own,
+``flashsale.store.lag.lag``) are computed then, in a registry of their own,
 and appended.
 """
 
@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from flashsale.store.persist import StreamLag
+    from flashsale.store.lag import StreamLag
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 disable_created_metrics()  # type: ignore[no-untyped-call]

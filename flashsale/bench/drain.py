@@ -28,7 +28,8 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 from flashsale.errors import FlashsaleError
 from flashsale.store import migrate
-from flashsale.store.persist import PersistConfig, Persister, stream_lag
+from flashsale.store.lag import stream_lag
+from flashsale.store.persist import PersistConfig, Persister
 
 HEADER = (
     "| orders | consumers | batch | drain (orders/s) | COPY (orders/s) | drain / COPY |\n"

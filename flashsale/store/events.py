@@ -120,6 +120,11 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def int_or(value: Any, default: int = 0) -> int:
+    """A Redis reply as an int; ``default`` when the field is missing or empty."""
+    return int(value) if value not in (None, b"", "") else default
+
+
 def _int(fields: dict[str, str], name: str) -> int:
     raw = fields.get(name)
     if raw is None:

@@ -21,7 +21,8 @@ from flashsale.errors import FlashsaleError
 from flashsale.store import keys as store_keys
 from flashsale.store import migrate
 from flashsale.store.audit import audit_sale
-from flashsale.store.persist import PersistConfig, Persister, stream_lag
+from flashsale.store.lag import stream_lag
+from flashsale.store.persist import PersistConfig, Persister
 
 from .servers import PrivatePostgres, PrivateRedis
 from .store_helpers import make_sale

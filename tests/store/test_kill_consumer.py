@@ -29,7 +29,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order
 from flashsale.errors import FlashsaleError
 from flashsale.store.audit import AuditReport, audit_sale
-from flashsale.store.persist import stream_lag
+from flashsale.store.lag import stream_lag
 
 from .store_helpers import make_sale
 

@@ -19,7 +19,7 @@ from flashsale.api.schemas import AuditReport, Check, Health
 from flashsale.api.services import Services
 from flashsale.engine.errors import SaleNotFound
 from flashsale.engine.models import SALE_ID
-from flashsale.store.persist import StreamLag
+from flashsale.store.lag import StreamLag
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -39,7 +39,7 @@ async def _timed(probe: Any) -> Check:
 
 
 async def _lags(services: Services) -> list[StreamLag] | None:
-    """The write-behind's lag per sale (store.persist.lag); None when Redis is too slow."""
+    """The write-behind's lag per sale (store.lag.lag); None when Redis is too slow."""
     try:
         return await asyncio.wait_for(sale_lags(services.engine), CHECK_TIMEOUT_S)
     except Exception:
