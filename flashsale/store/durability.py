@@ -26,7 +26,7 @@ from typing import Literal
 import msgspec
 from redis.asyncio import Redis
 
-from flashsale.store.events import text
+from flashsale.engine.codec import text
 
 Mode = Literal["fast", "durable"]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flashsale.engine import statuses
+from flashsale.engine.codec import text
 from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
 
 # Every event type the order scripts emit (lua/*.lua, ``emit_order``). The refund
@@ -29,9 +30,6 @@ ORDER_EVENTS = frozenset(
     }
 )
 SALE_EVENTS = frozenset({"sale_created", "sale_tuned"})
-STATUSES = statuses.ALL
-LIVE = statuses.HOLDS_SERIAL  # hold their serial; PostgreSQL's unique indexes cover the same set
-SOLD = statuses.SOLD  # counted in the sale's ``sold``
 # fields of a sale event that are settings (the rest describe the event itself)
 _SALE_META = frozenset({"type", "at_ms", "sale_id", "actor", "version", "updated_ms", "added"})
 _SALE_SETTINGS = frozenset(
@@ -96,7 +94,7 @@ class OrderEvent:
 
     @property
     def live(self) -> bool:
-        return self.status in LIVE
+        return self.status in statuses.HOLDS_SERIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +112,6 @@ class SaleEvent:
 
 
 Event = OrderEvent | SaleEvent
-
-
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def int_or(value: Any, default: int = 0) -> int:
@@ -177,7 +171,7 @@ def _order_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> 
         raise PoisonEntry(f"order event without {missing}")
     if f["sale_id"] != sale_id or not f["order_id"].startswith(sale_id + "."):
         raise PoisonEntry(f"order {f['order_id']!r} in the stream of {sale_id!r}")
-    if f["status"] not in STATUSES:
+    if f["status"] not in statuses.ALL:
         raise PoisonEntry(f"unknown status {f['status']!r}")
     if f["serial_kind"] not in ("r", "l") or not f["serial"] or not f["user_id"]:
         raise PoisonEntry("order without serial or buyer")

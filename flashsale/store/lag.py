@@ -11,9 +11,9 @@ import time
 
 import msgspec
 
-from flashsale.engine.keys import SaleKeys, sales_registry
-from flashsale.store.events import text
-from flashsale.store.streams import GROUP, AnyRedis, group_info, id_key
+from flashsale.engine.codec import text
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sales_registry
+from flashsale.store.streams import AnyRedis, group_info, id_key
 
 
 class StreamLag(msgspec.Struct, kw_only=True):
@@ -53,7 +53,7 @@ async def stream_lag(redis: AnyRedis, namespace: str, sale_id: str) -> StreamLag
         undelivered = int(lag)
     oldest: list[int] = []
     if pending:
-        summary = await redis.xpending(key, GROUP)
+        summary = await redis.xpending(key, PERSIST_GROUP)
         if summary and summary.get("min"):  # acknowledged since XINFO: then none
             oldest.append(id_key(text(summary["min"]))[0])
     if undelivered_head:

@@ -42,23 +42,21 @@ import asyncpg
 import msgspec
 from redis.exceptions import ResponseError
 
-from flashsale.engine.keys import SaleKeys, sales_registry
+from flashsale.engine import statuses
+from flashsale.engine.codec import text
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sales_registry
 from flashsale.engine.models import FAR_FUTURE_MS
-from flashsale.store import keys as store_keys
 from flashsale.store.events import (
-    LIVE,
     Event,
     OrderEvent,
     PoisonEntry,
     SaleEvent,
     decode,
-    text,
 )
 from flashsale.store.lag import stream_lag
 from flashsale.store.queries import q
 from flashsale.store.reclaim import Reclaimer
 from flashsale.store.streams import (
-    GROUP,
     AnyRedis,
     Entry,
     group_info,
@@ -205,7 +203,7 @@ class Persister:
     async def _ensure_group(self, sale_id: str) -> bool:
         key = SaleKeys(self.namespace, sale_id).events
         try:
-            await self.redis.xgroup_create(key, GROUP, id="0")
+            await self.redis.xgroup_create(key, PERSIST_GROUP, id="0")
         except ResponseError as exc:
             message = str(exc)
             if "BUSYGROUP" not in message:
@@ -251,7 +249,7 @@ class Persister:
 
     async def _read(self, keys: SaleKeys) -> Any:
         return await self.redis.xreadgroup(
-            GROUP, self.name, {keys.events: ">"}, count=self.config.batch_size
+            PERSIST_GROUP, self.name, {keys.events: ">"}, count=self.config.batch_size
         )
 
     # -- reclaim (reclaim.py) ----------------------------------------------------------
@@ -276,21 +274,21 @@ class Persister:
             except PoisonEntry as exc:
                 failed[entry_id] = f"malformed event: {exc}"
         if self._ack_before_commit:  # the broken variant the kill test must catch
-            await self.redis.xack(keys.events, GROUP, *[e.stream_id for e in events])
+            await self.redis.xack(keys.events, PERSIST_GROUP, *[e.stream_id for e in events])
         written = await self._write_with_retry(events, failed)
         if written is None:
             return  # stopping while PostgreSQL is down: the entries stay pending
         ok = [e.stream_id for e in written]
         pipe = self.redis.pipeline(transaction=False)
         if ok and not self._ack_before_commit:
-            pipe.xack(keys.events, GROUP, *ok)
+            pipe.xack(keys.events, PERSIST_GROUP, *ok)
         if reclaimed and ok:
-            pipe.hdel(store_keys.failures(keys), *[f for i in ok for f in (i, f"{i}#n")])
+            pipe.hdel(keys.persist_failures, *[f for i in ok for f in (i, f"{i}#n")])
         if failed:
             # the last reason, and how many deliveries failed (crashes count none)
-            pipe.hset(store_keys.failures(keys), mapping=failed)  # type: ignore[arg-type]
+            pipe.hset(keys.persist_failures, mapping=failed)  # type: ignore[arg-type]
             for entry_id in failed:
-                pipe.hincrby(store_keys.failures(keys), f"{entry_id}#n", 1)
+                pipe.hincrby(keys.persist_failures, f"{entry_id}#n", 1)
             self.stats.failed_deliveries += len(failed)
             for entry_id, why in failed.items():
                 log.warning("sale %s: entry %s not persisted: %s", sale_id, entry_id, why)
@@ -366,14 +364,14 @@ class Persister:
 
     async def _forget_dead_consumers(self, key: str) -> None:
         """Drop consumers that hold nothing and were not seen for a long time (crashed ones)."""
-        for consumer in await self.redis.xinfo_consumers(key, GROUP):
+        for consumer in await self.redis.xinfo_consumers(key, PERSIST_GROUP):
             name = text(consumer["name"])
             if (
                 name != self.name
                 and int(consumer["pending"]) == 0
                 and int(consumer["idle"]) > self.config.forget_consumer_after_ms
             ):
-                await self.redis.xgroup_delconsumer(key, GROUP, name)
+                await self.redis.xgroup_delconsumer(key, PERSIST_GROUP, name)
 
     async def drain(self, *, timeout_s: float = 60.0) -> None:
         """Consume until every known sale's stream is fully acknowledged (tests, bench)."""
@@ -413,7 +411,9 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
         seen = latest.get(oe.order_id)
         if seen is None or oe.version > seen.version:
             latest[oe.order_id] = oe
-    rows = sorted(latest.values(), key=lambda e: e.status in LIVE)  # stable: released first
+    rows = sorted(
+        latest.values(), key=lambda e: e.status in statuses.HOLDS_SERIAL
+    )  # stable: released first
     await conn.execute(
         q("upsert_orders"),
         [e.order_id for e in rows],
@@ -456,7 +456,7 @@ async def _needed_from(redis: AnyRedis, key: str) -> str | None:
     if info is None:
         return None
     last = text(info["last-delivered-id"])
-    summary = await redis.xpending(key, GROUP)
+    summary = await redis.xpending(key, PERSIST_GROUP)
     candidates = [next_id(last)]
     if summary and int(summary["pending"]) > 0 and summary.get("min"):
         candidates.append(text(summary["min"]))

@@ -19,11 +19,11 @@ from typing import Protocol
 
 import asyncpg
 
-from flashsale.engine.keys import SaleKeys
-from flashsale.store import keys as store_keys
-from flashsale.store.events import int_or, text
+from flashsale.engine.codec import text
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
+from flashsale.store.events import int_or
 from flashsale.store.queries import q
-from flashsale.store.streams import GROUP, AnyRedis, Entry, id_key
+from flashsale.store.streams import AnyRedis, Entry, id_key
 from flashsale.store.transient import TRANSIENT_PG
 
 log = logging.getLogger("flashsale.persist")
@@ -77,7 +77,7 @@ class Reclaimer:
         cursor = self._cursor.get(sale_id, "0-0")
         reply = await self.redis.xautoclaim(
             keys.events,
-            GROUP,
+            PERSIST_GROUP,
             self.consumer,
             self.limits.min_idle_ms,
             start_id=cursor,
@@ -105,7 +105,7 @@ class Reclaimer:
         failures: dict[str, int] = {}
         if over:
             fields = [f for e in over for f in (e[0], f"{e[0]}#n")]
-            values = await self.redis.hmget(store_keys.failures(keys), fields)
+            values = await self.redis.hmget(keys.persist_failures, fields)
             for e, why, n in zip(over, values[::2], values[1::2], strict=True):
                 if why:
                     reasons[e[0]] = text(why)
@@ -125,7 +125,7 @@ class Reclaimer:
         ids = sorted((e[0] for e in entries), key=id_key)
         rows = await self.redis.xpending_range(
             keys.events,
-            GROUP,
+            PERSIST_GROUP,
             min=ids[0],
             max=ids[-1],
             count=len(ids) * 2 + 10,
@@ -150,7 +150,7 @@ class Reclaimer:
             payload = json.dumps({text(k): text(v) for k, v in fields.items()})
             count = deliveries.get(entry_id, 0)
             pipe.xadd(
-                store_keys.dead_letters(keys),
+                keys.persist_dead,
                 {
                     "sale_id": sale_id,
                     "stream_id": entry_id,
@@ -168,8 +168,8 @@ class Reclaimer:
                 count,
                 why,
             )
-        pipe.xack(keys.events, GROUP, *[e[0] for e in entries])
-        pipe.hdel(store_keys.failures(keys), *[f for e in entries for f in (e[0], f"{e[0]}#n")])
+        pipe.xack(keys.events, PERSIST_GROUP, *[e[0] for e in entries])
+        pipe.hdel(keys.persist_failures, *[f for e in entries for f in (e[0], f"{e[0]}#n")])
         with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
             async with self.pool.acquire() as conn:
                 await conn.executemany(q("insert_dead_letter"), rows)

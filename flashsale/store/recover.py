@@ -30,11 +30,11 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis, RedisCluster
 
+from flashsale.engine.codec import text
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate
 from flashsale.errors import FlashsaleError
 from flashsale.store.audit import AuditReport, audit_sale
-from flashsale.store.events import text
 
 LOADED_ANYWAY = "loaded anyway because aof-load-truncated is enabled"
 START_MARKERS = ("Server initialized", "oO0OoO0OoO0Oo Redis is starting")

@@ -11,13 +11,12 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ResponseError
 
-from flashsale.store import keys as store_keys
-from flashsale.store.events import text
+from flashsale.engine.codec import text
+from flashsale.engine.keys import PERSIST_GROUP
 
 # One server or a Redis Cluster: every call names one sale's keys (one slot).
 AnyRedis = Redis | RedisCluster
 
-GROUP = store_keys.GROUP
 
 Entry = tuple[str, dict[Any, Any]]
 
@@ -59,6 +58,6 @@ async def group_info(redis: AnyRedis, key: str) -> dict[str, Any] | None:
     except ResponseError:
         return None  # no stream yet
     for group in groups:
-        if text(group["name"]) == GROUP:
+        if text(group["name"]) == PERSIST_GROUP:
             return {text(k): v for k, v in group.items()}
     return None

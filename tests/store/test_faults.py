@@ -18,7 +18,6 @@ from redis.exceptions import RedisError
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order
 from flashsale.errors import FlashsaleError
-from flashsale.store import keys as store_keys
 from flashsale.store import migrate
 from flashsale.store.audit import audit_sale
 from flashsale.store.lag import stream_lag
@@ -77,7 +76,7 @@ async def test_poison_event_is_dead_lettered_and_the_rest_flows(
         second = await buy_range(engine, sale_id, range(300, 600))
         await wait_drained(engine, namespace, sale_id, limit_s=30)
     assert len(first) + len(second) == 600
-    dead = await engine.redis.xrange(store_keys.dead_letters(keys))
+    dead = await engine.redis.xrange(keys.persist_dead)
     by_id = {f[b"stream_id"].decode(): f for _, f in dead}
     assert set(by_id) == {poison.decode(), unknown.decode()}
     assert b"malformed event" in by_id[poison.decode()][b"reason"]

@@ -8,8 +8,7 @@ import asyncpg
 import pytest
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.keys import SaleKeys
-from flashsale.store import keys as store_keys
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
 from flashsale.store.lag import stream_lag
 from flashsale.store.persist import PersistConfig, Persister
 
@@ -38,7 +37,8 @@ async def test_orders_reach_postgres_with_their_latest_state(
     await persister.drain(timeout_s=30)
 
     rows = await pg_pool.fetch(
-        "SELECT status, count(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status", sale_id
+        "SELECT status, count(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status",
+        sale_id,
     )
     by_status = {r["status"]: r["n"] for r in rows}
     assert by_status == {"paid": 50, "cancelled": 30, "pending_payment": 450}
@@ -56,7 +56,7 @@ async def test_orders_reach_postgres_with_their_latest_state(
     before = await pg_pool.fetch(
         "SELECT order_id, status, version FROM orders WHERE sale_id = $1 ORDER BY 1", sale_id
     )
-    await engine.redis.xgroup_destroy(SaleKeys(namespace, sale_id).events, store_keys.GROUP)
+    await engine.redis.xgroup_destroy(SaleKeys(namespace, sale_id).events, PERSIST_GROUP)
     # the stream was trimmed as the group acknowledged it: what is left replays as a no-op
     again = Persister(engine.redis, pg_pool, namespace=namespace)
     await again.drain(timeout_s=30)
@@ -96,9 +96,9 @@ async def test_trim_keeps_memory_bounded_and_forgets_dead_consumers(
     sale_id = f"trim-{namespace}"
     await make_sale(engine, sale_id, size=2000)
     key = SaleKeys(namespace, sale_id).events
-    await engine.redis.xgroup_create(key, store_keys.GROUP, id="0")
+    await engine.redis.xgroup_create(key, PERSIST_GROUP, id="0")
     # a consumer that joined and died holding nothing
-    await engine.redis.xgroup_createconsumer(key, store_keys.GROUP, "ghost")
+    await engine.redis.xgroup_createconsumer(key, PERSIST_GROUP, "ghost")
     await buy_many(engine, sale_id, [f"u{i}" for i in range(1500)])
     persister = Persister(
         engine.redis,
@@ -109,7 +109,7 @@ async def test_trim_keeps_memory_bounded_and_forgets_dead_consumers(
     await persister.drain(timeout_s=30)
     await persister.trim(sale_id)
     assert await engine.redis.xlen(key) == 0  # everything acknowledged is gone
-    names = {c["name"] for c in await engine.redis.xinfo_consumers(key, store_keys.GROUP)}
+    names = {c["name"] for c in await engine.redis.xinfo_consumers(key, PERSIST_GROUP)}
     assert b"ghost" not in names and "ghost" not in names
     # new entries after a trim are still consumed
     await buy_many(engine, sale_id, [f"v{i}" for i in range(100)])
@@ -133,7 +133,7 @@ async def test_a_lost_group_is_recreated_and_nothing_is_lost(
         while (await stream_lag(engine.redis, namespace, sale_id)).entries:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         # what a Redis restart without AOF does to the group (the stream survives here)
-        await engine.redis.xgroup_destroy(SaleKeys(namespace, sale_id).events, store_keys.GROUP)
+        await engine.redis.xgroup_destroy(SaleKeys(namespace, sale_id).events, PERSIST_GROUP)
         await buy_many(engine, sale_id, [f"v{i}" for i in range(300)])
         for _ in range(500):
             await asyncio.sleep(0.02)

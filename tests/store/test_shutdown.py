@@ -12,7 +12,7 @@ import asyncpg
 from redis.exceptions import ResponseError
 
 from flashsale.engine.engine import Engine
-from flashsale.store import keys as store_keys
+from flashsale.engine.keys import PERSIST_GROUP
 from flashsale.store.lag import stream_lag
 
 from .store_helpers import buy_many, make_sale
@@ -47,7 +47,7 @@ async def test_sigterm_finishes_the_batch_in_hand(
     try:
         for _ in range(5000):
             try:
-                summary = await engine.redis.xpending(key, store_keys.GROUP)
+                summary = await engine.redis.xpending(key, PERSIST_GROUP)
             except ResponseError:  # the group is not there yet
                 summary = None
             if summary and summary["pending"]:
@@ -59,7 +59,7 @@ async def test_sigterm_finishes_the_batch_in_hand(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    summary = await engine.redis.xpending(key, store_keys.GROUP)
+    summary = await engine.redis.xpending(key, PERSIST_GROUP)
     assert summary["pending"] == 0, "a delivered batch was left unacknowledged"
     lag = await stream_lag(engine.redis, namespace, sale_id)
     persisted = await pg_pool.fetchval("SELECT count(*) FROM orders WHERE sale_id = $1", sale_id)

@@ -30,7 +30,6 @@ import time
 
 import asyncpg
 
-from flashsale.store import keys as store_keys
 from flashsale.store.audit.checks import CHECKS
 from flashsale.store.audit.orders import CHUNK
 from flashsale.store.audit.report import (
@@ -79,7 +78,7 @@ async def audit_sale(
     found: list[Violation] = []
     for check in CHECKS:
         found += await check(snapshot)
-    dead_in_redis = int(await redis.xlen(store_keys.dead_letters(snapshot.keys)))
+    dead_in_redis = int(await redis.xlen(snapshot.keys.persist_dead))
     lag = snapshot.lag
     return AuditReport(
         ok=not found,

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from flashsale.engine import statuses
+from flashsale.engine.codec import text
 from flashsale.store.audit.report import Violation, violation
 from flashsale.store.audit.snapshot import Snapshot
-from flashsale.store.events import SOLD, text
 from flashsale.store.queries import q
 
 Check = Callable[[Snapshot], Awaitable[list[Violation]]]
@@ -201,7 +202,7 @@ async def check_postgres_matches_counters(s: Snapshot) -> list[Violation]:
             r["status"]: int(r["n"]) for r in await conn.fetch(q("audit_status_counts"), s.sale_id)
         }
     pg_pending = now.get("pending_payment", 0)
-    pg_sold = sum(now.get(status, 0) for status in SOLD)
+    pg_sold = sum(now.get(status, 0) for status in statuses.SOLD)
     c = s.counts
     if (pg_pending, pg_sold) == (c.reserved, c.sold):
         return []

@@ -15,10 +15,12 @@ from typing import Any
 
 import asyncpg
 
+from flashsale.engine import statuses
+from flashsale.engine.codec import text
 from flashsale.engine.engine import order_id_for
 from flashsale.engine.keys import SaleKeys
 from flashsale.store.audit.report import EXAMPLES, Violation, violation
-from flashsale.store.events import LIVE, SOLD, int_or, text
+from flashsale.store.events import int_or
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis
 
@@ -180,7 +182,7 @@ async def _scan_chunk(
 ) -> None:
     live: dict[str, int] = {}
     order_ids: list[str] = []
-    statuses: list[str] = []
+    order_statuses: list[str] = []
     versions: list[int] = []
     for buyer in await _read_buyers(redis, keys, sale_id, buyers):
         scan.add(counted_without_order(buyer))
@@ -189,14 +191,14 @@ async def _scan_chunk(
                 continue
             status, version = text(values[0]), int(values[1])
             scan.orders += 1
-            if status in LIVE:
+            if status in statuses.HOLDS_SERIAL:
                 live[buyer.user] = live.get(buyer.user, 0) + 1
             if status == "pending_payment":
                 scan.pending += 1
-            elif status in SOLD:
+            elif status in statuses.SOLD:
                 scan.paid += 1
             order_ids.append(order_id)
-            statuses.append(status)
+            order_statuses.append(status)
             versions.append(version)
         if not buyer.complete:
             scan.incomplete += 1
@@ -207,7 +209,7 @@ async def _scan_chunk(
     if not order_ids:
         return
     async with pool.acquire() as conn:
-        diffs = await conn.fetch(q("audit_compare"), sale_id, order_ids, statuses, versions)
+        diffs = await conn.fetch(q("audit_compare"), sale_id, order_ids, order_statuses, versions)
     missing = 0
     ahead: list[Any] = []
     for row in diffs:

@@ -17,10 +17,11 @@ from typing import Any
 
 import asyncpg
 
+from flashsale.engine.codec import text
 from flashsale.engine.keys import SaleKeys
 from flashsale.store.audit.orders import OrderScan, scan_orders, still_behind
 from flashsale.store.audit.report import RedisCounts
-from flashsale.store.events import int_or, text
+from flashsale.store.events import int_or
 from flashsale.store.lag import StreamLag, stream_lag
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis
