@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[WrkResult] = []
     with contextlib.ExitStack() as stack:
         if args.redis_url is None:
-            from flashsale.engine.embedded import EmbeddedRedis
+            from flashsale.devservers import EmbeddedRedis
 
             args.redis_url = stack.enter_context(EmbeddedRedis()).url
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))

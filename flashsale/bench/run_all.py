@@ -168,7 +168,7 @@ def bench_database_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from flashsale.engine.embedded import EmbeddedPostgres
+    from flashsale.devservers import EmbeddedPostgres
 
     with EmbeddedPostgres() as server:
         yield server.url

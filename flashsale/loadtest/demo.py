@@ -44,7 +44,7 @@ def services() -> Iterator[dict[str, str]]:
     if env.get("FLASHSALE_REDIS_URL") or env.get("FLASHSALE_DATABASE_URL"):
         yield env
         return
-    from flashsale.engine.embedded import embedded_stack, install_signal_handlers
+    from flashsale.devservers import embedded_stack, install_signal_handlers
 
     install_signal_handlers()
     print("starting embedded Redis and PostgreSQL ...", flush=True)

@@ -42,7 +42,7 @@ async def test_api_start_up_reports_a_server_short_of_durable_and_waits_for_repl
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flashsale.api.plugin import check_durability
-    from flashsale.engine.embedded import EmbeddedRedis
+    from flashsale.devservers import EmbeddedRedis
 
     monkeypatch.setenv("FLASHSALE_DURABILITY", "durable")
     with EmbeddedRedis(appendonly=False) as plain:

