@@ -27,7 +27,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from flashsale.api.tokens import mint_token
+from flashsale.devservers import free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 
@@ -110,13 +110,6 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
     )
     errors = sum(int(g) for g in sock.groups()) if sock else 0
     return rps, p50, p99, int(non.group(1)) if non else 0, errors
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def run_wrk(

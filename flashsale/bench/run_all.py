@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from flashsale.bench.common import Figure, bench_redis_url, machine_line
+from flashsale.devservers import free_port
 
 PARTS = ("layers", "latency", "growth", "drain", "workers")
 CONCURRENCY = 50  # redis-benchmark's -c in bench/engine.py: every layer runs at this
@@ -372,7 +373,7 @@ def http_target(redis_url: str, workers: int) -> Iterator[HttpTarget]:
             env.pop(name, None)
         asyncio.run(http._prepare(redis_url, namespace))
         try:
-            process = http._start_server("granian", workers, port := http.free_port(), env)
+            process = http._start_server("granian", workers, port := free_port(), env)
             try:
                 yield HttpTarget(f"http://127.0.0.1:{port}", workdir, tokens, closed)
             finally:

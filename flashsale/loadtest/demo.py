@@ -15,7 +15,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
+from flashsale.devservers import free_port
 from flashsale.engine.settings import Settings
 from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+
+from flashsale.devservers import free_port
 
 SECRET = "paysim-test-secret"
 # Fast schedule: 5 attempts over 1 s, so retry and give-up tests stay short.
@@ -26,12 +27,6 @@ PAYSIM_CONFIG: dict[str, Any] = {
     "duplicate_after_s": 0.2,
     "callback_timeout_s": 2.0,
 }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _SERVE = (

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from flashsale.devservers import free_port
 from flashsale.payments import signing
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.paysim.faults import Faults, plan_delivery, rng_for
@@ -30,7 +31,6 @@ from .paysim_harness import (
     SECRET,
     PaysimProcess,
     Receiver,
-    free_port,
 )
 
 CALLBACK_FIELDS = {
