@@ -372,12 +372,10 @@ def http_target(redis_url: str, workers: int) -> Iterator[HttpTarget]:
         for name in ("FLASHSALE_IP_RATE_PER_S", "PROMETHEUS_MULTIPROC_DIR"):
             env.pop(name, None)
         asyncio.run(http._prepare(redis_url, namespace))
+        port = free_port()
         try:
-            process = http._start_server("granian", workers, port := free_port(), env)
-            try:
+            with http.server_process("granian", workers, port, env, workdir / "server.log"):
                 yield HttpTarget(f"http://127.0.0.1:{port}", workdir, tokens, closed)
-            finally:
-                http._stop_server(process)
         finally:
             asyncio.run(http._cleanup(redis_url, namespace))
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -28,9 +29,11 @@ from flashsale.devservers import (
     EmbeddedServerError,
     base_dir,
     embedded_stack,
+    free_port,
     process,
 )
-from flashsale.devservers.pids import pid_alive
+from flashsale.devservers.child import ChildProcess
+from flashsale.devservers.pids import children, pid_alive, wait_dead
 from flashsale.devservers.redis import find_redis_cli
 
 
@@ -385,3 +388,38 @@ def test_cluster_is_ok_and_enforces_slots(use_redis_cli: bool) -> None:
             node.close()
         directory = cluster.dir
     assert not directory.exists()
+
+
+# --------------------------------------------------------------------------- child processes
+
+# A server that also leaves a grandchild behind: stop() must reach the whole group.
+_HTTP_WITH_GRANDCHILD = (
+    'sleep 600 & exec "$0" -m http.server "$1" --bind 127.0.0.1 --directory "$2"'
+)
+
+
+def test_child_process_is_ready_once_its_url_answers_and_stops_with_its_group(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    (tmp_path / "health").write_text("ok")
+    argv = ["sh", "-c", _HTTP_WITH_GRANDCHILD, sys.executable, str(port), str(tmp_path)]
+    url = f"http://127.0.0.1:{port}/health"
+    with ChildProcess(argv, log=tmp_path / "child.log", ready_url=url) as child:
+        assert httpx.get(url).text == "ok"  # no retry: start() returned once it answered
+        assert child.pid is not None
+        grandchildren = children(child.pid)
+        assert grandchildren
+    assert not child.running
+    assert wait_dead(grandchildren, 5.0)
+
+
+def test_child_process_that_exits_on_start_reports_its_output(tmp_path: Path) -> None:
+    child = ChildProcess(
+        [sys.executable, "-c", "print('no luck', flush=True); raise SystemExit(3)"],
+        log=tmp_path / "child.log",
+        ready_url=f"http://127.0.0.1:{free_port()}/health",
+    )
+    with pytest.raises(EmbeddedServerError, match=r"code 3[\s\S]*no luck"):
+        child.start()
+    assert not child.running

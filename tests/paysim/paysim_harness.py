@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import httpx
+from typing import Any
 
 from flashsale.devservers import free_port
+from flashsale.devservers.child import ChildProcess
 
 SECRET = "paysim-test-secret"
 # Fast schedule: 5 attempts over 1 s, so retry and give-up tests stay short.
@@ -36,48 +34,22 @@ _SERVE = (
 )
 
 
-class PaysimProcess:
-    """`serve()` in a subprocess on a free loopback port, with no FLASHSALE_* environment."""
+class PaysimProcess(ChildProcess):
+    """`serve()` in a subprocess on a free loopback port, with no FLASHSALE_* environment;
+    `start()` (or ``with``) returns once its /health answers."""
 
     def __init__(self, config: dict[str, Any], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
-        self._log: IO[bytes] = log_path.open("wb")
-        self._log_path = log_path
-        self._proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-c", _SERVE, str(self.port), json.dumps(config)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
             env=env,
+            log=log_path,
+            ready_url=f"{self.url}/health",
+            start_timeout_s=20,
+            grace_s=10,
         )
-
-    def wait_healthy(self, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(trust_env=False, timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if self._proc.poll() is not None:
-                    raise RuntimeError(f"paysim exited early:\n{self.log()}")
-                try:
-                    if client.get(f"{self.url}/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-        raise TimeoutError(f"paysim not healthy in {timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self._log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._log.close()
 
 
 @dataclass(frozen=True)
