@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashsale.api.tokens import mint_token
-from flashsale.devservers import free_port
-from flashsale.devservers.child import ChildProcess
+from flashsale.devservers import ChildProcess, EmbeddedRedis, free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 
@@ -298,8 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     results: list[WrkResult] = []
     with contextlib.ExitStack() as stack:
         if args.redis_url is None:
-            from flashsale.devservers import EmbeddedRedis
-
             args.redis_url = stack.enter_context(EmbeddedRedis()).url
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))
         for server in servers:

@@ -27,12 +27,17 @@ The modules, bottom up: `ports` (the one `free_port()`), `pids` (what the OS say
 about a process), `reaping` (owned directories, pidfiles, cleanup at exit and on
 the next start), `process` (the `ServerProcess` base: start, probe, stop, kill),
 then one module per server: `redis`, `postgres`, `cluster`, and `stack`
-(`embedded_stack()`). This package sits beside the engine at the bottom: it
-imports no other flashsale package, and the engine does not import it.
+(`embedded_stack()`). Beside them, for the project's own processes and for tests:
+`child` (`ChildProcess`: start a command, wait until its URL answers, stop it) and
+`loopback_http` (a tiny in-process HTTP server that plays the other side).
+
+This package sits beside the engine at the bottom: it imports no other flashsale
+package, and the engine does not import it.
 
 POSIX only (Linux and macOS).
 """
 
+from flashsale.devservers.child import ChildProcess
 from flashsale.devservers.cluster import EmbeddedRedisCluster
 from flashsale.devservers.errors import EmbeddedServerError
 from flashsale.devservers.ports import HOST, free_port
@@ -43,6 +48,7 @@ from flashsale.devservers.stack import embedded_stack
 
 __all__ = [
     "HOST",
+    "ChildProcess",
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "EmbeddedRedisCluster",

@@ -21,10 +21,10 @@ from typing import IO
 import httpx
 
 from flashsale.devservers.errors import EmbeddedServerError
-from flashsale.devservers.process import LOG_TAIL_LINES, Managed, tail
+from flashsale.devservers.process import LOG_TAIL_LINES, OneProcess, tail
 
 
-class ChildProcess(Managed):
+class ChildProcess(OneProcess):
     """`argv` run with `env` (ours when None), its output appended to `log` (or shown).
 
     `start()` returns once a GET of `ready_url` answers 200, or raises with the log
@@ -52,15 +52,6 @@ class ChildProcess(Managed):
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._log_offset = 0
-
-    @property
-    def pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def start(self) -> None:
         if self.running:

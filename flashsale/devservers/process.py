@@ -70,7 +70,23 @@ class Managed:
         self.cleanup()
 
 
-class ServerProcess(Managed):
+class OneProcess(Managed):
+    """Something that runs as one child process (`_proc`, once started)."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The pid while it runs (the postmaster for PostgreSQL)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+class ServerProcess(OneProcess):
     """One server process in one directory; subclasses say how to launch and probe."""
 
     _kind: ClassVar[str]
@@ -127,16 +143,6 @@ class ServerProcess(Managed):
         if self._dir is None:
             raise EmbeddedServerError(f"{self._kind} has no directory before start()")
         return self._dir
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while it runs (the postmaster for PostgreSQL)."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return tail(self._log_path, 0, lines)

@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
-from flashsale.devservers import free_port
-from flashsale.devservers.child import ChildProcess
+from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
 from flashsale.engine.settings import Settings
 from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
@@ -38,8 +37,6 @@ def services() -> Iterator[dict[str, str]]:
     if env.get("FLASHSALE_REDIS_URL") or env.get("FLASHSALE_DATABASE_URL"):
         yield env
         return
-    from flashsale.devservers import embedded_stack, install_signal_handlers
-
     install_signal_handlers()
     print("starting embedded Redis and PostgreSQL ...", flush=True)
     with embedded_stack() as (redis_url, database_url):

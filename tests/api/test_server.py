@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from flashsale.api.tokens import mint_token
-from flashsale.devservers import free_port
-from flashsale.devservers.child import ChildProcess
+from flashsale.devservers import ChildProcess, free_port
 
 from ..conftest import delete_namespace
 from .conftest import SECRET

@@ -23,6 +23,7 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from flashsale.devservers import (
+    ChildProcess,
     EmbeddedPostgres,
     EmbeddedRedis,
     EmbeddedRedisCluster,
@@ -32,7 +33,6 @@ from flashsale.devservers import (
     free_port,
     process,
 )
-from flashsale.devservers.child import ChildProcess
 from flashsale.devservers.pids import children, pid_alive, wait_dead
 from flashsale.devservers.redis import find_redis_cli
 

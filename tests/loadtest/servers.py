@@ -11,8 +11,7 @@ from pathlib import Path
 
 import redis
 
-from flashsale.devservers import free_port
-from flashsale.devservers.child import ChildProcess
+from flashsale.devservers import ChildProcess, free_port
 
 SECRET = "loadtest-suite-secret-0123456789abcdef"
 

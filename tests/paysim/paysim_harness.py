@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashsale.devservers import free_port
-from flashsale.devservers.child import ChildProcess
+from flashsale.devservers import ChildProcess, free_port
+from flashsale.devservers.loopback_http import LoopbackHTTPServer, Request, Response
 
 SECRET = "paysim-test-secret"
 # Fast schedule: 5 attempts over 1 s, so retry and give-up tests stay short.
@@ -67,27 +67,14 @@ class Delivery:
         return data
 
 
-class Receiver:
-    """A minimal HTTP/1.1 server (keep-alive aware) recording callbacks per path.
-
-    `POST /cb/<key>`: answers the statuses queued with `fail_first`, then 200.
-    """
+class Receiver(LoopbackHTTPServer):
+    """Records provider callbacks per path: `POST /cb/<key>` answers the statuses
+    queued with `fail_first`, then 200."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.deliveries: dict[str, list[Delivery]] = defaultdict(list)
         self._planned: dict[str, list[int]] = defaultdict(list)
-        self._server: asyncio.Server | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     def notify_url(self, key: str) -> str:
         return f"{self.url}/cb/{key}"
@@ -104,29 +91,11 @@ class Receiver:
             await asyncio.sleep(0.02)
         return list(self.deliveries[key])
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                request_line = await reader.readline()
-                if not request_line:
-                    return
-                _method, target, _version = request_line.decode("latin-1").split(" ", 2)
-                headers: dict[str, str] = {}
-                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", "0"))
-                body = await reader.readexactly(length) if length else b""
-                key = target.removeprefix("/cb/")
-                planned = self._planned[key]
-                status = planned.pop(0) if planned else 200
-                self.deliveries[key].append(Delivery(headers, body, time.monotonic(), status))
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\n"
-                    f"Content-Length: 7\r\n\r\nsuccess".encode()
-                )
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
-        finally:
-            writer.close()
+    async def handle(self, request: Request) -> Response:
+        key = request.target.removeprefix("/cb/")
+        planned = self._planned[key]
+        status = planned.pop(0) if planned else 200
+        self.deliveries[key].append(
+            Delivery(request.headers, request.body, time.monotonic(), status)
+        )
+        return Response(status, b"success")
