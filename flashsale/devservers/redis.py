@@ -227,6 +227,8 @@ class EmbeddedRedis(ServerProcess):
             "--logfile", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync,
+            # A replica gets its first sync at once, not after 5 s of waiting for others.
+            "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
         if self.cluster:
             if self._bus_port is None:

@@ -169,6 +169,22 @@ def test_paused_redis_hangs_until_resumed() -> None:
         assert server.client().ping()
 
 
+def test_a_replica_started_from_a_master_sees_its_writes() -> None:
+    with EmbeddedRedis() as master, EmbeddedRedis(replica_of=master) as replica:
+        replica.wait_in_sync()
+        writer, reader = master.client(), replica.client(decode_responses=True)
+        try:
+            writer.set("k", "v")
+            assert writer.wait(1, 5000) == 1  # the replica acknowledged the write
+            assert reader.get("k") == "v"
+            assert reader.info("replication")["role"] == "slave"
+            with pytest.raises(redis.ReadOnlyError):
+                reader.set("k", "w")
+        finally:
+            writer.close()
+            reader.close()
+
+
 def test_start_failure_reports_the_log_tail() -> None:
     server = EmbeddedRedis(extra_args=["--no-such-directive", "1"])
     try:
