@@ -30,7 +30,7 @@ def _embedded() -> Iterator[tuple[str, str] | None]:
     if os.environ.get("FLASHSALE_TEST_REDIS_URL") and os.environ.get("FLASHSALE_TEST_DATABASE_URL"):
         yield None
         return
-    from flashsale.engine.embedded import embedded_stack
+    from flashsale.devservers import embedded_stack
 
     with embedded_stack() as urls:
         yield urls

@@ -31,7 +31,7 @@ def bench_redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from flashsale.engine.embedded import EmbeddedRedis
+    from flashsale.devservers import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         yield server.url

@@ -21,61 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from redis.asyncio import Redis
-
+from flashsale.devservers import EmbeddedRedis
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def redis_server(directory: Path, *args: str) -> Iterator[int]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--save",
-            "",
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def measure(
@@ -120,30 +74,38 @@ def run(orders: int, concurrencies: list[int]) -> None:
         "| mode | buyers | purchases/s | p50 ms | p99 ms | vs fast |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    modes: list[tuple[str, list[str], bool]] = [
-        ("fast (no AOF)", ["--appendonly", "no"], False),
-        ("AOF everysec", ["--appendonly", "yes", "--appendfsync", "everysec"], False),
-        ("AOF always", ["--appendonly", "yes", "--appendfsync", "always"], False),
-        ("AOF always + WAIT 1 replica", ["--appendonly", "yes", "--appendfsync", "always"], True),
+    # (name, appendonly, appendfsync, with a replica); appendfsync means nothing without AOF
+    modes: list[tuple[str, bool, str, bool]] = [
+        ("fast (no AOF)", False, "always", False),
+        ("AOF everysec", True, "everysec", False),
+        ("AOF always", True, "always", False),
+        ("AOF always + WAIT 1 replica", True, "always", True),
     ]
     for concurrency in concurrencies:
         base = 0.0
-        for name, args, replica in modes:
+        for name, appendonly, appendfsync, with_replica in modes:
+            # On disk, not tmpfs: an fsync must cost what it costs in production.
             root = Path(tempfile.mkdtemp(prefix="fs-dur-", dir="/var/tmp"))
             try:
-                (root / "p").mkdir()
-                (root / "r").mkdir()
-                with redis_server(root / "p", *args) as port:
-                    if replica:
-                        with redis_server(root / "r", *args, "--replicaof", "127.0.0.1", str(port)):
-                            asyncio.run(_wait_link(port))
-                            rate, p50, p99 = asyncio.run(
-                                measure(f"redis://127.0.0.1:{port}/0", orders, concurrency, 1)
-                            )
-                    else:
-                        rate, p50, p99 = asyncio.run(
-                            measure(f"redis://127.0.0.1:{port}/0", orders, concurrency, 0)
+                with ExitStack() as servers:
+                    primary = servers.enter_context(
+                        EmbeddedRedis(
+                            appendonly=appendonly, appendfsync=appendfsync, workdir=root / "p"
                         )
+                    )
+                    if with_replica:
+                        replica = servers.enter_context(
+                            EmbeddedRedis(
+                                appendonly=appendonly,
+                                appendfsync=appendfsync,
+                                workdir=root / "r",
+                                replica_of=primary,
+                            )
+                        )
+                        replica.wait_in_sync()
+                    rate, p50, p99 = asyncio.run(
+                        measure(primary.url, orders, concurrency, int(with_replica))
+                    )
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             base = base or rate
@@ -153,16 +115,6 @@ def run(orders: int, concurrencies: list[int]) -> None:
             )
             print(rows[-1], flush=True)
     print("\n".join(rows))
-
-
-async def _wait_link(port: int) -> None:
-    client = Redis(port=port)
-    for _ in range(200):
-        info = await client.info("replication")
-        if int(info.get("connected_slaves", 0)) >= 1 and "online" in str(info.get("slave0", "")):
-            break
-        await asyncio.sleep(0.05)
-    await client.aclose()
 
 
 def main() -> None:

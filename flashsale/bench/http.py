@@ -27,17 +27,14 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from flashsale.api.tokens import mint_token
+from flashsale.devservers import ChildProcess, EmbeddedRedis, free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 
@@ -112,13 +109,6 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
     return rps, p50, p99, int(non.group(1)) if non else 0, errors
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def run_wrk(
     url: str,
     path: str,
@@ -181,9 +171,10 @@ async def _cleanup(redis_url: str, namespace: str) -> None:
         await engine.aclose()
 
 
-def _start_server(
-    server: str, workers: int, port: int, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
+def server_process(
+    server: str, workers: int, port: int, env: dict[str, str], log: Path
+) -> ChildProcess:
+    """``flashsale serve`` with `server` and `workers`, ready once /health answers."""
     cmd = [
         sys.executable,
         "-m",
@@ -198,32 +189,15 @@ def _start_server(
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    return ChildProcess(
+        cmd,
+        env=env,
+        log=log,
+        ready_url=f"http://127.0.0.1:{port}/health",
+        start_timeout_s=30,
+        stop_signal=signal.SIGINT,
+        grace_s=15,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    _stop_server(proc)
-    raise RuntimeError("server did not become healthy in 30 s")
-
-
-def _stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
 
 
 def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
@@ -245,7 +219,8 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
     env.pop("FLASHSALE_IP_RATE_PER_S", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     asyncio.run(_prepare(redis_url, namespace))
-    proc = _start_server(server, args.workers, port, env)
+    process = server_process(server, args.workers, port, env, workdir / f"{server}.log")
+    process.start()
     url = f"http://127.0.0.1:{port}"
     purchase = f"/v1/sales/{SALE_ID}/purchase"
     results: list[WrkResult] = []
@@ -274,7 +249,7 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
                 WrkResult(label, server, args.workers, args.paced_connections, *parse_wrk(out))
             )
     finally:
-        _stop_server(proc)
+        process.stop()
         asyncio.run(_cleanup(redis_url, namespace))
     return results
 
@@ -322,8 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     results: list[WrkResult] = []
     with contextlib.ExitStack() as stack:
         if args.redis_url is None:
-            from flashsale.engine.embedded import EmbeddedRedis
-
             args.redis_url = stack.enter_context(EmbeddedRedis()).url
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))
         for server in servers:

@@ -59,6 +59,7 @@ from flashsale.bench.results import (
     results_from_json,
     results_to_json,
 )
+from flashsale.devservers import free_port
 
 PARTS = ("layers", "latency", "growth", "drain", "workers")
 LATENCY_CONNECTIONS = (100, 1000, 5000)
@@ -94,7 +95,7 @@ def bench_database_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from flashsale.engine.embedded import EmbeddedPostgres
+    from flashsale.devservers import EmbeddedPostgres
 
     with EmbeddedPostgres() as server:
         yield server.url
@@ -297,12 +298,10 @@ def http_target(redis_url: str, workers: int) -> Iterator[HttpTarget]:
         for name in ("FLASHSALE_IP_RATE_PER_S", "PROMETHEUS_MULTIPROC_DIR"):
             env.pop(name, None)
         asyncio.run(http._prepare(redis_url, namespace))
+        port = free_port()
         try:
-            process = http._start_server("granian", workers, port := http.free_port(), env)
-            try:
+            with http.server_process("granian", workers, port, env, workdir / "server.log"):
                 yield HttpTarget(f"http://127.0.0.1:{port}", workdir, tokens, closed)
-            finally:
-                http._stop_server(process)
         finally:
             asyncio.run(http._cleanup(redis_url, namespace))
 

@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +23,11 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
+from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
 from flashsale.engine.settings import Settings
 from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -44,8 +37,6 @@ def services() -> Iterator[dict[str, str]]:
     if env.get("FLASHSALE_REDIS_URL") or env.get("FLASHSALE_DATABASE_URL"):
         yield env
         return
-    from flashsale.engine.embedded import embedded_stack, install_signal_handlers
-
     install_signal_handlers()
     print("starting embedded Redis and PostgreSQL ...", flush=True)
     with embedded_stack() as (redis_url, database_url):
@@ -53,63 +44,21 @@ def services() -> Iterator[dict[str, str]]:
         yield env
 
 
-@contextlib.contextmanager
-def server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    command = [
-        sys.executable,
-        "-m",
-        "flashsale.cli.main",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--with-workers",
-    ]
-    with _process(command, env) as process:
-        yield process
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flashsale.cli.main", *args]
 
 
-@contextlib.contextmanager
-def paysim(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def server(env: dict[str, str], port: int) -> ChildProcess:
+    """``flashsale serve --with-workers``, ready once /health answers."""
+    command = _cli("serve", "--host", "127.0.0.1", "--port", str(port), "--with-workers")
+    return ChildProcess(command, env=env, ready_url=f"http://127.0.0.1:{port}/health")
+
+
+def paysim(env: dict[str, str]) -> ChildProcess:
     """The provider simulator, with a fast callback retry schedule for the demo."""
-    port = env["FLASHSALE_PAYSIM_URL"].rpartition(":")[2]
-    command = [
-        sys.executable,
-        "-m",
-        "flashsale.cli.main",
-        "paysim",
-        "--port",
-        port,
-        "--fast-retries",
-    ]
-    with _process(command, env) as process:
-        yield process
-
-
-@contextlib.contextmanager
-def _process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(command, env=env, start_new_session=True)
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-async def wait_healthy(client: httpx.AsyncClient, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if (await client.get("/health")).status_code == 200:
-                return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the server did not become healthy")
+    url = env["FLASHSALE_PAYSIM_URL"]
+    command = _cli("paysim", "--port", url.rpartition(":")[2], "--fast-retries")
+    return ChildProcess(command, env=env, ready_url=f"{url}/health")
 
 
 async def wait_for_audit(
@@ -155,7 +104,6 @@ async def drive(
     }
     limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-        await wait_healthy(client)
         sale_id = f"demo-{secrets.token_hex(3)}"
         created = await client.post(
             "/v1/sales",
@@ -225,9 +173,7 @@ async def drive(
 def main(buyers: int = 2000, attempts: int = 5000, serials: int = 1000) -> int:
     with services() as env:
         env.setdefault("FLASHSALE_JWT_SECRET", Settings.from_env(env).jwt_secret)
-        subprocess.run(
-            [sys.executable, "-m", "flashsale.cli.main", "db", "upgrade"], env=env, check=True
-        )
+        subprocess.run(_cli("db", "upgrade"), env=env, check=True)
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{free_port()}"
         port = free_port()
         with paysim(env), server(env, port):

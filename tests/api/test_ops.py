@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from litestar import Litestar
@@ -10,19 +9,13 @@ from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
 from flashsale.api.config import ApiSettings
+from flashsale.devservers import free_port
 from flashsale.engine.settings import Settings
 
 from .conftest import SECRET, bearer
 from .helpers import problem
 
 Client = AsyncTestClient[Litestar]
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # closed again: nothing listens there
 
 
 async def test_health_ok_with_postgres(
@@ -45,7 +38,7 @@ async def test_health_degraded_when_postgres_is_down(
 ) -> None:
     settings = Settings(
         redis_url=redis_url,
-        database_url=f"postgresql://postgres@127.0.0.1:{dead_port()}/none",
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
         jwt_secret=SECRET,
         namespace=namespace,
     )
@@ -58,7 +51,7 @@ async def test_health_degraded_when_postgres_is_down(
 
 async def test_redis_down_is_503_engine_unavailable(namespace: str) -> None:
     settings = Settings(
-        redis_url=f"redis://127.0.0.1:{dead_port()}/0", jwt_secret=SECRET, namespace=namespace
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", jwt_secret=SECRET, namespace=namespace
     )
     async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
         r = await client.post("/v1/sales/any/purchase", json={}, headers=bearer("u"))

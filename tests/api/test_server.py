@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from flashsale.api.tokens import mint_token
+from flashsale.devservers import ChildProcess, free_port
 
 from ..conftest import delete_namespace
 from .conftest import SECRET
@@ -24,27 +24,17 @@ from .conftest import SECRET
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Server:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes], namespace: str) -> None:
+    def __init__(self, url: str, namespace: str) -> None:
         self.url = url
-        self.proc = proc
         self.namespace = namespace
 
 
-def start_server(
-    server: str,
-    redis_url: str,
-    namespace: str,
-    workers: int = 2,
-    database_url: str | None = None,
-) -> Server:
+def running(
+    kind: str, redis_url: str, logs: pytest.TempPathFactory, database_url: str | None = None
+) -> Iterator[Server]:
+    """``flashsale serve --server <kind>`` with 2 workers on a free port, until healthy."""
+    namespace = f"srv{os.getpid()}{kind[:1]}{int(time.time() * 1000) % 100000}"
     port = free_port()
     env = {
         **os.environ,
@@ -56,52 +46,38 @@ def start_server(
         env.pop(name, None)
     if database_url:
         env["FLASHSALE_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-m", "flashsale.cli.main", "serve", "--server", server]
-    cmd += ["--workers", str(workers), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    cmd = [sys.executable, "-m", "flashsale.cli.main", "serve", "--server", kind]
+    cmd += ["--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return Server(url, proc, namespace)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_server(proc)
-    raise AssertionError("server did not become healthy")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-def running(kind: str, redis_url: str, database_url: str | None = None) -> Iterator[Server]:
-    namespace = f"srv{os.getpid()}{kind[:1]}{int(time.time() * 1000) % 100000}"
-    srv = start_server(kind, redis_url, namespace, database_url=database_url)
+    process = ChildProcess(
+        cmd,
+        env=env,
+        log=logs.mktemp(f"server-{kind}") / "server.log",
+        ready_url=f"{url}/health",
+        start_timeout_s=30,
+        stop_signal=signal.SIGINT,
+        grace_s=15,
+    )
     try:
-        yield srv
+        with process:
+            yield Server(url, namespace)
     finally:
-        stop_server(srv.proc)
         asyncio.run(delete_namespace(redis_url, namespace))
 
 
 @pytest.fixture(scope="module", params=["granian", "uvicorn"])
-def server(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Server]:
-    yield from running(request.param, redis_url)
+def server(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    yield from running(request.param, redis_url, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def granian_server(redis_url: str, migrated_database_url: str) -> Iterator[Server]:
+def granian_server(
+    redis_url: str, migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """With PostgreSQL: the payment routes and the audit answer for real."""
-    yield from running("granian", redis_url, migrated_database_url)
+    yield from running("granian", redis_url, tmp_path_factory, migrated_database_url)
 
 
 def _metric(text: str, name: str) -> float:

@@ -3,7 +3,6 @@ with their payments, the store's audit joined with the money audit, the store's 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from flashsale.api.app import create_app
 from flashsale.api.config import ApiSettings
 from flashsale.api.services import own_url
+from flashsale.devservers import free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.settings import Settings
 from flashsale.store.persist import Persister
@@ -145,19 +145,12 @@ async def test_cancel_refund_audit_and_lag_through_the_api(
     problem(nul, 422, "validation_error")
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_postgres_down_orders_still_sell_and_reads_answer_503(
     redis_url: str, namespace: str, engine: Engine
 ) -> None:
     settings = Settings(
         redis_url=redis_url,
-        database_url=f"postgresql://postgres@127.0.0.1:{_dead_port()}/none",
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
         jwt_secret=SECRET,
         namespace=namespace,
     )

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 
-from flashsale.engine.embedded import EmbeddedRedisCluster
+from flashsale.devservers import EmbeddedRedisCluster
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate
 

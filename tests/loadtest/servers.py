@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import redis
 
+from flashsale.devservers import ChildProcess, free_port
+
 SECRET = "loadtest-suite-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(redis_url: str, database_url: str, namespace: str) -> dict[str, str]:
@@ -59,29 +51,9 @@ def running_server(env: dict[str, str], log: Path, *, workers: int = 1) -> Itera
         str(workers),
         "--with-workers",
     )
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, f"server exited: {log.read_text()[-3000:]}"
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, f"server not healthy: {log.read_text()[-3000:]}"
-                time.sleep(0.3)
-            yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    url = f"http://127.0.0.1:{port}"
+    with ChildProcess(command, env=env, log=log, ready_url=f"{url}/health"):
+        yield url
 
 
 def delete_namespace(redis_url: str, namespace: str) -> None:

@@ -63,12 +63,10 @@ FAST_PASSWORDS = PasswordPolicy(
 
 @pytest.fixture(scope="session")
 def paysim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaysimProcess]:
-    proc = PaysimProcess(PAYSIM_CONFIG, tmp_path_factory.mktemp("paysim-flow") / "paysim.log")
-    try:
-        proc.wait_healthy()
+    with PaysimProcess(
+        PAYSIM_CONFIG, tmp_path_factory.mktemp("paysim-flow") / "paysim.log"
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from flashsale.devservers import free_port
 from flashsale.payments import signing
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.paysim.faults import Faults, plan_delivery, rng_for
@@ -30,7 +31,6 @@ from .paysim_harness import (
     SECRET,
     PaysimProcess,
     Receiver,
-    free_port,
 )
 
 CALLBACK_FIELDS = {
@@ -49,12 +49,8 @@ CALLBACK_FIELDS = {
 # The simulator's fixtures live here, in its only test module.
 @pytest.fixture(scope="session")
 def paysim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaysimProcess]:
-    proc = PaysimProcess(PAYSIM_CONFIG, tmp_path_factory.mktemp("paysim") / "paysim.log")
-    try:
-        proc.wait_healthy()
+    with PaysimProcess(PAYSIM_CONFIG, tmp_path_factory.mktemp("paysim") / "paysim.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

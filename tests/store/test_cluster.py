@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from redis.asyncio import RedisCluster
 
-from flashsale.engine.embedded import EmbeddedRedisCluster
+from flashsale.devservers import EmbeddedRedisCluster
 from flashsale.engine.engine import Engine
 from flashsale.store.audit import audit_sale
 from flashsale.store.persist import PersistConfig, Persister

@@ -42,7 +42,7 @@ async def test_api_start_up_reports_a_server_short_of_durable_and_waits_for_repl
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flashsale.api.plugin import check_durability
-    from flashsale.engine.embedded import EmbeddedRedis
+    from flashsale.devservers import EmbeddedRedis
 
     monkeypatch.setenv("FLASHSALE_DURABILITY", "durable")
     with EmbeddedRedis(appendonly=False) as plain:
@@ -51,7 +51,7 @@ async def test_api_start_up_reports_a_server_short_of_durable_and_waits_for_repl
         assert "appendonly is no" in caplog.text
     caplog.clear()
     with EmbeddedRedis(appendonly=True, appendfsync="always") as primary:
-        with EmbeddedRedis(extra_args=["--replicaof", "127.0.0.1", str(primary.port)]):
+        with EmbeddedRedis(replica_of=primary):
             deadline = asyncio.get_running_loop().time() + 10
             wait = 0
             while wait == 0 and asyncio.get_running_loop().time() < deadline:

