@@ -18,14 +18,13 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 
-from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
 from flashsale.api.ratelimit import IpRateLimiter
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
-from flashsale.engine.settings import Settings
 from flashsale.payments.errors import PaymentsUnavailable
 from flashsale.payments.service import PaymentService
+from flashsale.settings import SOLD_OUT_CACHE_MAX_S, Settings
 
 STATS_TTL_S = 7 * 86_400
 
@@ -122,7 +121,6 @@ def own_url(scope: Mapping[str, Any]) -> str | None:
 @dataclass
 class Services:
     settings: Settings
-    api: ApiSettings
     engine: Engine
     tokens: TokenVerifier
     sold_out: SoldOutCache
@@ -144,7 +142,7 @@ class Services:
         service = self.payments
         if service is None:
             raise PaymentsUnavailable("payments need FLASHSALE_DATABASE_URL")
-        if not self.settings.public_url and not self._own_url_known:
+        if not self.settings.api.public_url and not self._own_url_known:
             own = own_url(scope)
             if own is not None:
                 service.settings = replace(service.settings, public_url=own)

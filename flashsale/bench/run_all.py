@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from flashsale.bench.common import Figure, bench_redis_url, machine_line
+from flashsale.settings import Settings
 
 PARTS = ("layers", "latency", "growth", "drain", "workers")
 CONCURRENCY = 50  # redis-benchmark's -c in bench/engine.py: every layer runs at this
@@ -164,7 +165,7 @@ def results_from_json(data: dict[str, Any]) -> Results:
 @contextlib.contextmanager
 def bench_database_url() -> Iterator[str]:
     """FLASHSALE_DATABASE_URL when set, else a private embedded PostgreSQL for the run."""
-    url = os.environ.get("FLASHSALE_DATABASE_URL")
+    url = Settings.from_env().database.url
     if url:
         yield url
         return

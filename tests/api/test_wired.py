@@ -13,13 +13,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.config import ApiSettings
 from flashsale.api.services import own_url
 from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
 from flashsale.store.persist import Persister
 
-from .conftest import SECRET, bearer
+from .conftest import app_settings, bearer
 from .helpers import problem
 
 Client = AsyncTestClient[Litestar]
@@ -31,13 +29,8 @@ PASSWORD = {"password": "246810"}
 async def db_client(
     redis_url: str, migrated_database_url: str, namespace: str, engine: Engine
 ) -> AsyncIterator[Client]:
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=migrated_database_url,
-        jwt_secret=SECRET,
-        namespace=namespace,
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    settings = app_settings(redis_url, namespace, database_url=migrated_database_url)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         yield client
 
 
@@ -155,13 +148,9 @@ def _dead_port() -> int:
 async def test_postgres_down_orders_still_sell_and_reads_answer_503(
     redis_url: str, namespace: str, engine: Engine
 ) -> None:
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=f"postgresql://postgres@127.0.0.1:{_dead_port()}/none",
-        jwt_secret=SECRET,
-        namespace=namespace,
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    dead = f"postgresql://postgres@127.0.0.1:{_dead_port()}/none"
+    settings = app_settings(redis_url, namespace, database_url=dead)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         sale = {"sale_id": "pgdown", "name": "x", "serials": {"range": [1, 2]}}
         assert (await client.post("/v1/sales", json=sale, headers=ADMIN)).status_code == 201
         r = await client.post("/v1/sales/pgdown/purchase", json={}, headers=bearer("u"))

@@ -155,7 +155,7 @@ class SalesController(Controller):
             result = await services.engine.purchase(
                 sale_id,
                 principal.user_id,
-                ip=client_ip(request.scope, services.api.trust_forwarded_for),
+                ip=client_ip(request.scope, bool(services.settings.api.trusted_proxies)),
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )

@@ -11,24 +11,24 @@
   engine also waits for one (``WAIT 1 <ms>`` per pipelined batch) so a
   fail-over does not lose acknowledged purchases either.
 
-``FLASHSALE_DURABILITY`` (``fast`` | ``durable``; default ``durable``) selects the
-mode; ``ensure_durability`` checks the server at start-up and, when allowed,
-applies the mode with CONFIG SET (Redis 7 turns AOF on at runtime by writing a
-fresh base file first).
+``FLASHSALE_DURABILITY`` (``fast`` | ``durable``; default ``durable``; read into
+``Settings.durability``) selects the mode; ``ensure_durability`` checks the server
+at start-up and, when allowed, applies the mode with CONFIG SET (Redis 7 turns
+AOF on at runtime by writing a fresh base file first).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
 
-from flashsale.store.events import text
+from flashsale.settings import DurabilityMode as Mode
 
-Mode = Literal["fast", "durable"]
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class DurabilityState(msgspec.Struct, kw_only=True):
@@ -41,18 +41,10 @@ class DurabilityState(msgspec.Struct, kw_only=True):
     problems: list[str] = msgspec.field(default_factory=list)
 
 
-def mode_from_env(environ: dict[str, str] | None = None) -> Mode:
-    env = os.environ if environ is None else environ
-    value = (env.get("FLASHSALE_DURABILITY") or "durable").strip().lower()
-    if value not in ("fast", "durable"):
-        raise ValueError(f"FLASHSALE_DURABILITY must be fast or durable, not {value!r}")
-    return "fast" if value == "fast" else "durable"
-
-
 async def _state(redis: Redis, mode: Mode) -> DurabilityState:
     config = await redis.config_get("append*")
-    appendonly = text(config.get("appendonly", "no")) == "yes"
-    appendfsync = text(config.get("appendfsync", ""))
+    appendonly = _text(config.get("appendonly", "no")) == "yes"
+    appendfsync = _text(config.get("appendfsync", ""))
     replication = await redis.info("replication")
     replicas = int(replication.get("connected_slaves", 0))
     problems: list[str] = []
