@@ -24,7 +24,7 @@ from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
 from flashsale.api.routes.payments import PaymentsController
 from flashsale.api.routes.sales import SalesController
-from flashsale.api.services import SaleStats, Services, SoldOutCache
+from flashsale.api.state import AppState, SaleStats, SoldOutCache
 from flashsale.api.tokens import TokenVerifier
 from flashsale.connect import need, open_engine, open_pool
 from flashsale.engine.engine import Engine
@@ -84,9 +84,9 @@ class FlashsalePlugin(InitPluginProtocol):
             pg_pool = await open_pool(settings, min_size=0)
             # As `flashsale timers` builds it (payments/setup.py); callbacks to
             # FLASHSALE_PUBLIC_URL (unset: the server's own address, see
-            # Services.payment_service).
+            # AppState.payment_service).
             payments = payment_service(settings, pg_pool, engine)
-        services = Services(
+        state = AppState(
             settings=settings,
             engine=engine,
             tokens=tokens,
@@ -97,17 +97,17 @@ class FlashsalePlugin(InitPluginProtocol):
         )
         rate = settings.api.ip_rate_per_s
         if rate and settings.redis.url:
-            services.limiter = IpRateLimiter(
+            state.limiter = IpRateLimiter(
                 settings.redis.url, engine.namespace, rate, cluster=settings.redis.cluster
             )
-        app.state["services"] = services
-        services.start()
+        app.state["app_state"] = state
+        state.start()
         try:
             yield
         finally:
-            await services.stop()
-            if services.limiter is not None:
-                await services.limiter.aclose()
+            await state.stop()
+            if state.limiter is not None:
+                await state.limiter.aclose()
             if payments is not None:
                 await close_providers(payments)
             if pg_pool is not None:

@@ -115,10 +115,10 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP and scope["path"] not in UNLIMITED_PATHS:
-            services: Any = scope["litestar_app"].state["services"]
-            limiter: IpRateLimiter | None = services.limiter
+            state: Any = scope["litestar_app"].state["app_state"]
+            limiter: IpRateLimiter | None = state.limiter
             if limiter is not None:
-                ip = client_ip(scope, bool(services.settings.api.trusted_proxies))
+                ip = client_ip(scope, bool(state.settings.api.trusted_proxies))
                 if not await limiter.allow(ip):
                     RATE_LIMITED.inc()
                     await send(_START)

@@ -267,7 +267,7 @@ class WatchSample(msgspec.Struct, kw_only=True):
 
 async def sample(engine: Engine, sale_id: str) -> WatchSample:
     from flashsale.api.lag import stream_lags
-    from flashsale.api.services import stats_key
+    from flashsale.api.state import stats_key
 
     sale: Sale = await engine.get_sale(sale_id)
     raw = await engine.redis.hgetall(stats_key(engine.namespace, sale_id))

@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.services import SoldOutCache
+from flashsale.api.state import SoldOutCache
 from flashsale.engine.engine import Engine
 from flashsale.settings import SOLD_OUT_CACHE_MAX_S
 

@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.services import own_url
+from flashsale.api.state import own_url
 from flashsale.engine.engine import Engine
 from flashsale.store.persist import Persister
 
@@ -79,8 +79,8 @@ async def test_cancel_refund_audit_and_lag_through_the_api(
     got = (await client.get(path, headers=bearer("payer"))).json()
     assert got["status"] == "paid"
     assert [(p["method"], p["status"]) for p in got["payments"]] == [("balance", "succeeded")]
-    services = client.app.state["services"]
-    assert services.payments.settings.public_url == own_url({"server": ("testserver.local", 80)})
+    state = client.app.state["app_state"]
+    assert state.payments.settings.public_url == own_url({"server": ("testserver.local", 80)})
     r = await client.post(f"{path}/cancel", headers=bearer("payer"))
     assert r.status_code == 200 and r.json()["status"] == "refund_pending", r.text
     body = problem(await client.post(f"{path}/cancel", headers=ADMIN), 409, "order_not_pending")

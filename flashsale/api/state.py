@@ -1,4 +1,4 @@
-"""What the HTTP workers share for their lifetime, on ``app.state["services"]``.
+"""What the HTTP workers share for their lifetime, on ``app.state["app_state"]``.
 
 Built once per worker in the lifespan: the engine (Redis pool and its
 auto-pipeline), the optional asyncpg pool and the PaymentService on it, the
@@ -119,7 +119,9 @@ def own_url(scope: Mapping[str, Any]) -> str | None:
 
 
 @dataclass
-class Services:
+class AppState:
+    """One worker's state bag (``app.state["app_state"]``), opened and closed by the lifespan."""
+
     settings: Settings
     engine: Engine
     tokens: TokenVerifier
