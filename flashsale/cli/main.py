@@ -70,7 +70,8 @@ def serve(
     """Serve the HTTP API (configuration from the environment)."""
     from flashsale.cli.serve import run_server
 
-    settings = load_or_exit("FLASHSALE_REDIS_URL")
+    # --with-workers starts a simulator when FLASHSALE_PAYSIM_URL is unset: a provider either way
+    settings = load_or_exit("FLASHSALE_REDIS_URL", secrets=True, sim=with_workers)
     if with_workers:
         if not settings.database.url:
             err.print("[red]--with-workers needs FLASHSALE_DATABASE_URL[/red]")
@@ -89,7 +90,7 @@ def token(
     admin: Annotated[bool, typer.Option("--admin", help="Add role: admin.")] = False,
     ttl_s: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 12 * 3600,
 ) -> None:
-    """Mint a dev JWT signed with FLASHSALE_JWT_SECRET."""
+    """Mint a JWT signed with FLASHSALE_JWT_SECRET (outside dev mode: at least 32 bytes)."""
     from flashsale.api.tokens import mint_token
 
     with config_errors():
@@ -110,7 +111,7 @@ def paysim(
     from flashsale.payments.paysim.app import serve as serve_paysim
     from flashsale.payments.paysim.config import FAST_RETRY_SCHEDULE_S, PaysimConfig
 
-    secret = load_or_exit().payments.paysim_secret
+    secret = load_or_exit(secrets=True, sim=True).payments.paysim_secret
     config = PaysimConfig(seed=seed, secret=secret)
     if fast_retries:
         config = PaysimConfig(seed=seed, secret=secret, retry_schedule_s=FAST_RETRY_SCHEDULE_S)

@@ -88,7 +88,7 @@ def timers(
 
     Safe to run as several processes at once.
     """
-    settings = load_or_exit(*NEEDS)
+    settings = load_or_exit(*NEEDS, secrets=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with config_errors():
         asyncio.run(_run_timers(settings, interval, once))

@@ -116,7 +116,7 @@ def persist_command(
     consumers: Annotated[int, typer.Option(min=1, max=64, help="consumers in this process")] = 1,
 ) -> None:
     """Run the write-behind (Redis streams -> PostgreSQL) until SIGTERM."""
-    settings = load_or_exit(*NEEDS)
+    settings = load_or_exit(*NEEDS, secrets=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with config_errors():
         asyncio.run(run_persist(settings, consumers=consumers))
