@@ -9,14 +9,14 @@ or the signing secret of a configured provider, is unset or under 32 bytes;
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
+
+from ..loadtest.servers import free_port, stop_group
 
 STRONG = "s" * 32
 SHORT = "s" * 31
@@ -100,12 +100,6 @@ def test_a_strong_secret_is_accepted_outside_dev_mode() -> None:
     assert done.returncode == 0 and done.stdout.count(".") == 2, done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _starts(command: list[str], env: dict[str, str], health_url: str) -> None:
     """The process answers its /health, then stops on SIGTERM."""
     process = subprocess.Popen(
@@ -128,19 +122,14 @@ def _starts(command: list[str], env: dict[str, str], health_url: str) -> None:
                 assert time.monotonic() < deadline, "no answer from /health"
                 time.sleep(0.1)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 def test_in_dev_mode_serve_and_paysim_start_without_secrets(redis_url: str) -> None:
     dev = _env(FLASHSALE_ENV="dev", FLASHSALE_REDIS_URL=redis_url, FLASHSALE_DURABILITY="fast")
-    port = _free_port()
+    port = free_port()
     _starts(["paysim", "--port", str(port)], dev, f"http://127.0.0.1:{port}/health")
-    port = _free_port()
+    port = free_port()
     _starts(
         ["serve", "--port", str(port), "--workers", "1"], dev, f"http://127.0.0.1:{port}/health"
     )
