@@ -1,6 +1,6 @@
 """Write-behind lag as the HTTP layer reports it: the store's ``lag()``, bounded per call.
 
-``flashsale.store.persist.lag`` is the one definition (per sale: stream entries
+``flashsale.store.lag.lag`` is the one definition (per sale: stream entries
 not yet persisted, pending or never delivered, and the age of the oldest);
 ``/health``, ``/metrics`` and ``flashsale sale watch`` read it through here.
 """
@@ -8,7 +8,7 @@ not yet persisted, pending or never delivered, and the age of the oldest);
 from __future__ import annotations
 
 from flashsale.engine.engine import Engine
-from flashsale.store.persist import StreamLag, lag
+from flashsale.store.lag import StreamLag, lag
 
 MAX_SALES = 1000  # bounded work per scrape
 

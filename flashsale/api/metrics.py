@@ -7,7 +7,7 @@ aggregates all of them (prometheus_client multiprocess mode). Without the
 variable (tests, a single process) the ordinary in-memory registry is used.
 
 Values known only at scrape time (the write-behind's lag, from
-``flashsale.store.persist.lag``) are computed then, in a registry of their own,
+``flashsale.store.lag.lag``) are computed then, in a registry of their own,
 and appended.
 """
 
@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from flashsale.store.persist import StreamLag
+    from flashsale.store.lag import StreamLag
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -54,12 +54,6 @@ PURCHASE_SECONDS = Histogram(
     "Time to answer a purchase inside the worker (token, engine round trip, response).",
     buckets=_BUCKETS,
 )
-ENGINE_SECONDS = Histogram(
-    "flashsale_engine_call_seconds",
-    "Time of one engine call (Redis round trip, shared with the calls pipelined with it).",
-    ["op"],
-    buckets=_BUCKETS,
-)
 RATE_LIMITED = Counter(
     "flashsale_rate_limited",
     "Requests refused by the per-client-IP request rate limit.",
@@ -79,7 +73,6 @@ PURCHASE_OUTCOMES = (
 )
 # Children bound once: ``labels()`` is a dict lookup plus a lock per call.
 _PURCHASE_CHILD = {outcome: PURCHASES.labels(outcome) for outcome in PURCHASE_OUTCOMES}
-PURCHASE_ENGINE_SECONDS = ENGINE_SECONDS.labels("purchase")
 
 
 def count_purchase(outcome: str) -> None:

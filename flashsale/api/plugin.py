@@ -96,18 +96,14 @@ class FlashsalePlugin(InitPluginProtocol):
             payments=payments,
         )
         rate = settings.api.ip_rate_per_s
-        if rate and settings.redis.url:
-            state.limiter = IpRateLimiter(
-                settings.redis.url, engine.namespace, rate, cluster=settings.redis.cluster
-            )
+        if rate:
+            state.limiter = IpRateLimiter(engine, rate)
         app.state["app_state"] = state
         state.start()
         try:
             yield
         finally:
             await state.stop()
-            if state.limiter is not None:
-                await state.limiter.aclose()
             if payments is not None:
                 await close_providers(payments)
             if pg_pool is not None:

@@ -1,9 +1,10 @@
 """Errors as ``application/problem+json`` (RFC 9457), mapped in one place.
 
-Every refusal the API gives is an ``EngineError`` (the engine's, or one of the
-few HTTP-only ones below), a ``PaymentError`` of the payment flow (which carries
-its own status), or one of Litestar's own ``HTTPException``s; ``problem_for`` is
-the one function that turns any of them into a status and a body with a stable
+Every refusal the API gives is a ``FlashsaleError`` (``flashsale/errors.py``: the
+engine's, the payment flow's, or one of the few HTTP-only ones below), which
+carries its own ``code`` and ``status``, or one of Litestar's own
+``HTTPException``s, which are named by their status. ``problem_for`` is the one
+function that turns any exception into a status and a body with a stable
 ``code``. PostgreSQL out of reach answers 503 ``database_unavailable`` (Redis
 out of reach is the engine's 503 ``engine_unavailable``).
 """
@@ -12,51 +13,102 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
-from flashsale.engine.errors import EngineError
-from flashsale.payments.errors import PaymentError
+# The engine's and the payment flow's refusals: imported so the whole tree is known here.
+from flashsale.engine import errors as engine_errors  # noqa: F401
+from flashsale.errors import (
+    DatabaseUnavailable,
+    FlashsaleError,
+    ValidationFailed,
+    all_error_classes,
+)
+from flashsale.payments import errors as payment_errors  # noqa: F401
 
 log = logging.getLogger("flashsale.api")
 
 PROBLEM_JSON = "application/problem+json"
 
 
-class ApiError(Exception):
-    """Refusals only the HTTP layer gives; shaped like the engine's ``EngineError``."""
-
-    code = "api_error"
-
-    def __init__(self, detail: str = "", **extra: Any) -> None:
-        super().__init__(detail or self.code)
-        self.detail = detail or self.code.replace("_", " ")
-        self.extra = extra
-
-
-class Unauthenticated(ApiError):
+class Unauthenticated(FlashsaleError):
     code = "unauthenticated"
+    status = 401
+    advice = "Send `Authorization: Bearer <token>` with a valid, unexpired token."
 
 
-class Forbidden(ApiError):
+class Forbidden(FlashsaleError):
     code = "forbidden"
+    status = 403
+    advice = "The token is valid but lacks the role this endpoint needs (admin)."
 
 
-class RateLimited(ApiError):
+class RateLimited(FlashsaleError):
     code = "rate_limited"
+    status = 429
+    advice = "Too many requests from this address: wait `Retry-After` seconds."
 
 
-class AuditUnavailable(ApiError):
+class AuditUnavailable(FlashsaleError):
     """The server runs without PostgreSQL (FLASHSALE_DATABASE_URL): nothing to audit against."""
 
     code = "audit_unavailable"
+    status = 503
+    advice = "This deployment has no database configured: run the audit where it has one."
 
+
+# Litestar's own refusals, named by their HTTP status (the framework raises them).
+class NotFound(FlashsaleError):
+    code = "not_found"
+    status = 404
+    advice = "No such path: check the URL against the OpenAPI document."
+
+
+class MethodNotAllowed(FlashsaleError):
+    code = "method_not_allowed"
+    status = 405
+    advice = "Use one of the methods in the `Allow` header."
+
+
+class PayloadTooLarge(FlashsaleError):
+    code = "payload_too_large"
+    status = 413
+    advice = "The body is over the endpoint's limit: send less."
+
+
+class UnsupportedMediaType(FlashsaleError):
+    code = "unsupported_media_type"
+    status = 415
+    advice = "Send the content type the endpoint documents."
+
+
+class ServiceUnavailable(FlashsaleError):
+    code = "service_unavailable"
+    status = 503
+    advice = "The server is starting or stopping: retry after `Retry-After`."
+
+
+_BY_STATUS: dict[int, type[FlashsaleError]] = {
+    cls.status: cls
+    for cls in (
+        ValidationFailed,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        RateLimited,
+        ServiceUnavailable,
+    )
+}
+_BY_STATUS[400] = ValidationFailed  # Litestar's malformed-request answer
 
 # PostgreSQL did not answer (down, restarting, pool exhausted): retry later.
 PG_UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -74,43 +126,37 @@ PG_REFUSED_TEXT: tuple[type[BaseException], ...] = (
 )
 
 
-# Status of each stable code. Codes not listed answer 409 when they are business
-# refusals of the engine (a conflict with the current state) — see problem_for.
-STATUS_BY_CODE: dict[str, int] = {
-    "sold_out": 409,
-    "limit_reached": 409,
-    "sale_not_open": 409,
-    "sale_paused": 409,
-    "sale_closed": 409,
-    "order_not_pending": 409,
-    "sale_exists": 409,
-    "serials_conflict": 409,
-    "not_due": 409,
-    "sale_not_found": 404,
-    "order_not_found": 404,
-    "not_found": 404,
-    "idempotency_key_reused": 422,
-    "validation_error": 422,
-    "rate_limited": 429,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "engine_unavailable": 503,
-    "audit_unavailable": 503,
-    "database_unavailable": 503,
-}
+BAD_REQUEST = "bad_request"  # a 4xx of the framework's that no class names (should not happen)
+# validation_error is also Litestar's answer to a request it cannot parse (400)
+_ALSO_ANSWERED: dict[str, tuple[int, ...]] = {ValidationFailed.code: (400,)}
 
-# Litestar's own exceptions, by HTTP status.
-CODE_BY_STATUS: dict[int, str] = {
-    400: "validation_error",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-    503: "service_unavailable",
-}
+
+def error_classes() -> list[type[FlashsaleError]]:
+    """Every refusal of the API, one class per stable code."""
+    return all_error_classes()  # engine_errors and payment_errors are imported above
+
+
+PROBLEM_CODES: tuple[str, ...] = tuple(sorted({c.code for c in error_classes()} | {BAD_REQUEST}))
+"""Every ``code`` a problem may carry: an enum in the OpenAPI document."""
+
+
+def error_reference() -> str:
+    """The error-code reference (``docs/errors.md``) as Markdown, from the tree itself."""
+    lines = [
+        "# Error codes",
+        "",
+        "Every refusal is `application/problem+json` with a stable `code` (RFC 9457 plus",
+        "`code`). This table is generated from the error classes (`flashsale errors`); a",
+        "test keeps it equal to them.",
+        "",
+        "| code | HTTP status | what a client should do |",
+        "|---|---|---|",
+    ]
+    for cls in sorted(error_classes(), key=lambda c: (c.status, c.code)):
+        statuses = sorted({cls.status, *_ALSO_ANSWERED.get(cls.code, ())})
+        answered = ", ".join(str(s) for s in statuses)
+        lines.append(f"| `{cls.code}` | {answered} | {cls.advice} |")
+    return "\n".join(lines) + "\n"
 
 
 class ProblemError(Struct, kw_only=True):
@@ -128,7 +174,8 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     title: str
     status: int
     detail: str
-    code: str
+    code: Annotated[str, Meta(extra_json_schema={"extra": {"enum": list(PROBLEM_CODES)}})]
+    """Stable and machine-readable: docs/errors.md says what each one asks of a client."""
     order_ids: list[str] | UnsetType = UNSET
     """limit_reached (scope user): the buyer's live orders in the sale."""
     order_id: str | UnsetType = UNSET
@@ -157,8 +204,9 @@ def _title(code: str) -> str:
     return code.replace("_", " ").capitalize()
 
 
-def _engine_extras(exc: Exception) -> dict[str, Any]:
-    extra: dict[str, Any] = getattr(exc, "extra", {})
+def _extras(exc: FlashsaleError) -> dict[str, Any]:
+    """The documented extras of a refusal (``Problem``'s optional fields), from ``extra``."""
+    extra = exc.extra
     out: dict[str, Any] = {}
     if "order_ids" in extra:
         out["order_ids"] = [str(o) for o in extra["order_ids"]]
@@ -168,18 +216,10 @@ def _engine_extras(exc: Exception) -> dict[str, Any]:
         out["scope"] = str(extra["scope"])
     if "limit" in extra:
         out["limit"] = int(extra["limit"])
-    if "status" in extra:
-        out["order_status"] = str(extra["status"])
     if "retry_after_s" in extra:
         out["retry_after_s"] = float(extra["retry_after_s"])
     if "errors" in extra:
         out["errors"] = extra["errors"]
-    return out
-
-
-def _payment_extras(exc: PaymentError) -> dict[str, Any]:
-    extra = exc.extra
-    out: dict[str, Any] = {}
     if "attempts_left" in extra:
         out["attempts_left"] = int(extra["attempts_left"])
     if extra.get("locked_until") is not None:
@@ -211,26 +251,20 @@ def _validation_errors(extra: Any) -> list[ProblemError]:
 
 def problem_for(exc: BaseException) -> Problem:
     """The one mapping from an exception to a problem (status and stable code)."""
-    if isinstance(exc, EngineError | ApiError):
-        code = str(exc.code)
-        status = STATUS_BY_CODE.get(code, 409 if code != "engine_error" else 500)
-        detail = str(exc.detail)
-        extras = _engine_extras(exc)
-    elif isinstance(exc, PaymentError):
-        code, status, detail = exc.code, exc.status, exc.detail
-        extras = _payment_extras(exc)
-    elif isinstance(exc, PG_REFUSED_TEXT):
-        code, status, extras = "validation_error", 422, {}
-        detail = "a text field holds characters that cannot be stored"
+    if isinstance(exc, PG_REFUSED_TEXT):
+        exc = ValidationFailed("a text field holds characters that cannot be stored")
     elif isinstance(exc, PG_UNREACHABLE):
-        code, status, extras = "database_unavailable", 503, {}
-        detail = "PostgreSQL did not answer; try again shortly"
         log.warning("postgresql unreachable: %r", exc)
+        exc = DatabaseUnavailable("PostgreSQL did not answer; try again shortly")
+    extras: dict[str, Any] = {}
+    if isinstance(exc, FlashsaleError):
+        code, status, detail = exc.code, exc.status, str(exc.detail)
+        extras = _extras(exc)
     elif isinstance(exc, HTTPException):
         status = exc.status_code
-        code = CODE_BY_STATUS.get(status, "internal_error" if status >= 500 else "bad_request")
+        known = _BY_STATUS.get(status)
+        code = known.code if known else (FlashsaleError.code if status >= 500 else BAD_REQUEST)
         detail = str(exc.detail)
-        extras = {}
         if isinstance(exc, ValidationException) or status == 400:
             errors = _validation_errors(exc.extra)
             if errors:
@@ -238,7 +272,7 @@ def problem_for(exc: BaseException) -> Problem:
             if status == 400 and not detail:
                 detail = "invalid request"
     else:
-        status, code, detail, extras = 500, "internal_error", "internal server error", {}
+        status, code, detail = 500, "internal_error", "internal server error"
     if status >= 500 and code == "internal_error":
         log.error("unhandled error", exc_info=exc)
     return Problem(
@@ -295,8 +329,8 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
 
 __all__ = [
     "PROBLEM_JSON",
-    "ApiError",
     "AuditUnavailable",
+    "DatabaseUnavailable",
     "Forbidden",
     "Problem",
     "RateLimited",

@@ -1,10 +1,10 @@
 """Per-client-IP request rate limit, counted in Redis so every worker shares it.
 
-Off unless ``FLASHSALE_IP_RATE_PER_S`` is set. A fixed one-second window: one
-small script per request (INCR, and EXPIRE on the window's first request),
-sent through an auto-pipeline so concurrent requests share round trips.
-Litestar's built-in limiter counts per process, which would multiply the
-limit by the number of workers.
+Off unless ``FLASHSALE_IP_RATE_PER_S`` is set. A fixed one-second window
+counted by the engine (``Engine.count_request``: ``lua/ip_rate-1.lua``, one
+small script per request on the auto-pipelined path, so concurrent requests
+share round trips). Litestar's built-in limiter counts per process, which
+would multiply the limit by the number of workers.
 
 When Redis does not answer, requests are let through: the limiter protects
 the engine, it must not become the reason the API is down.
@@ -12,10 +12,8 @@ the engine, it must not become the reason the API is down.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import time
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -30,21 +28,10 @@ from litestar.types import (
 
 from flashsale.api.metrics import RATE_LIMITED
 from flashsale.api.problems import PROBLEM_JSON, RateLimited, problem_bytes
-from flashsale.engine.resp import encode_command
-from flashsale.engine.router import ClusterRouter, Router, SingleRouter
-from flashsale.engine.scripts import LuaScript
+from flashsale.engine.engine import Engine
 
 log = logging.getLogger("flashsale.api")
 
-_SOURCE = """-- ip_rate-1: count one request in the caller's one-second window.
--- KEYS[1] window counter   ARGV[1] window TTL (s)   Reply: the count so far
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-IP_RATE_SCRIPT = LuaScript(
-    name="ip_rate", num_keys=1, source=_SOURCE, sha=hashlib.sha1(_SOURCE.encode()).hexdigest()
-)
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
 
 
@@ -64,28 +51,19 @@ def client_ip(scope: Scope, trust_forwarded_for: bool) -> str:
 
 
 class IpRateLimiter:
-    """Counts through the engine's router: auto-pipelined, and cluster-aware (one key each)."""
+    """At most ``per_s`` requests per second from one address, across every worker."""
 
-    def __init__(self, url: str, namespace: str, per_s: float, *, cluster: bool = False) -> None:
+    def __init__(self, engine: Engine, per_s: float) -> None:
         self.limit = max(1, math.floor(per_s))
-        self._namespace = namespace
-        self._router: Router = ClusterRouter(url) if cluster else SingleRouter(url)
-
-    def key(self, ip: str, second: int) -> str:
-        return f"{self._namespace}:iprate:{ip}:{second}"
+        self._engine = engine
 
     async def allow(self, ip: str) -> bool:
-        key = self.key(ip, int(time.time()))
-        command = encode_command(["EVALSHA", IP_RATE_SCRIPT.sha, 1, key, 2])
         try:
-            n = await self._router.call(IP_RATE_SCRIPT, key, command)
+            n = await self._engine.count_request(ip)
         except Exception as exc:  # fail open
             log.warning("rate limiter unavailable: %s", exc)
             return True
-        return int(n) <= self.limit
-
-    async def aclose(self) -> None:
-        await self._router.aclose()
+        return n <= self.limit
 
 
 _STATUS, _BODY = problem_bytes(

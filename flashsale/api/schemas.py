@@ -9,6 +9,7 @@ import msgspec
 from msgspec import Struct
 
 from flashsale.engine.models import Order
+from flashsale.engine.statuses import OrderStatus
 from flashsale.payments.models import MoneyAudit, Payment
 from flashsale.store.audit import RedisCounts, StreamState, Violation
 
@@ -21,9 +22,7 @@ class PurchaseOut(Struct, kw_only=True):
     order_id: str
     sale_id: str
     serial: int | str
-    status: Literal[
-        "pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"
-    ]
+    status: OrderStatus
     expires_at: datetime
     price_cents: int
     currency: str

@@ -24,11 +24,12 @@ import asyncpg
 from redis.asyncio import Redis
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import SaleCreate, SerialsSpec
+from flashsale.errors import FlashsaleError
 from flashsale.settings import Settings
 from flashsale.store import migrate
-from flashsale.store.persist import PersistConfig, Persister, stream_lag
+from flashsale.store.lag import stream_lag
+from flashsale.store.persist import PersistConfig, Persister
 
 HEADER = (
     "| orders | consumers | batch | drain (orders/s) | COPY (orders/s) | drain / COPY |\n"
@@ -51,7 +52,7 @@ async def _fill(engine: Engine, sale_id: str, orders: int) -> int:
             *(engine.purchase(sale_id, f"u{i}") for i in range(start, min(orders, start + 5000))),
             return_exceptions=True,
         )
-        done += sum(1 for r in results if not isinstance(r, EngineError | BaseException))
+        done += sum(1 for r in results if not isinstance(r, FlashsaleError | BaseException))
     return done
 
 

@@ -22,6 +22,9 @@ is FLASHSALE_REDIS_URL and PostgreSQL FLASHSALE_DATABASE_URL, else private
 embedded servers. Keys live in a namespace of their own and tables in a schema
 of their own, removed afterwards. Load generators run in their own processes
 (redis-benchmark, wrk); every phase is bounded in count and time.
+
+This module runs the parts; results.py holds what they measured, report.py
+writes the Markdown and chart.py draws the chart.
 """
 
 from __future__ import annotations
@@ -29,11 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import importlib.util
 import json
 import os
-import platform
 import secrets
 import shlex
 import shutil
@@ -42,16 +43,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from flashsale.bench.common import Figure, bench_redis_url, machine_line
+from flashsale.bench.chart import chart, title
+from flashsale.bench.common import Figure, bench_redis_url
+from flashsale.bench.report import header, markdown
+from flashsale.bench.results import (
+    CONCURRENCY,
+    Drain,
+    Growth,
+    Latency,
+    Results,
+    results_from_json,
+    results_to_json,
+)
 from flashsale.settings import Settings
 
 PARTS = ("layers", "latency", "growth", "drain", "workers")
-CONCURRENCY = 50  # redis-benchmark's -c in bench/engine.py: every layer runs at this
 LATENCY_CONNECTIONS = (100, 1000, 5000)
 GROWTH_SIZES = (10**3, 10**5, 10**7)
 WORKERS = (1, 2)
@@ -73,90 +83,6 @@ class Config:
         if quick:
             return cls(runs or 1, True, 20_000, 5_000, 2_000, 2, 2_000, ())
         return cls(runs or 3, False, 200_000, 50_000, 20_000, 6, 20_000, (10**3, 10**5))
-
-
-@dataclass
-class Latency:
-    connections: int
-    rps: Figure
-    p50: Figure
-    p99: Figure
-    errors: int
-    served: int  # of `connections` held open at once, how many got an answer within 5 s
-
-
-@dataclass
-class Growth:
-    kind: str  # "range" or "list"
-    size: int
-    create_ms: Figure
-    bytes_created: Figure
-    purchases: int
-    bytes_after: Figure
-    rate: Figure
-
-
-@dataclass
-class Drain:
-    consumers: int
-    orders: int
-    drain: Figure  # orders/s
-    copy: Figure  # orders/s
-    ratio: Figure  # drain / COPY
-
-
-@dataclass
-class Results:
-    layers: dict[str, Figure] = field(default_factory=dict)
-    echo: Figure | None = None
-    latency: list[Latency] = field(default_factory=list)
-    growth: list[Growth] = field(default_factory=list)
-    drain: list[Drain] = field(default_factory=list)
-    workers: dict[int, Figure] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def results_to_json(results: Results) -> dict[str, object]:
-    return dataclasses.asdict(results)
-
-
-def results_from_json(data: dict[str, Any]) -> Results:
-    def fig(d: dict[str, Any]) -> Figure:
-        return Figure(tuple(d["runs"]))
-
-    return Results(
-        layers={k: fig(v) for k, v in data["layers"].items()},
-        echo=fig(data["echo"]) if data.get("echo") else None,
-        latency=[
-            Latency(
-                r["connections"],
-                fig(r["rps"]),
-                fig(r["p50"]),
-                fig(r["p99"]),
-                r["errors"],
-                r["served"],
-            )
-            for r in data["latency"]
-        ],
-        growth=[
-            Growth(
-                g["kind"],
-                g["size"],
-                fig(g["create_ms"]),
-                fig(g["bytes_created"]),
-                g["purchases"],
-                fig(g["bytes_after"]),
-                fig(g["rate"]),
-            )
-            for g in data["growth"]
-        ],
-        drain=[
-            Drain(d["consumers"], d["orders"], fig(d["drain"]), fig(d["copy"]), fig(d["ratio"]))
-            for d in data.get("drain") or []
-        ],
-        workers={int(k): fig(v) for k, v in data["workers"].items()},
-        notes=list(data.get("notes", [])),
-    )
 
 
 # --------------------------------------------------------------------------- services
@@ -505,281 +431,6 @@ def _drain(cfg: Config, results: Results, redis_url: str, database_url: str) -> 
     results.notes.append(f"drain vs COPY reproduces with `{shlex.join(['python', *command[1:]])}`")
 
 
-# --------------------------------------------------------------------------- report
-
-
-def _ratio(fig: Figure | None, base: Figure | None) -> str:
-    if fig is None or base is None or not base.median:
-        return "–"
-    return f"{fig.median / base.median:.2f}×"
-
-
-def markdown(results: Results, cfg: Config, header: list[str]) -> str:
-    lines = [*header, ""]
-    ceiling = results.layers.get("redis-benchmark")
-    if results.layers:
-        names = {
-            "redis-benchmark": f"redis-benchmark -c {CONCURRENCY} -P 16, EVALSHA purchase "
-            "(ceiling)",
-            "redis-benchmark-p1": f"redis-benchmark -c {CONCURRENCY} -P 1 (one round trip each)",
-            "engine": f"engine from Python (1 process, {CONCURRENCY} tasks)",
-            "http": f"HTTP purchase endpoint (granian, 2 workers, wrk -c {CONCURRENCY})",
-            "postgres-peer": f"PostgreSQL only, SKIP LOCKED ({CONCURRENCY} connections)",
-        }
-        lines += [
-            f"### Purchase path at each layer ({CONCURRENCY} concurrent clients, same run)",
-            "",
-            "| layer | purchases/s | ratio to ceiling |",
-            "|---|---:|---:|",
-        ]
-        for key, label in names.items():
-            fig = results.layers.get(key)
-            if fig is not None:
-                lines.append(f"| {label} | {fig.show()} | {_ratio(fig, ceiling)} |")
-        if results.echo is not None:
-            http = results.layers.get("http")
-            lines += [
-                "",
-                f"Bare POST endpoint of the same app (reads and validates the same body): "
-                f"{results.echo.show(' req/s')}; purchase/bare = {_ratio(http, results.echo)} "
-                "(goal ≥ 0.60×).",
-            ]
-        lines.append("")
-    if results.latency:
-        lines += [
-            "### HTTP purchase latency by open connections (wrk closed loop, 2 workers)",
-            "",
-            "| connections | req/s | p50 ms | p99 ms | errors | answered when all open |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {r.connections:,} | {r.rps.show()} | {r.p50.show('', 1)} | "
-            f"{r.p99.show('', 1)} | {r.errors} | {r.served:,} of {r.connections:,} |"
-            for r in results.latency
-        ]
-        lines += [
-            "",
-            "Closed loop: each connection sends its next request as soon as it is answered, so "
-            "p50 grows as connections / throughput; the paced figure is `bench/http.py`'s. "
-            "Last column: all connections held open at once, one request each, answered "
-            "within 5 s (wrk's percentiles only cover the connections the server reads).",
-            "",
-        ]
-        starved = [r for r in results.latency if r.served < r.connections]
-        if starved:
-            r = starved[0]
-            lines += [
-                f"**{r.connections - r.served:,} of {r.connections:,} open connections were "
-                "never answered**: the server holds at most a fixed number of connections "
-                "(granian's backpressure defaults to backlog / workers per worker).",
-                "",
-            ]
-    if results.growth:
-        lines += [
-            "### Cost as the sale grows",
-            "",
-            "| pool | serials | create ms | Redis bytes at creation | purchases | "
-            "bytes after | bytes/order | purchases/s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for g in results.growth:
-            per_order = (g.bytes_after.median - g.bytes_created.median) / g.purchases
-            lines.append(
-                f"| {g.kind} | {g.size:,} | {g.create_ms.show('', 1)} | "
-                f"{g.bytes_created.show()} | {g.purchases:,} | {g.bytes_after.show()} | "
-                f"{per_order:,.0f} | {g.rate.show()} |"
-            )
-        lines += [
-            "",
-            "Range pools: a cursor and a keyed permutation, no per-serial memory, so creation "
-            "time and bytes stay flat from 10^3 to 10^7; list pools hold every serial.",
-            "",
-        ]
-    if results.workers:
-        base = results.workers.get(1)
-        lines += [
-            f"### HTTP purchase req/s by API worker processes (wrk -c {CONCURRENCY})",
-            "",
-            "| workers | req/s | vs 1 worker |",
-            "|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {w} | {fig.show()} | {_ratio(fig, base)} |" for w, fig in results.workers.items()
-        ]
-        lines += [
-            "",
-            f"{os.cpu_count()} cores, shared by the workers, Redis and wrk in this run.",
-            "",
-        ]
-    if results.drain:
-        lines += [
-            "### Write-behind drain against a plain COPY of the same rows",
-            "",
-            "| orders | consumers | drain (orders/s) | COPY (orders/s) | drain / COPY |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {d.orders:,} | {d.consumers} | {d.drain.show()} | {d.copy.show()} | "
-            f"{d.ratio.show('×', 2)} |"
-            for d in results.drain
-        ]
-        lines.append("")
-    lines += [f"- {note}" for note in results.notes]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def chart(results: Results, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    (ax_layers, ax_latency), (ax_growth, ax_workers) = axes
-
-    def bars(ax: object, labels: list[str], figures: list[Figure], color: str) -> None:
-        from matplotlib.axes import Axes
-
-        assert isinstance(ax, Axes)
-        medians = [f.median for f in figures]
-        errs = [
-            [f.median - min(f.runs) for f in figures],
-            [max(f.runs) - f.median for f in figures],
-        ]
-        ax.bar(labels, medians, yerr=errs, capsize=4, color=color)
-        for i, f in enumerate(figures):
-            ax.annotate(
-                f"{f.median:,.0f}",
-                (i, max(f.runs)),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
-
-    order = [
-        ("redis-benchmark", "Redis ceiling\n(-P 16)"),
-        ("redis-benchmark-p1", "Redis\n-P 1"),
-        ("engine", "engine\n(Python)"),
-        ("http", "HTTP\nendpoint"),
-        ("postgres-peer", "PostgreSQL\nSKIP LOCKED"),
-    ]
-    present = [(k, label) for k, label in order if k in results.layers]
-    if present:
-        bars(
-            ax_layers,
-            [label for _, label in present],
-            [results.layers[k] for k, _ in present],
-            "#4C72B0",
-        )
-        top = results.layers.get("redis-benchmark")
-        if top is not None and top.median:
-            for i, (key, _) in enumerate(present):
-                ratio = results.layers[key].median / top.median
-                ax_layers.annotate(
-                    f"{ratio:.2f}×",
-                    (i, 0),
-                    xytext=(0, 4),
-                    textcoords="offset points",
-                    ha="center",
-                    color="white",
-                    fontsize=9,
-                    fontweight="bold",
-                )
-    ax_layers.set_title(f"Purchases/s at each layer ({CONCURRENCY} clients; × of the ceiling)")
-    ax_layers.set_ylabel("purchases/s")
-
-    if results.latency:
-        xs = [r.connections for r in results.latency]
-        for attr, style in (("p50", "o-"), ("p99", "s--")):
-            figs = [getattr(r, attr) for r in results.latency]
-            ax_latency.errorbar(
-                xs,
-                [f.median for f in figs],
-                yerr=[
-                    [f.median - min(f.runs) for f in figs],
-                    [max(f.runs) - f.median for f in figs],
-                ],
-                fmt=style,
-                capsize=4,
-                label=attr,
-            )
-        ax_latency.set_xscale("log")
-        ax_latency.set_yscale("log")
-        ax_latency.set_xticks(xs, [f"{x:,}" for x in xs])
-        ax_latency.legend()
-        for r in results.latency:
-            if r.served < r.connections:
-                ax_latency.annotate(
-                    f"{r.connections - r.served:,} of {r.connections:,}\nnever answered",
-                    (r.connections, r.p50.median),
-                    xytext=(-25, -70),
-                    textcoords="offset points",
-                    ha="right",
-                    fontsize=8,
-                    color="#C44E52",
-                    arrowprops={"arrowstyle": "->", "color": "#C44E52"},
-                )
-    ax_latency.set_title("HTTP purchase latency (closed loop)")
-    ax_latency.set_xlabel("open connections")
-    ax_latency.set_ylabel("ms (log)")
-
-    ranges = [g for g in results.growth if g.kind == "range"]
-    lists = [g for g in results.growth if g.kind == "list"]
-    if ranges:
-        for rows, label, style in ((ranges, "range pool", "o-"), (lists, "list pool", "s--")):
-            if rows:
-                ax_growth.plot(
-                    [g.size for g in rows],
-                    [g.bytes_created.median / 1024 for g in rows],
-                    style,
-                    label=f"{label}: KiB at creation",
-                )
-        ax_growth.set_xscale("log")
-        ax_growth.set_yscale("log")
-        ax_growth.set_ylim(1, 1e6)  # 1 KiB .. 1 GiB: a flat line must look flat
-        twin = ax_growth.twinx()
-        twin.plot(
-            [g.size for g in ranges],
-            [g.rate.median for g in ranges],
-            "^:",
-            color="#C44E52",
-            label="range pool: purchases/s",
-        )
-        twin.set_ylabel("purchases/s")
-        twin.set_ylim(bottom=0)
-        handles = ax_growth.get_legend_handles_labels()
-        twins = twin.get_legend_handles_labels()
-        ax_growth.legend(handles[0] + twins[0], handles[1] + twins[1], fontsize=8)
-    ax_growth.set_title("Cost as the sale grows")
-    ax_growth.set_xlabel("serials in the sale")
-    ax_growth.set_ylabel("Redis KiB of the sale's keys (log)")
-
-    labels: list[str] = []
-    figures: list[Figure] = []
-    for w, f in results.workers.items():
-        labels.append(f"API\n{w} worker{'s' if w > 1 else ''}")
-        figures.append(f)
-    for d in results.drain:
-        labels.append(f"drain\n{d.consumers} consumer{'s' if d.consumers > 1 else ''}")
-        figures.append(d.drain)
-    if results.drain:
-        labels.append("COPY")
-        figures.append(results.drain[0].copy)
-    if figures:
-        bars(ax_workers, labels, figures, "#55A868")
-    ax_workers.set_title("Purchase req/s by API workers · drain vs COPY orders/s")
-    ax_workers.tick_params(axis="x", labelsize=8)
-    ax_workers.set_ylabel("per second")
-
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -830,26 +481,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results, bits = run(cfg, parts)
     took = time.monotonic() - started
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     shown = argv if argv is not None else sys.argv[1:]
-    header = [
-        f"## Benchmarks ({'quick smoke run' if cfg.quick else 'full run'})",
-        "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine_line()} "
-        f"({platform.processor() or platform.machine()}), load average {load} · "
-        f"{' · '.join(bits)} · Python {platform.python_version()} · "
-        f"medians of {cfg.runs} run{'s' if cfg.runs > 1 else ''} (min–max) · took {took:.0f} s",
-        "",
-        f"Reproduce: `{shlex.join(['flashsale', 'bench', *shown])}`",
-    ]
-    text = markdown(results, cfg, header)
+    head = header(quick=cfg.quick, runs=cfg.runs, versions=bits, took_s=took, argv=shown)
+    text = markdown(results, head)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    title = f"flashsale bench · {machine_line()} · medians of {cfg.runs} (bars: min–max)"
+    chart_title = title(cfg.runs)
     args.out.with_suffix(".json").write_text(
-        json.dumps({"title": title, "results": results_to_json(results)}, indent=1)
+        json.dumps({"title": chart_title, "results": results_to_json(results)}, indent=1)
     )
-    chart(results, args.chart, title)
+    chart(results, args.chart, chart_title)
     print(text)
     print(f"wrote {args.out} (and .json) and {args.chart}")
     return 0

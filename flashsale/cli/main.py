@@ -156,6 +156,14 @@ def config(
 
 
 @app.command()
+def errors() -> None:
+    """Print the error-code reference (docs/errors.md): every code, its status, what to do."""
+    from flashsale.api.problems import error_reference
+
+    typer.echo(error_reference(), nl=False)
+
+
+@app.command()
 def demo(
     buyers: Annotated[int, typer.Option(help="Distinct buyers.")] = 2000,
     attempts: Annotated[int, typer.Option(help="Purchase attempts in the burst.")] = 5000,

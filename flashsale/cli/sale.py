@@ -33,8 +33,8 @@ from rich.table import Table
 
 from flashsale.connect import open_engine
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
+from flashsale.errors import FlashsaleError
 from flashsale.settings import config_errors, load_or_exit
 
 app = typer.Typer(
@@ -61,7 +61,7 @@ def run_with_engine(work: Callable[[Engine], Awaitable[T]]) -> T:
     try:
         with config_errors():
             return asyncio.run(main())
-    except EngineError as exc:
+    except FlashsaleError as exc:
         err.print(f"[red]{exc.code}[/red]: {exc.detail}")
         raise typer.Exit(1) from None
 

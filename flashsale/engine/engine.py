@@ -17,7 +17,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.engine import errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
-from flashsale.engine.keys import SaleKeys, sale_id_of_order, sales_registry
+from flashsale.engine.codec import text
+from flashsale.engine.keys import SaleKeys, request_window, sale_id_of_order, sales_registry
 from flashsale.engine.models import (
     FAR_FUTURE_MS,
     ORDER_FIELDS,
@@ -34,6 +35,7 @@ from flashsale.engine.models import (
 from flashsale.engine.resp import Arg, encode_args
 from flashsale.engine.router import ClusterRouter, Router, SingleRouter
 from flashsale.engine.scripts import LuaScript
+from flashsale.errors import ValidationFailed
 
 _TRANSIENT = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
 LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
@@ -69,8 +71,20 @@ def _url_of(redis: Redis | RedisCluster) -> str:
     return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
-def _decode(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+# Every script the engine runs (lua/<name>-<n>.lua): the whole Redis contract.
+SCRIPTS = (
+    "create_sale",
+    "tune",
+    "purchase",
+    "cancel",
+    "expire",
+    "confirm_payment",
+    "request_refund",
+    "refund",
+    "reject_refund",
+    "ip_rate",
+)
+REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
 
 class Engine:
@@ -96,10 +110,7 @@ class Engine:
             self._router = SingleRouter(url or _url_of(redis), wait_replicas=wait_replicas)
         self._sale_keys: dict[str, SaleKeys] = {}
         self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
-        self._scripts = {
-            name: scripts.load(name)
-            for name in ("create_sale", "purchase", "cancel", "expire", "confirm_payment", "tune")
-        }
+        self._scripts = {name: scripts.load(name) for name in SCRIPTS}
 
     @classmethod
     def from_url(
@@ -124,26 +135,34 @@ class Engine:
             keys = self._sale_keys[sale_id] = SaleKeys(self.namespace, sale_id)
         return keys
 
-    def _command(self, script: LuaScript, keys: Sequence[Arg], args: list[Arg]) -> bytes:
-        """EVALSHA encoded for the wire; the script-and-keys part is encoded once per sale."""
+    def _command(
+        self, script: LuaScript, keys: Sequence[Arg], args: list[Arg], *, cache: bool = True
+    ) -> bytes:
+        """EVALSHA encoded for the wire; the script-and-keys part is encoded once per sale
+        (``cache=False`` for keys that change at every call, which would only churn it)."""
         if len(keys) != script.num_keys:
             raise ValueError(f"{script.name} takes {script.num_keys} keys, got {len(keys)}")
         cache_key = (script.name, tuple(keys))
-        block = self._key_blocks.get(cache_key)
+        block = self._key_blocks.get(cache_key) if cache else None
         if block is None:
             block = encode_args(["EVALSHA", script.sha, script.num_keys, *keys])
-            if len(self._key_blocks) > 20_000:
-                self._key_blocks.clear()
-            self._key_blocks[cache_key] = block
+            if cache:
+                if len(self._key_blocks) > 20_000:
+                    self._key_blocks.clear()
+                self._key_blocks[cache_key] = block
         header: bytes = b"*%d\r\n" % (3 + len(keys) + len(args))
         command: bytes = header + block + encode_args(args)
         return command
 
-    async def _call(self, name: str, keys: Sequence[Arg], args: list[Arg]) -> list[Any]:
+    async def _call(
+        self, name: str, keys: Sequence[Arg], args: list[Arg], *, cache: bool = True
+    ) -> Any:
+        """Run one script on the auto-pipelined, cluster-routed path; Redis errors that mean
+        the script did not run become ``EngineUnavailable``."""
         script: LuaScript = self._scripts[name]
         try:
-            command = self._command(script, keys, args)
-            reply: list[Any] = await self._router.call(script, str(keys[0]), command)
+            command = self._command(script, keys, args, cache=cache)
+            reply = await self._router.call(script, str(keys[0]), command)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
         except ResponseError as exc:
@@ -153,16 +172,6 @@ class Engine:
                 raise errors.EngineUnavailable(f"Redis is not ready: {exc}") from exc
             raise
         return reply
-
-    async def run_script(self, name: str, keys: list[Arg], args: list[Arg]) -> list[Any]:
-        """Run ``lua/<name>-<n>.lua`` on the auto-pipelined, cluster-routed hot path.
-
-        For transitions owned by other packages (payments' refund scripts); the
-        reply is returned as the script gave it.
-        """
-        if name not in self._scripts:
-            self._scripts[name] = scripts.load(name)
-        return await self._call(name, keys, args)
 
     # -- sales -------------------------------------------------------------------------
 
@@ -179,7 +188,7 @@ class Engine:
         start_ms = datetime_to_ms(spec.start_at) if spec.start_at else now
         end_ms = datetime_to_ms(spec.end_at) if spec.end_at else FAR_FUTURE_MS
         if end_ms <= start_ms:
-            raise errors.InvalidChange("end_at must be after start_at")
+            raise ValidationFailed("end_at must be after start_at")
         chunks = self._chunks(spec.serials)
         status = "open" if len(chunks) == 1 else "loading"
         reply = await self._call(
@@ -231,12 +240,12 @@ class Engine:
         raw = await self.redis.hgetall(self.keys(sale_id).meta)
         if not raw:
             raise errors.SaleNotFound()
-        meta = {_decode(k): _decode(v) for k, v in raw.items()}
+        meta = {text(k): text(v) for k, v in raw.items()}
         return sale_from_meta(meta, self.clock())
 
     async def sale_ids(self) -> list[str]:
         members = await self.redis.smembers(sales_registry(self.namespace))
-        return sorted(_decode(m) for m in members)
+        return sorted(text(m) for m in members)
 
     async def tune(self, sale_id: str, update: SaleUpdate, *, actor: str = "ops") -> Sale:
         k = self.keys(sale_id)
@@ -312,7 +321,8 @@ class Engine:
             [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.order(order_id)],
             [order_id, *args],
         )
-        return self._order_or_refusal(reply)
+        order, _ = errors.order_of(reply)
+        return order
 
     async def cancel(
         self, order_id: str, *, user_id: str | None = None, reason: str = "cancelled by buyer"
@@ -330,19 +340,49 @@ class Engine:
             [k.meta, k.expiry, k.events, k.order(order_id)],
             [order_id, payment_id, self.clock()],
         )
-        return self._order_or_refusal(reply)
+        order, _ = errors.order_of(reply)
+        return order
 
-    @staticmethod
-    def _order_or_refusal(reply: list[Any]) -> Order:
-        code = int(reply[0])
-        if code == errors.Reply.ORDER_NOT_PENDING:
-            order = order_from_reply(reply[2:])
-            raise errors.OrderNotPending(
-                f"order is {order.status}", status=order.status, order=order
-            )
-        if code < 0:
-            raise errors.refusal(reply)
-        return order_from_reply(reply[1:])
+    # -- refunds of paid orders (the payment flow decides, the engine moves the order) ----
+
+    async def request_refund(
+        self, order_id: str, *, user_id: str | None, reason: str
+    ) -> tuple[Order, bool]:
+        """paid -> refund_pending (cancelled before delivery); True when it already was."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "request_refund",
+            [k.events, k.order(order_id)],
+            [order_id, user_id or "", self.clock(), reason],
+        )
+        return errors.order_of(reply)
+
+    async def refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
+        """refund_pending -> refunded: the serial returns to the pool; True on a replay."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "refund",
+            [k.meta, k.buyers, k.ips, k.returned, k.events, k.order(order_id)],
+            [order_id, self.clock(), reason],
+        )
+        return errors.order_of(reply)
+
+    async def reject_refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
+        """refund_pending -> paid again (the buyer keeps the serial)."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "reject_refund",
+            [k.events, k.order(order_id)],
+            [order_id, self.clock(), reason],
+        )
+        return errors.order_of(reply)
+
+    # -- the per-address request rate ------------------------------------------------------
+
+    async def count_request(self, ip: str) -> int:
+        """Count one request of ``ip`` in the current second; the count so far."""
+        key = request_window(self.namespace, ip, self.clock() // 1000)
+        return int(await self._call("ip_rate", [key], [REQUEST_WINDOW_TTL_S], cache=False))
 
     async def get_order(self, order_id: str) -> Order | None:
         k = self.keys(sale_id_of_order(order_id))
@@ -362,7 +402,7 @@ class Engine:
         """Every order id of a sale, from the buyers' purchase counters (no index needed)."""
         ids: list[str] = []
         async for field, value in self.redis.hscan_iter(self.keys(sale_id).buyers, match="n:*"):
-            user_id = _decode(field)[2:]
+            user_id = text(field)[2:]
             ids.extend(order_id_for(sale_id, user_id, i) for i in range(1, int(value) + 1))
         return ids
 
@@ -377,9 +417,14 @@ class Engine:
             orders.extend(order_from_reply(v) for v in await pipe.execute() if v[0] is not None)
         return orders
 
+    async def pending_order_ids(self, sale_id: str, *, limit: int = 10_000) -> list[str]:
+        """Pending orders of a sale, earliest deadline first (the expiry schedule holds them)."""
+        members = await self.redis.zrange(self.keys(sale_id).expiry, 0, limit - 1)
+        return [text(m) for m in members]
+
     async def due_expiries(self, sale_id: str, *, limit: int = 500) -> list[str]:
         """Pending orders whose payment deadline has passed, oldest first."""
         members = await self.redis.zrangebyscore(
             self.keys(sale_id).expiry, "-inf", self.clock(), start=0, num=limit
         )
-        return [_decode(m) for m in members]
+        return [text(m) for m in members]

@@ -1,14 +1,19 @@
-"""Refusals of the engine: one code table mirrored from the Lua replies.
+"""Refusals of the engine, and the one translation from a script's reply to them.
 
 Lua scripts answer a business refusal as a small negative integer (BullMQ's
-habit); ``refusal()`` turns it into one exception class, each carrying the
-stable machine-readable ``code`` that the HTTP API and the CLI show.
+habit), mirrored by ``Reply``; ``raise_for(reply)`` is the only place that
+turns such a reply into an exception, each class carrying the stable ``code``
+and HTTP ``status`` of ``flashsale.errors``.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 from typing import Any
+
+from flashsale.engine.codec import text
+from flashsale.engine.models import Order, order_from_reply
+from flashsale.errors import FlashsaleError, ValidationFailed
 
 
 class Reply(IntEnum):
@@ -31,76 +36,97 @@ class Reply(IntEnum):
     SERIALS_REFUSED = -15
 
 
-class EngineError(Exception):
-    """Base of every refusal; ``code`` is part of the public contract."""
-
-    code = "engine_error"
-
-    def __init__(self, detail: str = "", **extra: Any) -> None:
-        super().__init__(detail or self.code)
-        self.detail = detail or self.code.replace("_", " ")
-        self.extra = extra
-
-
-class SaleNotFound(EngineError):
+class SaleNotFound(FlashsaleError):
     code = "sale_not_found"
+    status = 404
+    advice = "Check the sale id; sales are never deleted, so it never existed here."
 
 
-class SaleNotOpen(EngineError):
+class SaleNotOpen(FlashsaleError):
     code = "sale_not_open"
+    status = 409
+    advice = "The sale has not started: retry after its `start_at`."
 
 
-class SalePaused(EngineError):
+class SalePaused(FlashsaleError):
     code = "sale_paused"
+    status = 409
+    advice = "Operators paused the sale: poll the sale and retry once it is `open`."
 
 
-class SaleClosed(EngineError):
+class SaleClosed(FlashsaleError):
     code = "sale_closed"
+    status = 409
+    advice = "The sale is over for good: stop retrying."
 
 
-class SoldOut(EngineError):
+class SoldOut(FlashsaleError):
     code = "sold_out"
+    status = 409
+    advice = (
+        "Nothing is available now; serials of unpaid orders return to the pool when they "
+        "expire, so a later retry may still succeed while the sale is open."
+    )
 
 
-class LimitReached(EngineError):
+class LimitReached(FlashsaleError):
     code = "limit_reached"
+    status = 409
+    advice = (
+        "The buyer (`scope: user`, with the live `order_ids`) or the address (`scope: ip`) "
+        "holds as many live orders as the sale allows: pay or cancel one of them."
+    )
 
 
-class IdempotencyMismatch(EngineError):
+class IdempotencyMismatch(FlashsaleError):
     code = "idempotency_key_reused"
+    status = 422
+    advice = "This Idempotency-Key went with another request: use a fresh key per request."
 
 
-class OrderNotFound(EngineError):
+class OrderNotFound(FlashsaleError):
+    """Also answered for another buyer's order: its existence is not disclosed."""
+
     code = "order_not_found"
+    status = 404
+    advice = "Check the order id (and that the token is the buyer's)."
 
 
-class OrderNotPending(EngineError):
+class OrderNotPending(FlashsaleError):
     code = "order_not_pending"
+    status = 409
+    advice = "The order moved on (see `order_status`): read it back instead of retrying."
 
 
-class SaleExists(EngineError):
+class SaleExists(FlashsaleError):
     code = "sale_exists"
+    status = 409
+    advice = "A sale with this id exists: choose another id, or read the existing sale."
 
 
-class NotDue(EngineError):
+class NotDue(FlashsaleError):
+    """Internal: an expiry asked before the order's deadline (the timers retry later)."""
+
     code = "not_due"
+    status = 409
+    advice = "Internal to the timers; never answered to a client."
 
 
-class InvalidChange(EngineError):
-    code = "validation_error"
-
-
-class SerialsRefused(EngineError):
+class SerialsRefused(FlashsaleError):
     code = "serials_conflict"
+    status = 409
+    advice = "The serials overlap or repeat the sale's own: send serials it does not have."
 
 
-class EngineUnavailable(EngineError):
-    """Redis did not answer; the outcome of the call is unknown (retry with the same key)."""
+class EngineUnavailable(FlashsaleError):
+    """Redis did not answer or could not run the script: nothing was done."""
 
     code = "engine_unavailable"
+    status = 503
+    advice = "Retry after `Retry-After` with the same Idempotency-Key."
 
 
-_SIMPLE: dict[int, type[EngineError]] = {
+_SIMPLE: dict[int, type[FlashsaleError]] = {
     Reply.SALE_NOT_FOUND: SaleNotFound,
     Reply.SALE_NOT_OPEN: SaleNotOpen,
     Reply.SALE_PAUSED: SalePaused,
@@ -111,19 +137,18 @@ _SIMPLE: dict[int, type[EngineError]] = {
 }
 
 
-def refusal(reply: list[Any]) -> EngineError:
+def refusal(reply: list[Any]) -> FlashsaleError:
     """The exception for a refused script call ``[code, detail, ...]``."""
     code = int(reply[0])
-    detail = _text(reply[1]) if len(reply) > 1 else ""
+    detail = text(reply[1]) if len(reply) > 1 else ""
     if code in _SIMPLE:
         return _SIMPLE[code]()
     if code == Reply.LIMIT_REACHED:
-        orders = [_text(order_id) for order_id in reply[2:]]
         return LimitReached(
             f"at most {detail} live orders per buyer",
             scope="user",
             limit=int(detail),
-            order_ids=orders,
+            order_ids=[text(order_id) for order_id in reply[2:]],
         )
     if code == Reply.IP_LIMIT_REACHED:
         return LimitReached(
@@ -134,15 +159,21 @@ def refusal(reply: list[Any]) -> EngineError:
             "this Idempotency-Key was used with a different request", order_id=detail
         )
     if code == Reply.ORDER_NOT_PENDING:
-        return OrderNotPending(f"order is {detail}", status=detail)
+        # {-10, status, order fields...}: the order as it is, for callers that act on it
+        order = order_from_reply(reply[2:]) if len(reply) > 2 else None
+        return OrderNotPending(f"order is {detail}", status=detail, order=order)
     if code == Reply.NOT_DUE:
         return NotDue(f"order expires at {detail} ms", expires_ms=int(detail))
     if code == Reply.INVALID_CHANGE:
-        return InvalidChange(detail)
+        return ValidationFailed(detail)
     if code == Reply.SERIALS_REFUSED:
         return SerialsRefused(detail)
-    return EngineError(f"unexpected reply {reply!r}")
+    return FlashsaleError(f"unexpected reply {reply!r}")
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def order_of(reply: list[Any]) -> tuple[Order, bool]:
+    """The order of a transition's reply and whether it was a replay; raises a refusal."""
+    code = int(reply[0])
+    if code < 0:
+        raise refusal(reply)
+    return order_from_reply(reply[1:]), code == Reply.ALREADY_DONE

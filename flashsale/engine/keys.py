@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+PERSIST_GROUP = "persist"  # the write-behind's consumer group on every sale's event stream
+
 
 class SaleKeys:
     """Key names of one sale, computed once (they sit on the purchase hot path)."""
@@ -93,6 +95,11 @@ class SaleKeys:
             self.expiry,
             self.events,
         ]
+
+
+def request_window(namespace: str, ip: str, second: int) -> str:
+    """Per-address request counter of one second (the rate limit; outside any sale's slot)."""
+    return f"{namespace}:iprate:{ip}:{second}"
 
 
 def sales_registry(namespace: str) -> str:

@@ -6,23 +6,26 @@ Unknown fields are refused, which is also what stops mass assignment.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-SaleId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+from flashsale.engine.codec import text
+from flashsale.engine.statuses import OrderStatus
+
+SALE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>, see order_id_for
+SALE_ID = re.compile(SALE_ID_PATTERN)
+ORDER_ID = re.compile(ORDER_ID_PATTERN)
+SaleId = Annotated[str, Meta(pattern=SALE_ID_PATTERN)]
 Serial = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 MAX_SERIAL = 10**12
 MAX_TOTAL = 100_000_000
 MAX_LIST = 1_000_000
 FAR_FUTURE_MS = 253_402_300_799_000  # 9999-12-31: "no end" without a null in Redis
-
-OrderStatus = Literal[
-    "pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"
-]
-LIVE_STATUSES = frozenset({"pending_payment", "paid", "delivered"})
 
 
 # Aliases defined outside SerialsSpec: its fields are named `range` and `list`.
@@ -33,10 +36,7 @@ SerialList = Annotated[list[Serial], Meta(min_length=1, max_length=MAX_LIST)]
 class SerialsSpec(Struct, forbid_unknown_fields=True):
     """``{"range": [lo, hi]}`` (inclusive) or ``{"list": ["A-001", ...]}``."""
 
-    range: (
-        tuple[Annotated[int, Meta(ge=0, le=MAX_SERIAL)], Annotated[int, Meta(ge=0, le=MAX_SERIAL)]]
-        | None
-    ) = None
+    range: tuple[SerialBound, SerialBound] | None = None
     list: SerialList | None = None
 
     def __post_init__(self) -> None:
@@ -125,10 +125,6 @@ class Order(Struct, kw_only=True):
     reason: str | None = None
     draw: int | None = None  # n-th fresh draw from the pool; None when a released serial was resold
 
-    @property
-    def live(self) -> bool:
-        return self.status in LIVE_STATUSES
-
 
 class Purchase(Struct, kw_only=True):
     order: Order
@@ -167,7 +163,7 @@ def datetime_to_ms(value: datetime) -> int:
 def order_from_reply(values: list[Any]) -> Order:
     """Decode the ORDER_FIELDS part of a reply (str and int from scripts, bytes from HMGET)."""
     if isinstance(values[0], bytes):
-        values = [v.decode() if isinstance(v, bytes) else v for v in values]
+        values = [v if v is None else text(v) for v in values]
     (
         order_id,
         sale_id,

@@ -14,6 +14,7 @@ import hashlib
 
 import msgspec
 
+from flashsale.engine.codec import text
 from flashsale.engine.engine import Engine
 from flashsale.engine.errors import SaleNotFound
 from flashsale.engine.permutation import permute
@@ -48,7 +49,7 @@ def expected_serial(draw: int, segments: list[Segment], key: str, items: dict[st
 def _text(value: bytes | str | None) -> str:
     if value is None:
         raise ValueError("segment metadata is missing")
-    return value.decode() if isinstance(value, bytes) else value
+    return text(value)
 
 
 async def load_segments(engine: Engine, sale_id: str) -> list[Segment]:

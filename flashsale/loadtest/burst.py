@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-LIVE = frozenset({"pending_payment", "paid", "delivered"})
+from flashsale.engine.statuses import HOLDS_SERIAL
 
 
 @dataclass
@@ -39,7 +39,7 @@ class BurstResult:
         whose first order expired is rightly sold again, so only orders still
         live count (live = pending_payment, paid, delivered).
         """
-        live = [o for o in self.sold if statuses.get(o["order_id"]) in LIVE]
+        live = [o for o in self.sold if statuses.get(o["order_id"]) in HOLDS_SERIAL]
         found: list[str] = []
         serials = Counter(str(order["serial"]) for order in live)
         found += [f"serial {s} held by {n} live orders" for s, n in serials.items() if n > 1]

@@ -35,8 +35,9 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
+from flashsale.engine.statuses import HOLDS_SERIAL
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
-from flashsale.loadtest.seen import LIVE, Seen
+from flashsale.loadtest.seen import Seen
 from flashsale.settings import Settings, config_errors
 
 REFUNDS = frozenset({"refund_pending", "refunded"})
@@ -313,7 +314,7 @@ def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit:
     orders = seen.orders()
     for order_id, status in statuses.items():
         o = orders.get(order_id)
-        if o is not None and o.paid == "balance" and status not in LIVE | REFUNDS:
+        if o is not None and o.paid == "balance" and status not in HOLDS_SERIAL | REFUNDS:
             found.append(f"order {order_id} was paid from a wallet but is {status}")
     return found
 

@@ -37,7 +37,8 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from flashsale.api.tokens import mint_token
-from flashsale.loadtest.seen import LIVE, Bought, Seen, epoch_of
+from flashsale.engine.statuses import HOLDS_SERIAL
+from flashsale.loadtest.seen import Bought, Seen, epoch_of
 from flashsale.settings import Settings
 
 _SETTINGS = Settings.from_env()  # the runner passes FLASHSALE_LT and FLASHSALE_JWT_SECRET
@@ -412,7 +413,7 @@ class Browser(Client):
         foreign = [o for o in orders if o.get("user_id") != self.user_id]
         if foreign:
             SEEN.record_problem(f"{self.user_id} was shown orders of other buyers: {foreign[:2]}")
-        live = [o for o in orders if o.get("status") in LIVE]
+        live = [o for o in orders if o.get("status") in HOLDS_SERIAL]
         limit = int(PLAN.get("per_user_limit", 1))
         if len(live) > limit:
             SEEN.record_problem(f"{self.user_id} lists {len(live)} live orders (limit {limit})")

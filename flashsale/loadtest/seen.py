@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-LIVE = frozenset({"pending_payment", "paid", "delivered"})
-
 
 def epoch_of(iso: str | None) -> float | None:
     """Seconds since the epoch of an RFC 3339 time from the API (``Z`` or an offset)."""

@@ -27,13 +27,13 @@ from typing import Any
 
 import asyncpg
 
+from flashsale.engine import statuses
 from flashsale.engine.engine import Engine
 from flashsale.payments import wallet
 from flashsale.payments.models import MoneyAudit
+from flashsale.payments.queries import q
 
 UNSETTLED_GRACE_S = 60
-_PAID = ("paid", "delivered")
-_KEEPS_PAYMENT = ("paid", "delivered", "refund_pending", "refunded")
 
 
 async def _orders_from_redis(engine: Engine, sale_id: str) -> dict[str, dict[str, Any]]:
@@ -45,10 +45,7 @@ async def _orders_from_redis(engine: Engine, sale_id: str) -> dict[str, dict[str
 
 async def _orders_from_pg(pool: asyncpg.Pool, sale_id: str) -> dict[str, dict[str, Any]] | None:
     try:
-        rows = await pool.fetch(
-            "SELECT order_id, status, price_cents, payment_id FROM orders WHERE sale_id = $1",
-            sale_id,
-        )
+        rows = await pool.fetch(q("audit_orders"), sale_id)
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
         return None
     return {r["order_id"]: dict(r) for r in rows}
@@ -56,13 +53,8 @@ async def _orders_from_pg(pool: asyncpg.Pool, sale_id: str) -> dict[str, dict[st
 
 async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = None) -> MoneyAudit:
     violations: list[str] = []
-    payments = await pool.fetch(
-        "SELECT *, succeeded_at < now() - make_interval(secs => $2) AS overdue"
-        " FROM payments WHERE sale_id = $1",
-        sale_id,
-        UNSETTLED_GRACE_S,
-    )
-    refunds = await pool.fetch("SELECT * FROM refunds WHERE sale_id = $1", sale_id)
+    payments = await pool.fetch(q("audit_payments"), sale_id, UNSETTLED_GRACE_S)
+    refunds = await pool.fetch(q("audit_refunds"), sale_id)
     refund_by_payment = {r["payment_id"]: r for r in refunds}
     by_id = {p["payment_id"]: p for p in payments}
 
@@ -97,10 +89,10 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
         for order_id, order in orders.items():
             status = order["status"]
             kept = kept_by_order.get(order_id, [])
-            if status in _PAID:
+            if status in statuses.PAID:
                 paid_orders += 1
                 paid_orders_cents += int(order["price_cents"])
-            if status in _KEEPS_PAYMENT:
+            if status in statuses.PAYMENT_KEPT:
                 payment = by_id.get(order["payment_id"] or "")
                 if payment is None or payment["order_id"] != order_id:
                     violations.append(f"order {order_id} is {status} without a payment of its own")

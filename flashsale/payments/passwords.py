@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from flashsale.payments import errors
 from flashsale.payments.failures import Failure, report
+from flashsale.payments.queries import q
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,7 @@ class Passwords:
         return await asyncio.to_thread(check)
 
     async def is_set(self, user_id: str) -> bool:
-        row = await self.pool.fetchval(
-            "SELECT 1 FROM payment_passwords WHERE user_id = $1", user_id
-        )
+        row = await self.pool.fetchval(q("password_is_set"), user_id)
         return row is not None
 
     async def verify(self, user_id: str, password: str) -> None:
@@ -72,12 +71,7 @@ class Passwords:
         attempts = 0
         locked_until = None
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT password_hash, failed_attempts, locked_until,"
-                " COALESCE(locked_until > now(), false) AS locked"
-                " FROM payment_passwords WHERE user_id = $1 FOR UPDATE",
-                user_id,
-            )
+            row = await conn.fetchrow(q("password_for_check"), user_id)
             if row is None:
                 raise errors.PaymentPasswordNotSet("set a payment password first")
             if row["locked"]:
@@ -85,32 +79,18 @@ class Passwords:
             elif await self._matches(row["password_hash"], password):
                 outcome = "ok"
                 if row["failed_attempts"] or row["locked_until"] is not None:
-                    await conn.execute(
-                        "UPDATE payment_passwords SET failed_attempts = 0, locked_until = NULL,"
-                        " updated_at = now() WHERE user_id = $1",
-                        user_id,
-                    )
+                    await conn.execute(q("reset_password_attempts"), user_id)
             else:
                 # a lock that ran out starts a fresh count
                 attempts = 1 if row["locked_until"] is not None else row["failed_attempts"] + 1
                 if attempts >= p.max_attempts:
                     outcome = "locked"
                     locked_until = await conn.fetchval(
-                        "UPDATE payment_passwords SET failed_attempts = $2,"
-                        " locked_until = now() + make_interval(secs => $3), updated_at = now()"
-                        " WHERE user_id = $1 RETURNING locked_until",
-                        user_id,
-                        attempts,
-                        p.lock_s,
+                        q("lock_password"), user_id, attempts, p.lock_s
                     )
                 else:
                     outcome = "wrong"
-                    await conn.execute(
-                        "UPDATE payment_passwords SET failed_attempts = $2, locked_until = NULL,"
-                        " updated_at = now() WHERE user_id = $1",
-                        user_id,
-                        attempts,
-                    )
+                    await conn.execute(q("count_wrong_password"), user_id, attempts)
         if outcome == "ok":
             return
         if outcome == "locked":
@@ -130,19 +110,9 @@ class Passwords:
                 raise errors.PaymentPasswordWrong("old_password is required to change it")
             await self.verify(user_id, old_password)
             new_hash = await self.hash(password)
-            await self.pool.execute(
-                "UPDATE payment_passwords SET password_hash = $2, failed_attempts = 0,"
-                " locked_until = NULL, updated_at = now() WHERE user_id = $1",
-                user_id,
-                new_hash,
-            )
+            await self.pool.execute(q("change_password"), user_id, new_hash)
             return
         new_hash = await self.hash(password)
-        inserted = await self.pool.fetchval(
-            "INSERT INTO payment_passwords (user_id, password_hash) VALUES ($1, $2)"
-            " ON CONFLICT (user_id) DO NOTHING RETURNING 1",
-            user_id,
-            new_hash,
-        )
+        inserted = await self.pool.fetchval(q("insert_password"), user_id, new_hash)
         if inserted is None:  # set concurrently by another request: now a change
             raise errors.PaymentPasswordWrong("old_password is required to change it")

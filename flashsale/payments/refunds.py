@@ -22,16 +22,13 @@ from typing import Any
 import asyncpg
 
 from flashsale.engine import errors as engine_errors
-from flashsale.payments import errors, order_states, wallet
+from flashsale.errors import FlashsaleError
+from flashsale.payments import errors, wallet
 from flashsale.payments.failures import Failure
 from flashsale.payments.models import Refund, RefundStatus, row_to
 from flashsale.payments.provider import ProviderProtocolError, ProviderRejected, ProviderUnavailable
+from flashsale.payments.queries import q
 from flashsale.payments.service import PaymentService
-
-_REFUND_SELECT = """
-SELECT r.*, p.provider, p.provider_trade_no
-  FROM refunds r JOIN payments p USING (payment_id)
-"""
 
 
 def _refund(row: Mapping[str, Any]) -> Refund:
@@ -45,16 +42,11 @@ class Refunds:
         self.pool: asyncpg.Pool = service.pool
 
     async def list(self, status: RefundStatus | None = None, limit: int = 500) -> list[Refund]:
-        rows = await self.pool.fetch(
-            "SELECT * FROM refunds WHERE ($1::text IS NULL OR status = $1)"
-            " ORDER BY created_at, refund_id LIMIT $2",
-            status,
-            limit,
-        )
+        rows = await self.pool.fetch(q("list_refunds"), status, limit)
         return [_refund(r) for r in rows]
 
     async def get(self, refund_id: str) -> Refund:
-        row = await self.pool.fetchrow("SELECT * FROM refunds WHERE refund_id = $1", refund_id)
+        row = await self.pool.fetchrow(q("refund_by_id"), refund_id)
         if row is None:
             raise errors.RefundNotFound()
         return _refund(row)
@@ -63,13 +55,7 @@ class Refunds:
         self, refund_id: str, decision: str, actor: str, note: str | None
     ) -> tuple[asyncpg.Record, bool]:
         row = await self.pool.fetchrow(
-            """
-            UPDATE refunds SET status = $2, decided_at = now(), decided_by = $3,
-                   decision_note = $4,
-                   next_attempt_at = now() + make_interval(secs => $5)
-             WHERE refund_id = $1 AND status = 'pending'
-            RETURNING *
-            """,
+            q("decide_refund"),
             refund_id,
             decision,
             actor,
@@ -78,7 +64,7 @@ class Refunds:
         )
         if row is not None:
             return row, True
-        current = await self.pool.fetchrow("SELECT * FROM refunds WHERE refund_id = $1", refund_id)
+        current = await self.pool.fetchrow(q("refund_by_id"), refund_id)
         if current is None:
             raise errors.RefundNotFound()
         same = current["status"] in (
@@ -104,7 +90,7 @@ class Refunds:
 
     async def execute(self, refund_id: str) -> str:
         """Send an approved refund's money back (idempotent); returns the refund's status."""
-        row = await self.pool.fetchrow(_REFUND_SELECT + " WHERE r.refund_id = $1", refund_id)
+        row = await self.pool.fetchrow(q("refund_to_execute"), refund_id)
         if row is None or row["status"] != "approved":
             return "missing" if row is None else str(row["status"])
         amount = int(row["amount_cents"])
@@ -134,44 +120,29 @@ class Refunds:
             try:
                 await provider.refund(row["provider_trade_no"], refund_id, amount)
             except ProviderUnavailable as exc:
-                await self.service.fail(
+                await self.service.alert(
                     Failure.PROVIDER_UNREACHABLE, op="refund", refund_id=refund_id, error=str(exc)
                 )
                 await self._retry_later(row, str(exc))
                 return "approved"
             except (ProviderRejected, ProviderProtocolError) as exc:
-                await self.service.fail(
+                await self.service.alert(
                     Failure.REFUND_FAILED,
                     refund_id=refund_id,
                     payment_id=row["payment_id"],
                     order_id=row["order_id"],
                     error=str(exc),
                 )
-                await self.pool.execute(
-                    "UPDATE refunds SET last_error = $2, next_attempt_at = NULL,"
-                    " attempts = attempts + 1 WHERE refund_id = $1",
-                    refund_id,
-                    str(exc),
-                )
+                await self.pool.execute(q("refund_refused"), refund_id, str(exc))
                 return "approved"
-        done = await self.pool.fetchrow(
-            "UPDATE refunds SET status = 'refunded', executed_at = now(), next_attempt_at = NULL,"
-            " attempts = attempts + 1 WHERE refund_id = $1 AND status = 'approved' RETURNING *",
-            refund_id,
-        )
+        done = await self.pool.fetchrow(q("mark_refunded"), refund_id)
         if done is not None and done["cancels_order"]:
             await self._settle_order(done)
         return "refunded"
 
     async def _retry_later(self, row: Mapping[str, Any], error: str) -> None:
-        delay = self.service._backoff_s(int(row["attempts"]) + 1)
-        await self.pool.execute(
-            "UPDATE refunds SET attempts = attempts + 1, last_error = $2,"
-            " next_attempt_at = now() + make_interval(secs => $3) WHERE refund_id = $1",
-            row["refund_id"],
-            error,
-            delay,
-        )
+        delay = self.service.ctx.backoff_s(int(row["attempts"]) + 1)
+        await self.pool.execute(q("retry_refund_later"), row["refund_id"], error, delay)
 
     async def _settle_order(self, row: Mapping[str, Any]) -> None:
         """Move a refund_pending order as the decision says (refunded, or paid again)."""
@@ -179,45 +150,27 @@ class Refunds:
         reason = f"refund {row['refund_id']} {row['status']}"
         try:
             if row["status"] == "refunded":
-                await order_states.refund(engine, row["order_id"], reason=reason)
+                await engine.refund(row["order_id"], reason=reason)
             else:
-                await order_states.reject_refund(engine, row["order_id"], reason=reason)
+                await engine.reject_refund(row["order_id"], reason=reason)
         except engine_errors.OrderNotPending:
             pass  # moved already (a replay): nothing left to do
-        except engine_errors.EngineError as exc:
-            await self.service.fail(
+        except FlashsaleError as exc:
+            await self.service.alert(
                 Failure.CONFIRM_DEFERRED, refund_id=row["refund_id"], error=str(exc)
             )
             return  # the timers try again
-        await self.pool.execute(
-            "UPDATE refunds SET order_settled = true WHERE refund_id = $1", row["refund_id"]
-        )
+        await self.pool.execute(q("mark_order_settled"), row["refund_id"])
 
     # -- timers --------------------------------------------------------------------
 
     async def retry_due(self, limit: int = 100) -> int:
         """Execute approved refunds whose last try failed, and finish order transitions."""
         lease = self.service.settings.lease_s
-        due = await self.pool.fetch(
-            """
-            WITH due AS (
-                SELECT refund_id FROM refunds
-                 WHERE status = 'approved' AND next_attempt_at <= now()
-                 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-            UPDATE refunds r SET next_attempt_at = now() + make_interval(secs => $2)
-              FROM due WHERE r.refund_id = due.refund_id
-            RETURNING r.refund_id
-            """,
-            limit,
-            lease,
-        )
+        due = await self.pool.fetch(q("claim_due_refunds"), limit, lease)
         for row in due:
             await self.execute(row["refund_id"])
-        unsettled = await self.pool.fetch(
-            "SELECT * FROM refunds WHERE cancels_order AND NOT order_settled"
-            " AND status IN ('rejected', 'refunded') LIMIT $1",
-            limit,
-        )
+        unsettled = await self.pool.fetch(q("refunds_with_unsettled_order"), limit)
         for row in unsettled:
             await self._settle_order(row)
         return len(due) + len(unsettled)

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 
 from flashsale.engine.keys import sale_id_of_order
+from flashsale.payments.queries import q
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, gather_bounded
 
@@ -122,19 +123,7 @@ class Timers:
     async def _query(self, stats: TickStats) -> None:
         service = self.service
         rows = await service.pool.fetch(
-            """
-            WITH due AS (
-                SELECT payment_id FROM payments
-                 WHERE status = 'pending' AND method = 'provider' AND next_query_at <= now()
-                 ORDER BY next_query_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-            UPDATE payments p
-               SET next_query_at = now() + make_interval(secs => $2),
-                   query_attempts = p.query_attempts + 1
-              FROM due WHERE p.payment_id = due.payment_id
-            RETURNING p.*
-            """,
-            self.batch,
-            service.settings.lease_s,
+            q("claim_due_queries"), self.batch, service.settings.lease_s
         )
         results = await gather_bounded(
             service.settings.concurrency, [service.query_attempt(r) for r in rows]
@@ -149,17 +138,7 @@ class Timers:
         """Internal loss: succeeded in PostgreSQL, order confirmation never reached Redis."""
         service = self.service
         rows = await service.pool.fetch(
-            """
-            WITH due AS (
-                SELECT payment_id FROM payments
-                 WHERE status = 'succeeded' AND settlement IS NULL AND next_query_at <= now()
-                 ORDER BY next_query_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-            UPDATE payments p SET next_query_at = now() + make_interval(secs => $2)
-              FROM due WHERE p.payment_id = due.payment_id
-            RETURNING p.*
-            """,
-            self.batch,
-            service.settings.lease_s,
+            q("claim_due_settlements"), self.batch, service.settings.lease_s
         )
         results = await gather_bounded(
             service.settings.concurrency, [service.settle(r) for r in rows]
@@ -172,6 +151,5 @@ class Timers:
 
     async def _prune(self, stats: TickStats) -> None:
         await self.service.pool.execute(
-            "DELETE FROM callback_signatures WHERE seen_at < now() - make_interval(secs => $1)",
-            self.service.settings.replay_memory_s,
+            q("forget_old_signatures"), self.service.settings.replay_memory_s
         )

@@ -13,25 +13,12 @@ from typing import Literal
 
 import asyncpg
 
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.models import Wallet, WalletEntry, row_to
+from flashsale.payments.queries import q
 
 EntryKind = Literal["credit", "debit", "reversal", "refund"]
-
-_ENSURE = """
-INSERT INTO wallets (user_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING
-"""
-_ADD = """
-UPDATE wallets SET balance_cents = balance_cents + $3, updated_at = now()
- WHERE user_id = $1 AND currency = $2 AND balance_cents + $3 >= 0
-RETURNING balance_cents
-"""
-_ENTRY = """
-INSERT INTO wallet_entries (user_id, currency, amount_cents, balance_after_cents, kind,
-                            payment_id, refund_id, reason, actor, idempotency_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING entry_id
-"""
 
 
 async def move(
@@ -52,12 +39,12 @@ async def move(
     Raises InsufficientBalance when a debit would overdraw, and lets a unique
     violation through when this movement was already made (the caller decides).
     """
-    await conn.execute(_ENSURE, user_id, currency)
-    balance = await conn.fetchval(_ADD, user_id, currency, amount_cents)
+    await conn.execute(q("ensure_wallet"), user_id, currency)
+    balance = await conn.fetchval(q("add_to_wallet"), user_id, currency, amount_cents)
     if balance is None:
         raise errors.InsufficientBalance("the wallet balance does not cover the price")
     await conn.fetchval(
-        _ENTRY,
+        q("insert_wallet_entry"),
         user_id,
         currency,
         amount_cents,
@@ -83,7 +70,7 @@ async def credit(
 ) -> Wallet:
     """Ops credit a wallet; the same Idempotency-Key credits once."""
     if amount_cents <= 0:
-        raise errors.Validation("amount_cents must be positive")
+        raise ValidationFailed("amount_cents must be positive")
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
@@ -105,18 +92,8 @@ async def credit(
 async def read(
     conn: asyncpg.Connection | asyncpg.Pool, user_id: str, currency: str, limit: int = 50
 ) -> Wallet:
-    balance = await conn.fetchval(
-        "SELECT balance_cents FROM wallets WHERE user_id = $1 AND currency = $2",
-        user_id,
-        currency,
-    )
-    rows = await conn.fetch(
-        "SELECT * FROM wallet_entries WHERE user_id = $1 AND currency = $2"
-        " ORDER BY entry_id DESC LIMIT $3",
-        user_id,
-        currency,
-        limit,
-    )
+    balance = await conn.fetchval(q("wallet_balance"), user_id, currency)
+    rows = await conn.fetch(q("wallet_entries"), user_id, currency, limit)
     return Wallet(
         user_id=user_id,
         balance_cents=int(balance or 0),
@@ -127,15 +104,7 @@ async def read(
 
 async def audit(pool: asyncpg.Pool) -> list[str]:
     """Every wallet's balance equals the sum of its ledger and is not negative."""
-    rows = await pool.fetch(
-        """
-        SELECT w.user_id, w.currency, w.balance_cents, COALESCE(SUM(e.amount_cents), 0) AS sum
-          FROM wallets w
-          LEFT JOIN wallet_entries e ON e.user_id = w.user_id AND e.currency = w.currency
-         GROUP BY w.user_id, w.currency, w.balance_cents
-        HAVING w.balance_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.balance_cents < 0
-        """
-    )
+    rows = await pool.fetch(q("wallets_off_ledger"))
     return [
         f"wallet {r['user_id']}/{r['currency']}: balance {r['balance_cents']} "
         f"but ledger sums to {r['sum']}"

@@ -3,7 +3,7 @@
 Public entry points (see store/README.md):
 - ``migrate.upgrade(dsn)``: apply the SQL migrations (``flashsale db upgrade``);
 - ``persist.Persister``, ``cli.run_persist``: the write-behind (``flashsale persist``);
-- ``persist.lag``: per-sale lag for metrics and health;
+- ``lag.lag``: per-sale lag for metrics and health;
 - ``audit.audit_sale``: the audit across Redis and PostgreSQL (``flashsale audit``);
 - ``recover.recover``: after a Redis restart (``flashsale recover``);
 - ``durability.ensure_durability``: check or apply the durability mode;

@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from flashsale.engine import statuses
 from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
 
 # Every event type the order scripts emit (lua/*.lua, ``emit_order``). The refund
-# transitions of payments/order_states.py: refund_requested (paid -> refund_pending),
-# refunded (refund_pending -> refunded), refund_rejected (refund_pending -> paid).
+# transitions (Engine.request_refund, refund, reject_refund): refund_requested
+# (paid -> refund_pending), refunded (-> refunded), refund_rejected (-> paid again).
 ORDER_EVENTS = frozenset(
     {
         "purchased",
@@ -28,15 +29,9 @@ ORDER_EVENTS = frozenset(
     }
 )
 SALE_EVENTS = frozenset({"sale_created", "sale_tuned"})
-STATUSES = frozenset(
-    {"pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"}
-)
-# Orders that hold their serial and count toward their buyer's (and address's) limit:
-# DESIGN's live orders (pending, paid, delivered) and refund_pending, a paid order
-# cancelled before delivery, which keeps its serial (counted in ``sold``) until an
-# operator decides. PostgreSQL's unique indexes cover the same set (0003).
-LIVE = frozenset({"pending_payment", "paid", "delivered", "refund_pending"})
-SOLD = frozenset({"paid", "delivered", "refund_pending"})  # counted in the sale's ``sold``
+STATUSES = statuses.ALL
+LIVE = statuses.HOLDS_SERIAL  # hold their serial; PostgreSQL's unique indexes cover the same set
+SOLD = statuses.SOLD  # counted in the sale's ``sold``
 # fields of a sale event that are settings (the rest describe the event itself)
 _SALE_META = frozenset({"type", "at_ms", "sale_id", "actor", "version", "updated_ms", "added"})
 _SALE_SETTINGS = frozenset(
@@ -123,6 +118,11 @@ Event = OrderEvent | SaleEvent
 
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def int_or(value: Any, default: int = 0) -> int:
+    """A Redis reply as an int; ``default`` when the field is missing or empty."""
+    return int(value) if value not in (None, b"", "") else default
 
 
 def _int(fields: dict[str, str], name: str) -> int:

@@ -20,13 +20,15 @@ or processes) share it. A consumer:
 PostgreSQL down: the batch in hand is retried with capped exponential back-off
 (purchases go on in Redis, the stream grows). SIGTERM: the batch in hand is
 finished (committed and acknowledged) and the consumer stops.
+
+The reclaim and the dead letters are in reclaim.py, the lag reading (which
+``drain`` waits on) in lag.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -38,10 +40,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.engine.keys import SaleKeys, sales_registry
 from flashsale.engine.models import FAR_FUTURE_MS
@@ -56,33 +55,21 @@ from flashsale.store.events import (
     decode,
     text,
 )
+from flashsale.store.lag import stream_lag
 from flashsale.store.queries import q
+from flashsale.store.reclaim import Reclaimer
+from flashsale.store.streams import (
+    GROUP,
+    AnyRedis,
+    Entry,
+    group_info,
+    id_key,
+    next_id,
+    stream_entries,
+)
+from flashsale.store.transient import REFUSED, TRANSIENT_PG, TRANSIENT_REDIS
 
 log = logging.getLogger("flashsale.persist")
-
-# One server or a Redis Cluster: every call names one sale's keys (one slot).
-AnyRedis = Redis | RedisCluster
-
-GROUP = store_keys.GROUP
-
-# PostgreSQL is unreachable or restarting: retry the same batch later.
-TRANSIENT_PG: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
-    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    OSError,
-    TimeoutError,
-)
-TRANSIENT_REDIS: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    OSError,
-)
-# The rows themselves are refused: isolate the entry, retrying the batch will not help.
-REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.exceptions.DataError)
 
 
 # The write-behind's knobs, declared with their FLASHSALE_PERSIST_<FIELD> variables.
@@ -100,44 +87,8 @@ class PersistStats(msgspec.Struct, kw_only=True):
     vanished: int = 0  # pending entries deleted from the stream before being persisted
 
 
-Entry = tuple[str, dict[Any, Any]]
-
-
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def _stream_entries(reply: Any) -> list[Entry]:
-    """XREADGROUP reply (RESP2 list or RESP3 dict) of one stream -> [(id, fields)]."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        streams = list(reply.values())
-        items = (
-            streams[0][0]
-            if streams
-            and isinstance(streams[0], list)
-            and streams[0]
-            and isinstance(streams[0][0], list)
-            else (streams[0] if streams else [])
-        )
-    else:
-        items = reply[0][1]
-    return [(text(entry_id), fields or {}) for entry_id, fields in items]
-
-
-def _int_or_zero(value: Any) -> int:
-    return int(value) if value not in (None, b"", "") else 0
-
-
-def _next_id(stream_id: str) -> str:
-    ms, _, seq = stream_id.partition("-")
-    return f"{ms}-{int(seq or 0) + 1}"
-
-
-def _id_key(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Persister:
@@ -168,7 +119,7 @@ class Persister:
         self._sales: list[str] = list(sales or [])
         self._groups: set[str] = set()
         self._reclaim_at: dict[str, float] = {}
-        self._reclaim_cursor: dict[str, str] = {}
+        self._reclaimer = Reclaimer(redis, pool, self.name, self.config, self.stats)
         self._trim_at: dict[str, float] = {}
         self._discover_at = 0.0
         self._ack_before_commit = ack_before_commit
@@ -251,7 +202,7 @@ class Persister:
             handled += await self._reclaim(sale_id, keys)
         if self._stop.is_set():
             return handled
-        entries = _stream_entries(await self._read(keys))
+        entries = stream_entries(await self._read(keys))
         rounds = 0
         while entries:
             # While this batch is written, the next one is already on its way from Redis
@@ -270,7 +221,7 @@ class Persister:
             finally:
                 next_reply = await ahead if ahead is not None else None
             handled += len(entries)
-            entries = _stream_entries(next_reply)
+            entries = stream_entries(next_reply)
         if time.monotonic() >= self._trim_at.get(sale_id, 0.0):
             self._trim_at[sale_id] = time.monotonic() + self.config.trim_every_s
             await self.trim(sale_id)
@@ -281,117 +232,14 @@ class Persister:
             GROUP, self.name, {keys.events: ">"}, count=self.config.batch_size
         )
 
-    # -- reclaim and dead letters ------------------------------------------------------
+    # -- reclaim (reclaim.py) ----------------------------------------------------------
 
     async def _reclaim(self, sale_id: str, keys: SaleKeys) -> int:
-        cursor = self._reclaim_cursor.get(sale_id, "0-0")
-        reply = await self.redis.xautoclaim(
-            keys.events,
-            GROUP,
-            self.name,
-            self.config.min_idle_ms,
-            start_id=cursor,
-            count=self.config.batch_size,
-        )
-        # Redis >= 7: [next cursor, [(id, fields)...], [ids deleted while pending]]
-        self._reclaim_cursor[sale_id] = text(reply[0])
-        claimed: list[Entry] = [(text(i), f or {}) for i, f in reply[1]]
-        vanished = [text(i) for i in reply[2]] if len(reply) > 2 else []
-        if vanished:
-            self.stats.vanished += len(vanished)
-            log.error(
-                "sale %s: %d pending entries vanished from the stream: %s",
-                sale_id,
-                len(vanished),
-                vanished[:5],
-            )
-        if not claimed:
-            return 0
-        self.stats.reclaimed += len(claimed)
-        deliveries = await self._deliveries(keys, claimed)
-        # An entry goes to the dead letters after max_deliveries deliveries that FAILED
-        # (each counted with its reason: poison, or rows PostgreSQL refuses). Deliveries
-        # cut short by a crashing consumer count none: such entries are retried much longer
-        # (max_crash_deliveries), so a run of kill -9 never dead-letters a good order.
-        over = [e for e in claimed if deliveries.get(e[0], 1) > self.config.max_deliveries]
-        reasons: dict[str, str] = {}
-        failures: dict[str, int] = {}
-        if over:
-            fields = [f for e in over for f in (e[0], f"{e[0]}#n")]
-            values = await self.redis.hmget(store_keys.failures(keys), fields)
-            for e, why, n in zip(over, values[::2], values[1::2], strict=True):
-                if why:
-                    reasons[e[0]] = text(why)
-                failures[e[0]] = _int_or_zero(n)
-        doomed = [
-            e
-            for e in over
-            if failures.get(e[0], 0) >= self.config.max_deliveries
-            or deliveries.get(e[0], 1) > self.config.max_crash_deliveries
-        ]
-        if doomed:
-            await self._dead_letter(sale_id, keys, doomed, deliveries, reasons)
-        gone = {e[0] for e in doomed}
-        rest = [e for e in claimed if e[0] not in gone]
+        """Take over entries dead consumers left pending (reclaim.py) and write them."""
+        claimed, rest = await self._reclaimer.claim(sale_id, keys)
         if rest:
             await self._handle(sale_id, keys, rest, reclaimed=True)
-        return len(claimed)
-
-    async def _deliveries(self, keys: SaleKeys, entries: list[Entry]) -> dict[str, int]:
-        ids = sorted((e[0] for e in entries), key=_id_key)
-        rows = await self.redis.xpending_range(
-            keys.events,
-            GROUP,
-            min=ids[0],
-            max=ids[-1],
-            count=len(ids) * 2 + 10,
-            consumername=self.name,
-        )
-        return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
-
-    async def _dead_letter(
-        self,
-        sale_id: str,
-        keys: SaleKeys,
-        entries: list[Entry],
-        deliveries: dict[str, int],
-        reasons: dict[str, str],
-    ) -> None:
-        rows = []
-        pipe = self.redis.pipeline(transaction=True)  # one slot: dead letter and XACK together
-        for entry_id, fields in entries:
-            why = reasons.get(
-                entry_id, "never persisted: every consumer holding it died (crash loop?)"
-            )
-            payload = json.dumps({text(k): text(v) for k, v in fields.items()})
-            count = deliveries.get(entry_id, 0)
-            pipe.xadd(
-                store_keys.dead_letters(keys),
-                {
-                    "sale_id": sale_id,
-                    "stream_id": entry_id,
-                    "reason": why,
-                    "deliveries": count,
-                    "payload": payload,
-                    "consumer": self.name,
-                },
-            )
-            rows.append((sale_id, entry_id, count, why, payload))
-            log.error(
-                "sale %s: entry %s dead-lettered after %d deliveries: %s",
-                sale_id,
-                entry_id,
-                count,
-                why,
-            )
-        pipe.xack(keys.events, GROUP, *[e[0] for e in entries])
-        pipe.hdel(store_keys.failures(keys), *[f for e in entries for f in (e[0], f"{e[0]}#n")])
-        with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
-            async with self.pool.acquire() as conn:
-                await conn.executemany(q("insert_dead_letter"), rows)
-        await pipe.execute()
-        self.stats.dead_lettered += len(entries)
-        self.stats.entries += len(entries)
+        return claimed
 
     # -- writing a batch ---------------------------------------------------------------
 
@@ -481,7 +329,7 @@ class Persister:
                         failed[event.stream_id] = f"{type(exc).__name__}: {exc}"
             return ok
 
-    # -- trimming and lag --------------------------------------------------------------
+    # -- trimming and draining ---------------------------------------------------------
 
     async def trim(self, sale_id: str) -> int:
         """Delete acknowledged entries: everything below the oldest one the group needs."""
@@ -576,109 +424,18 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     )
 
 
-class StreamLag(msgspec.Struct, kw_only=True):
-    sale_id: str
-    entries: int  # not yet acknowledged: pending (delivered) + never delivered
-    pending: int
-    undelivered: int
-    oldest_age_ms: int  # age of the oldest entry not yet acknowledged (0 when none)
-    consumers: int
-
-
-async def _group_info(redis: AnyRedis, key: str) -> dict[str, Any] | None:
-    try:
-        groups = await redis.xinfo_groups(key)
-    except ResponseError:
-        return None  # no stream yet
-    for group in groups:
-        if text(group["name"]) == GROUP:
-            return {text(k): v for k, v in group.items()}
-    return None
-
-
 async def _needed_from(redis: AnyRedis, key: str) -> str | None:
     """Smallest stream id the group still needs; None when the group does not exist.
 
     Read the last delivered id BEFORE the pending list: an entry delivered in
     between has a greater id than the one read, so it is never trimmed.
     """
-    info = await _group_info(redis, key)
+    info = await group_info(redis, key)
     if info is None:
         return None
     last = text(info["last-delivered-id"])
     summary = await redis.xpending(key, GROUP)
-    candidates = [_next_id(last)]
+    candidates = [next_id(last)]
     if summary and int(summary["pending"]) > 0 and summary.get("min"):
         candidates.append(text(summary["min"]))
-    return min(candidates, key=_id_key)
-
-
-async def stream_lag(redis: AnyRedis, namespace: str, sale_id: str) -> StreamLag:
-    """Entries of a sale's stream not yet persisted, and the age of the oldest (metrics)."""
-    key = SaleKeys(namespace, sale_id).events
-    now_ms = int(time.time() * 1000)
-    info = await _group_info(redis, key)
-    if info is None:  # no consumer has started: the whole stream is lag
-        length = int(await redis.xlen(key))
-        first = await redis.xrange(key, count=1) if length else []
-        age = now_ms - _id_key(text(first[0][0]))[0] if first else 0
-        return StreamLag(
-            sale_id=sale_id,
-            entries=length,
-            pending=0,
-            undelivered=length,
-            oldest_age_ms=max(age, 0),
-            consumers=0,
-        )
-    last = text(info["last-delivered-id"])
-    pending = int(info["pending"])
-    undelivered_head = await redis.xrange(key, min="(" + last, count=1)
-    lag = info.get("lag")
-    if lag is None:  # Redis cannot tell (entries deleted): count them, bounded
-        rest = await redis.xrange(key, min="(" + last, count=100_000)
-        undelivered = len(rest or [])
-    else:
-        undelivered = int(lag)
-    oldest: list[int] = []
-    if pending:
-        summary = await redis.xpending(key, GROUP)
-        if summary and summary.get("min"):  # acknowledged since XINFO: then none
-            oldest.append(_id_key(text(summary["min"]))[0])
-    if undelivered_head:
-        oldest.append(_id_key(text(undelivered_head[0][0]))[0])
-    age = now_ms - min(oldest) if oldest else 0
-    return StreamLag(
-        sale_id=sale_id,
-        entries=pending + undelivered,
-        pending=pending,
-        undelivered=undelivered,
-        oldest_age_ms=max(age, 0),
-        consumers=int(info["consumers"]),
-    )
-
-
-async def lag(
-    redis: AnyRedis,
-    namespace: str,
-    sale_id: str | None = None,
-    *,
-    max_sales: int | None = None,
-    concurrency: int = 16,
-) -> list[StreamLag]:
-    """Lag of one sale, or of every sale in the registry (for /metrics and health).
-
-    ``max_sales`` bounds the work of one call (the first sales by id);
-    ``concurrency`` sales are read at once.
-    """
-    if sale_id is not None:
-        return [await stream_lag(redis, namespace, sale_id)]
-    sale_ids = sorted(text(m) for m in await redis.smembers(sales_registry(namespace)))
-    if max_sales is not None:
-        sale_ids = sale_ids[:max_sales]
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(sid: str) -> StreamLag:
-        async with gate:
-            return await stream_lag(redis, namespace, sid)
-
-    return list(await asyncio.gather(*(one(sid) for sid in sale_ids)))
+    return min(candidates, key=id_key)

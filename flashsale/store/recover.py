@@ -31,8 +31,8 @@ import msgspec
 from redis.asyncio import Redis, RedisCluster
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import SaleUpdate
+from flashsale.errors import FlashsaleError
 from flashsale.store.audit import AuditReport, audit_sale
 from flashsale.store.events import text
 
@@ -204,7 +204,7 @@ async def _recover_sale(
     if was_open:
         try:
             await eng.tune(sale_id, SaleUpdate(status="paused"), actor="recover")
-        except EngineError:
+        except FlashsaleError:
             was_open = False
     report: AuditReport = await audit_sale(redis, pool, namespace, sale_id, deep=deep)
     reopened = False

@@ -129,6 +129,6 @@ def test_admin_claim() -> None:
     assert verifier.verify(mint_token(SECRET, "ops", admin=True)).admin
     assert not verifier.verify(mint_token(SECRET, "b")).admin
     other_role = jwt.encode(
-        {"sub": "x", "exp": NOW + 60, "role": "superuser"}, SECRET, algorithm="HS256"
+        {"sub": "x", "exp": int(time.time()) + 3600, "role": "superuser"}, SECRET, algorithm="HS256"
     )
     assert not verifier.verify(other_role).admin

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import msgspec
 import pytest
@@ -22,6 +24,7 @@ from flashsale.api.problems import (
     problem_for,
 )
 from flashsale.engine import errors
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors as pay
 
 CASES: list[tuple[BaseException, int, str]] = [
@@ -36,7 +39,7 @@ CASES: list[tuple[BaseException, int, str]] = [
     (errors.SaleNotFound(), 404, "sale_not_found"),
     (errors.OrderNotFound(), 404, "order_not_found"),
     (errors.IdempotencyMismatch("x", order_id="s.1"), 422, "idempotency_key_reused"),
-    (errors.InvalidChange("end before start"), 422, "validation_error"),
+    (ValidationFailed("end before start"), 422, "validation_error"),
     (errors.EngineUnavailable("down"), 503, "engine_unavailable"),
     (RateLimited(), 429, "rate_limited"),
     (Unauthenticated(), 401, "unauthenticated"),
@@ -81,3 +84,31 @@ def test_extras() -> None:
     decided = problem_for(pay.RefundAlreadyDecided("x", status="rejected"))
     assert decided.refund_status == "rejected" and decided.order_status is msgspec.UNSET
     assert problem_for(pay.OrderNotPayable("x", status="expired")).order_status == "expired"
+
+
+def test_each_code_has_one_class_with_a_status_and_advice() -> None:
+    from flashsale.api.problems import error_classes
+
+    classes = error_classes()
+    codes = [cls.code for cls in classes]
+    assert len(codes) == len(set(codes)), "a code named by two classes"
+    for cls in classes:
+        assert 400 <= cls.status < 600 and cls.advice, cls
+        assert problem_for(cls()).status == cls.status  # the one mapping uses the class
+
+
+def test_the_error_reference_in_docs_is_current() -> None:
+    from pathlib import Path
+
+    from flashsale.api.problems import error_reference
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+    assert docs.read_text() == error_reference(), "run: flashsale errors > docs/errors.md"
+
+
+async def test_the_openapi_document_lists_every_code(client: Any) -> None:
+    from flashsale.api.problems import PROBLEM_CODES
+
+    schema = (await client.get("/schema/openapi.json")).json()
+    code = schema["components"]["schemas"]["Problem"]["properties"]["code"]
+    assert code["enum"] == list(PROBLEM_CODES)

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.models import LIVE_STATUSES, Order, Sale, SaleCreate, SerialsSpec
-
-HOLDS_SERIAL = LIVE_STATUSES | {"refund_pending"}
+from flashsale.engine.models import Order, Sale, SaleCreate, SerialsSpec
+from flashsale.engine.statuses import HOLDS_SERIAL
 
 
 async def make_sale(

@@ -10,6 +10,7 @@ import pytest
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SaleUpdate
+from flashsale.errors import ValidationFailed
 
 from .helpers import make_sale
 
@@ -74,6 +75,6 @@ async def test_duplicate_sale_and_bad_tune_change_nothing(engine: Engine) -> Non
     before = await engine.get_sale("once")
     with pytest.raises(errors.SaleExists):
         await make_sale(engine, "once", size=9)
-    with pytest.raises(errors.InvalidChange):
+    with pytest.raises(ValidationFailed):
         await engine.tune("once", SaleUpdate(end_at=before.start_at - timedelta(seconds=1)))
     assert await engine.get_sale("once") == before

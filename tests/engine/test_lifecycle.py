@@ -9,6 +9,7 @@ import pytest
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine, order_id_for
 from flashsale.engine.models import SaleUpdate, SerialsSpec
+from flashsale.errors import ValidationFailed
 
 from .helpers import assert_invariants, make_sale
 
@@ -115,7 +116,7 @@ async def test_tune_limits_timeout_and_added_serials(engine: Engine) -> None:
     assert sale.per_ip_limit is None
     with pytest.raises(errors.SerialsRefused):
         await engine.tune("tune", SaleUpdate(add_serials=SerialsSpec(range=(4, 9))))
-    with pytest.raises(errors.InvalidChange):
+    with pytest.raises(ValidationFailed):
         await engine.tune("tune", SaleUpdate(add_serials=SerialsSpec(list=["X-1"])))
     assert (await engine.get_sale("tune")).total == 4  # refused tunes changed nothing
 

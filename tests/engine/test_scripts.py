@@ -28,3 +28,15 @@ def test_every_script_documents_its_keys_and_arguments() -> None:
         assert documented == set(range(1, script.num_keys + 1)), entry.name
         assert "ARGV[1]" in header and "Replies" in header, entry.name
         assert "--@include" not in script.source  # all includes inlined
+
+
+def test_the_engine_runs_every_script_in_lua() -> None:
+    """The engine owns the whole Redis contract: no script of lua/ is run from elsewhere."""
+    from flashsale.engine.engine import SCRIPTS
+
+    names = {
+        entry.name.rpartition("-")[0]
+        for entry in resources.files("flashsale.lua").iterdir()
+        if entry.name.endswith(".lua")
+    }
+    assert names == set(SCRIPTS)

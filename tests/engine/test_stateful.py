@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate, SerialsSpec
+from flashsale.errors import FlashsaleError
 
 from .helpers import assert_invariants, delete_sale, make_sale
 
@@ -96,7 +97,7 @@ class EngineMachine(RuleBasedStateMachine):
         m = self.model
         try:
             got = self.run(self.engine.purchase("m", user)).order
-        except errors.EngineError as refused:
+        except FlashsaleError as refused:
             expected = (
                 "sale_paused"
                 if m.status == "paused"

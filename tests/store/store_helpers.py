@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import Order, Sale, SaleCreate, SerialsSpec
+from flashsale.errors import FlashsaleError
 
 
 async def make_sale(engine: Engine, sale_id: str, *, size: int = 100, **overrides: Any) -> Sale:
@@ -35,7 +35,7 @@ async def buy_many(
             user = queue.pop()
             try:
                 done.append((await engine.purchase(sale_id, user)).order)
-            except EngineError:
+            except FlashsaleError:
                 pass
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

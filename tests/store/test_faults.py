@@ -16,12 +16,13 @@ import pytest
 from redis.exceptions import RedisError
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import Order
+from flashsale.errors import FlashsaleError
 from flashsale.store import keys as store_keys
 from flashsale.store import migrate
 from flashsale.store.audit import audit_sale
-from flashsale.store.persist import PersistConfig, Persister, stream_lag
+from flashsale.store.lag import stream_lag
+from flashsale.store.persist import PersistConfig, Persister
 
 from .servers import PrivatePostgres, PrivateRedis
 from .store_helpers import make_sale
@@ -149,7 +150,7 @@ async def test_aof_redis_kill_9_mid_sale_keeps_every_acknowledged_purchase(
                 try:
                     order = (await engine.purchase(sale_id, f"u{i}")).order
                     told[order.order_id] = order
-                except (EngineError, RedisError):  # Redis down, or still loading its AOF
+                except (FlashsaleError, RedisError):  # Redis down, or still loading its AOF
                     failed += 1
                     await asyncio.sleep(0.01)
 

@@ -26,10 +26,10 @@ import asyncpg
 import pytest
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError
 from flashsale.engine.models import Order
+from flashsale.errors import FlashsaleError
 from flashsale.store.audit import AuditReport, audit_sale
-from flashsale.store.persist import stream_lag
+from flashsale.store.lag import stream_lag
 
 from .store_helpers import make_sale
 
@@ -111,7 +111,7 @@ async def run_kill_sale(
                 try:
                     order = (await engine.purchase(sale_id, f"x{extra}")).order
                     run.acknowledged[order.order_id] = order
-                except EngineError:
+                except FlashsaleError:
                     pass
             # paced a little: the sale lasts long enough for the kills to land during it,
             # yet outruns the consumers, so most kills find a batch in hand

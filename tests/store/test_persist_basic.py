@@ -10,7 +10,8 @@ import pytest
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
 from flashsale.store import keys as store_keys
-from flashsale.store.persist import PersistConfig, Persister, stream_lag
+from flashsale.store.lag import stream_lag
+from flashsale.store.persist import PersistConfig, Persister
 
 from .store_helpers import buy_many, make_sale
 

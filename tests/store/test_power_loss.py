@@ -20,8 +20,9 @@ import pytest
 from redis.exceptions import ResponseError
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import EngineError, EngineUnavailable
+from flashsale.engine.errors import EngineUnavailable
 from flashsale.engine.models import Order
+from flashsale.errors import FlashsaleError
 from flashsale.store.audit import AuditReport, audit_sale
 from flashsale.store.persist import PersistConfig, Persister
 from flashsale.store.recover import recover
@@ -49,7 +50,7 @@ async def _reconnect(engine: Engine, sale_id: str) -> None:
             if "LOADING" not in str(exc):
                 raise
             await asyncio.sleep(0.05)
-        except EngineError:
+        except FlashsaleError:
             return  # the script answered (order_not_found): connected again
     raise AssertionError("the engine did not reconnect")
 

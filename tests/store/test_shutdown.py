@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from flashsale.engine.engine import Engine
 from flashsale.store import keys as store_keys
-from flashsale.store.persist import stream_lag
+from flashsale.store.lag import stream_lag
 
 from .store_helpers import buy_many, make_sale
 

@@ -15,11 +15,11 @@ from flashsale.api.audit import run_audit
 from flashsale.api.auth import require_admin
 from flashsale.api.lag import sale_lags
 from flashsale.api.problems import problem_responses
-from flashsale.api.routes.sales import SALE_ID
 from flashsale.api.schemas import AuditReport, Check, Health
 from flashsale.api.state import AppState
 from flashsale.engine.errors import SaleNotFound
-from flashsale.store.persist import StreamLag
+from flashsale.engine.models import SALE_ID
+from flashsale.store.lag import StreamLag
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -39,7 +39,7 @@ async def _timed(probe: Any) -> Check:
 
 
 async def _lags(state: AppState) -> list[StreamLag] | None:
-    """The write-behind's lag per sale (store.persist.lag); None when Redis is too slow."""
+    """The write-behind's lag per sale (store.lag.lag); None when Redis is too slow."""
     try:
         return await asyncio.wait_for(sale_lags(state.engine), CHECK_TIMEOUT_S)
     except Exception:

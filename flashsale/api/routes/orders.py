@@ -11,7 +11,6 @@ with the order's status.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -21,14 +20,13 @@ from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
 from flashsale.api.schemas import OrderOut
 from flashsale.api.state import AppState
+from flashsale.engine import statuses
 from flashsale.engine.errors import OrderNotFound, OrderNotPending
-from flashsale.engine.models import Order
+from flashsale.engine.models import ORDER_ID, SALE_ID_PATTERN, Order
 from flashsale.payments import errors as payment_errors
 
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 MAX_SALES_LISTED = 200
-CANCELLABLE = frozenset({"pending_payment", "paid"})
 
 
 def _state(request: Request[Any, Any, Any]) -> AppState:
@@ -70,7 +68,7 @@ class OrdersController(Controller):
         request: Request[Any, Any, Any],
         sale_id: Annotated[
             str | None,
-            QueryParameter(name="sale_id", pattern=r"^[A-Za-z0-9_-]{1,64}$", required=False),
+            QueryParameter(name="sale_id", pattern=SALE_ID_PATTERN, required=False),
         ] = None,
     ) -> list[Order]:
         engine = _state(request).engine
@@ -105,7 +103,7 @@ class OrdersController(Controller):
         order = await engine.get_order(order_id)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound()
-        if order.status not in CANCELLABLE:  # the same answer as the engine's, DB or not
+        if order.status not in statuses.CANCELLABLE:  # the same answer as the engine's, DB or not
             raise OrderNotPending(f"order is {order.status}", status=order.status, order=order)
         try:
             return await payments.cancel_order(

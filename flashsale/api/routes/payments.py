@@ -3,7 +3,7 @@
 The worker's PaymentService is built in the API's lifespan (api/plugin.py) on
 the shared engine and asyncpg pool, and reached through
 ``AppState.payment_service``: 503 ``payments_unavailable`` when the server runs
-without PostgreSQL. Refusals of the payment flow (``PaymentError``) carry their
+without PostgreSQL. Refusals of the payment flow (``flashsale.errors`` classes) carry their
 own status and stable code; ``api/problems.py`` maps them like every other error.
 """
 
@@ -22,6 +22,8 @@ from flashsale.api.auth import principal_of, require_admin, require_user
 from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
 from flashsale.api.state import AppState
 from flashsale.api.tokens import MAX_USER_ID
+from flashsale.engine.models import ORDER_ID
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.models import (
     PasswordSet,
@@ -36,7 +38,6 @@ from flashsale.payments.models import (
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService
 
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$")
 REFUND_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 CALLBACK_MAX_BYTES = 16 * 1024
@@ -70,7 +71,7 @@ def _refund_id(refund_id: str) -> str:
 def _user_id(user_id: str) -> str:
     """Any token ``sub`` (1 to 128 characters), but no NUL: PostgreSQL text cannot hold it."""
     if not user_id or len(user_id) > MAX_USER_ID or "\x00" in user_id:
-        raise errors.Validation("user_id must be 1 to 128 characters, without NUL")
+        raise ValidationFailed("user_id must be 1 to 128 characters, without NUL")
     return user_id
 
 

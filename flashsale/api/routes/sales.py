@@ -31,10 +31,10 @@ from flashsale.api.problems import (
 from flashsale.api.ratelimit import client_ip
 from flashsale.api.schemas import PurchaseOut
 from flashsale.api.state import AppState
-from flashsale.engine.errors import EngineError, SaleNotFound, SoldOut
-from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
+from flashsale.engine.errors import SaleNotFound, SoldOut
+from flashsale.engine.models import SALE_ID, Sale, SaleCreate, SaleUpdate
+from flashsale.errors import FlashsaleError
 
-SALE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SALE_BODY_BYTES = 64 * 1024 * 1024  # a 1,000,000-serial list sale fits
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
@@ -159,7 +159,7 @@ class SalesController(Controller):
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )
-        except EngineError as exc:
+        except FlashsaleError as exc:
             if isinstance(exc, SoldOut):
                 state.sold_out.remember(sale_id, started)
             code = exc.code

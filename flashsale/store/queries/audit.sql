@@ -1,4 +1,4 @@
--- Queries of the audit (store/audit.py): every one runs server-side over indexes,
+-- Queries of the audit (store/audit/): every one runs server-side over indexes,
 -- so the audit of a 1,000,000-order sale moves counts and examples, not rows.
 
 -- name: audit_sale

@@ -1,4 +1,4 @@
--- Queries of the write-behind consumer (store/persist.py).
+-- Queries of the write-behind consumer (store/persist.py, store/reclaim.py).
 
 -- name: upsert_orders
 -- One row per order (its highest version in the batch), non-live states first so a

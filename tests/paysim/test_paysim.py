@@ -47,8 +47,7 @@ CALLBACK_FIELDS = {
 }
 
 
-# Fixtures live here, not in a conftest.py, so tests/payments/conftest.py stays free
-# for the payment service's own tests.
+# The simulator's fixtures live here, in its only test module.
 @pytest.fixture(scope="session")
 def paysim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaysimProcess]:
     proc = PaysimProcess(PAYSIM_CONFIG, tmp_path_factory.mktemp("paysim") / "paysim.log")

@@ -23,7 +23,7 @@ from flashsale.settings import (
     RedisSettings,
     Settings,
 )
-from tests.payments.paysim_harness import PaysimProcess
+from tests.paysim.paysim_harness import PaysimProcess
 
 from .conftest import SECRET
 

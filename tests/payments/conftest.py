@@ -31,7 +31,7 @@ from flashsale.payments.provider import SimProvider
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, PaymentSettings
 from flashsale.payments.timers import Timers
-from tests.payments.paysim_harness import PaysimProcess
+from tests.paysim.paysim_harness import PaysimProcess
 
 from .callback_server import CallbackServer
 

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from flashsale.engine import errors as engine_errors
-from flashsale.engine.models import LIVE_STATUSES, Order
+from flashsale.engine.models import Order
+from flashsale.engine.statuses import HOLDS_SERIAL
 from flashsale.payments import errors
 from flashsale.payments.audit import money_audit
 from flashsale.payments.models import Payment, PaymentCreate
@@ -99,7 +100,7 @@ async def test_payment_after_expiry_is_refunded_and_the_serial_is_not_sold_twice
     assert [r.reason for r in refunds] == ["late_payment"]
     assert await _status(flow, order.order_id) == "expired"
     orders = await flow.engine.orders_of_sale(sale.sale_id)
-    live = [o for o in orders if o.status in LIVE_STATUSES]
+    live = [o for o in orders if o.status in HOLDS_SERIAL]
     assert [o.order_id for o in live] == [resold.order_id], "one live holder of the serial"
     audit = await money_audit(flow.pool, sale.sale_id, flow.engine)
     assert audit.ok, audit.violations

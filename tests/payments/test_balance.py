@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.audit import money_audit
 from flashsale.payments.models import PaymentCreate
@@ -102,17 +103,17 @@ async def test_balance_debit_for_an_order_paid_meanwhile_is_credited_back(flow: 
     await flow.service.set_password("both", PASSWORD, None)
     await flow.service.credit_wallet("both", 2000, "top-up", actor="ops")
     # Paid by another channel while the balance payment was on its way.
-    real_payable = flow.service._payable_order
+    real_payable = flow.service.attempts._payable_order
 
     async def stale_check(order_id: str, user_id: str):  # type: ignore[no-untyped-def]
         got = await real_payable(order_id, user_id)
         await flow.engine.confirm_payment(order_id, "pay_other_channel")
         return got
 
-    flow.service._payable_order = stale_check  # type: ignore[method-assign]
+    flow.service.attempts._payable_order = stale_check  # type: ignore[method-assign]
     with pytest.raises(errors.OrderNotPayable):
         await flow.service.start_payment(order.order_id, "both", balance())
-    flow.service._payable_order = real_payable  # type: ignore[method-assign]
+    flow.service.attempts._payable_order = real_payable  # type: ignore[method-assign]
     wallet = await flow.service.wallet("both")
     assert wallet.balance_cents == 2000
     assert [e.kind for e in wallet.entries] == ["reversal", "debit", "credit"]
@@ -126,5 +127,5 @@ async def test_admin_credit_is_idempotent_per_key(flow: Flow) -> None:
             "idem", 250, "promo", actor="ops", idempotency_key="promo-1"
         )
     assert wallet.balance_cents == 250 and len(wallet.entries) == 1
-    with pytest.raises(errors.Validation):
+    with pytest.raises(ValidationFailed):
         await flow.service.credit_wallet("idem", 0, "nothing", actor="ops")

@@ -1,0 +1,37 @@
+"""The one vocabulary of order statuses, and which of them hold a serial or count as sold.
+
+Every layer uses these sets: the Lua scripts move orders between the statuses,
+the write-behind and the audit count them, PostgreSQL's live-order indexes
+mirror ``HOLDS_SERIAL`` (a test compares them with ``store/schema.sql``).
+
+    pending_payment ──paid──> paid ──cancel before delivery──> refund_pending
+          │                                          approved ──> refunded
+          ├──timeout──> expired                      rejected ──> paid
+          └──cancel───> cancelled
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+OrderStatus = Literal[
+    "pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"
+]
+ALL: Final = frozenset(get_args(OrderStatus))
+
+RESERVED: Final = frozenset({"pending_payment"})
+"""Counted in the sale's ``reserved``: the serial waits for its payment."""
+SOLD: Final = frozenset({"paid", "delivered", "refund_pending"})
+"""Counted in the sale's ``sold``; refund_pending keeps its serial until an operator decides."""
+HOLDS_SERIAL: Final = RESERVED | SOLD
+"""Live orders: each holds its serial and counts toward its buyer's and address's limits."""
+RELEASED: Final = frozenset({"expired", "cancelled", "refunded"})
+"""Final statuses whose serial went back to the pool."""
+CANCELLABLE: Final = frozenset({"pending_payment", "paid"})
+"""A buyer or an operator may cancel: pending (released at once) or paid (refund for review)."""
+PAYMENT_KEPT: Final = frozenset({"paid", "delivered", "refund_pending", "refunded"})
+"""Orders that were paid: their kept payment is theirs (refunded ones through a refund)."""
+PAID: Final = frozenset({"paid", "delivered"})
+"""Paid and not being refunded: the money is the sale's."""
+
+assert HOLDS_SERIAL | RELEASED == ALL and not HOLDS_SERIAL & RELEASED

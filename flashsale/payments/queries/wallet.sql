@@ -1,0 +1,32 @@
+-- Wallets (payments/wallet.py): a balance per buyer and currency, a ledger row per move.
+
+-- name: ensure_wallet
+INSERT INTO wallets (user_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+
+-- name: add_to_wallet
+-- Returns no row when a debit ($3 < 0) would overdraw the wallet.
+UPDATE wallets SET balance_cents = balance_cents + $3, updated_at = now()
+ WHERE user_id = $1 AND currency = $2 AND balance_cents + $3 >= 0
+RETURNING balance_cents;
+
+-- name: insert_wallet_entry
+INSERT INTO wallet_entries (user_id, currency, amount_cents, balance_after_cents, kind,
+                            payment_id, refund_id, reason, actor, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING entry_id;
+
+-- name: wallet_balance
+SELECT balance_cents FROM wallets WHERE user_id = $1 AND currency = $2;
+
+-- name: wallet_entries
+SELECT * FROM wallet_entries WHERE user_id = $1 AND currency = $2
+ ORDER BY entry_id DESC
+ LIMIT $3;
+
+-- name: wallets_off_ledger
+-- Every wallet whose balance is not the sum of its ledger, or is negative.
+SELECT w.user_id, w.currency, w.balance_cents, COALESCE(SUM(e.amount_cents), 0) AS sum
+  FROM wallets w
+  LEFT JOIN wallet_entries e ON e.user_id = w.user_id AND e.currency = w.currency
+ GROUP BY w.user_id, w.currency, w.balance_cents
+HAVING w.balance_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.balance_cents < 0;

@@ -1,0 +1,300 @@
+"""The deep audit: every order of a sale, Redis against PostgreSQL, chunk by chunk.
+
+The buyers hash gives every order id (order ids are a function of (sale, buyer,
+n)), so there is no keyspace SCAN: buyers are taken in chunks of about
+``chunk`` orders, each chunk read in one MULTI (every key is in the sale's
+slot) and compared with PostgreSQL by one query that returns only the
+differences. Memory stays bounded by the chunk. The per-buyer and per-order
+checks below run on each chunk; their violations add up in ``OrderScan``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from flashsale.engine.engine import order_id_for
+from flashsale.engine.keys import SaleKeys
+from flashsale.store.audit.report import EXAMPLES, Violation, violation
+from flashsale.store.events import LIVE, SOLD, int_or, text
+from flashsale.store.queries import q
+from flashsale.store.streams import AnyRedis
+
+CHUNK = 5000  # orders per Redis pipeline and per PostgreSQL comparison
+MAX_TRACKED = 100_000  # orders behind in PostgreSQL remembered for the re-check
+_ORDER_READ = ("status", "version", "user_id")
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """One buyer as one MULTI read it: its orders and the live count Redis keeps for it."""
+
+    user: str
+    orders: list[tuple[str, Any]]  # (order id, [status, version, user_id]); no order: status None
+    counted: Any  # its ``c:<user>`` field: its live orders as Redis counts them
+    complete: bool  # False: still buying while read, so its counts are not checked
+
+
+class OrderScan:
+    """What the scan found: order totals, the orders behind in PostgreSQL, violations."""
+
+    def __init__(self) -> None:
+        self.orders = 0
+        self.pending = 0
+        self.paid = 0
+        self.matched = 0  # orders found in PostgreSQL (any version)
+        self.behind: set[str] = set()  # missing or older in PostgreSQL when compared
+        self.untracked = 0  # behind, beyond MAX_TRACKED
+        self.incomplete = 0  # buyers still buying while read: their counts not checked
+        self._found: dict[str, Violation] = {}
+
+    def add(self, found: list[Violation]) -> None:
+        """One violation per code over all chunks: counts add up, the first examples stay."""
+        for v in found:
+            seen = self._found.get(v.code)
+            if seen is None:
+                self._found[v.code] = violation(v.code, v.detail, v.count, v.examples)
+            else:
+                seen.count += v.count
+                seen.examples = (seen.examples + v.examples)[:EXAMPLES]
+
+    @property
+    def violations(self) -> list[Violation]:
+        return list(self._found.values())
+
+
+# -- the per-buyer and per-order checks ------------------------------------------------
+
+
+def counted_without_order(buyer: Buyer) -> list[Violation]:
+    """The buyer is counted for an order Redis does not have (a half-replayed purchase)."""
+    return [
+        violation(
+            "counted_without_order",
+            "a buyer is counted for an order Redis does not have",
+            examples=[order_id],
+        )
+        for order_id, values in buyer.orders
+        if values[0] is None
+    ]
+
+
+def buyer_count_mismatch(buyer: Buyer, live: int) -> list[Violation]:
+    """The buyer's live-order count in Redis is not the number of its live orders."""
+    counted = int_or(buyer.counted)
+    if live == counted:
+        return []
+    return [
+        violation(
+            "buyer_count_mismatch",
+            "a buyer's live-order count differs from its live orders",
+            examples=[f"{buyer.user}: counted {counted}, holds {live}"],
+        )
+    ]
+
+
+def buyer_over_limit(buyer: Buyer, live: int, max_limit: int) -> list[Violation]:
+    """The buyer holds more live orders in Redis than the highest limit the sale had."""
+    if live <= max_limit:
+        return []
+    return [
+        violation(
+            "buyer_over_limit",
+            f"buyers with more than {max_limit} live orders in Redis",
+            examples=[f"{buyer.user}: {live}"],
+        )
+    ]
+
+
+async def postgres_ahead(redis: AnyRedis, keys: SaleKeys, rows: list[Any]) -> list[Violation]:
+    """Orders PostgreSQL has newer than (or different from) what Redis said a moment ago.
+
+    The order may have moved on since its chunk was read: Redis is read again,
+    after PostgreSQL, before calling it ``postgres_ahead`` (Redis lost a
+    transition) or, at the same version, ``state_mismatch``.
+    """
+    found: list[Violation] = []
+    fresh = await read_orders(redis, keys, [r["order_id"] for r in rows])
+    for row, now in zip(rows, fresh, strict=True):
+        if now is None:
+            continue  # counted_without_order would have caught a vanished order
+        status, version = now
+        if version < row["pg_version"]:
+            found.append(
+                violation(
+                    "postgres_ahead",
+                    "PostgreSQL holds a newer state than Redis (Redis lost a transition)",
+                    examples=[
+                        f"{row['order_id']}: v{row['pg_version']} {row['pg_status']} vs "
+                        f"v{version} {status}"
+                    ],
+                )
+            )
+        elif version == row["pg_version"] and status != row["pg_status"]:
+            found.append(
+                violation(
+                    "state_mismatch",
+                    "same version, different state",
+                    examples=[f"{row['order_id']}: {row['pg_status']} vs {status}"],
+                )
+            )
+    return found
+
+
+# -- the scan --------------------------------------------------------------------------
+
+
+async def scan_orders(
+    redis: AnyRedis,
+    pool: asyncpg.Pool,
+    keys: SaleKeys,
+    sale_id: str,
+    max_limit: int,
+    chunk: int,
+) -> OrderScan:
+    """Every buyer's orders, ``chunk`` orders at a time, against PostgreSQL."""
+    scan = OrderScan()
+    batch: list[tuple[str, int]] = []
+    in_batch = 0  # orders of the buyers in the batch
+    async for field, value in redis.hscan_iter(keys.buyers, match="n:*", count=2000):
+        batch.append((text(field)[2:], int(value)))
+        in_batch += int(value)
+        if in_batch >= chunk:
+            await _scan_chunk(redis, pool, keys, sale_id, batch, max_limit, scan)
+            batch, in_batch = [], 0
+    if batch:
+        await _scan_chunk(redis, pool, keys, sale_id, batch, max_limit, scan)
+    return scan
+
+
+async def _scan_chunk(
+    redis: AnyRedis,
+    pool: asyncpg.Pool,
+    keys: SaleKeys,
+    sale_id: str,
+    buyers: list[tuple[str, int]],
+    max_limit: int,
+    scan: OrderScan,
+) -> None:
+    live: dict[str, int] = {}
+    order_ids: list[str] = []
+    statuses: list[str] = []
+    versions: list[int] = []
+    for buyer in await _read_buyers(redis, keys, sale_id, buyers):
+        scan.add(counted_without_order(buyer))
+        for order_id, values in buyer.orders:
+            if values[0] is None:
+                continue
+            status, version = text(values[0]), int(values[1])
+            scan.orders += 1
+            if status in LIVE:
+                live[buyer.user] = live.get(buyer.user, 0) + 1
+            if status == "pending_payment":
+                scan.pending += 1
+            elif status in SOLD:
+                scan.paid += 1
+            order_ids.append(order_id)
+            statuses.append(status)
+            versions.append(version)
+        if not buyer.complete:
+            scan.incomplete += 1
+            continue
+        count = live.get(buyer.user, 0)
+        scan.add(buyer_count_mismatch(buyer, count))
+        scan.add(buyer_over_limit(buyer, count, max_limit))
+    if not order_ids:
+        return
+    async with pool.acquire() as conn:
+        diffs = await conn.fetch(q("audit_compare"), sale_id, order_ids, statuses, versions)
+    missing = 0
+    ahead: list[Any] = []
+    for row in diffs:
+        if row["pg_version"] is None or row["pg_version"] < row["redis_version"]:
+            missing += row["pg_version"] is None
+            if len(scan.behind) < MAX_TRACKED:
+                scan.behind.add(row["order_id"])
+            else:
+                scan.untracked += 1
+        else:
+            ahead.append(row)
+    scan.matched += len(order_ids) - missing
+    if ahead:
+        scan.add(await postgres_ahead(redis, keys, ahead))
+
+
+async def _read_buyers(
+    redis: AnyRedis, keys: SaleKeys, sale_id: str, buyers: list[tuple[str, int]]
+) -> list[Buyer]:
+    # One MULTI per chunk (every key is in the sale's slot): the buyers' orders, their
+    # purchase counts and live counts are read in one atomic snapshot, even during a
+    # live sale. A buyer who bought again since the scan read its count is read again
+    # (up to 3 times; one still buying is left to the next audit for its count checks).
+    read: list[Buyer] = []
+    todo = buyers
+    for attempt in range(3):
+        pipe = redis.pipeline(transaction=True)
+        for user, n in todo:
+            for i in range(1, n + 1):
+                pipe.hmget(keys.order(order_id_for(sale_id, user, i)), _ORDER_READ)
+        pipe.hmget(keys.buyers, [f"c:{user}" for user, _ in todo])
+        pipe.hmget(keys.buyers, [f"n:{user}" for user, _ in todo])
+        replies = await pipe.execute()
+        held_now, n_now = replies[-2], replies[-1]
+        moved: list[tuple[str, int]] = []
+        at = 0
+        for (user, n), c, n2 in zip(todo, held_now, n_now, strict=True):
+            orders = [
+                (order_id_for(sale_id, user, i), replies[at + i - 1]) for i in range(1, n + 1)
+            ]
+            at += n
+            if int_or(n2) != n and attempt < 2:
+                moved.append((user, int_or(n2)))
+                continue
+            read.append(Buyer(user, orders, c, int_or(n2) == n))
+        if not moved:
+            break
+        todo = moved
+    return read
+
+
+async def read_orders(
+    redis: AnyRedis, keys: SaleKeys, order_ids: list[str]
+) -> list[tuple[str, int] | None]:
+    """(status, version) of each order in Redis now, in one MULTI; None when it is gone."""
+    pipe = redis.pipeline(transaction=True)
+    for order_id in order_ids:
+        pipe.hmget(keys.order(order_id), ["status", "version"])
+    replies = await pipe.execute()
+    return [None if v[0] is None else (text(v[0]), int(v[1])) for v in replies]
+
+
+async def still_behind(
+    redis: AnyRedis, pool: asyncpg.Pool, keys: SaleKeys, sale_id: str, order_ids: list[str]
+) -> list[str]:
+    """Orders that are still missing or older in PostgreSQL than in Redis, re-read now."""
+    still: list[str] = []
+    for start in range(0, len(order_ids), CHUNK):
+        part = order_ids[start : start + CHUNK]
+        states = await read_orders(redis, keys, part)
+        present = [(o, s) for o, s in zip(part, states, strict=True) if s is not None]
+        async with pool.acquire() as conn:
+            diffs = await conn.fetch(
+                q("audit_compare"),
+                sale_id,
+                [o for o, _ in present],
+                [s[0] for _, s in present],
+                [s[1] for _, s in present],
+            )
+        still += [
+            f"{r['order_id']}: "
+            + (
+                "not in PostgreSQL"
+                if r["pg_version"] is None
+                else f"v{r['pg_version']} in PostgreSQL, v{r['redis_version']} in Redis"
+            )
+            for r in diffs
+            if r["pg_version"] is None or r["pg_version"] < r["redis_version"]
+        ]
+    return still

@@ -1,0 +1,64 @@
+"""A sale's event stream as the write-behind's consumer group sees it.
+
+Stream ids, XREADGROUP replies and the group's XINFO entry, shared by the
+consumer (persist.py), its reclaim (reclaim.py) and the lag reading (lag.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import ResponseError
+
+from flashsale.store import keys as store_keys
+from flashsale.store.events import text
+
+# One server or a Redis Cluster: every call names one sale's keys (one slot).
+AnyRedis = Redis | RedisCluster
+
+GROUP = store_keys.GROUP
+
+Entry = tuple[str, dict[Any, Any]]
+
+
+def stream_entries(reply: Any) -> list[Entry]:
+    """XREADGROUP reply (RESP2 list or RESP3 dict) of one stream -> [(id, fields)]."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        streams = list(reply.values())
+        items = (
+            streams[0][0]
+            if streams
+            and isinstance(streams[0], list)
+            and streams[0]
+            and isinstance(streams[0][0], list)
+            else (streams[0] if streams else [])
+        )
+    else:
+        items = reply[0][1]
+    return [(text(entry_id), fields or {}) for entry_id, fields in items]
+
+
+def next_id(stream_id: str) -> str:
+    ms, _, seq = stream_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+def id_key(stream_id: str) -> tuple[int, int]:
+    """Sort key of a stream id: (milliseconds, sequence)."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def group_info(redis: AnyRedis, key: str) -> dict[str, Any] | None:
+    """The write-behind group's XINFO GROUPS entry; None when the stream or group is missing."""
+    try:
+        groups = await redis.xinfo_groups(key)
+    except ResponseError:
+        return None  # no stream yet
+    for group in groups:
+        if text(group["name"]) == GROUP:
+            return {text(k): v for k, v in group.items()}
+    return None

@@ -1,0 +1,26 @@
+"""Which errors of the write-behind are worth retrying, and which refuse the rows themselves."""
+
+from __future__ import annotations
+
+import asyncpg
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# PostgreSQL is unreachable or restarting: retry the same batch later.
+TRANSIENT_PG: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+TRANSIENT_REDIS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+)
+# The rows themselves are refused: isolate the entry, retrying the batch will not help.
+REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.exceptions.DataError)

@@ -1,0 +1,61 @@
+"""Named SQL (``store/queries.py``, shared by store and payments): every name the code asks
+for exists, every query in the files is asked for, and each one prepares against the
+migrated schema (PostgreSQL parses it, resolves every table, column and parameter type)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from flashsale.store.queries import load
+
+PACKAGES = ("flashsale.store", "flashsale.payments")
+# A call of a package's loader, ``q("name")``; anything but a literal name is refused,
+# so this scan sees every query the code can ask for.
+_CALL = re.compile(r"\bq\(\s*(?P<literal>\"(?P<name>\w+)\")?")
+
+
+def _source_files(package: str) -> list[Path]:
+    root = Path(importlib.import_module(package).__file__ or "").parent
+    return sorted(root.rglob("*.py"))
+
+
+def _names_used(package: str) -> dict[str, list[str]]:
+    """Query name -> the places asking for it."""
+    used: dict[str, list[str]] = {}
+    for path in _source_files(package):
+        text = path.read_text(encoding="utf-8")
+        for match in _CALL.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            where = f"{path.name}:{line}"
+            assert match["literal"], f"{where}: q() takes a literal query name"
+            used.setdefault(match["name"], []).append(where)
+    return used
+
+
+ALL_QUERIES = [(package, name) for package in PACKAGES for name in sorted(load(package))]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_query_asked_for_exists_and_every_query_is_asked_for(package: str) -> None:
+    used = _names_used(package)
+    defined = set(load(package))
+    missing = {name: places for name, places in used.items() if name not in defined}
+    assert not missing, f"{package} asks for queries no .sql file defines: {missing}"
+    unused = sorted(defined - set(used))
+    assert not unused, f"{package} defines queries nothing asks for: {unused}"
+
+
+@pytest.mark.parametrize(("package", "name"), ALL_QUERIES, ids=[n for _, n in ALL_QUERIES])
+async def test_query_prepares_against_the_migrated_schema(
+    store_database_url: str, package: str, name: str
+) -> None:
+    conn = await asyncpg.connect(store_database_url)
+    try:
+        await conn.prepare(load(package)[name])
+    finally:
+        await conn.close()
