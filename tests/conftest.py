@@ -8,6 +8,10 @@ but does not answer fails the tests; it never skips them.
 
 Every test gets its own key namespace, deleted afterwards, so the suite never
 touches data it did not create, even on a shared Redis.
+
+The suite runs in dev mode (FLASHSALE_ENV=dev, inherited by every process it
+starts): development secrets apply where a test sets none. The tests of the
+secrets rule set FLASHSALE_ENV themselves.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from flashsale.engine.engine import Engine
+
+os.environ["FLASHSALE_ENV"] = "dev"
 
 
 @pytest.fixture(scope="session")

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from flashsale.api.config import ApiSettings
 from flashsale.api.plugin import FlashsalePlugin
 from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
+from flashsale.settings import Settings
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    engine: Engine | None = None,
-    api_settings: ApiSettings | None = None,
-) -> Litestar:
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Litestar:
     """The API; configuration from the environment unless given.
 
     ``engine``: use this engine (tests) instead of opening one from
     ``FLASHSALE_REDIS_URL``; the caller keeps ownership and closes it.
     """
-    api = api_settings or ApiSettings.from_env()
+    settings = settings or Settings.from_env()
     return Litestar(
-        plugins=[FlashsalePlugin(settings or Settings.from_env(), api, engine=engine)],
+        plugins=[FlashsalePlugin(settings, engine=engine)],
         # Here, not in the plugin: Litestar 2.25 reads this limit from its constructor
         # argument only (a plugin's AppConfig change does not reach the router).
-        request_max_body_size=api.max_body_bytes,
+        request_max_body_size=settings.api.max_body_bytes,
         debug=False,
     )

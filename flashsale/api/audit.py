@@ -13,7 +13,7 @@ import time
 
 from flashsale.api.problems import AuditUnavailable
 from flashsale.api.schemas import AuditReport
-from flashsale.api.services import Services
+from flashsale.api.state import AppState
 from flashsale.engine.errors import SaleNotFound
 from flashsale.payments.audit import money_audit
 from flashsale.store.audit import Violation, audit_sale
@@ -21,12 +21,12 @@ from flashsale.store.audit import Violation, audit_sale
 MONEY_CODE = "money_mismatch"
 
 
-async def run_audit(services: Services, sale_id: str, *, deep: bool = True) -> AuditReport:
-    pool = services.pg_pool
+async def run_audit(state: AppState, sale_id: str, *, deep: bool = True) -> AuditReport:
+    pool = state.pg_pool
     if pool is None:
-        await services.engine.get_sale(sale_id)  # 404 sale_not_found first
+        await state.engine.get_sale(sale_id)  # 404 sale_not_found first
         raise AuditUnavailable("the audit needs PostgreSQL (FLASHSALE_DATABASE_URL)")
-    engine = services.engine
+    engine = state.engine
     started = time.monotonic()
     store = await audit_sale(engine.redis, pool, engine.namespace, sale_id, deep=deep)
     if any(v.code == "sale_not_found" for v in store.violations):

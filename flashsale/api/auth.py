@@ -12,7 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from flashsale.api.problems import Forbidden, Unauthenticated
-from flashsale.api.services import Services
+from flashsale.api.state import AppState
 from flashsale.api.tokens import InvalidToken, Principal
 
 
@@ -24,9 +24,9 @@ def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    services: Services = connection.app.state["services"]
+    state: AppState = connection.app.state["app_state"]
     try:
-        principal = services.tokens.verify(token.strip())
+        principal = state.tokens.verify(token.strip())
     except InvalidToken as exc:
         raise Unauthenticated(f"invalid token: {exc}") from None
     connection.scope["user"] = principal

@@ -36,7 +36,10 @@ UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
 
 
 def client_ip(scope: Scope, trust_forwarded_for: bool) -> str:
-    """The caller's address: the socket peer, or X-Forwarded-For's first hop behind a proxy."""
+    """The caller's address: the socket peer, or X-Forwarded-For's first hop behind a proxy.
+
+    ``trust_forwarded_for``: FLASHSALE_TRUSTED_PROXIES names at least one proxy.
+    """
     if trust_forwarded_for:
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
@@ -90,10 +93,10 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP and scope["path"] not in UNLIMITED_PATHS:
-            services: Any = scope["litestar_app"].state["services"]
-            limiter: IpRateLimiter | None = services.limiter
+            state: Any = scope["litestar_app"].state["app_state"]
+            limiter: IpRateLimiter | None = state.limiter
             if limiter is not None:
-                ip = client_ip(scope, services.api.trust_forwarded_for)
+                ip = client_ip(scope, bool(state.settings.api.trusted_proxies))
                 if not await limiter.allow(ip):
                     RATE_LIMITED.inc()
                     await send(_START)

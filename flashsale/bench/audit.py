@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import secrets
 import time
@@ -23,6 +22,7 @@ from redis.asyncio import Redis
 
 from flashsale.bench.drain import _drain, _fill
 from flashsale.engine.engine import Engine
+from flashsale.settings import Settings
 from flashsale.store import migrate
 from flashsale.store.audit import audit_sale
 
@@ -76,10 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000)
     args = parser.parse_args()
-    redis_url = os.environ.get("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    admin_url = os.environ.get(
-        "FLASHSALE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
+    settings = Settings.from_env()
+    redis_url = settings.redis.url or "redis://127.0.0.1:6379/0"
+    admin_url = settings.database.url or "postgresql://postgres@127.0.0.1:5432/postgres"
     asyncio.run(run(redis_url, admin_url, args.orders))
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from flashsale.settings import Settings
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -27,7 +29,7 @@ class Figure:
 @contextmanager
 def bench_redis_url() -> Iterator[str]:
     """FLASHSALE_REDIS_URL when set, else a private embedded Redis for the run."""
-    url = os.environ.get("FLASHSALE_REDIS_URL")
+    url = Settings.from_env().redis.url
     if url:
         yield url
         return

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from redis.asyncio import Redis
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 from flashsale.errors import FlashsaleError
+from flashsale.settings import Settings
 from flashsale.store import migrate
 from flashsale.store.lag import stream_lag
 from flashsale.store.persist import PersistConfig, Persister
@@ -140,10 +140,9 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
-    redis_url = os.environ.get("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    admin_url = os.environ.get(
-        "FLASHSALE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
+    settings = Settings.from_env()
+    redis_url = settings.redis.url or "redis://127.0.0.1:6379/0"
+    admin_url = settings.database.url or "postgresql://postgres@127.0.0.1:5432/postgres"
     asyncio.run(run(redis_url, admin_url, args.orders, args.consumers, args.batch))
 
 

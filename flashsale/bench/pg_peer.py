@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import time
 
 import asyncpg
 
 from flashsale.bench.common import Figure, machine_line
+from flashsale.settings import Settings
 
 PURCHASE = """
 WITH s AS (
@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("FLASHSALE_DATABASE_URL")
-        or "postgresql://postgres@127.0.0.1/postgres",
+        default=Settings.from_env().database.url or "postgresql://postgres@127.0.0.1/postgres",
     )
     args = parser.parse_args(argv)
     figure = asyncio.run(run(args.database_url, args.runs, args.requests, args.concurrency))

@@ -60,6 +60,7 @@ from flashsale.bench.results import (
     results_to_json,
 )
 from flashsale.devservers import free_port
+from flashsale.settings import Settings
 
 PARTS = ("layers", "latency", "growth", "drain", "workers")
 LATENCY_CONNECTIONS = (100, 1000, 5000)
@@ -91,7 +92,7 @@ class Config:
 @contextlib.contextmanager
 def bench_database_url() -> Iterator[str]:
     """FLASHSALE_DATABASE_URL when set, else a private embedded PostgreSQL for the run."""
-    url = os.environ.get("FLASHSALE_DATABASE_URL")
+    url = Settings.from_env().database.url
     if url:
         yield url
         return

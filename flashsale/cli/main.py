@@ -8,9 +8,10 @@
     flashsale demo
     flashsale persist | timers | audit SALE | recover | db upgrade
     flashsale payments refunds | approve | reject | invalidate | audit
+    flashsale config [--markdown [--dev]]
 
-Configuration comes from the environment alone (FLASHSALE_REDIS_URL,
-FLASHSALE_DATABASE_URL, FLASHSALE_JWT_SECRET, FLASHSALE_NAMESPACE, ...).
+Configuration comes from the environment alone, read once into the one
+``Settings`` object (flashsale/settings.py; ``flashsale config`` lists it).
 
 Also mounted here: ``persist``, ``audit``, ``recover`` and ``db upgrade`` (store),
 ``timers`` and ``payments ...`` (payments); ``serve --with-workers`` supervises
@@ -29,6 +30,13 @@ from flashsale.cli import sale
 from flashsale.cli.serve import Server
 from flashsale.loadtest import cli as loadtest_cli
 from flashsale.payments import cli as payments_cli
+from flashsale.settings import (
+    Settings,
+    config_errors,
+    effective_values,
+    load_or_exit,
+    markdown_table,
+)
 from flashsale.store import cli as store_cli
 
 app = typer.Typer(
@@ -62,16 +70,17 @@ def serve(
     """Serve the HTTP API (configuration from the environment)."""
     from flashsale.cli.serve import run_server
 
-    if not os.environ.get("FLASHSALE_REDIS_URL"):
-        err.print("[red]FLASHSALE_REDIS_URL is not set[/red]")
-        raise typer.Exit(2)
+    # --with-workers starts a simulator when FLASHSALE_PAYSIM_URL is unset: a provider either way
+    settings = load_or_exit("FLASHSALE_REDIS_URL", secrets=True, sim=with_workers)
     if with_workers:
-        if not os.environ.get("FLASHSALE_DATABASE_URL"):
+        if not settings.database.url:
             err.print("[red]--with-workers needs FLASHSALE_DATABASE_URL[/red]")
             raise typer.Exit(2)
         from flashsale.cli.supervisor import supervise
 
-        raise typer.Exit(supervise(host, port, workers or os.cpu_count() or 1, server.value))
+        raise typer.Exit(
+            supervise(settings, host, port, workers or os.cpu_count() or 1, server.value)
+        )
     run_server(server, host, port, workers or os.cpu_count() or 1)
 
 
@@ -81,11 +90,12 @@ def token(
     admin: Annotated[bool, typer.Option("--admin", help="Add role: admin.")] = False,
     ttl_s: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 12 * 3600,
 ) -> None:
-    """Mint a dev JWT signed with FLASHSALE_JWT_SECRET."""
+    """Mint a JWT signed with FLASHSALE_JWT_SECRET (outside dev mode: at least 32 bytes)."""
     from flashsale.api.tokens import mint_token
-    from flashsale.engine.settings import Settings
 
-    typer.echo(mint_token(Settings.from_env().jwt_secret, user, admin=admin, ttl_s=ttl_s))
+    with config_errors():
+        secret = Settings.from_env().checked_jwt_secret()
+    typer.echo(mint_token(secret, user, admin=admin, ttl_s=ttl_s))
 
 
 @app.command()
@@ -101,9 +111,10 @@ def paysim(
     from flashsale.payments.paysim.app import serve as serve_paysim
     from flashsale.payments.paysim.config import FAST_RETRY_SCHEDULE_S, PaysimConfig
 
-    config = PaysimConfig(seed=seed)
+    secret = load_or_exit(secrets=True, sim=True).payments.paysim_secret
+    config = PaysimConfig(seed=seed, secret=secret)
     if fast_retries:
-        config = PaysimConfig(seed=seed, retry_schedule_s=FAST_RETRY_SCHEDULE_S)
+        config = PaysimConfig(seed=seed, secret=secret, retry_schedule_s=FAST_RETRY_SCHEDULE_S)
     serve_paysim(host, port, config.validated())
 
 
@@ -112,28 +123,36 @@ def verify(
     sale_id: Annotated[str, typer.Argument(help="A closed sale with random assignment.")],
 ) -> None:
     """Recompute every draw of a closed random sale from its revealed key."""
-    import asyncio
-
     import msgspec
 
+    from flashsale.engine.engine import Engine
     from flashsale.engine.verify import verify_sale
-    from flashsale.errors import FlashsaleError
 
-    async def run() -> bool:
-        engine = sale.engine_from_env()
-        try:
-            report = await verify_sale(engine, sale_id)
-        finally:
-            await engine.aclose()
+    async def work(engine: Engine) -> bool:
+        report = await verify_sale(engine, sale_id)
         typer.echo(msgspec.json.format(msgspec.json.encode(report)).decode())
         return bool(report.ok)
 
-    try:
-        ok = asyncio.run(run())
-    except FlashsaleError as exc:
-        err.print(f"[red]{exc.code}[/red]: {exc.detail}")
-        raise typer.Exit(1) from None
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(0 if sale.run_with_engine(work) else 1)
+
+
+@app.command()
+def config(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table of variables (the README's).")
+    ] = False,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="With --markdown: the development-only variables.")
+    ] = False,
+) -> None:
+    """Print the effective configuration (secrets masked), or the table of variables."""
+    if markdown:
+        typer.echo(markdown_table(dev_only=dev))
+        return
+    with config_errors():
+        settings = Settings.from_env()
+    for name, value in effective_values(settings):
+        typer.echo(f"{name}={value}")
 
 
 @app.command()

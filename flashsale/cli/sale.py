@@ -31,11 +31,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from flashsale.api.config import ApiSettings
+from flashsale.connect import open_engine
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
-from flashsale.engine.settings import Settings
 from flashsale.errors import FlashsaleError
+from flashsale.settings import config_errors, load_or_exit
 
 app = typer.Typer(
     help="Create, tune and watch sales (directly through Redis).", no_args_is_help=True
@@ -45,32 +45,22 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def engine_from_env() -> Engine:
-    """The engine the environment configures (FLASHSALE_REDIS_URL, _NAMESPACE, _REDIS_CLUSTER)."""
-    settings = Settings.from_env()
-    if not settings.redis_url:
-        err.print("[red]FLASHSALE_REDIS_URL is not set[/red]")
-        raise typer.Exit(2)
-    engine: Engine = Engine.from_url(
-        settings.redis_url,
-        namespace=settings.namespace,
-        cluster=ApiSettings.from_env().redis_cluster,
-    )
-    return engine
-
-
-def _run(work: Callable[[Engine], Awaitable[T]]) -> T:
-    """Run one async piece of work with an engine; engine refusals exit 1 with their code."""
+def run_with_engine(work: Callable[[Engine], Awaitable[T]]) -> T:
+    """Run one async piece of work with the configured engine (FLASHSALE_REDIS_URL,
+    _NAMESPACE, _REDIS_CLUSTER); engine refusals exit 1 with their code, configuration
+    mistakes exit 2 in one line."""
+    settings = load_or_exit("FLASHSALE_REDIS_URL")
 
     async def main() -> T:
-        engine = engine_from_env()
+        engine = await open_engine(settings)
         try:
             return await work(engine)
         finally:
             await engine.aclose()
 
     try:
-        return asyncio.run(main())
+        with config_errors():
+            return asyncio.run(main())
     except FlashsaleError as exc:
         err.print(f"[red]{exc.code}[/red]: {exc.detail}")
         raise typer.Exit(1) from None
@@ -196,7 +186,7 @@ def create(
             sale: Sale = await engine.create_sale(spec, on_progress=on_progress)
             return sale
 
-    sale = _run(work)
+    sale = run_with_engine(work)
     if json_out:
         console.print_json(msgspec.json.encode(sale).decode())
     else:
@@ -242,7 +232,7 @@ def tune(
         sale: Sale = await engine.tune(sale_id, update, actor="cli")
         return sale
 
-    sale = _run(work)
+    sale = run_with_engine(work)
     if json_out:
         console.print_json(msgspec.json.encode(sale).decode())
     else:
@@ -260,7 +250,7 @@ def status(
         ids = [sale_id] if sale_id else await engine.sale_ids()
         return [await engine.get_sale(i) for i in ids]
 
-    sales = _run(work)
+    sales = run_with_engine(work)
     if json_out:
         payload = sales[0] if sale_id else sales
         console.print_json(msgspec.json.encode(payload).decode())
@@ -277,7 +267,7 @@ class WatchSample(msgspec.Struct, kw_only=True):
 
 async def sample(engine: Engine, sale_id: str) -> WatchSample:
     from flashsale.api.lag import stream_lags
-    from flashsale.api.services import stats_key
+    from flashsale.api.state import stats_key
 
     sale: Sale = await engine.get_sale(sale_id)
     raw = await engine.redis.hgetall(stats_key(engine.namespace, sale_id))
@@ -346,6 +336,6 @@ def watch(
                 await asyncio.sleep(interval)
 
     try:
-        _run(work)
+        run_with_engine(work)
     except KeyboardInterrupt:
         pass

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from flashsale.devservers import free_port
+from flashsale.settings import Settings
 
 GRACE_S = 20.0
 MAX_BACKOFF_S = 10.0
@@ -50,14 +51,16 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "flashsale.cli.main", *args]
 
 
-def plan(host: str, port: int, workers: int, server: str, env: dict[str, str]) -> list[Child]:
-    """The children to run, filling in the simulator and public URL when unset."""
+def plan(
+    settings: Settings, host: str, port: int, workers: int, server: str, env: dict[str, str]
+) -> list[Child]:
+    """The children to run; ``env`` (theirs) gets the simulator's and public URL when unset."""
     children: list[Child] = []
-    if not env.get("FLASHSALE_PAYSIM_URL"):
+    if not settings.payments.paysim_url:
         paysim_port = free_port()
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{paysim_port}"
         children.append(Child("paysim", _cli("paysim", "--port", str(paysim_port))))
-    if not env.get("FLASHSALE_PUBLIC_URL"):
+    if not settings.api.public_url:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         env["FLASHSALE_PUBLIC_URL"] = f"http://{reachable}:{port}"
     children += [
@@ -81,9 +84,9 @@ def plan(host: str, port: int, workers: int, server: str, env: dict[str, str]) -
     return children
 
 
-def supervise(host: str, port: int, workers: int, server: str) -> int:
-    env = dict(os.environ)
-    children = plan(host, port, workers, server, env)
+def supervise(settings: Settings, host: str, port: int, workers: int, server: str) -> int:
+    env = dict(os.environ)  # the children read their settings from it, as this process did
+    children = plan(settings, host, port, workers, server, env)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:

@@ -1,5 +1,6 @@
 """`flashsale demo`: a whole drop on one machine, start to finish.
 
+It runs in dev mode (FLASHSALE_ENV=dev: development secrets unless set).
 With neither FLASHSALE_REDIS_URL nor FLASHSALE_DATABASE_URL set it starts
 private embedded Redis and PostgreSQL servers (removed afterwards), migrates,
 starts the server with its write-behind and timers (and the payment
@@ -23,18 +24,20 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
+from flashsale.connect import need
 from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
-from flashsale.engine.settings import Settings
 from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
+from flashsale.settings import Settings, config_errors
 
 
 @contextlib.contextmanager
 def services() -> Iterator[dict[str, str]]:
-    """Environment for the server: the configured services, or embedded ones."""
-    env = dict(os.environ)
-    if env.get("FLASHSALE_REDIS_URL") or env.get("FLASHSALE_DATABASE_URL"):
+    """Environment for the server, in dev mode: the configured services, or embedded ones."""
+    env = {**os.environ, "FLASHSALE_ENV": "dev"}
+    settings = Settings.from_env(env)
+    if settings.redis.url or settings.database.url:
         yield env
         return
     install_signal_handlers()
@@ -98,10 +101,9 @@ async def drive(
     base_url: str, env: dict[str, str], buyers: int, attempts: int, serials: int
 ) -> bool:
     settings = Settings.from_env(env)
-    admin = mint_token(settings.jwt_secret, "ops", admin=True)
-    tokens = {
-        f"buyer-{i:05d}": mint_token(settings.jwt_secret, f"buyer-{i:05d}") for i in range(buyers)
-    }
+    secret = settings.checked_jwt_secret()
+    admin = mint_token(secret, "ops", admin=True)
+    tokens = {f"buyer-{i:05d}": mint_token(secret, f"buyer-{i:05d}") for i in range(buyers)}
     limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
@@ -136,7 +138,11 @@ async def drive(
             )
 
         outcome: PaymentOutcome = await pay_some(
-            client, env["FLASHSALE_PAYSIM_URL"], result, tokens, admin
+            client,
+            need(settings.payments.paysim_url, "FLASHSALE_PAYSIM_URL"),
+            result,
+            tokens,
+            admin,
         )
         print(outcome.summary())
         client_violations = result.violations(1, outcome.statuses)
@@ -171,8 +177,8 @@ async def drive(
 
 
 def main(buyers: int = 2000, attempts: int = 5000, serials: int = 1000) -> int:
-    with services() as env:
-        env.setdefault("FLASHSALE_JWT_SECRET", Settings.from_env(env).jwt_secret)
+    with config_errors(), services() as env:
+        env.setdefault("FLASHSALE_JWT_SECRET", Settings.from_env(env).checked_jwt_secret())
         subprocess.run(_cli("db", "upgrade"), env=env, check=True)
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{free_port()}"
         port = free_port()

@@ -35,10 +35,10 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
-from flashsale.engine.settings import Settings
 from flashsale.engine.statuses import HOLDS_SERIAL
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
 from flashsale.loadtest.seen import Seen
+from flashsale.settings import Settings, config_errors
 
 REFUNDS = frozenset({"refund_pending", "refunded"})
 SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser"}
@@ -477,7 +477,8 @@ def summary(
 def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     """The whole load test; 0 on PASS, 1 on FAIL, 2 when it could not start."""
     opts = opts.resolve()
-    secret = Settings.from_env().jwt_secret
+    with config_errors():  # buyer tokens are minted from it, whatever --admin-token says
+        secret = Settings.from_env().checked_jwt_secret()
     admin = _auth(opts.admin_token or mint_token(secret, "loadtest-ops", admin=True))
     sale_id = f"lt-{opts.run}"[:64]
     out_dir = opts.reports_dir / opts.run

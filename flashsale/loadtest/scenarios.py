@@ -39,9 +39,11 @@ from locust.runners import WorkerRunner
 from flashsale.api.tokens import mint_token
 from flashsale.engine.statuses import HOLDS_SERIAL
 from flashsale.loadtest.seen import Bought, Seen, epoch_of
+from flashsale.settings import Settings
 
-PLAN: dict[str, Any] = json.loads(os.environ.get("FLASHSALE_LT", "{}"))
-SECRET = os.environ.get("FLASHSALE_JWT_SECRET") or "flashsale-dev-secret-change-me"
+_SETTINGS = Settings.from_env()  # the runner passes FLASHSALE_LT and FLASHSALE_JWT_SECRET
+PLAN: dict[str, Any] = _SETTINGS.dev.loadtest_plan or {}
+SECRET = _SETTINGS.checked_jwt_secret()
 SALE = str(PLAN.get("sale_id", ""))
 SALE_PATH = f"/v1/sales/{SALE}"
 PURCHASE_PATH = f"{SALE_PATH}/purchase"

@@ -1,4 +1,4 @@
-"""``flashsale payments ...`` and ``flashsale timers``: configured by the environment alone.
+"""``flashsale payments ...`` and ``flashsale timers``: configured by the ``Settings``.
 
 Register in the top-level CLI with::
 
@@ -13,61 +13,56 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
-from typing import Annotated, cast, get_args
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, TypeVar, cast, get_args
 
-import asyncpg
 import msgspec
 import typer
 
-from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
+from flashsale.connect import open_engine, open_pool
 from flashsale.payments.audit import money_audit
 from flashsale.payments.failures import markdown_table
 from flashsale.payments.models import RefundStatus
-from flashsale.payments.provider import Provider, SimProvider
 from flashsale.payments.refunds import Refunds
-from flashsale.payments.service import PaymentService, PaymentSettings
+from flashsale.payments.service import PaymentService
+from flashsale.payments.setup import close_providers, payment_service
 from flashsale.payments.timers import Timers
+from flashsale.settings import Settings, config_errors, load_or_exit
 
 app = typer.Typer(help="Payments: the timers, refund review, money audit.", no_args_is_help=True)
 
-
-def providers_from(settings: Settings) -> dict[str, Provider]:
-    if not settings.paysim_url:
-        return {}
-    return {"sim": SimProvider(settings.paysim_url, settings.paysim_secret)}
-
-
-def payment_settings_from(settings: Settings) -> PaymentSettings:
-    if settings.public_url:
-        return PaymentSettings(public_url=settings.public_url)
-    return PaymentSettings()
+NEEDS = ("FLASHSALE_REDIS_URL", "FLASHSALE_DATABASE_URL")
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings | None = None) -> AsyncIterator[PaymentService]:
-    settings = settings or Settings.from_env()
-    if not settings.redis_url or not settings.database_url:
-        raise typer.BadParameter("FLASHSALE_REDIS_URL and FLASHSALE_DATABASE_URL must be set")
-    engine = Engine.from_url(
-        settings.redis_url,
-        namespace=settings.namespace,
-        max_connections=settings.redis_max_connections,
-    )
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
-    providers = providers_from(settings)
-    try:
-        yield PaymentService(pool, engine, providers, payment_settings_from(settings))
-    finally:
-        for provider in providers.values():
-            await provider.aclose()
-        await pool.close()
-        await engine.aclose()
+async def open_service(settings: Settings) -> AsyncIterator[PaymentService]:
+    """The payment flow on an engine and a pool of its own, closed afterwards."""
+    settings.require(*NEEDS)
+    async with contextlib.AsyncExitStack() as stack:
+        engine = await open_engine(settings)
+        stack.push_async_callback(engine.aclose)
+        pool = await open_pool(settings)
+        stack.push_async_callback(pool.close)
+        service = payment_service(settings, pool, engine)
+        stack.push_async_callback(close_providers, service)
+        yield service
 
 
-async def _run_timers(interval_s: float, once: bool) -> None:
-    async with open_service() as service:
+def _run(work: Callable[[PaymentService], Awaitable[T]]) -> T:
+    """One command's work on the payment flow: configuration mistakes exit 2 in one line."""
+    settings = load_or_exit(*NEEDS)
+
+    async def main() -> T:
+        async with open_service(settings) as service:
+            return await work(service)
+
+    with config_errors():
+        return asyncio.run(main())
+
+
+async def _run_timers(settings: Settings, interval_s: float, once: bool) -> None:
+    async with open_service(settings) as service:
         timers = Timers(service, interval_s=interval_s)
         if once:
             stats = await timers.tick()
@@ -93,8 +88,10 @@ def timers(
 
     Safe to run as several processes at once.
     """
+    settings = load_or_exit(*NEEDS, secrets=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(_run_timers(interval, once))
+    with config_errors():
+        asyncio.run(_run_timers(settings, interval, once))
 
 
 app.command("timers")(timers)
@@ -112,61 +109,56 @@ def list_refunds(
         raise typer.BadParameter(f"status must be one of {', '.join(get_args(RefundStatus))}")
     wanted = cast(RefundStatus | None, status)
 
-    async def run() -> None:
-        async with open_service() as service:
-            for refund in await Refunds(service).list(wanted):
-                typer.echo(msgspec.json.encode(refund).decode())
+    async def work(service: PaymentService) -> None:
+        for refund in await Refunds(service).list(wanted):
+            typer.echo(msgspec.json.encode(refund).decode())
 
-    asyncio.run(run())
+    _run(work)
 
 
 @app.command("approve")
 def approve(refund_id: str, actor: Annotated[str, typer.Option()] = "cli") -> None:
     """Approve a refund: the provider (or the wallet) pays it back, once."""
 
-    async def run() -> None:
-        async with open_service() as service:
-            refund = await Refunds(service).approve(refund_id, actor)
-            typer.echo(msgspec.json.encode(refund).decode())
+    async def work(service: PaymentService) -> None:
+        refund = await Refunds(service).approve(refund_id, actor)
+        typer.echo(msgspec.json.encode(refund).decode())
 
-    asyncio.run(run())
+    _run(work)
 
 
 @app.command("reject")
 def reject(refund_id: str, actor: Annotated[str, typer.Option()] = "cli") -> None:
     """Reject a refund: the money is kept."""
 
-    async def run() -> None:
-        async with open_service() as service:
-            refund = await Refunds(service).reject(refund_id, actor)
-            typer.echo(msgspec.json.encode(refund).decode())
+    async def work(service: PaymentService) -> None:
+        refund = await Refunds(service).reject(refund_id, actor)
+        typer.echo(msgspec.json.encode(refund).decode())
 
-    asyncio.run(run())
+    _run(work)
 
 
 @app.command("invalidate")
 def invalidate(sale_id: str, reason: Annotated[str, typer.Option()] = "sale delisted") -> None:
     """Cancel every pending order of a sale (price changed, delisted); their trades close."""
 
-    async def run() -> None:
-        async with open_service() as service:
-            cancelled = await service.invalidate_pending_orders(sale_id, reason)
-            typer.echo(f"cancelled {len(cancelled)} pending orders")
+    async def work(service: PaymentService) -> None:
+        cancelled = await service.invalidate_pending_orders(sale_id, reason)
+        typer.echo(f"cancelled {len(cancelled)} pending orders")
 
-    asyncio.run(run())
+    _run(work)
 
 
 @app.command("audit")
 def audit(sale_id: str) -> None:
     """Money audit of a sale: paid orders = captured payments - refunds."""
 
-    async def run() -> int:
-        async with open_service() as service:
-            result = await money_audit(service.pool, sale_id, service.engine)
-            typer.echo(msgspec.json.encode(result).decode())
-            return 0 if result.ok else 1
+    async def work(service: PaymentService) -> int:
+        result = await money_audit(service.pool, sale_id, service.engine)
+        typer.echo(msgspec.json.encode(result).decode())
+        return 0 if result.ok else 1
 
-    raise typer.Exit(asyncio.run(run()))
+    raise typer.Exit(_run(work))
 
 
 @app.command("failure-classes")

@@ -29,7 +29,7 @@ import httpx
 import msgspec
 
 from .paysim.wire import CallbackBody
-from .signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, secret_from_env, verify
+from .signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, verify
 
 __all__ = [
     "CallbackNotice",
@@ -173,19 +173,19 @@ class SimProvider:
     def __init__(
         self,
         base_url: str,
-        secret: str | None = None,
+        secret: str,
         timeout_s: float = 5.0,
         *,
         tolerance_s: int = DEFAULT_TOLERANCE_S,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """`secret` None reads FLASHSALE_PAYSIM_SECRET (dev default when unset).
+        """`secret` checks the callbacks' signatures (`FLASHSALE_PAYSIM_SECRET`).
 
         `timeout_s` bounds each phase of a request (connect, write, each read),
         not the whole call. `transport` lets tests plug in httpx.MockTransport.
         """
-        self._secret = secret if secret is not None else secret_from_env()
+        self._secret = secret
         self._tolerance_s = tolerance_s
         self._clock = clock
         # trust_env=False: a proxy from the environment has no business between

@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-from collections.abc import Mapping
 from typing import Literal
+
+from flashsale.settings import DEV_PAYSIM_SECRET
 
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "DEV_SECRET",
-    "SECRET_ENV",
     "SIGNATURE_HEADER",
     "SignatureError",
     "SignatureErrorReason",
-    "secret_from_env",
     "sign",
     "verify",
 ]
 
 SIGNATURE_HEADER = "X-Paysim-Signature"
-SECRET_ENV = "FLASHSALE_PAYSIM_SECRET"
-# Shared by the simulator and the server when the variable is unset, so the
-# demo works with no environment at all. Never good enough for production.
-DEV_SECRET = "flashsale-paysim-dev-secret-not-for-production"
+# Shared by the simulator and the server in dev mode when FLASHSALE_PAYSIM_SECRET
+# is unset, so the demo works with no environment at all. Never outside dev mode.
+DEV_SECRET = DEV_PAYSIM_SECRET
 DEFAULT_TOLERANCE_S = 300
 
 SignatureErrorReason = Literal["missing", "malformed", "stale", "bad_signature"]
@@ -42,12 +39,6 @@ class SignatureError(ValueError):
     def __init__(self, reason: SignatureErrorReason, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason: SignatureErrorReason = reason
-
-
-def secret_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """The shared secret: `FLASHSALE_PAYSIM_SECRET`, or `DEV_SECRET` when unset or empty."""
-    env = os.environ if environ is None else environ
-    return env.get(SECRET_ENV) or DEV_SECRET
 
 
 def _mac(secret: str, t: int, body: bytes) -> str:

@@ -2,9 +2,10 @@
 
 Mount with ``register(app)`` on the ``flashsale`` typer app (adds the three
 commands and the ``db`` group), or use the plain async functions. Everything is
-configured by the environment alone (``Settings.from_env``):
-FLASHSALE_REDIS_URL, FLASHSALE_DATABASE_URL, FLASHSALE_NAMESPACE, and
-FLASHSALE_PERSIST_* for the consumer's knobs (see ``PersistConfig``).
+configured by the ``Settings`` (flashsale/settings.py): FLASHSALE_REDIS_URL,
+FLASHSALE_REDIS_CLUSTER, FLASHSALE_DATABASE_URL, FLASHSALE_NAMESPACE, and
+FLASHSALE_PERSIST_* for the consumer's knobs. ``recover`` refuses a Redis
+Cluster (AOF checks and rewrites are per node).
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import signal
 import sys
 from typing import Annotated
 
-import asyncpg
 import msgspec
 import typer
-from redis.asyncio import Redis
 
-from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
+from flashsale.connect import need, open_engine, open_pool, open_redis
+from flashsale.settings import ConfigError, Settings, config_errors, load_or_exit
 from flashsale.store import migrate
 from flashsale.store.audit import AuditReport, audit_sale, render
 from flashsale.store.persist import PersistConfig, Persister, consumer_name
@@ -29,22 +28,12 @@ from flashsale.store.recover import RecoverReport, recover
 
 log = logging.getLogger("flashsale.store")
 
-
-def _need(value: str | None, name: str) -> str:
-    if not value:
-        raise typer.BadParameter(f"set FLASHSALE_{name}")
-    return value
+NEEDS = ("FLASHSALE_REDIS_URL", "FLASHSALE_DATABASE_URL")
 
 
 async def db_upgrade(database_url: str) -> list[int]:
     done: list[int] = await migrate.upgrade(database_url)
     return done
-
-
-async def _pool(url: str, size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=size)
-    assert pool is not None
-    return pool
 
 
 async def run_persist(
@@ -55,19 +44,21 @@ async def run_persist(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run ``consumers`` write-behind consumers until SIGTERM/SIGINT (or ``stop``)."""
-    redis = Redis.from_url(_need(settings.redis_url, "REDIS_URL"))
-    pool = await _pool(_need(settings.database_url, "DATABASE_URL"), consumers + 1)
+    settings.require(*NEEDS)
+    redis = await open_redis(settings)  # a RedisCluster when FLASHSALE_REDIS_CLUSTER=1
+    pool = await open_pool(settings, max_size=consumers + 1)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    cfg = config or PersistConfig.from_env()
+    cfg = config or settings.persist
+    namespace = settings.redis.namespace
     base = consumer_name()
     workers = [
-        Persister(redis, pool, namespace=settings.namespace, consumer=f"{base}-{i}", config=cfg)
+        Persister(redis, pool, namespace=namespace, consumer=f"{base}-{i}", config=cfg)
         for i in range(consumers)
     ]
-    log.info("persist: %d consumer(s) %s, namespace %s", consumers, base, settings.namespace)
+    log.info("persist: %d consumer(s) %s, namespace %s", consumers, base, namespace)
     try:
         await asyncio.gather(*(w.run(stop) for w in workers))
     finally:
@@ -78,10 +69,11 @@ async def run_persist(
 
 
 async def run_audit(settings: Settings, sale_id: str, *, deep: bool = True) -> AuditReport:
-    redis = Redis.from_url(_need(settings.redis_url, "REDIS_URL"))
-    pool = await _pool(_need(settings.database_url, "DATABASE_URL"), 2)
+    settings.require(*NEEDS)
+    redis = await open_redis(settings)
+    pool = await open_pool(settings, max_size=2)
     try:
-        return await audit_sale(redis, pool, settings.namespace, sale_id, deep=deep)
+        return await audit_sale(redis, pool, settings.redis.namespace, sale_id, deep=deep)
     finally:
         await pool.close()
         await redis.aclose()
@@ -90,10 +82,14 @@ async def run_audit(settings: Settings, sale_id: str, *, deep: bool = True) -> A
 async def run_recover(
     settings: Settings, *, force_rewrite: bool = False, deep: bool = True
 ) -> RecoverReport:
-    engine = Engine.from_url(
-        _need(settings.redis_url, "REDIS_URL"), namespace=settings.namespace, max_connections=4
-    )
-    pool = await _pool(_need(settings.database_url, "DATABASE_URL"), 2)
+    settings.require(*NEEDS)
+    if settings.redis.cluster:
+        # AOF files, logs and BGREWRITEAOF belong to each node, and the sales to all of them
+        raise ConfigError(
+            "FLASHSALE_REDIS_CLUSTER", "is set: `recover` supports one Redis server, not a cluster"
+        )
+    engine = await open_engine(settings)
+    pool = await open_pool(settings, max_size=2)
     try:
         return await recover(engine, pool, force_rewrite=force_rewrite, deep=deep)
     finally:
@@ -110,8 +106,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def upgrade_command() -> None:
     """Apply pending migrations (idempotent; safe from two processes at once)."""
-    url = _need(Settings.from_env().database_url, "DATABASE_URL")
-    done = asyncio.run(db_upgrade(url))
+    with config_errors():
+        url = need(Settings.from_env().database.url, "FLASHSALE_DATABASE_URL")
+        done = asyncio.run(db_upgrade(url))
     typer.echo(f"applied {', '.join(f'{v:04d}' for v in done)}" if done else "up to date")
 
 
@@ -119,8 +116,10 @@ def persist_command(
     consumers: Annotated[int, typer.Option(min=1, max=64, help="consumers in this process")] = 1,
 ) -> None:
     """Run the write-behind (Redis streams -> PostgreSQL) until SIGTERM."""
+    settings = load_or_exit(*NEEDS, secrets=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run_persist(Settings.from_env(), consumers=consumers))
+    with config_errors():
+        asyncio.run(run_persist(settings, consumers=consumers))
 
 
 def audit_command(
@@ -129,7 +128,9 @@ def audit_command(
     quick: Annotated[bool, typer.Option(help="counters and aggregates only")] = False,
 ) -> None:
     """Check every invariant of a sale across Redis and PostgreSQL; exit 1 on a violation."""
-    report = asyncio.run(run_audit(Settings.from_env(), sale_id, deep=not quick))
+    settings = load_or_exit(*NEEDS)
+    with config_errors():
+        report = asyncio.run(run_audit(settings, sale_id, deep=not quick))
     typer.echo(msgspec.json.encode(report).decode() if json_out else render(report))
     if not report.ok:
         raise typer.Exit(1)
@@ -140,9 +141,9 @@ def recover_command(
     quick: Annotated[bool, typer.Option(help="audit counters and aggregates only")] = False,
 ) -> None:
     """After a Redis restart: detect a truncated AOF, rewrite it, audit, then reopen sales."""
-    report = asyncio.run(
-        run_recover(Settings.from_env(), force_rewrite=force_rewrite, deep=not quick)
-    )
+    settings = load_or_exit(*NEEDS)
+    with config_errors():
+        report = asyncio.run(run_recover(settings, force_rewrite=force_rewrite, deep=not quick))
     typer.echo(msgspec.json.encode(report).decode())
     if not report.ok:
         raise typer.Exit(1)

@@ -46,6 +46,7 @@ from flashsale.engine import statuses
 from flashsale.engine.codec import text
 from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sales_registry
 from flashsale.engine.models import FAR_FUTURE_MS
+from flashsale.settings import PersistSettings
 from flashsale.store.events import (
     Event,
     OrderEvent,
@@ -69,31 +70,8 @@ from flashsale.store.transient import REFUSED, TRANSIENT_PG, TRANSIENT_REDIS
 log = logging.getLogger("flashsale.persist")
 
 
-class PersistConfig(msgspec.Struct, frozen=True, kw_only=True):
-    batch_size: int = 1000
-    min_idle_ms: int = 15_000  # a pending entry this old belongs to a dead consumer
-    max_deliveries: int = 5  # deliveries that failed (with a reason), then the dead letters
-    max_crash_deliveries: int = 100  # deliveries lost to crashed consumers, then dead letters
-    refused_retries: int = 3  # a refused batch is tried again this often before isolating
-    max_rounds: int = 20  # batches in a row from one sale before the next sale's turn
-    reclaim_every_s: float = 1.0
-    forget_consumer_after_ms: int = 600_000  # idle consumers holding nothing are removed
-    trim_every_s: float = 2.0
-    discover_every_s: float = 1.0
-    idle_sleep_s: float = 0.02
-    backoff_initial_s: float = 0.05
-    backoff_max_s: float = 2.0
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> PersistConfig:
-        """``FLASHSALE_PERSIST_<FIELD>`` overrides each field (e.g. ``..._MIN_IDLE_MS``)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field in msgspec.structs.fields(cls):
-            raw = env.get(f"FLASHSALE_PERSIST_{field.name.upper()}")
-            if raw:
-                values[field.name] = float(raw) if field.name.endswith("_s") else int(raw)
-        return cls(**values)
+# The write-behind's knobs, declared with their FLASHSALE_PERSIST_<FIELD> variables.
+PersistConfig = PersistSettings
 
 
 class PersistStats(msgspec.Struct, kw_only=True):

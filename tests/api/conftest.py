@@ -11,10 +11,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.config import ApiSettings
 from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
+from flashsale.settings import ApiSettings, DatabaseSettings, RedisSettings, Settings
 from flashsale.store import migrate
 
 SECRET = "test-secret-for-the-api-suite-0123456789"
@@ -27,22 +26,29 @@ def migrated_database_url(database_url: str) -> str:
     return database_url
 
 
+def app_settings(
+    redis_url: str, namespace: str, *, database_url: str | None = None, **api: Any
+) -> Settings:
+    """The API's settings for a test: its Redis namespace, the suite's JWT secret."""
+    return Settings(
+        jwt_secret=SECRET,
+        redis=RedisSettings(url=redis_url, namespace=namespace),
+        database=DatabaseSettings(url=database_url),
+        api=ApiSettings(**api),
+    )
+
+
 @pytest.fixture
 def settings(redis_url: str, namespace: str) -> Settings:
-    return Settings(redis_url=redis_url, jwt_secret=SECRET, namespace=namespace)
+    return app_settings(redis_url, namespace, bench_endpoints=True)
 
 
 @pytest.fixture
-def api_settings() -> ApiSettings:
-    return ApiSettings(bench_endpoints=True)
-
-
-@pytest.fixture
-def app(settings: Settings, api_settings: ApiSettings, engine: Engine) -> Litestar:
+def app(settings: Settings, engine: Engine) -> Litestar:
     # AsyncTestClient runs the app in an event loop of its own (a portal thread): the app
     # opens its own engine there; the test's `engine` (same namespace) checks state directly
     # and deletes the namespace afterwards.
-    return create_app(settings, api_settings=api_settings)
+    return create_app(settings)
 
 
 @pytest.fixture

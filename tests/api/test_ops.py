@@ -8,11 +8,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.config import ApiSettings
 from flashsale.devservers import free_port
-from flashsale.engine.settings import Settings
 
-from .conftest import SECRET, bearer
+from .conftest import app_settings, bearer
 from .helpers import problem
 
 Client = AsyncTestClient[Litestar]
@@ -21,10 +19,8 @@ Client = AsyncTestClient[Litestar]
 async def test_health_ok_with_postgres(
     redis_url: str, database_url: str, namespace: str, engine: Any
 ) -> None:
-    settings = Settings(
-        redis_url=redis_url, database_url=database_url, jwt_secret=SECRET, namespace=namespace
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    settings = app_settings(redis_url, namespace, database_url=database_url)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         r = await client.get("/health")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -36,13 +32,9 @@ async def test_health_ok_with_postgres(
 async def test_health_degraded_when_postgres_is_down(
     redis_url: str, namespace: str, engine: Any
 ) -> None:
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-        jwt_secret=SECRET,
-        namespace=namespace,
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
+    settings = app_settings(redis_url, namespace, database_url=dead)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         r = await client.get("/health")
     assert r.status_code == 503
     assert r.json()["status"] == "degraded" and not r.json()["postgres"]["ok"]
@@ -50,10 +42,8 @@ async def test_health_degraded_when_postgres_is_down(
 
 
 async def test_redis_down_is_503_engine_unavailable(namespace: str) -> None:
-    settings = Settings(
-        redis_url=f"redis://127.0.0.1:{free_port()}/0", jwt_secret=SECRET, namespace=namespace
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    settings = app_settings(f"redis://127.0.0.1:{free_port()}/0", namespace)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         r = await client.post("/v1/sales/any/purchase", json={}, headers=bearer("u"))
         problem(r, 503, "engine_unavailable")
         assert r.headers["retry-after"] == "1"

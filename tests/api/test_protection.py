@@ -10,12 +10,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
-from flashsale.api.services import SoldOutCache
+from flashsale.api.state import SoldOutCache
 from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
+from flashsale.settings import SOLD_OUT_CACHE_MAX_S
 
-from .conftest import SECRET, bearer
+from .conftest import app_settings, bearer
 from .helpers import problem
 
 Client = AsyncTestClient[Litestar]
@@ -25,13 +24,10 @@ async def test_ip_rate_limit_is_shared_by_workers(
     redis_url: str, namespace: str, engine: Engine
 ) -> None:
     """Two app instances (as two workers would be) share one per-IP budget per second."""
-    settings = Settings(
-        redis_url=redis_url, jwt_secret=SECRET, namespace=namespace, ip_rate_per_s=4
-    )
-    api = ApiSettings()
+    settings = app_settings(redis_url, namespace, ip_rate_per_s=4)
     async with (
-        AsyncTestClient(app=create_app(settings, api_settings=api)) as one,
-        AsyncTestClient(app=create_app(settings, api_settings=api)) as two,
+        AsyncTestClient(app=create_app(settings)) as one,
+        AsyncTestClient(app=create_app(settings)) as two,
     ):
         # align to the start of a second so the burst stays inside one window
         await asyncio.sleep(1 - (time.time() % 1) + 0.02)

@@ -12,14 +12,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
-from flashsale.api.config import ApiSettings
-from flashsale.api.services import own_url
+from flashsale.api.state import own_url
 from flashsale.devservers import free_port
 from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
 from flashsale.store.persist import Persister
 
-from .conftest import SECRET, bearer
+from .conftest import app_settings, bearer
 from .helpers import problem
 
 Client = AsyncTestClient[Litestar]
@@ -31,13 +29,8 @@ PASSWORD = {"password": "246810"}
 async def db_client(
     redis_url: str, migrated_database_url: str, namespace: str, engine: Engine
 ) -> AsyncIterator[Client]:
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=migrated_database_url,
-        jwt_secret=SECRET,
-        namespace=namespace,
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    settings = app_settings(redis_url, namespace, database_url=migrated_database_url)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         yield client
 
 
@@ -86,8 +79,8 @@ async def test_cancel_refund_audit_and_lag_through_the_api(
     got = (await client.get(path, headers=bearer("payer"))).json()
     assert got["status"] == "paid"
     assert [(p["method"], p["status"]) for p in got["payments"]] == [("balance", "succeeded")]
-    services = client.app.state["services"]
-    assert services.payments.settings.public_url == own_url({"server": ("testserver.local", 80)})
+    state = client.app.state["app_state"]
+    assert state.payments.settings.public_url == own_url({"server": ("testserver.local", 80)})
     r = await client.post(f"{path}/cancel", headers=bearer("payer"))
     assert r.status_code == 200 and r.json()["status"] == "refund_pending", r.text
     body = problem(await client.post(f"{path}/cancel", headers=ADMIN), 409, "order_not_pending")
@@ -148,13 +141,9 @@ async def test_cancel_refund_audit_and_lag_through_the_api(
 async def test_postgres_down_orders_still_sell_and_reads_answer_503(
     redis_url: str, namespace: str, engine: Engine
 ) -> None:
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-        jwt_secret=SECRET,
-        namespace=namespace,
-    )
-    async with AsyncTestClient(app=create_app(settings, api_settings=ApiSettings())) as client:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
+    settings = app_settings(redis_url, namespace, database_url=dead)
+    async with AsyncTestClient(app=create_app(settings)) as client:
         sale = {"sale_id": "pgdown", "name": "x", "serials": {"range": [1, 2]}}
         assert (await client.post("/v1/sales", json=sale, headers=ADMIN)).status_code == 201
         r = await client.post("/v1/sales/pgdown/purchase", json={}, headers=bearer("u"))

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
-from flashsale.api.services import SaleStats
+from flashsale.api.state import SaleStats
 from flashsale.cli.main import app
 from flashsale.engine.engine import Engine
 

@@ -27,6 +27,7 @@ def server_env(redis_url: str, database_url: str, namespace: str) -> dict[str, s
         "FLASHSALE_DATABASE_URL": database_url,
         "FLASHSALE_NAMESPACE": namespace,
         "FLASHSALE_JWT_SECRET": SECRET,
+        "FLASHSALE_ENV": "dev",
     }
     return env
 

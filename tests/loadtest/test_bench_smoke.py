@@ -22,6 +22,7 @@ def test_quick_bench_writes_tables_and_chart(
         **{k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")},
         "FLASHSALE_REDIS_URL": redis_url,
         "FLASHSALE_DATABASE_URL": database_url,
+        "FLASHSALE_ENV": "dev",
     }
     started = time.monotonic()
     done = subprocess.run(

@@ -15,8 +15,14 @@ from litestar.testing import AsyncTestClient
 from flashsale.api.app import create_app
 from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
-from flashsale.engine.settings import Settings
 from flashsale.payments import signing
+from flashsale.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    PaymentsSettings,
+    RedisSettings,
+    Settings,
+)
 from tests.paysim.paysim_harness import PaysimProcess
 
 from .conftest import SECRET
@@ -36,13 +42,11 @@ async def client(
     redis_url: str, payments_db: str, namespace: str, paysim: PaysimProcess, engine: Engine
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     settings = Settings(
-        redis_url=redis_url,
-        database_url=payments_db,
         jwt_secret=JWT,
-        namespace=namespace,
-        paysim_url=paysim.url,
-        paysim_secret=SECRET,
-        public_url="http://127.0.0.1:9",  # callbacks are posted by the test itself
+        redis=RedisSettings(url=redis_url, namespace=namespace),
+        database=DatabaseSettings(url=payments_db),
+        payments=PaymentsSettings(paysim_url=paysim.url, paysim_secret=SECRET),
+        api=ApiSettings(public_url="http://127.0.0.1:9"),  # the test posts the callbacks
     )
     app: Litestar = create_app(settings)
     async with AsyncTestClient(app=app) as c:

@@ -24,6 +24,7 @@ from flashsale.payments.provider import (
     SimProvider,
     Trade,
 )
+from flashsale.settings import Settings
 
 from .paysim_harness import (
     PAYSIM_CONFIG,
@@ -108,10 +109,14 @@ def test_sign_verify_roundtrip() -> None:
     assert signing.verify(rotated, body, SECRET, now=1_700_000_000) == 1_700_000_000
 
 
-def test_secret_from_env_falls_back_to_dev_default() -> None:
-    assert signing.secret_from_env({}) == signing.DEV_SECRET
-    assert signing.secret_from_env({signing.SECRET_ENV: ""}) == signing.DEV_SECRET
-    assert signing.secret_from_env({signing.SECRET_ENV: "s3"}) == "s3"
+def test_paysim_secret_falls_back_to_dev_default_in_dev_mode_only() -> None:
+    def secret(**env: str) -> str | None:
+        return Settings.from_env(env).payments.paysim_secret
+
+    dev = {"FLASHSALE_ENV": "dev"}
+    assert secret(**dev) == secret(**dev, FLASHSALE_PAYSIM_SECRET="") == signing.DEV_SECRET
+    assert secret(**dev, FLASHSALE_PAYSIM_SECRET="s3") == "s3"
+    assert secret() is None and secret(FLASHSALE_ENV="prod") is None
 
 
 @pytest.mark.parametrize(

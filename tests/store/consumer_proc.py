@@ -14,7 +14,8 @@ import signal
 import asyncpg
 from redis.asyncio import Redis
 
-from flashsale.store.persist import PersistConfig, Persister
+from flashsale.settings import Settings
+from flashsale.store.persist import Persister
 
 
 async def main() -> None:
@@ -32,7 +33,7 @@ async def main() -> None:
         redis,
         pool,
         namespace=os.environ["FS_NAMESPACE"],
-        config=PersistConfig.from_env(),
+        config=Settings.from_env().persist,
         ack_before_commit=os.environ.get("FS_ACK_BEFORE_COMMIT") == "1",
     )
     print("ready", flush=True)

@@ -10,9 +10,18 @@ import asyncpg
 import pytest
 from redis.asyncio import RedisCluster
 
+from flashsale.connect import open_engine
 from flashsale.devservers import EmbeddedRedisCluster
 from flashsale.engine.engine import Engine
+from flashsale.settings import (
+    ConfigError,
+    DatabaseSettings,
+    PersistSettings,
+    RedisSettings,
+    Settings,
+)
 from flashsale.store.audit import audit_sale
+from flashsale.store.cli import run_audit, run_persist, run_recover
 from flashsale.store.persist import PersistConfig, Persister
 
 from .store_helpers import make_sale
@@ -55,3 +64,45 @@ async def test_persist_and_audit_sales_spread_over_shards(
             assert report.persisted == 200 and report.lag == 0
     finally:
         await engine.aclose()
+
+
+async def test_persist_audit_and_recover_commands_take_the_cluster_from_the_settings(
+    cluster: EmbeddedRedisCluster, store_database_url: str
+) -> None:
+    """FLASHSALE_REDIS_CLUSTER reaches the commands, not only the API: `persist` and
+    `audit` open a RedisCluster; `recover` refuses clearly."""
+    namespace = f"c{secrets.token_hex(3)}"
+    settings = Settings(
+        redis=RedisSettings(url=cluster.url, cluster=True, namespace=namespace),
+        database=DatabaseSettings(url=store_database_url),
+        persist=PersistSettings(batch_size=50),
+    )
+    engine = await open_engine(settings)
+    stop = asyncio.Event()
+    persisting = asyncio.create_task(run_persist(settings, stop=stop))
+    try:
+        client = engine.redis
+        assert isinstance(client, RedisCluster)
+        await client.initialize()
+        by_node: dict[str, str] = {}  # one sale on each shard
+        for i in range(100):
+            sale_id = f"{namespace}-cmd-{i}"
+            by_node.setdefault(client.get_node_from_key(engine.keys(sale_id).events).name, sale_id)
+        sale_ids = list(by_node.values())
+        assert len(sale_ids) == 3
+        for sale_id in sale_ids:
+            await make_sale(engine, sale_id, size=60)
+            await asyncio.gather(*(engine.purchase(sale_id, f"b{i}") for i in range(60)))
+        deadline = asyncio.get_running_loop().time() + 60
+        for sale_id in sale_ids:
+            report = await run_audit(settings, sale_id)
+            while report.persisted < 60 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+                report = await run_audit(settings, sale_id)
+            assert report.ok and report.persisted == 60, (sale_id, report)
+    finally:
+        stop.set()
+        await persisting
+        await engine.aclose()
+    with pytest.raises(ConfigError, match="FLASHSALE_REDIS_CLUSTER"):
+        await run_recover(settings)

@@ -7,16 +7,17 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from flashsale.store.durability import ensure_durability, mode_from_env
+from flashsale.engine.durability import ensure_durability
+from flashsale.settings import ConfigError, Settings
 
 from .servers import PrivateRedis
 
 
 def test_mode_from_env() -> None:
-    assert mode_from_env({}) == "durable"
-    assert mode_from_env({"FLASHSALE_DURABILITY": "fast"}) == "fast"
-    with pytest.raises(ValueError):
-        mode_from_env({"FLASHSALE_DURABILITY": "sometimes"})
+    assert Settings.from_env({}).durability == "durable"
+    assert Settings.from_env({"FLASHSALE_DURABILITY": "fast"}).durability == "fast"
+    with pytest.raises(ConfigError, match="FLASHSALE_DURABILITY"):
+        Settings.from_env({"FLASHSALE_DURABILITY": "sometimes"})
 
 
 async def test_durable_mode_is_checked_and_applied() -> None:
@@ -39,15 +40,14 @@ async def test_durable_mode_is_checked_and_applied() -> None:
 
 
 async def test_api_start_up_reports_a_server_short_of_durable_and_waits_for_replicas(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from flashsale.api.plugin import check_durability
+    from flashsale.connect import replicas_to_wait
     from flashsale.devservers import EmbeddedRedis
 
-    monkeypatch.setenv("FLASHSALE_DURABILITY", "durable")
     with EmbeddedRedis(appendonly=False) as plain:
-        with caplog.at_level("WARNING", logger="flashsale.api"):
-            assert await check_durability(plain.url) == 0
+        with caplog.at_level("WARNING", logger="flashsale.connect"):
+            assert await replicas_to_wait(plain.url, "durable") == 0
         assert "appendonly is no" in caplog.text
     caplog.clear()
     with EmbeddedRedis(appendonly=True, appendfsync="always") as primary:
@@ -55,6 +55,6 @@ async def test_api_start_up_reports_a_server_short_of_durable_and_waits_for_repl
             deadline = asyncio.get_running_loop().time() + 10
             wait = 0
             while wait == 0 and asyncio.get_running_loop().time() < deadline:
-                wait = await check_durability(primary.url)
+                wait = await replicas_to_wait(primary.url, "durable")
                 await asyncio.sleep(0.1)
             assert wait == 1 and "not met" not in caplog.text

@@ -16,7 +16,7 @@ from flashsale.api.auth import require_admin
 from flashsale.api.lag import sale_lags
 from flashsale.api.problems import problem_responses
 from flashsale.api.schemas import AuditReport, Check, Health
-from flashsale.api.services import Services
+from flashsale.api.state import AppState
 from flashsale.engine.errors import SaleNotFound
 from flashsale.engine.models import SALE_ID
 from flashsale.store.lag import StreamLag
@@ -24,9 +24,9 @@ from flashsale.store.lag import StreamLag
 CHECK_TIMEOUT_S = 2.0
 
 
-def _services(request: Request[Any, Any, Any]) -> Services:
-    services: Services = request.app.state["services"]
-    return services
+def _state(request: Request[Any, Any, Any]) -> AppState:
+    state: AppState = request.app.state["app_state"]
+    return state
 
 
 async def _timed(probe: Any) -> Check:
@@ -38,10 +38,10 @@ async def _timed(probe: Any) -> Check:
     return Check(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
-async def _lags(services: Services) -> list[StreamLag] | None:
+async def _lags(state: AppState) -> list[StreamLag] | None:
     """The write-behind's lag per sale (store.lag.lag); None when Redis is too slow."""
     try:
-        return await asyncio.wait_for(sale_lags(services.engine), CHECK_TIMEOUT_S)
+        return await asyncio.wait_for(sale_lags(state.engine), CHECK_TIMEOUT_S)
     except Exception:
         return None
 
@@ -59,12 +59,12 @@ class OpsController(Controller):
         summary="Redis and PostgreSQL reachability, write-behind lag",
     )
     async def health(self, request: Request[Any, Any, Any]) -> Response[Health]:
-        services = _services(request)
-        redis = await _timed(services.engine.redis.ping())
+        state = _state(request)
+        redis = await _timed(state.engine.redis.ping())
         postgres = None
-        if services.pg_pool is not None:
-            postgres = await _timed(services.pg_pool.fetchval("SELECT 1"))
-        lags = await _lags(services) if redis.ok else None
+        if state.pg_pool is not None:
+            postgres = await _timed(state.pg_pool.fetchval("SELECT 1"))
+        lags = await _lags(state) if redis.ok else None
         ok = redis.ok and (postgres is None or postgres.ok)
         body = Health(
             status="ok" if ok else "degraded",
@@ -80,7 +80,7 @@ class OpsController(Controller):
         summary="Prometheus metrics of every worker",
     )
     async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        body, content_type = metrics.exposition(await _lags(_services(request)))
+        body, content_type = metrics.exposition(await _lags(_state(request)))
         return Response(content=body, media_type=content_type)
 
     @get(
@@ -102,4 +102,4 @@ class OpsController(Controller):
         order (seconds rather than tens of seconds at a million orders)."""
         if not SALE_ID.match(sale_id):
             raise SaleNotFound()
-        return await run_audit(_services(request), sale_id, deep=not quick)
+        return await run_audit(_state(request), sale_id, deep=not quick)

@@ -19,7 +19,7 @@ from litestar.params import FromPath, QueryParameter
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
 from flashsale.api.schemas import OrderOut
-from flashsale.api.services import Services
+from flashsale.api.state import AppState
 from flashsale.engine import statuses
 from flashsale.engine.errors import OrderNotFound, OrderNotPending
 from flashsale.engine.models import ORDER_ID, SALE_ID_PATTERN, Order
@@ -29,9 +29,9 @@ BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 MAX_SALES_LISTED = 200
 
 
-def _services(request: Request[Any, Any, Any]) -> Services:
-    services: Services = request.app.state["services"]
-    return services
+def _state(request: Request[Any, Any, Any]) -> AppState:
+    state: AppState = request.app.state["app_state"]
+    return state
 
 
 class OrdersController(Controller):
@@ -47,15 +47,15 @@ class OrdersController(Controller):
     )
     async def get_order(self, request: Request[Any, Any, Any], order_id: FromPath[str]) -> OrderOut:
         principal = principal_of(request)
-        services = _services(request)
+        state = _state(request)
         order = None
         if ORDER_ID.match(order_id):
-            order = await services.engine.get_order(order_id)
+            order = await state.engine.get_order(order_id)
         if order is None or (not principal.admin and order.user_id != principal.user_id):
             raise OrderNotFound()
         payments = []
-        if services.payments is not None:
-            payments = await services.payments.payments_for_order(order_id)
+        if state.payments is not None:
+            payments = await state.payments.payments_for_order(order_id)
         return OrderOut.of(order, payments)
 
     @get(
@@ -71,7 +71,7 @@ class OrdersController(Controller):
             QueryParameter(name="sale_id", pattern=SALE_ID_PATTERN, required=False),
         ] = None,
     ) -> list[Order]:
-        engine = _services(request).engine
+        engine = _state(request).engine
         user_id = principal_of(request).user_id
         sale_ids = [sale_id] if sale_id else (await engine.sale_ids())[:MAX_SALES_LISTED]
         orders: list[Order] = []
@@ -91,15 +91,15 @@ class OrdersController(Controller):
         principal = principal_of(request)
         if not ORDER_ID.match(order_id):
             raise OrderNotFound()
-        services = _services(request)
-        engine = services.engine
+        state = _state(request)
+        engine = state.engine
         user_id = None if principal.admin else principal.user_id
         reason = f"cancelled by admin {principal.user_id}" if principal.admin else None
-        if services.payments is None:
+        if state.payments is None:
             if reason is not None:
                 return await engine.cancel(order_id, reason=reason)
             return await engine.cancel(order_id, user_id=user_id)
-        payments = services.payment_service(request.scope)
+        payments = state.payment_service(request.scope)
         order = await engine.get_order(order_id)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound()

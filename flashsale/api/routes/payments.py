@@ -2,7 +2,7 @@
 
 The worker's PaymentService is built in the API's lifespan (api/plugin.py) on
 the shared engine and asyncpg pool, and reached through
-``Services.payment_service``: 503 ``payments_unavailable`` when the server runs
+``AppState.payment_service``: 503 ``payments_unavailable`` when the server runs
 without PostgreSQL. Refusals of the payment flow (``flashsale.errors`` classes) carry their
 own status and stable code; ``api/problems.py`` maps them like every other error.
 """
@@ -20,7 +20,7 @@ from msgspec import UNSET, UnsetType
 
 from flashsale.api.auth import principal_of, require_admin, require_user
 from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
-from flashsale.api.services import Services
+from flashsale.api.state import AppState
 from flashsale.api.tokens import MAX_USER_ID
 from flashsale.engine.models import ORDER_ID
 from flashsale.errors import ValidationFailed
@@ -52,8 +52,8 @@ class CallbackAck(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def payment_service(request: Request[Any, Any, Any]) -> PaymentService:
-    services: Services = request.app.state["services"]
-    return services.payment_service(request.scope)
+    state: AppState = request.app.state["app_state"]
+    return state.payment_service(request.scope)
 
 
 def _order_id(order_id: str) -> str:

@@ -30,7 +30,7 @@ from flashsale.api.problems import (
 )
 from flashsale.api.ratelimit import client_ip
 from flashsale.api.schemas import PurchaseOut
-from flashsale.api.services import Services
+from flashsale.api.state import AppState
 from flashsale.engine.errors import SaleNotFound, SoldOut
 from flashsale.engine.models import SALE_ID, Sale, SaleCreate, SaleUpdate
 from flashsale.errors import FlashsaleError
@@ -44,9 +44,9 @@ _encode = msgspec.json.Encoder().encode
 _SOLD_OUT_STATUS, _SOLD_OUT_BODY = problem_bytes(SoldOut())
 
 
-def _services(request: Request[Any, Any, Any]) -> Services:
-    services: Services = request.app.state["services"]
-    return services
+def _state(request: Request[Any, Any, Any]) -> AppState:
+    state: AppState = request.app.state["app_state"]
+    return state
 
 
 def _check_sale_id(sale_id: str) -> None:
@@ -71,7 +71,7 @@ class SalesController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[SaleCreate]
     ) -> Sale:
         spec = await strict_body(request, SaleCreate)
-        return await _services(request).engine.create_sale(spec)
+        return await _state(request).engine.create_sale(spec)
 
     @get(
         "/{sale_id:str}",
@@ -80,7 +80,7 @@ class SalesController(Controller):
     )
     async def get_sale(self, request: Request[Any, Any, Any], sale_id: FromPath[str]) -> Sale:
         _check_sale_id(sale_id)
-        return await _services(request).engine.get_sale(sale_id)
+        return await _state(request).engine.get_sale(sale_id)
 
     @patch(
         "/{sale_id:str}",
@@ -94,12 +94,12 @@ class SalesController(Controller):
         self, request: Request[Any, Any, Any], sale_id: FromPath[str], data: JSONBody[SaleUpdate]
     ) -> Sale:
         _check_sale_id(sale_id)
-        services = _services(request)
+        state = _state(request)
         update = await strict_body(request, SaleUpdate)
-        sale = await services.engine.tune(
+        sale = await state.engine.tune(
             sale_id, update, actor=f"api:{principal_of(request).user_id}"
         )
-        services.sold_out.forget(sale_id)
+        state.sold_out.forget(sale_id)
         return sale
 
     @post(
@@ -125,7 +125,7 @@ class SalesController(Controller):
         extraction and validation, and its response conversion, cost more than the
         few lines that do the same here (the OpenAPI schema still documents them)."""
         started = perf_counter()
-        services: Services = request.app.state["services"]
+        state: AppState = request.app.state["app_state"]
         principal = authenticate(request)  # inline, not a guard: see auth.py
         sale_id: str = request.path_params["sale_id"]
         idempotency_key = request.headers.get("idempotency-key")
@@ -138,10 +138,10 @@ class SalesController(Controller):
         decode_purchase_body(body)
         # A replay must reach Redis (its first answer is remembered there), so only
         # requests without an Idempotency-Key may be answered sold_out from memory.
-        if idempotency_key is None and services.sold_out.hit(sale_id, started):
+        if idempotency_key is None and state.sold_out.hit(sale_id, started):
             metrics.SOLD_OUT_SHORT_CIRCUIT.inc()
             metrics.count_purchase("sold_out")
-            services.stats.count(sale_id, "rej:sold_out")
+            state.stats.count(sale_id, "rej:sold_out")
             return ASGIResponse(
                 body=_SOLD_OUT_BODY, status_code=_SOLD_OUT_STATUS, media_type=PROBLEM_JSON
             )
@@ -152,20 +152,20 @@ class SalesController(Controller):
         if idempotency_key is not None:
             fingerprint = hashlib.blake2b(body, digest_size=16).hexdigest()
         try:
-            result = await services.engine.purchase(
+            result = await state.engine.purchase(
                 sale_id,
                 principal.user_id,
-                ip=client_ip(request.scope, services.api.trust_forwarded_for),
+                ip=client_ip(request.scope, bool(state.settings.api.trusted_proxies)),
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )
         except FlashsaleError as exc:
             if isinstance(exc, SoldOut):
-                services.sold_out.remember(sale_id, started)
+                state.sold_out.remember(sale_id, started)
             code = exc.code
             metrics.count_purchase(code)
             if code != "sale_not_found":
-                services.stats.count(sale_id, f"rej:{code}")
+                state.stats.count(sale_id, f"rej:{code}")
             metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
             status, problem = problem_bytes(exc)
             headers = {"retry-after": "1"} if status == 503 else None
@@ -175,7 +175,7 @@ class SalesController(Controller):
         replayed = result.replayed
         outcome = "replayed" if replayed else "created"
         metrics.count_purchase(outcome)
-        services.stats.count(sale_id, outcome)
+        state.stats.count(sale_id, outcome)
         metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
         return ASGIResponse(
             body=_encode(PurchaseOut.of(result.order)), status_code=200 if replayed else 201

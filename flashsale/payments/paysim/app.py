@@ -29,7 +29,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 
-from ..signing import secret_from_env
+from ..signing import DEV_SECRET
 from .config import PaysimConfig
 from .faults import Faults
 from .notifier import Notifier
@@ -163,7 +163,7 @@ def create_app(config: PaysimConfig | None = None) -> Litestar:
     config = (config or PaysimConfig()).validated()
     seed = config.seed if config.seed is not None else secrets.randbits(32)
     sim = PaysimState(seed=seed, faults=config.faults)
-    secret = config.secret or secret_from_env()
+    secret = config.secret or DEV_SECRET
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

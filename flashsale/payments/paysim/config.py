@@ -22,7 +22,8 @@ Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=86_400.0)]
 
 class PaysimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     secret: str | None = None
-    """Callback signing secret; None reads FLASHSALE_PAYSIM_SECRET (dev default when unset)."""
+    """Callback signing secret; None: the dev secret (`flashsale paysim` passes
+    FLASHSALE_PAYSIM_SECRET, and outside dev mode refuses to start without one)."""
     public_url: str | None = None
     """Base of `pay_url`; None uses the base URL the create request came in on."""
     retry_schedule_s: Annotated[tuple[Seconds, ...], msgspec.Meta(min_length=1)] = (

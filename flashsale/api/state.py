@@ -1,4 +1,4 @@
-"""What the HTTP workers share for their lifetime, on ``app.state["services"]``.
+"""What the HTTP workers share for their lifetime, on ``app.state["app_state"]``.
 
 Built once per worker in the lifespan: the engine (Redis pool and its
 auto-pipeline), the optional asyncpg pool and the PaymentService on it, the
@@ -18,14 +18,13 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 
-from flashsale.api.config import SOLD_OUT_CACHE_MAX_S, ApiSettings
 from flashsale.api.ratelimit import IpRateLimiter
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import SaleKeys
-from flashsale.engine.settings import Settings
 from flashsale.payments.errors import PaymentsUnavailable
 from flashsale.payments.service import PaymentService
+from flashsale.settings import SOLD_OUT_CACHE_MAX_S, Settings
 
 STATS_TTL_S = 7 * 86_400
 
@@ -120,9 +119,10 @@ def own_url(scope: Mapping[str, Any]) -> str | None:
 
 
 @dataclass
-class Services:
+class AppState:
+    """One worker's state bag (``app.state["app_state"]``), opened and closed by the lifespan."""
+
     settings: Settings
-    api: ApiSettings
     engine: Engine
     tokens: TokenVerifier
     sold_out: SoldOutCache
@@ -144,7 +144,7 @@ class Services:
         service = self.payments
         if service is None:
             raise PaymentsUnavailable("payments need FLASHSALE_DATABASE_URL")
-        if not self.settings.public_url and not self._own_url_known:
+        if not self.settings.api.public_url and not self._own_url_known:
             own = own_url(scope)
             if own is not None:
                 service.settings = replace(service.settings, public_url=own)

@@ -11,24 +11,21 @@
   engine also waits for one (``WAIT 1 <ms>`` per pipelined batch) so a
   fail-over does not lose acknowledged purchases either.
 
-``FLASHSALE_DURABILITY`` (``fast`` | ``durable``; default ``durable``) selects the
-mode; ``ensure_durability`` checks the server at start-up and, when allowed,
-applies the mode with CONFIG SET (Redis 7 turns AOF on at runtime by writing a
-fresh base file first).
+``FLASHSALE_DURABILITY`` (``fast`` | ``durable``; default ``durable``; read into
+``Settings.durability``) selects the mode; ``ensure_durability`` checks the server
+at start-up and, when allowed, applies the mode with CONFIG SET (Redis 7 turns
+AOF on at runtime by writing a fresh base file first).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
 
 from flashsale.engine.codec import text
-
-Mode = Literal["fast", "durable"]
+from flashsale.settings import DurabilityMode as Mode
 
 
 class DurabilityState(msgspec.Struct, kw_only=True):
@@ -39,14 +36,6 @@ class DurabilityState(msgspec.Struct, kw_only=True):
     replicas: int  # connected replicas (WAIT them in durable mode when > 0)
     changed: bool = False
     problems: list[str] = msgspec.field(default_factory=list)
-
-
-def mode_from_env(environ: dict[str, str] | None = None) -> Mode:
-    env = os.environ if environ is None else environ
-    value = (env.get("FLASHSALE_DURABILITY") or "durable").strip().lower()
-    if value not in ("fast", "durable"):
-        raise ValueError(f"FLASHSALE_DURABILITY must be fast or durable, not {value!r}")
-    return "fast" if value == "fast" else "durable"
 
 
 async def _state(redis: Redis, mode: Mode) -> DurabilityState:

@@ -1,0 +1,35 @@
+"""Opening things from the Settings: the pool's timeouts, a missing URL named."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from flashsale.connect import open_engine, open_pool, open_redis
+from flashsale.settings import ConfigError, DatabaseSettings, Settings
+
+
+async def test_pool_honours_the_acquire_and_query_timeouts(pg_admin_url: str) -> None:
+    settings = Settings(
+        database=DatabaseSettings(url=pg_admin_url, acquire_timeout_s=0.2, query_timeout_s=0.3)
+    )
+    pool = await open_pool(settings, max_size=1)
+    try:
+        async with pool.acquire():  # the only connection is taken: the next wait times out
+            with pytest.raises(asyncio.TimeoutError):
+                await pool.fetchval("SELECT 1")
+        with pytest.raises(asyncio.TimeoutError):
+            await pool.fetchval("SELECT pg_sleep(5)")
+        assert await pool.fetchval("SELECT 1") == 1  # and the pool is fine afterwards
+    finally:
+        await pool.close()
+
+
+async def test_a_missing_url_is_named() -> None:
+    with pytest.raises(ConfigError, match="FLASHSALE_REDIS_URL is not set"):
+        await open_engine(Settings())
+    with pytest.raises(ConfigError, match="FLASHSALE_REDIS_URL is not set"):
+        await open_redis(Settings())
+    with pytest.raises(ConfigError, match="FLASHSALE_DATABASE_URL is not set"):
+        await open_pool(Settings())
