@@ -1,6 +1,6 @@
 """Wire and engine shapes (msgspec), separate for create, update and read.
 
-Field names are the public contract of ../shared/DESIGN.md ("Core shapes").
+Field names are the public contract (docs/design.md#public-contract).
 Unknown fields are refused, which is also what stops mass assignment.
 """
 

@@ -3,7 +3,7 @@ a balance debit from the buyer's wallet, settled at once.
 
 An order is payable while pending, before its deadline (less a margin against
 clock skew) and at the price it was ordered at: an order whose item changed
-while it waited is cancelled instead (seed 001). A provider create whose
+while it waited is cancelled instead (docs/design.md#sources, article 001). A provider create whose
 answer was lost leaves the attempt pending without a trade; the timers find
 the trade again and close it (``settlement``).
 """
@@ -62,7 +62,8 @@ class Attempts:
         except engine_errors.SaleNotFound:
             sale = None
         if sale is None or (sale.price_cents, sale.currency) != (order.price_cents, order.currency):
-            # seed 001: the item changed while the order waited; it cannot be paid any more
+            # the item changed while the order waited: it cannot be paid any more
+            # (article 001, docs/design.md#sources)
             reason = "sale delisted" if sale is None else "price changed"
             await self.cancellation.cancel_order(order_id, None, reason=reason, force=True)
             report(Failure.ORDER_NOT_PAYABLE, order_id=order_id, status=reason)
@@ -122,7 +123,8 @@ class Attempts:
 
     async def _pay_by_balance(self, order_id: str, user_id: str, password: str) -> Payment:
         order = await self._payable_order(order_id, user_id)
-        # seed 001: the payment password is asked even when the balance covers it all
+        # the payment password is asked even when the balance covers it all
+        # (article 001, docs/design.md#sources)
         await self.passwords.verify(user_id, password)
         payment_id = new_id("pay")
         amount = order.price_cents

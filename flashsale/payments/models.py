@@ -1,4 +1,4 @@
-"""Wire shapes of the payment API (field names are the contract in DESIGN.md)."""
+"""Wire shapes of the payment API (field names are the contract: docs/design.md#public-contract)."""
 
 from __future__ import annotations
 

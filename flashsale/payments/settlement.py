@@ -3,8 +3,8 @@
 Money facts live in PostgreSQL, order states in Redis (the engine). Every
 payment state change is a conditional UPDATE whose returned row is checked;
 when it changed nothing, the row is read again and the answer comes from
-whatever won (seed 000). A succeeded payment is then *settled* against its
-order with ``Engine.confirm_payment``:
+whatever won (docs/design.md#sources, article 000). A succeeded payment is
+then *settled* against its order with ``Engine.confirm_payment``:
 
 - confirmed (or already confirmed by this same payment): ``settlement = kept``;
   a unique index allows one kept payment per order;
@@ -14,7 +14,7 @@ order with ``Engine.confirm_payment``:
   balance debit is credited back at once (``status = reversed``): it never
   left our ledger, so there is nothing for an operator to recover;
 - Redis did not answer: the payment stays unsettled and the timers settle it
-  later (the internal lost order of seed 000).
+  later (the internal lost order of article 000, docs/design.md#sources).
 
 What a provider says about a trade (a callback, an active query, the answer
 to a close) is applied here too. Provider attempts are found again when their

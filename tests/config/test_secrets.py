@@ -1,4 +1,4 @@
-"""The secrets rule (DESIGN.md "Running it for real"), through real `flashsale` processes.
+"""The secrets rule (docs/design.md, "Running it for real"), through real `flashsale` processes.
 
 Outside dev mode `serve`, `persist`, `timers` and `paysim` refuse to start (exit
 2, one line on stderr naming the variable, no traceback) when the JWT secret,

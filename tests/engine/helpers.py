@@ -28,7 +28,7 @@ async def all_orders(engine: Engine, sale_id: str) -> list[Order]:
 
 
 async def assert_invariants(engine: Engine, sale_id: str) -> list[Order]:
-    """Invariants 1-3 of DESIGN.md, recomputed from the orders themselves."""
+    """Invariants 1-3 (docs/design.md#invariants), recomputed from the orders themselves."""
     sale = await engine.get_sale(sale_id)
     orders = await all_orders(engine, sale_id)
     # A refund_pending order (paid, cancelled before delivery) keeps its serial, counted

@@ -1,4 +1,6 @@
-"""``flashsale audit SALE``: every invariant of DESIGN.md across Redis and PostgreSQL.
+"""``flashsale audit SALE``: every invariant across Redis and PostgreSQL.
+
+The invariants are listed in docs/design.md#invariants.
 
 Cheap on a 1,000,000-order sale: PostgreSQL answers with server-side
 aggregates (counts and at most a few examples per check), and Redis is read in
