@@ -1,9 +1,12 @@
 """Opening what a process talks to, the same way in every process, from the ``Settings``.
 
 - ``open_engine``: the engine on one Redis server or a Redis Cluster
-  (``FLASHSALE_REDIS_CLUSTER``); with ``check_durability`` (the API's start-up)
-  the server is checked against ``FLASHSALE_DURABILITY`` and, in durable mode,
-  the engine WAITs for a connected replica per batch;
+  (``FLASHSALE_REDIS_CLUSTER``), every call bounded by ``FLASHSALE_REDIS_TIMEOUT_MS``
+  and each node's queue by ``FLASHSALE_REDIS_MAX_PENDING``; in durable mode
+  (``FLASHSALE_DURABILITY``) the server is checked first, and a process that
+  writes refuses to start on a server that would take writes its replicas may
+  miss (``ConfigError`` naming the settings: one line, exit 2); each new
+  hot-path connection checks again (engine/durability.py);
 - ``open_redis``: a plain redis-py client, ``Redis`` or ``RedisCluster``
   (``persist``, ``audit``);
 - ``open_pool``: an asyncpg pool with the configured size and timeouts.
@@ -19,13 +22,13 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import RedisError
 
-from flashsale.engine.durability import ensure_durability
+from flashsale.engine.durability import check_server
 from flashsale.engine.engine import Engine
-from flashsale.settings import ConfigError, DurabilityMode, Settings
+from flashsale.engine.transport import CallNotSent, ReplyLost, TransportOptions
+from flashsale.settings import ConfigError, Settings
 
-__all__ = ["need", "open_engine", "open_pool", "open_redis", "replicas_to_wait"]
+__all__ = ["need", "open_engine", "open_pool", "open_redis", "transport", "verify_durability"]
 
 log = logging.getLogger("flashsale.connect")
 
@@ -37,40 +40,53 @@ def need(value: str | None, variable: str) -> str:
     return value
 
 
-async def replicas_to_wait(redis_url: str, mode: DurabilityMode) -> int:
-    """Check the server against ``mode``; the replicas to WAIT for per batch.
+def transport(settings: Settings) -> TransportOptions:
+    """How the engine's hot path talks to Redis, from the settings."""
+    return TransportOptions(
+        timeout_ms=settings.redis.timeout_ms,
+        max_pending=settings.redis.max_pending,
+        durability=settings.durability,
+    )
 
-    A server that does not deliver what the mode promises is reported loudly
-    but never reconfigured from here (it may be shared); ``engine.durability``
-    can apply the mode.
+
+async def verify_durability(settings: Settings) -> None:
+    """In durable mode, a ``ConfigError`` (naming the settings) when the server would take
+    writes its replicas may miss; AOF shortfalls are warnings.
+
+    A server that does not answer is reported and passed (the process starts; its
+    calls answer 503 until Redis is back, and each new connection is checked).
+    The server is never reconfigured from here (it may be shared);
+    ``engine.durability.ensure_durability`` can apply the AOF part of the mode.
     """
-    client = Redis.from_url(redis_url, socket_connect_timeout=2, retry_on_error=[])
+    url = need(settings.redis.url, "FLASHSALE_REDIS_URL")
+    mode = settings.durability
+    if mode != "durable":
+        return
     try:
-        state = await ensure_durability(client, mode)
-    except (RedisError, OSError) as exc:
-        # the API starts anyway (purchases answer 503 until Redis is back)
-        log.warning("durability %s not checked: Redis did not answer (%s)", mode, exc)
-        return 0
-    finally:
-        await client.aclose()
+        state = await check_server(url, mode, timeout_s=settings.redis.timeout_ms / 1000)
+    except (CallNotSent, ReplyLost) as exc:
+        log.warning("durability %s not checked: %s", mode, exc)
+        return
+    if state.refusal:
+        raise ConfigError("FLASHSALE_DURABILITY", f"is durable, but Redis {state.refusal}")
     for problem in state.problems:
         log.warning("durability %s not met: %s", mode, problem)
-    return 1 if mode == "durable" and state.replicas > 0 else 0
 
 
-async def open_engine(settings: Settings, *, check_durability: bool = False) -> Engine:
-    """The engine the settings name. A cluster's durability is each node's (not checked)."""
+async def open_engine(settings: Settings, *, check_durability: bool = True) -> Engine:
+    """The engine the settings name. ``check_durability``: the start-up check above (a
+    cluster's nodes are checked by each new connection instead)."""
     url = need(settings.redis.url, "FLASHSALE_REDIS_URL")
-    wait_replicas = 0
     if check_durability and not settings.redis.cluster:
-        wait_replicas = await replicas_to_wait(url, settings.durability)
+        await verify_durability(settings)
     engine: Engine = Engine.from_url(
         url,
         namespace=settings.redis.namespace,
         idempotency_ttl_s=settings.redis.idempotency_ttl_s,
         max_connections=settings.redis.max_connections,
         cluster=settings.redis.cluster,
-        wait_replicas=wait_replicas,
+        socket_timeout_s=settings.redis.timeout_ms / 1000,
+        transport=transport(settings),
     )
     return engine
 

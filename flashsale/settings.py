@@ -221,7 +221,14 @@ class RedisSettings:
     timeout_ms: int = _var(
         "REDIS_TIMEOUT_MS",
         2000,
-        "deadline of a Redis call in ms (read, not applied yet)",
+        "deadline of every Redis call in ms: past it a purchase answers 503 "
+        "(`engine_unavailable` when it was never sent, `outcome_unknown` when it was)",
+        _integer(1),
+    )
+    max_pending: int = _var(
+        "REDIS_MAX_PENDING",
+        10_000,
+        "script calls queued or in flight per process and Redis node; past it 503 at once",
         _integer(1),
     )
     idempotency_ttl_s: int = _var(
@@ -490,8 +497,9 @@ class Settings:
     durability: DurabilityMode = _var(
         "DURABILITY",
         "durable",
-        "`durable` (AOF `appendfsync always`; WAIT for a connected replica per batch) or "
-        "`fast`; the API warns at start-up when Redis falls short",
+        "`durable` (AOF `appendfsync always`, else a warning; with replicas, Redis must have "
+        "`min-replicas-to-write` >= 1 and `min-replicas-max-lag` >= 1, else processes that "
+        "write refuse to start; WAIT for them per batch) or `fast`",
         _choice("durable", "fast"),
     )
     log_format: LogFormat = _var(

@@ -27,6 +27,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from flashsale.engine.engine import Engine
+from flashsale.engine.transport import TransportOptions
 
 os.environ["FLASHSALE_ENV"] = "dev"
 
@@ -96,7 +97,14 @@ async def delete_namespace(redis_url: str, namespace: str) -> None:
 
 @pytest.fixture
 async def engine(redis_url: str, namespace: str) -> AsyncIterator[Engine]:
-    eng = Engine.from_url(redis_url, namespace=namespace, max_connections=16)
+    # A patient deadline: these tests are about outcomes, not speed, and share a busy
+    # machine; the deadlines themselves are tested with engines of their own.
+    eng = Engine.from_url(
+        redis_url,
+        namespace=namespace,
+        max_connections=16,
+        transport=TransportOptions(timeout_ms=30_000),
+    )
     await eng.redis.ping()  # fail, not skip, when Redis is missing
     try:
         yield eng

@@ -70,6 +70,7 @@ PURCHASE_OUTCOMES = (
     "sale_not_found",
     "idempotency_key_reused",
     "engine_unavailable",
+    "outcome_unknown",
 )
 # Children bound once: ``labels()`` is a dict lookup plus a lock per call.
 _PURCHASE_CHILD = {outcome: PURCHASES.labels(outcome) for outcome in PURCHASE_OUTCOMES}

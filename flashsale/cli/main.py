@@ -20,6 +20,7 @@ the API, ``persist``, ``timers`` and a simulator (cli/supervisor.py).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Annotated
 
@@ -28,6 +29,7 @@ from rich.console import Console
 
 from flashsale.cli import sale
 from flashsale.cli.serve import Server
+from flashsale.connect import verify_durability
 from flashsale.loadtest import cli as loadtest_cli
 from flashsale.payments import cli as payments_cli
 from flashsale.settings import (
@@ -72,6 +74,8 @@ def serve(
 
     # --with-workers starts a simulator when FLASHSALE_PAYSIM_URL is unset: a provider either way
     settings = load_or_exit("FLASHSALE_REDIS_URL", secrets=True, sim=with_workers)
+    with config_errors():  # durable mode on a server that may lose writes: one line, exit 2
+        asyncio.run(verify_durability(settings))
     if with_workers:
         if not settings.database.url:
             err.print("[red]--with-workers needs FLASHSALE_DATABASE_URL[/red]")

@@ -35,9 +35,23 @@ from flashsale.engine.models import (
 from flashsale.engine.resp import Arg, encode_args
 from flashsale.engine.router import ClusterRouter, Router, SingleRouter
 from flashsale.engine.scripts import LuaScript
+from flashsale.engine.transport import ReplyLost, TransportOptions
 from flashsale.errors import ValidationFailed
 
-_TRANSIENT = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
+# Error replies that mean the script wrote nothing: NOREPLICAS (durable mode's
+# min-replicas-to-write), MISCONF (the AOF cannot be written) and OOM refuse a script
+# at its first write, never after one.
+_TRANSIENT = (
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "READONLY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+    "MISCONF",
+    "OOM",
+)
 LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps Redis responsive)
 
 ProgressCallback = Callable[[int, int], None]
@@ -97,30 +111,44 @@ class Engine:
         clock: Callable[[], int] = wall_clock_ms,
         wait_replicas: int = 0,
         url: str | None = None,
+        transport: TransportOptions | None = None,
     ) -> None:
         self.redis = redis
         self.namespace = namespace
         self.idempotency_ttl_s = idempotency_ttl_s
         self.clock = clock
         # redis-py serves the cold paths; script calls take the auto-pipelined hot path
+        # (deadlines, bounded queue, durability check: engine/transport.py)
+        options = transport or TransportOptions(wait_replicas=wait_replicas)
+        self.timeout_ms = options.timeout_ms  # a script call's deadline
         self._router: Router
         if isinstance(redis, RedisCluster):
-            self._router = ClusterRouter(url or _url_of(redis), wait_replicas=wait_replicas)
+            self._router = ClusterRouter(url or _url_of(redis), options)
         else:
-            self._router = SingleRouter(url or _url_of(redis), wait_replicas=wait_replicas)
+            self._router = SingleRouter(url or _url_of(redis), options)
         self._sale_keys: dict[str, SaleKeys] = {}
         self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
         self._scripts = {name: scripts.load(name) for name in SCRIPTS}
 
     @classmethod
     def from_url(
-        cls, url: str, *, max_connections: int = 32, cluster: bool = False, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        max_connections: int = 32,
+        cluster: bool = False,
+        socket_timeout_s: float | None = None,
+        **kwargs: Any,
     ) -> Engine:
-        """An engine on one Redis server, or on a Redis Cluster (any node's URL)."""
+        """An engine on one Redis server, or on a Redis Cluster (any node's URL);
+        ``socket_timeout_s`` bounds each call of the redis-py client (the cold paths)."""
+        timeouts = {"socket_timeout": socket_timeout_s, "socket_connect_timeout": socket_timeout_s}
         if cluster:
-            client = RedisCluster.from_url(url, max_connections=max_connections)
+            client = RedisCluster.from_url(url, max_connections=max_connections, **timeouts)
             return cls(client, url=url, **kwargs)
-        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=10, **timeouts
+        )
         return cls(Redis(connection_pool=pool), url=url, **kwargs)
 
     async def aclose(self) -> None:
@@ -157,12 +185,16 @@ class Engine:
     async def _call(
         self, name: str, keys: Sequence[Arg], args: list[Arg], *, cache: bool = True
     ) -> Any:
-        """Run one script on the auto-pipelined, cluster-routed path; Redis errors that mean
-        the script did not run become ``EngineUnavailable``."""
+        """Run one script on the auto-pipelined, cluster-routed path. A call written whose
+        reply did not come becomes ``OutcomeUnknown``; one never written (CallNotSent, a
+        ConnectionError), and Redis errors that mean the script did not run, become
+        ``EngineUnavailable`` (docs/design.md, "Answers that are the truth")."""
         script: LuaScript = self._scripts[name]
         try:
             command = self._command(script, keys, args, cache=cache)
             reply = await self._router.call(script, str(keys[0]), command)
+        except ReplyLost as exc:
+            raise errors.OutcomeUnknown(f"Redis did not answer: {exc}") from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise errors.EngineUnavailable(f"Redis did not answer: {exc}") from exc
         except ResponseError as exc:

@@ -119,11 +119,24 @@ class SerialsRefused(FlashsaleError):
 
 
 class EngineUnavailable(FlashsaleError):
-    """Redis did not answer or could not run the script: nothing was done."""
+    """The call was never sent to Redis, or Redis refused it before the script wrote
+    anything: nothing was done."""
 
     code = "engine_unavailable"
     status = 503
-    advice = "Retry after `Retry-After` with the same Idempotency-Key."
+    advice = "Nothing happened: retry after `Retry-After` (with the same Idempotency-Key, if any)."
+
+
+class OutcomeUnknown(FlashsaleError):
+    """The call reached Redis but its answer did not come back (deadline passed,
+    connection broke after sending, fail-over): it may or may not have taken effect."""
+
+    code = "outcome_unknown"
+    status = 503
+    advice = (
+        "Retry with the same Idempotency-Key: it returns the order if it was made "
+        "(without a key, read your orders before buying again)."
+    )
 
 
 _SIMPLE: dict[int, type[FlashsaleError]] = {

@@ -92,7 +92,8 @@ class Settlement:
             return await self._give_back(row, failure, detail)
         except engine_errors.OrderNotFound:
             return await self._give_back(row, Failure.UNKNOWN_ORDER, "order not found in Redis")
-        except engine_errors.EngineUnavailable as exc:
+        except (engine_errors.EngineUnavailable, engine_errors.OutcomeUnknown) as exc:
+            # not confirmed, or not known to be: the repair confirms again (idempotent)
             await self.ctx.alert(
                 Failure.CONFIRM_DEFERRED, payment_id=payment_id, order_id=order_id, error=str(exc)
             )

@@ -11,9 +11,10 @@ import pytest
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 
-from flashsale.devservers import EmbeddedRedisCluster
+from flashsale.devservers import EmbeddedRedisCluster, free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate
+from flashsale.engine.router import ClusterRouter
 
 from .helpers import assert_invariants, make_sale
 
@@ -50,5 +51,31 @@ async def test_sales_spread_over_shards_and_stay_exact(cluster: EmbeddedRedisClu
         await engine.tune(first.sale_id, SaleUpdate(status="paused"))
         for sale_id in sale_ids:
             await assert_invariants(engine, sale_id)
+    finally:
+        await engine.aclose()
+
+
+async def test_the_router_finds_the_new_map_by_itself(cluster: EmbeddedRedisCluster) -> None:
+    """A stale slot map (as after a fail-over): a node that answers MOVED, or an address
+    nobody answers at any more, makes the router reload the map and send again the
+    call that did not run; the dead address's pipeline is closed."""
+    engine = Engine.from_url(cluster.url, cluster=True, namespace=f"c{secrets.token_hex(3)}")
+    try:
+        await make_sale(engine, "remap", size=10)
+        router = engine._router
+        assert isinstance(router, ClusterRouter)
+        slot = key_slot(engine.keys("remap").meta.encode())
+        owner = router._slots[slot]
+        wrong = next(a for a in set(router._slots) if a != owner)
+        router._slots = [wrong] * 16384  # MOVED
+        assert (await engine.purchase("remap", "u1")).order.serial
+        assert router._slots[slot] == owner
+        dead = f"127.0.0.1:{free_port()}"
+        router._slots = [dead] * 16384  # connection refused: the call was never sent
+        assert (await engine.purchase("remap", "u2")).order.serial
+        assert router._slots[slot] == owner
+        await asyncio.sleep(0)  # the dead pipeline closes in the background
+        assert dead not in router._pipelines
+        await assert_invariants(engine, "remap")
     finally:
         await engine.aclose()
