@@ -34,12 +34,13 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    note: str = ""  # said when it starts (where to reach it)
 
     def start(self, env: dict[str, str]) -> None:
         # its own session: a terminal's Ctrl-C reaches the supervisor, which stops children in order
         self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
         self.started_at = time.monotonic()
-        print(f"supervisor: started {self.name} (pid {self.process.pid})", flush=True)
+        print(f"supervisor: started {self.name} (pid {self.process.pid}){self.note}", flush=True)
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -59,7 +60,11 @@ def plan(
     if not settings.payments.paysim_url:
         paysim_port = free_port()
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{paysim_port}"
-        children.append(Child("paysim", _cli("paysim", "--port", str(paysim_port))))
+        note = (
+            f" at {env['FLASHSALE_PAYSIM_URL']}: set FLASHSALE_PAYSIM_URL to it for "
+            "`flashsale payments approve`"
+        )
+        children.append(Child("paysim", _cli("paysim", "--port", str(paysim_port)), note=note))
     if not settings.api.public_url:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         env["FLASHSALE_PUBLIC_URL"] = f"http://{reachable}:{port}"

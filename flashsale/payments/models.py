@@ -88,6 +88,10 @@ class Refund(Struct, kw_only=True):
     decided_at: datetime | None = None
     decided_by: str | None = None
     executed_at: datetime | None = None
+    last_error: str | None = None
+    """Why the last try to send the money back failed (cleared once it is sent)."""
+    next_attempt_at: datetime | None = None
+    """When the timers try an approved refund again (none: sent, or refused for good)."""
 
 
 class RefundDecision(Struct, forbid_unknown_fields=True, kw_only=True):
