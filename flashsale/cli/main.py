@@ -3,6 +3,7 @@
     flashsale serve [--host H] [--port P] [--workers N] [--server granian|uvicorn]
     flashsale token --user U [--admin] [--ttl-s S]
     flashsale sale create | tune | status | watch
+    flashsale admin sales | orders | serial | ledger | password | unlock-password | reset-password
     flashsale verify SALE
     flashsale paysim [--port P] [--fast-retries]
     flashsale demo
@@ -25,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from flashsale.cli import sale
+from flashsale.cli import admin, sale
 from flashsale.cli.boundary import ToolGroup
 from flashsale.cli.serve import Server
 from flashsale.loadtest import cli as loadtest_cli
@@ -48,6 +49,7 @@ app = typer.Typer(
     cls=ToolGroup,  # every mistake is one line on stderr and an exit code (cli/boundary.py)
 )
 app.add_typer(sale.app, name="sale")
+app.add_typer(admin.app, name="admin")  # sales, orders, serials, ledgers, passwords
 store_cli.register(app)  # persist, audit, recover, db upgrade
 app.add_typer(payments_cli.app, name="payments")  # refund review, money audit, ...
 app.command("timers")(payments_cli.timers)

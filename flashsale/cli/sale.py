@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -88,7 +88,7 @@ def _read_serials(path: Path) -> list[str]:
     return serials
 
 
-def _decode(shape: type[T], fields: dict[str, Any]) -> T:
+def decode_as(shape: type[T], fields: dict[str, Any]) -> T:
     """Validate exactly as the HTTP API does (JSON round trip into the wire shape)."""
     try:
         return msgspec.json.decode(msgspec.json.encode(fields), type=shape)
@@ -113,7 +113,7 @@ def sale_row(sale: Sale) -> tuple[str, ...]:
     )
 
 
-def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell, nothing cut (for pipes, files and grep)."""
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
     return "\n".join(
@@ -191,7 +191,7 @@ def create(
         "price_cents": price_cents,
         "currency": currency,
     }
-    spec = _decode(SaleCreate, fields)
+    spec = decode_as(SaleCreate, fields)
     total = spec.serials.size
 
     async def work(engine: Engine) -> Sale:
@@ -253,7 +253,7 @@ def tune(
         fields["add_serials"] = {"list": _read_serials(add_list_file)}
     if not fields:
         raise ValidationFailed("nothing to change: give at least one option")
-    update = _decode(SaleUpdate, fields)
+    update = decode_as(SaleUpdate, fields)
 
     async def work(engine: Engine) -> Sale:
         sale: Sale = await engine.tune(sale_id, update, actor="cli")

@@ -68,7 +68,7 @@ def _refund_id(refund_id: str) -> str:
     return refund_id
 
 
-def _user_id(user_id: str) -> str:
+def checked_user_id(user_id: str) -> str:
     """Any token ``sub`` (1 to 128 characters), but no NUL: PostgreSQL text cannot hold it."""
     if not user_id or len(user_id) > MAX_USER_ID or "\x00" in user_id:
         raise ValidationFailed("user_id must be 1 to 128 characters, without NUL")
@@ -214,7 +214,7 @@ class PaymentsController(Controller):
         ] = None,
     ) -> Wallet:
         return await payment_service(request).credit_wallet(
-            _user_id(user_id),
+            checked_user_id(user_id),
             data.amount_cents,
             data.reason,
             actor=principal_of(request).user_id,
