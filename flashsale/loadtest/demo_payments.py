@@ -106,7 +106,7 @@ async def pay_some(
             await client.post(
                 f"/v1/admin/wallets/{buyer}/credit",
                 json={"amount_cents": order["price_cents"], "reason": "demo top-up"},
-                headers=_auth(admin),
+                headers=_auth(admin) | {"Idempotency-Key": f"demo-top-up-{order['order_id']}"},
             )
             await client.put(
                 "/v1/me/payment-password", json={"password": PASSWORD}, headers=_auth(token)

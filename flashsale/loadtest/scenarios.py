@@ -314,7 +314,7 @@ class DropBuyer(Client):
             f"/v1/admin/wallets/{self.user_id}/credit",
             "wallet credit (admin)",
             body={"amount_cents": price, "reason": "loadtest top-up"},
-            headers=_admin_auth,
+            headers=_admin_auth | {"Idempotency-Key": f"lt-top-up-{order_id}"},
         )
         if status != 200:
             SEEN.payments[f"balance credit refused {_code(status, body)}"] += 1

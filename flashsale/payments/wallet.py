@@ -13,6 +13,7 @@ from typing import Literal
 
 import asyncpg
 
+from flashsale.engine.errors import IdempotencyMismatch
 from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.models import Balance, Ledger, LedgerEntry, Wallet, WalletEntry, row_to
@@ -69,7 +70,11 @@ async def credit(
     actor: str,
     idempotency_key: str | None = None,
 ) -> Wallet:
-    """Ops credit a wallet; the same Idempotency-Key credits once."""
+    """Ops credit a wallet; the same Idempotency-Key credits once (the API requires one).
+
+    A replay (same key, same amount, currency and reason) answers the wallet as it
+    is; the same key with another credit is ``idempotency_key_reused``.
+    """
     if amount_cents <= 0:
         raise ValidationFailed("amount_cents must be positive")
     async with pool.acquire() as conn:
@@ -86,7 +91,15 @@ async def credit(
                     idempotency_key=idempotency_key,
                 )
         except asyncpg.UniqueViolationError:
-            pass  # a replayed credit: answer the wallet as it is
+            first = await conn.fetchrow(q("credit_by_key"), user_id, idempotency_key)
+            if first is not None and (
+                first["amount_cents"],
+                first["currency"],
+                first["reason"],
+            ) != (amount_cents, currency, reason):
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used for another credit"
+                ) from None
         return await read(conn, user_id, currency)
 
 

@@ -42,7 +42,9 @@ async def _paid_order(client: Client, sale_id: str, user: str) -> dict[str, Any]
     r = await client.put("/v1/me/payment-password", json=PASSWORD, headers=bearer(user))
     assert r.status_code == 204, r.text
     r = await client.post(
-        f"/v1/admin/wallets/{user}/credit", json={"amount_cents": 990, "reason": "t"}, headers=ADMIN
+        f"/v1/admin/wallets/{user}/credit",
+        json={"amount_cents": 990, "reason": "t"},
+        headers=ADMIN | {"Idempotency-Key": f"top-up-{order['order_id']}"},
     )
     assert r.status_code == 200, r.text
     pay = {"method": "balance", "payment_password": PASSWORD["password"]}

@@ -42,3 +42,8 @@ SELECT * FROM wallet_entries
    AND ($3::bigint IS NULL OR entry_id < $3)
  ORDER BY entry_id DESC
  LIMIT $4;
+
+-- name: credit_by_key
+-- The credit an Idempotency-Key was first used for (a replay must repeat it exactly).
+SELECT amount_cents, currency, reason FROM wallet_entries
+ WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'credit';
