@@ -83,7 +83,7 @@ def serve(
         raise typer.Exit(
             supervise(settings, host, port, workers or os.cpu_count() or 1, server.value)
         )
-    run_server(server, host, port, workers or os.cpu_count() or 1)
+    run_server(server, host, port, workers or os.cpu_count() or 1, settings.log_format)
 
 
 @app.command()
@@ -120,11 +120,12 @@ def paysim(
     from flashsale.payments.paysim.app import serve as serve_paysim
     from flashsale.payments.paysim.config import FAST_RETRY_SCHEDULE_S, PaysimConfig
 
-    secret = load_or_exit(secrets=True, sim=True).payments.paysim_secret
+    settings = load_or_exit(secrets=True, sim=True)
+    secret = settings.payments.paysim_secret
     config = PaysimConfig(seed=seed, secret=secret)
     if fast_retries:
         config = PaysimConfig(seed=seed, secret=secret, retry_schedule_s=FAST_RETRY_SCHEDULE_S)
-    serve_paysim(host, port, config.validated())
+    serve_paysim(host, port, config.validated(), log_format=settings.log_format)
 
 
 @app.command()

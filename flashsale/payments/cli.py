@@ -20,6 +20,7 @@ from typing import Annotated, TypeVar, cast, get_args
 import msgspec
 import typer
 
+from flashsale import logs
 from flashsale.connect import open_engine, open_pool
 from flashsale.payments.audit import money_audit
 from flashsale.payments.failures import TABLE, markdown_table
@@ -105,7 +106,7 @@ def timers(
     Safe to run as several processes at once.
     """
     settings = load_or_exit(*NEEDS, secrets=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure("timers", settings.log_format)
     with config_errors():
         asyncio.run(_run_timers(settings, interval, once, json_out))
 

@@ -19,6 +19,7 @@ from typing import Annotated
 import msgspec
 import typer
 
+from flashsale import logs
 from flashsale.connect import need, open_engine, open_pool, open_redis
 from flashsale.engine.errors import SaleNotFound
 from flashsale.settings import ConfigError, Settings, config_errors, load_or_exit
@@ -134,7 +135,7 @@ def persist_command(
 ) -> None:
     """Run the write-behind (Redis streams -> PostgreSQL) until SIGTERM."""
     settings = load_or_exit(*NEEDS, secrets=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure("persist", settings.log_format)
     with config_errors():
         asyncio.run(run_persist(settings, consumers=consumers))
 
