@@ -1,6 +1,9 @@
 """``flashsale loadtest drop|bots|browse``: create a sale, run locust headless, judge.
 
-1. creates a sale of its own through the admin API (token minted from
+1. (drop) prepares the buyers who will pay from a wallet: credits their
+   wallets and sets their payment passwords before the sale exists, so the
+   argon2 hashing (slow on purpose) stays out of the timed run;
+   creates a sale of its own through the admin API (token minted from
    ``FLASHSALE_JWT_SECRET``, or ``--admin-token``);
 2. runs the scenario (``scenarios.py``) with locust in a child process, bounded
    by ``--run-time`` (a drop ends early once every buyer is done), keeping
@@ -8,25 +11,30 @@
    ``loadtest/reports/<run>/``;
 3. waits until the write-behind has drained (audit ``lag`` 0) and, for a drop,
    until no order is pending any more, then asks the server's audit;
-4. prints a summary, one ``VIOLATION: <what>`` line per broken invariant, and
+4. cleans up unless ``--keep``: its sale is closed; the test money it credited
+   is marked in each ledger entry's reason (``loadtest <run>``);
+5. prints a summary, one ``VIOLATION: <what>`` line per broken invariant, and
    ``verdict: PASS`` or ``verdict: FAIL`` as the last line.
 
 The verdict joins the audit with what the clients saw: two orders holding one
 serial at the same time, a buyer over the limit, a replay that got another
 order, an acknowledged order missing from PostgreSQL fail the run even when
-the server's audit is clean.
+the server's audit is clean; so does a payment path that never worked (every
+balance payment, or every provider payment, refused).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +62,9 @@ DROP_SHARES = {
     "cancel": 0.15,
 }
 READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
+PASSWORD = "loadtest-pay-123456"  # the payment password of the buyers who pay from a wallet
+PRICE_CENTS = 9900
+SETUP_CONCURRENCY = 4  # payment passwords hashed at once on the server during the setup
 
 
 @dataclass
@@ -73,7 +84,19 @@ class Options:
     skew_s: float = 2.0
     admin_token: str | None = None
     reports_dir: Path = REPORTS
+    keep: bool = False
     run: str = ""
+
+    @property
+    def payers(self) -> int:
+        """Buyers prepared to pay from a wallet (drop): their share of the serials."""
+        if self.scenario != "drop" or not self.serials or not self.users:
+            return 0
+        return min(self.users, math.ceil(self.serials * DROP_SHARES["pay_balance"]))
+
+    @property
+    def payer_prefix(self) -> str:
+        return f"{self.run}-payer-"
 
     def resolve(self) -> Options:
         """Fill in each scenario's defaults."""
@@ -152,7 +175,7 @@ def sale_body(opts: Options, sale_id: str) -> dict[str, Any]:
         "assignment": "random" if opts.scenario == "drop" else "sequential",
         "per_user_limit": opts.per_user_limit,
         "payment_timeout_s": opts.payment_timeout_s,
-        "price_cents": 9900,
+        "price_cents": PRICE_CENTS,
         "currency": "CNY",
     }
     if opts.per_ip_limit:
@@ -172,6 +195,10 @@ def plan(opts: Options, sale_id: str, out_dir: Path) -> dict[str, Any]:
         "sale_id": sale_id,
         "out_dir": str(out_dir),
         "users": opts.users if opts.processes <= 1 else 0,
+        "processes": opts.processes,
+        "payers": opts.payers,
+        "payer_prefix": opts.payer_prefix,
+        "password": PASSWORD,
         "per_user_limit": opts.per_user_limit,
         "shares": DROP_SHARES,
         "greedy_tries": 8,
@@ -229,6 +256,72 @@ def run_locust(opts: Options, sale_id: str, out_dir: Path, secret: str) -> int:
             process.kill()
             process.wait()
             return -9
+
+
+def prepare_payers(
+    opts: Options, secret: str, admin: dict[str, str], echo: Callable[[str], None]
+) -> list[str]:
+    """Credit the wallet and set the payment password of each buyer who will pay from a
+    wallet, before the timed run; returns what failed (empty: all ready)."""
+    ids = [f"{opts.payer_prefix}{i}" for i in range(opts.payers)]
+    if not ids:
+        return []
+    echo(
+        f"setup: {len(ids)} buyers who will pay from their wallets get test money and a "
+        "payment password (outside the timed run) ..."
+    )
+    started = time.monotonic()
+
+    def prepare(user_id: str) -> str | None:
+        with httpx.Client(base_url=opts.host, timeout=120) as client:
+            credited = client.post(
+                f"/v1/admin/wallets/{user_id}/credit",
+                json={"amount_cents": PRICE_CENTS, "reason": f"loadtest {opts.run}: test money"},
+                headers=admin | {"Idempotency-Key": f"loadtest-{opts.run}-{user_id}"},
+            )
+            if credited.status_code != 200:
+                return f"credit {credited.status_code} {credited.text[:120]}"
+            token = _auth(mint_token(secret, user_id))
+            password = client.put(
+                "/v1/me/payment-password", json={"password": PASSWORD}, headers=token
+            )
+            if password.status_code != 204:
+                return f"payment password {password.status_code} {password.text[:120]}"
+        return None
+
+    with ThreadPoolExecutor(SETUP_CONCURRENCY) as pool:
+        try:
+            failed = [f for f in pool.map(prepare, ids) if f is not None]
+        except httpx.HTTPError as exc:
+            failed = [f"transport: {exc!r}"]
+    echo(
+        f"setup: {len(ids) - len(failed)} of {len(ids)} ready in {time.monotonic() - started:.1f} s"
+    )
+    if failed:
+        return [f"setup: {len(failed)} of {len(ids)} wallet buyers not ready, e.g. {failed[0]}"]
+    return []
+
+
+def clean_up(client: httpx.Client, opts: Options, sale_id: str, admin: dict[str, str]) -> list[str]:
+    """Close the run's sale (unless --keep); say what stays and how to find it."""
+    if opts.keep:
+        return [f"kept: sale {sale_id} as it is (--keep)"]
+    lines = []
+    try:
+        closed = client.patch(f"/v1/sales/{sale_id}", json={"status": "closed"}, headers=admin)
+        if closed.status_code == 200:
+            lines.append(f"cleanup: sale {sale_id} closed")
+        else:
+            why = f"{closed.status_code} {closed.text[:200]}"
+            lines.append(f"cleanup: could not close sale {sale_id}: {why}")
+    except httpx.HTTPError as exc:
+        lines.append(f"cleanup: could not close sale {sale_id}: {exc!r}")
+    if opts.payers:
+        lines.append(
+            f"cleanup: the test money of {opts.payers} wallets ({opts.payer_prefix}*) is marked "
+            f"'loadtest {opts.run}' in their ledgers"
+        )
+    return lines
 
 
 def settle(
@@ -319,6 +412,17 @@ def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit:
     return found
 
 
+def dead_payment_paths(seen: Seen) -> list[str]:
+    """A payment method clients tried that never once worked: the run did not test it."""
+    found = []
+    for method, worked in (("balance", "balance succeeded"), ("provider", "provider pay_url ok")):
+        tried = {k: n for k, n in seen.payments.items() if k.startswith(method)}
+        if sum(tried.values()) and not seen.payments[worked]:
+            how = ", ".join(f"{k} {n}" for k, n in sorted(tried.items()))
+            found.append(f"every {method} payment failed ({how})")
+    return found
+
+
 def judge(
     opts: Options,
     seen: Seen,
@@ -326,9 +430,14 @@ def judge(
     sale: dict[str, Any] | None,
     settle_why: str,
     statuses: dict[str, str],
+    locust_rc: int = 0,
 ) -> list[str]:
     """Every broken invariant, the server's and the clients' together."""
     found: list[str] = []
+    # locust exits 1 when a request was marked failed: the error rate below judges those
+    if locust_rc not in (0, 1):
+        found.append(f"locust did not finish its run (exit {locust_rc})")
+    found += dead_payment_paths(seen)
     orders = seen.orders()
     holdings = [
         Holding(
@@ -418,7 +527,7 @@ def summary(
     sale: dict[str, Any] | None,
     out_dir: Path,
     sale_id: str,
-    locust_rc: int,
+    setup: list[str],
 ) -> list[str]:
     orders = seen.orders()
     purchase = stats.busiest("purchase")
@@ -428,7 +537,7 @@ def summary(
         f"  users {opts.users:,} (spawn {opts.spawn_rate:,.0f}/s) · serials {opts.serials:,} · "
         f"per-user limit {opts.per_user_limit}"
         + (f" · per-IP limit {opts.per_ip_limit}" if opts.per_ip_limit else "")
-        + f" · load generator on {os.cpu_count()} cores · locust exit {locust_rc}",
+        + f" · load generator on {os.cpu_count()} cores",
         f"purchases: {seen.attempts:,} attempts · {len(orders):,} orders given "
         f"({sum(1 for b in seen.bought if b.replayed):,} replays)",
         f"  rejected  {sum(seen.refused.values()):,}: {refused}",
@@ -470,6 +579,7 @@ def summary(
         )
     else:
         lines.append("audit: no answer")
+    lines += setup
     lines.append(f"reports: {out_dir} (locust.html, locust_stats.csv, seen-*.json, locust.log)")
     return lines
 
@@ -486,11 +596,13 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     limits = httpx.Limits(max_connections=4)
     with httpx.Client(base_url=opts.host, timeout=30, limits=limits) as client:
         try:
-            created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
+            client.get("/health")
         except httpx.HTTPError as exc:
             echo(f"could not reach {opts.host}: {exc!r}")
             echo("verdict: FAIL")
             return 2
+        setup_problems = prepare_payers(opts, secret, admin, echo)
+        created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
         if created.status_code != 201:
             echo(f"could not create the sale: {created.status_code} {created.text[:300]}")
             echo("verdict: FAIL")
@@ -514,12 +626,13 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
             until_no_pending=opts.scenario == "drop",
         )
         statuses = read_back(client, admin, to_read_back(seen, opts.per_user_limit))
+        cleanup = clean_up(client, opts, sale_id, admin)
     stats = LocustStats.read(out_dir)
-    violations = judge(opts, seen, audit, sale, why, statuses)
+    violations = setup_problems + judge(opts, seen, audit, sale, why, statuses, rc)
     (out_dir / "verdict.json").write_text(
         json.dumps({"violations": violations, "audit": audit, "sale": sale}, indent=1)
     )
-    for line in summary(opts, seen, stats, audit, sale, out_dir, sale_id, rc):
+    for line in summary(opts, seen, stats, audit, sale, out_dir, sale_id, cleanup):
         echo(line)
     for violation in violations:
         echo(f"VIOLATION: {violation}")
