@@ -22,6 +22,7 @@ the API, ``persist``, ``timers`` and a simulator (cli/supervisor.py).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -207,11 +208,26 @@ def demo(
     buyers: Annotated[int, typer.Option(help="Distinct buyers.")] = 2000,
     attempts: Annotated[int, typer.Option(help="Purchase attempts in the burst.")] = 5000,
     serials: Annotated[int, typer.Option(help="Serials in the drop.")] = 1000,
+    payment_timeout: Annotated[
+        int, typer.Option(min=5, help="Seconds an order waits for its payment.")
+    ] = 60,
+    logs_dir: Annotated[
+        Path | None, typer.Option(help="Where the run's log file goes (loadtest/reports).")
+    ] = None,
 ) -> None:
-    """A whole drop on one machine (embedded servers unless FLASHSALE_*_URL are set)."""
+    """A whole drop on one machine, told as a short story (embedded servers unless
+    FLASHSALE_*_URL are set); the servers' logs go to the file it names."""
     from flashsale.loadtest.demo import main as run_demo
 
-    raise typer.Exit(run_demo(buyers=buyers, attempts=attempts, serials=serials))
+    raise typer.Exit(
+        run_demo(
+            buyers=buyers,
+            attempts=attempts,
+            serials=serials,
+            payment_timeout_s=payment_timeout,
+            logs_dir=logs_dir,
+        )
+    )
 
 
 if __name__ == "__main__":
