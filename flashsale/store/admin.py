@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -28,7 +28,8 @@ SERIAL_HISTORY_LIMIT = 100
 
 
 class SaleListed(msgspec.Struct, kw_only=True):
-    """One sale of the admin listing: live from Redis, or as PostgreSQL last stored it."""
+    """One line of the admin listing: live from Redis, or as PostgreSQL last stored it.
+    The sale itself (``GET /v1/sales/{id}``) has every setting."""
 
     sale_id: str
     name: str
@@ -39,14 +40,6 @@ class SaleListed(msgspec.Struct, kw_only=True):
     available: int | None
     reserved: int | None
     sold: int | None
-    start_at: datetime
-    end_at: datetime | None
-    per_user_limit: int
-    per_ip_limit: int | None
-    payment_timeout_s: int
-    price_cents: int
-    currency: str
-    assignment: Literal["sequential", "random"]
     created_at: datetime
     in_redis: bool
     """False: only PostgreSQL knows the sale (its counters are unknown)."""

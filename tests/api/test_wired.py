@@ -3,11 +3,9 @@ with their payments, the store's audit joined with the money audit, the store's 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -23,15 +21,6 @@ from .helpers import problem
 Client = AsyncTestClient[Litestar]
 ADMIN = bearer("ops-7", admin=True)
 PASSWORD = {"password": "246810"}
-
-
-@pytest.fixture
-async def db_client(
-    redis_url: str, migrated_database_url: str, namespace: str, engine: Engine
-) -> AsyncIterator[Client]:
-    settings = app_settings(redis_url, namespace, database_url=migrated_database_url)
-    async with AsyncTestClient(app=create_app(settings)) as client:
-        yield client
 
 
 async def _paid_order(client: Client, sale_id: str, user: str) -> dict[str, Any]:

@@ -150,8 +150,7 @@ class AdminController(Controller):
     async def password(
         self, request: Request[Any, Any, Any], user_id: FromPath[str]
     ) -> PasswordState:
-        service = _state(request).payment_service(request.scope)
-        return await service.passwords.state(checked_user_id(user_id))
+        return await _passwords(request).state(checked_user_id(user_id))
 
     @post(
         "/buyers/{user_id:str}/payment-password/unlock",
@@ -165,8 +164,7 @@ class AdminController(Controller):
         user_id: FromPath[str],
         data: JSONBody[PasswordDeskAction],
     ) -> PasswordState:
-        service = _state(request).payment_service(request.scope)
-        return await service.passwords.unlock(
+        return await _passwords(request).unlock(
             checked_user_id(user_id), _desk_actor(request), data.reason
         )
 
@@ -184,7 +182,6 @@ class AdminController(Controller):
         user_id: FromPath[str],
         data: JSONBody[PasswordDeskAction],
     ) -> PasswordState:
-        service = _state(request).payment_service(request.scope)
-        return await service.passwords.reset(
+        return await _passwords(request).reset(
             checked_user_id(user_id), _desk_actor(request), data.reason
         )

@@ -3,8 +3,7 @@
 
 -- name: admin_sales
 -- $1, $2: the cursor (created_at, sale_id of the last row shown), NULL for the first page.
-SELECT sale_id, name, status, total, start_at, end_at, per_user_limit, per_ip_limit,
-       payment_timeout_s, price_cents, currency, assignment, created_at
+SELECT sale_id, name, status, total, created_at
   FROM sales
  WHERE $1::timestamptz IS NULL OR (created_at, sale_id) < ($1::timestamptz, $2::text)
  ORDER BY created_at DESC, sale_id DESC
