@@ -1,8 +1,7 @@
 """``flashsale loadtest drop|bots|browse``: create a sale, run locust headless, judge.
 
-1. (drop) prepares the buyers who will pay from a wallet: credits their
-   wallets and sets their payment passwords before the sale exists, so the
-   argon2 hashing (slow on purpose) stays out of the timed run;
+1. (drop) prepares the buyers who will pay from a wallet before the sale
+   exists (housekeeping.py: the argon2 hashing stays out of the timed run), then
    creates a sale of its own through the admin API (token minted from
    ``FLASHSALE_JWT_SECRET``, or ``--admin-token``);
 2. runs the scenario (``scenarios.py``) with locust in a child process, bounded
@@ -16,7 +15,7 @@
 5. prints a summary, one ``VIOLATION: <what>`` line per broken invariant, and
    ``verdict: PASS`` or ``verdict: FAIL`` as the last line.
 
-The verdict joins the audit with what the clients saw: two orders holding one
+The verdict (verdict.py) joins the audit with what the clients saw: two orders holding one
 serial at the same time, a buyer over the limit, a replay that got another
 order, an acknowledged order missing from PostgreSQL fail the run even when
 the server's audit is clean; so does a payment path that never worked (every
@@ -34,7 +33,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,12 +41,11 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
-from flashsale.engine.statuses import HOLDS_SERIAL
-from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
+from flashsale.loadtest.housekeeping import PASSWORD, PRICE_CENTS, clean_up, prepare_payers
 from flashsale.loadtest.seen import Seen
+from flashsale.loadtest.verdict import judge, to_read_back
 from flashsale.settings import Settings, config_errors
 
-REFUNDS = frozenset({"refund_pending", "refunded"})
 SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser"}
 REPORTS = Path(__file__).resolve().parent / "reports"
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
@@ -62,9 +59,6 @@ DROP_SHARES = {
     "cancel": 0.15,
 }
 READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
-PASSWORD = "loadtest-pay-123456"  # the payment password of the buyers who pay from a wallet
-PRICE_CENTS = 9900
-SETUP_CONCURRENCY = 4  # payment passwords hashed at once on the server during the setup
 
 
 @dataclass
@@ -258,72 +252,6 @@ def run_locust(opts: Options, sale_id: str, out_dir: Path, secret: str) -> int:
             return -9
 
 
-def prepare_payers(
-    opts: Options, secret: str, admin: dict[str, str], echo: Callable[[str], None]
-) -> list[str]:
-    """Credit the wallet and set the payment password of each buyer who will pay from a
-    wallet, before the timed run; returns what failed (empty: all ready)."""
-    ids = [f"{opts.payer_prefix}{i}" for i in range(opts.payers)]
-    if not ids:
-        return []
-    echo(
-        f"setup: {len(ids)} buyers who will pay from their wallets get test money and a "
-        "payment password (outside the timed run) ..."
-    )
-    started = time.monotonic()
-
-    def prepare(user_id: str) -> str | None:
-        with httpx.Client(base_url=opts.host, timeout=120) as client:
-            credited = client.post(
-                f"/v1/admin/wallets/{user_id}/credit",
-                json={"amount_cents": PRICE_CENTS, "reason": f"loadtest {opts.run}: test money"},
-                headers=admin | {"Idempotency-Key": f"loadtest-{opts.run}-{user_id}"},
-            )
-            if credited.status_code != 200:
-                return f"credit {credited.status_code} {credited.text[:120]}"
-            token = _auth(mint_token(secret, user_id))
-            password = client.put(
-                "/v1/me/payment-password", json={"password": PASSWORD}, headers=token
-            )
-            if password.status_code != 204:
-                return f"payment password {password.status_code} {password.text[:120]}"
-        return None
-
-    with ThreadPoolExecutor(SETUP_CONCURRENCY) as pool:
-        try:
-            failed = [f for f in pool.map(prepare, ids) if f is not None]
-        except httpx.HTTPError as exc:
-            failed = [f"transport: {exc!r}"]
-    echo(
-        f"setup: {len(ids) - len(failed)} of {len(ids)} ready in {time.monotonic() - started:.1f} s"
-    )
-    if failed:
-        return [f"setup: {len(failed)} of {len(ids)} wallet buyers not ready, e.g. {failed[0]}"]
-    return []
-
-
-def clean_up(client: httpx.Client, opts: Options, sale_id: str, admin: dict[str, str]) -> list[str]:
-    """Close the run's sale (unless --keep); say what stays and how to find it."""
-    if opts.keep:
-        return [f"kept: sale {sale_id} as it is (--keep)"]
-    lines = []
-    try:
-        closed = client.patch(f"/v1/sales/{sale_id}", json={"status": "closed"}, headers=admin)
-        if closed.status_code == 200:
-            lines.append(f"cleanup: sale {sale_id} closed")
-        else:
-            why = f"{closed.status_code} {closed.text[:200]}"
-            lines.append(f"cleanup: could not close sale {sale_id}: {why}")
-    except httpx.HTTPError as exc:
-        lines.append(f"cleanup: could not close sale {sale_id}: {exc!r}")
-    if opts.payers:
-        lines.append(
-            f"cleanup: the test money of {opts.payers} wallets ({opts.payer_prefix}*) is marked "
-            f"'loadtest {opts.run}' in their ledgers"
-        )
-    return lines
-
-
 def settle(
     client: httpx.Client,
     sale_id: str,
@@ -377,141 +305,6 @@ def read_back(client: httpx.Client, admin: dict[str, str], order_ids: list[str])
         else:
             statuses[order_id] = f"http {answer.status_code}"
     return statuses
-
-
-def to_read_back(seen: Seen, per_user_limit: int) -> list[str]:
-    """Orders whose final state the verdict needs: those paid from a wallet, those sharing a
-    serial with another order, and those of buyers given more orders than the limit."""
-    orders = seen.orders()
-    by_serial: dict[str, list[str]] = {}
-    by_buyer: dict[str, list[str]] = {}
-    for o in orders.values():
-        by_serial.setdefault(o.serial, []).append(o.order_id)
-        by_buyer.setdefault(o.buyer, []).append(o.order_id)
-    wanted = [o.order_id for o in orders.values() if o.paid == "balance"]
-    wanted += [i for ids in by_serial.values() if len(ids) > 1 for i in ids]
-    wanted += [i for ids in by_buyer.values() if len(ids) > per_user_limit for i in ids]
-    return list(dict.fromkeys(wanted))
-
-
-def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit: int) -> list[str]:
-    """At the end, from the orders read back: one serial in two live orders, a buyer over the
-    limit, one order answered as new twice (the demo's checks), and a wallet payment whose
-    order is not paid."""
-    sold = [
-        {"order_id": b.order_id, "serial": b.serial, "_buyer": b.buyer}
-        for b in seen.bought
-        if not b.replayed
-    ]
-    found = BurstResult(sold=sold).violations(per_user_limit, statuses)
-    orders = seen.orders()
-    for order_id, status in statuses.items():
-        o = orders.get(order_id)
-        if o is not None and o.paid == "balance" and status not in HOLDS_SERIAL | REFUNDS:
-            found.append(f"order {order_id} was paid from a wallet but is {status}")
-    return found
-
-
-def dead_payment_paths(seen: Seen) -> list[str]:
-    """A payment method clients tried that never once worked: the run did not test it."""
-    found = []
-    for method, worked in (("balance", "balance succeeded"), ("provider", "provider pay_url ok")):
-        tried = {k: n for k, n in seen.payments.items() if k.startswith(method)}
-        if sum(tried.values()) and not seen.payments[worked]:
-            how = ", ".join(f"{k} {n}" for k, n in sorted(tried.items()))
-            found.append(f"every {method} payment failed ({how})")
-    return found
-
-
-def judge(
-    opts: Options,
-    seen: Seen,
-    audit: dict[str, Any] | None,
-    sale: dict[str, Any] | None,
-    settle_why: str,
-    statuses: dict[str, str],
-    locust_rc: int = 0,
-) -> list[str]:
-    """Every broken invariant, the server's and the clients' together."""
-    found: list[str] = []
-    # locust exits 1 when a request was marked failed: the error rate below judges those
-    if locust_rc not in (0, 1):
-        found.append(f"locust did not finish its run (exit {locust_rc})")
-    found += dead_payment_paths(seen)
-    orders = seen.orders()
-    holdings = [
-        Holding(
-            order_id=o.order_id,
-            serial=o.serial,
-            buyer=o.buyer,
-            ip=o.ip,
-            acquired=o.received_at,
-            released=o.earliest_release(),
-        )
-        for o in orders.values()
-    ]
-    found += holding_violations(
-        holdings,
-        opts.per_user_limit,
-        opts.per_ip_limit if opts.scenario == "bots" else None,
-        skew_s=opts.skew_s,
-    )
-    assert opts.serials is not None
-    outside = [
-        o.serial
-        for o in orders.values()
-        if not o.serial.isdigit() or not 1 <= int(o.serial) <= opts.serials
-    ]
-    if outside:
-        found.append(f"{len(outside)} orders hold serials outside the sale: {outside[:5]}")
-    found += seen.problems
-    requests = sum(seen.requests.values())
-    errors = sum(seen.errors.values())
-    if requests and errors / requests > opts.max_error_rate:
-        kinds = ", ".join(f"{k} {n}" for k, n in seen.errors.most_common(4))
-        found.append(
-            f"{errors} of {requests} requests failed (over {opts.max_error_rate:.1%}): {kinds}"
-        )
-    if opts.scenario == "drop" and not orders:
-        found.append("no purchase succeeded")
-    limited = seen.refused["limit_reached"] + seen.refused["rate_limited"]
-    if opts.scenario == "bots" and not limited:
-        found.append("the bots were never refused with limit_reached or rate_limited")
-    if audit is None:
-        found.append(f"the audit did not answer ({settle_why})")
-    else:
-        found += [f"audit: {_violation_text(v)}" for v in audit.get("violations", [])]
-        if audit.get("violations") == [] and audit.get("ok") is not True:
-            found.append("audit: not ok")
-        if audit.get("lag") != 0:
-            found.append(f"write-behind did not drain: lag {audit.get('lag')} ({settle_why})")
-        persisted = audit.get("persisted")
-        if isinstance(persisted, int) and persisted < len(orders):
-            found.append(f"clients were given {len(orders)} orders, PostgreSQL holds {persisted}")
-    if sale is not None:
-        total, sold = sale.get("total"), sale.get("sold", 0)
-        reserved, available = sale.get("reserved", 0), sale.get("available", 0)
-        if total != opts.serials or sold + reserved + available != total:
-            found.append(
-                f"sale counters: sold {sold} + reserved {reserved} + available {available} "
-                f"!= total {total} (created with {opts.serials})"
-            )
-        balance_paid = sum(1 for o in orders.values() if o.paid == "balance")
-        if balance_paid > sold:
-            found.append(f"clients paid {balance_paid} orders from their wallets, sale sold {sold}")
-    found += final_state_violations(seen, statuses, opts.per_user_limit)
-    return found
-
-
-def _violation_text(v: Any) -> str:
-    if isinstance(v, dict):
-        text = f"{v.get('code', '?')}: {v.get('detail', '')}"
-        if v.get("count", 1) != 1:
-            text += f" ({v['count']} times)"
-        if v.get("examples"):
-            text += f", e.g. {', '.join(map(str, v['examples'][:3]))}"
-        return text
-    return str(v)
 
 
 def _ms(stats: LocustStats, name: str | None, column: str) -> str:

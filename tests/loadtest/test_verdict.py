@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
-from flashsale.loadtest.runner import Options, judge, to_read_back
+from flashsale.loadtest.runner import Options
 from flashsale.loadtest.seen import Bought, Seen
+from flashsale.loadtest.verdict import judge, to_read_back
 
 CLEAN_AUDIT = {"ok": True, "violations": [], "persisted": 3, "lag": 0}
 
