@@ -74,6 +74,30 @@ def test_access_lines_are_batched_in_the_one_format(monkeypatch: pytest.MonkeyPa
     }
 
 
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_the_fast_access_line_is_the_one_format(
+    json_lines: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access path skips `logging` for speed; its line is what the Formatter makes."""
+    stream = io.StringIO()
+    monkeypatch.setattr(logs, "_writer", logs._AccessWriter("api", json_lines, stream))
+    logs.access("GET", "/health", 200, 1.25, "r-9")
+    logs.flush_access()
+    fast = stream.getvalue().rstrip("\n")
+    record = _record(
+        "GET /health 200 1.25 ms",
+        fields={"method": "GET", "path": "/health", "status": 200, "duration_ms": 1.25},
+        summarized=True,
+        request_id="r-9",
+    )
+    record.name, record.levelname = "flashsale.access", "INFO"
+    slow = logs.Formatter("api", json=json_lines).format(record)
+    if json_lines:
+        assert {**json.loads(fast), "ts": 0} == {**json.loads(slow), "ts": 0}
+    else:
+        assert fast.split(" ", 1)[1] == slow.split(" ", 1)[1]
+
+
 async def test_each_request_has_an_access_line_and_an_id(
     client: AsyncTestClient[Litestar],
     make_sale: object,

@@ -82,7 +82,7 @@ class AdminController(Controller):
 
     @get(
         "/sales",
-        responses=problem_responses(400, 401, 403, 503),
+        responses=problem_responses(400, 401, 403, 422, 503),
         summary="Every sale, newest first, with its live counters (admin; paged)",
     )
     async def sales(
@@ -94,7 +94,7 @@ class AdminController(Controller):
 
     @get(
         "/sales/{sale_id:str}/orders",
-        responses=problem_responses(400, 401, 403, 404, 503),
+        responses=problem_responses(400, 401, 403, 404, 422, 503),
         summary="A sale's orders as persisted, newest first, of one status or all (admin; paged)",
     )
     async def sale_orders(
@@ -112,7 +112,7 @@ class AdminController(Controller):
 
     @get(
         "/sales/{sale_id:str}/serials/{serial:str}/orders",
-        responses=problem_responses(400, 401, 403, 404, 503),
+        responses=problem_responses(400, 401, 403, 404, 422, 503),
         summary="Every order that held a serial of a sale, newest first (admin)",
     )
     async def serial_orders(
@@ -124,7 +124,7 @@ class AdminController(Controller):
 
     @get(
         "/buyers/{user_id:str}/ledger",
-        responses=problem_responses(400, 401, 403, 503),
+        responses=problem_responses(400, 401, 403, 422, 503),
         summary="A buyer's balances and wallet ledger, latest first (admin; paged)",
     )
     async def ledger(
@@ -144,7 +144,7 @@ class AdminController(Controller):
 
     @get(
         "/buyers/{user_id:str}/payment-password",
-        responses=problem_responses(400, 401, 403, 503),
+        responses=problem_responses(400, 401, 403, 422, 503),
         summary="A buyer's payment password: set, locked, and the admins' actions on it",
     )
     async def password(
