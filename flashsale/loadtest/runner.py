@@ -79,6 +79,7 @@ class Options:
     admin_token: str | None = None
     reports_dir: Path = REPORTS
     keep: bool = False
+    json_out: bool = False  # the report as one JSON object (the progress goes to stderr)
     run: str = ""
 
     @property
@@ -425,9 +426,16 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     (out_dir / "verdict.json").write_text(
         json.dumps({"violations": violations, "audit": audit, "sale": sale}, indent=1)
     )
-    for line in summary(opts, seen, stats, audit, sale, out_dir, sale_id, cleanup):
+    lines = summary(opts, seen, stats, audit, sale, out_dir, sale_id, cleanup)
+    verdict = "PASS" if not violations else "FAIL"
+    if opts.json_out:
+        report: dict[str, Any] = {"verdict": verdict, "violations": violations, "summary": lines}
+        report |= {"sale_id": sale_id, "sale": sale, "audit": audit, "reports": str(out_dir)}
+        print(json.dumps(report), flush=True)
+        return 0 if not violations else 1
+    for line in lines:
         echo(line)
     for violation in violations:
         echo(f"VIOLATION: {violation}")
-    echo(f"verdict: {'PASS' if not violations else 'FAIL'}")
+    echo(f"verdict: {verdict}")
     return 0 if not violations else 1

@@ -64,6 +64,29 @@ def test_drop_passes_with_a_clean_audit(
                 if line.startswith("cleanup: sale ")
             ]
             status = httpx.get(f"{url}/v1/sales/{closed[0]}").json()["status"] if closed else None
+            # --json: the report as one JSON object on stdout, the progress on stderr
+            bots = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "flashsale.loadtest.cli",
+                    "loadtest",
+                    "bots",
+                    "--host",
+                    url,
+                    "--users",
+                    "3",
+                    "--run-time",
+                    "4",
+                    "--json",
+                    "--reports-dir",
+                    str(tmp_path / "bots"),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=100,
+            )
     finally:
         delete_namespace(redis_url, namespace)
     lines = done.stdout.strip().splitlines()
@@ -90,3 +113,7 @@ def test_drop_passes_with_a_clean_audit(
     assert any(line.startswith("cleanup: sale lt-") and line.endswith("closed") for line in lines)
     assert status == "closed", report
     assert "locust exit" not in done.stdout
+    report = json.loads(bots.stdout)
+    assert report["verdict"] in ("PASS", "FAIL") and report["summary"], bots.stdout
+    assert report["sale"]["total"] == 1000 and "setup" not in bots.stdout
+    assert "running locust" in bots.stderr
