@@ -42,6 +42,7 @@ __all__ = [
     "DatabaseSettings",
     "DevSettings",
     "DurabilityMode",
+    "LogFormat",
     "PaymentsSettings",
     "PersistSettings",
     "RedisSettings",
@@ -503,7 +504,11 @@ class Settings:
         _choice("durable", "fast"),
     )
     log_format: LogFormat = _var(
-        "LOG_FORMAT", "text", "`text` or `json` (read, not applied yet)", _choice("text", "json")
+        "LOG_FORMAT",
+        "text",
+        "log lines of every process: `text`, or `json` (one object per line); the API logs "
+        "one access line per request, with its request id",
+        _choice("text", "json"),
     )
     redis: RedisSettings = _section(RedisSettings)
     database: DatabaseSettings = _section(DatabaseSettings)

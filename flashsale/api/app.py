@@ -1,9 +1,12 @@
-"""``create_app()``, the Litestar application (servers: ``flashsale.api.app:create_app``)."""
+"""``create_app()``, the Litestar application; ``served_app()`` is what the servers load
+(``flashsale.api.app:served_app``): the same application, with the process's logging set up."""
 
 from __future__ import annotations
 
 from litestar import Litestar
 
+from flashsale import logs
+from flashsale.api.access import access_log
 from flashsale.api.plugin import FlashsalePlugin
 from flashsale.engine.engine import Engine
 from flashsale.settings import Settings
@@ -16,10 +19,22 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     ``FLASHSALE_REDIS_URL``; the caller keeps ownership and closes it.
     """
     settings = settings or Settings.from_env()
-    return Litestar(
+    app = Litestar(
         plugins=[FlashsalePlugin(settings, engine=engine)],
         # Here, not in the plugin: Litestar 2.25 reads this limit from its constructor
         # argument only (a plugin's AppConfig change does not reach the router).
         request_max_body_size=settings.api.max_body_bytes,
         debug=False,
+        logging_config=None,  # the process sets its logging up (flashsale/logs.py), not Litestar
     )
+    # Around the whole application, routing included (Litestar's middleware runs per
+    # route): 404s and 405s get their access line and request id too.
+    app.asgi_handler = access_log(app.asgi_handler)
+    return app
+
+
+def served_app() -> Litestar:
+    """The factory each server worker calls: logs in the one format, then the API."""
+    settings = Settings.from_env()
+    logs.configure("api", settings.log_format)
+    return create_app(settings)

@@ -19,11 +19,13 @@ from litestar.plugins import InitPluginProtocol
 
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
+from flashsale.api.routes.admin import AdminController
 from flashsale.api.routes.bench import BenchController
 from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
 from flashsale.api.routes.payments import PaymentsController
 from flashsale.api.routes.sales import SalesController
+from flashsale.api.schema_ui import OfflineSwagger, schema_assets
 from flashsale.api.state import AppState, SaleStats, SoldOutCache
 from flashsale.api.tokens import TokenVerifier
 from flashsale.connect import need, open_engine, open_pool
@@ -37,6 +39,7 @@ OPENAPI = OpenAPIConfig(
     description="High-contention flash sales of NFT drops. Errors are application/problem+json "
     "with a stable `code`.",
     path="/schema",
+    render_plugins=[OfflineSwagger()],  # its assets from the package (api/schema_ui.py)
     components=Components(
         security_schemes={
             "BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
@@ -52,7 +55,14 @@ class FlashsalePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
-            [SalesController, OrdersController, PaymentsController, OpsController]
+            [
+                SalesController,
+                OrdersController,
+                PaymentsController,
+                OpsController,
+                AdminController,
+                schema_assets(),
+            ]
         )
         if self.settings.api.bench_endpoints:
             app_config.route_handlers.append(BenchController)

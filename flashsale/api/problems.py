@@ -55,6 +55,17 @@ class RateLimited(FlashsaleError):
     advice = "Too many requests from this address: wait `Retry-After` seconds."
 
 
+class IdempotencyKeyRequired(FlashsaleError):
+    """A wallet credit without an Idempotency-Key: a retry could not be told from a new one."""
+
+    code = "idempotency_key_required"
+    status = 428
+    advice = (
+        "Send an `Idempotency-Key` header, one value per intended credit: a retry with the "
+        "same key and body is applied once."
+    )
+
+
 class AuditUnavailable(FlashsaleError):
     """The server runs without PostgreSQL (FLASHSALE_DATABASE_URL): nothing to audit against."""
 
@@ -332,6 +343,7 @@ __all__ = [
     "AuditUnavailable",
     "DatabaseUnavailable",
     "Forbidden",
+    "IdempotencyKeyRequired",
     "Problem",
     "RateLimited",
     "Unauthenticated",

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 
+from flashsale import logs
 from flashsale.api.ratelimit import IpRateLimiter
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
@@ -153,6 +154,7 @@ class AppState:
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.stats.run()))
+        self._tasks.append(asyncio.create_task(logs.flush_access_every()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -163,3 +165,4 @@ class AppState:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.stats.flush()
+        logs.flush_access()

@@ -3,6 +3,7 @@
     flashsale serve [--host H] [--port P] [--workers N] [--server granian|uvicorn]
     flashsale token --user U [--admin] [--ttl-s S]
     flashsale sale create | tune | status | watch
+    flashsale admin sales | orders | serial | ledger | password | unlock-password | reset-password
     flashsale verify SALE
     flashsale paysim [--port P] [--fast-retries]
     flashsale demo
@@ -22,17 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from flashsale.cli import sale
+from flashsale.cli import admin, sale
+from flashsale.cli.boundary import ToolGroup
 from flashsale.cli.serve import Server
 from flashsale.connect import verify_durability
 from flashsale.loadtest import cli as loadtest_cli
 from flashsale.payments import cli as payments_cli
 from flashsale.settings import (
+    ConfigError,
     Settings,
     config_errors,
     effective_values,
@@ -46,13 +49,14 @@ app = typer.Typer(
     help="Flash sales of NFT drops: API server, ops tools.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=ToolGroup,  # every mistake is one line on stderr and an exit code (cli/boundary.py)
 )
 app.add_typer(sale.app, name="sale")
+app.add_typer(admin.app, name="admin")  # sales, orders, serials, ledgers, passwords
 store_cli.register(app)  # persist, audit, recover, db upgrade
 app.add_typer(payments_cli.app, name="payments")  # refund review, money audit, ...
 app.command("timers")(payments_cli.timers)
 loadtest_cli.register(app)  # loadtest drop|bots|browse, bench
-err = Console(stderr=True)
 
 
 @app.command()
@@ -78,14 +82,13 @@ def serve(
         asyncio.run(verify_durability(settings))
     if with_workers:
         if not settings.database.url:
-            err.print("[red]--with-workers needs FLASHSALE_DATABASE_URL[/red]")
-            raise typer.Exit(2)
+            raise ConfigError("FLASHSALE_DATABASE_URL", "is not set (--with-workers needs it)")
         from flashsale.cli.supervisor import supervise
 
         raise typer.Exit(
             supervise(settings, host, port, workers or os.cpu_count() or 1, server.value)
         )
-    run_server(server, host, port, workers or os.cpu_count() or 1)
+    run_server(server, host, port, workers or os.cpu_count() or 1, settings.log_format)
 
 
 @app.command()
@@ -93,13 +96,20 @@ def token(
     user: Annotated[str, typer.Option(help="User id (claim sub).")],
     admin: Annotated[bool, typer.Option("--admin", help="Add role: admin.")] = False,
     ttl_s: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 12 * 3600,
+    json_out: Annotated[
+        bool, typer.Option("--json", help='{"token", "sub", "admin", "ttl_s"}.')
+    ] = False,
 ) -> None:
     """Mint a JWT signed with FLASHSALE_JWT_SECRET (outside dev mode: at least 32 bytes)."""
     from flashsale.api.tokens import mint_token
 
     with config_errors():
         secret = Settings.from_env().checked_jwt_secret()
-    typer.echo(mint_token(secret, user, admin=admin, ttl_s=ttl_s))
+    minted = mint_token(secret, user, admin=admin, ttl_s=ttl_s)
+    if json_out:
+        sale.print_json({"token": minted, "sub": user, "admin": admin, "ttl_s": ttl_s})
+    else:
+        typer.echo(minted)
 
 
 @app.command()
@@ -115,29 +125,40 @@ def paysim(
     from flashsale.payments.paysim.app import serve as serve_paysim
     from flashsale.payments.paysim.config import FAST_RETRY_SCHEDULE_S, PaysimConfig
 
-    secret = load_or_exit(secrets=True, sim=True).payments.paysim_secret
+    settings = load_or_exit(secrets=True, sim=True)
+    secret = settings.payments.paysim_secret
     config = PaysimConfig(seed=seed, secret=secret)
     if fast_retries:
         config = PaysimConfig(seed=seed, secret=secret, retry_schedule_s=FAST_RETRY_SCHEDULE_S)
-    serve_paysim(host, port, config.validated())
+    serve_paysim(host, port, config.validated(), log_format=settings.log_format)
 
 
 @app.command()
 def verify(
     sale_id: Annotated[str, typer.Argument(help="A closed sale with random assignment.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute every draw of a closed random sale from its revealed key."""
-    import msgspec
-
+    """Recompute every draw of a closed random sale from its revealed key; exit 1 on a mismatch."""
     from flashsale.engine.engine import Engine
-    from flashsale.engine.verify import verify_sale
+    from flashsale.engine.verify import VerifyReport, verify_sale
 
-    async def work(engine: Engine) -> bool:
-        report = await verify_sale(engine, sale_id)
-        typer.echo(msgspec.json.format(msgspec.json.encode(report)).decode())
-        return bool(report.ok)
+    async def work(engine: Engine) -> VerifyReport:
+        report: VerifyReport = await verify_sale(engine, sale_id)
+        return report
 
-    raise typer.Exit(0 if sale.run_with_engine(work) else 1)
+    report = sale.run_with_engine(work)
+    if json_out:
+        sale.print_json(report)
+    else:
+        verdict = "OK" if report.ok else "MISMATCH"
+        typer.echo(
+            f"verify {report.sale_id}: {verdict}, {report.checked:,} draws checked, "
+            f"{report.resold:,} released serials sold again"
+            + (f" ({report.reason})" if report.reason else "")
+        )
+        for line in report.mismatches:
+            typer.echo(f"  MISMATCH {line}")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -148,6 +169,9 @@ def config(
     dev: Annotated[
         bool, typer.Option("--dev", help="With --markdown: the development-only variables.")
     ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="The effective values as one JSON object.")
+    ] = False,
 ) -> None:
     """Print the effective configuration (secrets masked), or the table of variables."""
     if markdown:
@@ -155,15 +179,31 @@ def config(
         return
     with config_errors():
         settings = Settings.from_env()
-    for name, value in effective_values(settings):
+    values = effective_values(settings)
+    if json_out:
+        sale.print_json(dict(values))
+        return
+    for name, value in values:
         typer.echo(f"{name}={value}")
 
 
 @app.command()
-def errors() -> None:
+def errors(
+    json_out: Annotated[
+        bool, typer.Option("--json", help='[{"code", "status", "advice"}, ...].')
+    ] = False,
+) -> None:
     """Print the error-code reference (docs/errors.md): every code, its status, what to do."""
-    from flashsale.api.problems import error_reference
+    from flashsale.api.problems import error_classes, error_reference
 
+    if json_out:
+        sale.print_json(
+            [
+                {"code": cls.code, "status": cls.status, "advice": cls.advice}
+                for cls in sorted(error_classes(), key=lambda c: (c.status, c.code))
+            ]
+        )
+        return
     typer.echo(error_reference(), nl=False)
 
 
@@ -172,11 +212,26 @@ def demo(
     buyers: Annotated[int, typer.Option(help="Distinct buyers.")] = 2000,
     attempts: Annotated[int, typer.Option(help="Purchase attempts in the burst.")] = 5000,
     serials: Annotated[int, typer.Option(help="Serials in the drop.")] = 1000,
+    payment_timeout: Annotated[
+        int, typer.Option(min=5, help="Seconds an order waits for its payment.")
+    ] = 60,
+    logs_dir: Annotated[
+        Path | None, typer.Option(help="Where the run's log file goes (loadtest/reports).")
+    ] = None,
 ) -> None:
-    """A whole drop on one machine (embedded servers unless FLASHSALE_*_URL are set)."""
+    """A whole drop on one machine, told as a short story (embedded servers unless
+    FLASHSALE_*_URL are set); the servers' logs go to the file it names."""
     from flashsale.loadtest.demo import main as run_demo
 
-    raise typer.Exit(run_demo(buyers=buyers, attempts=attempts, serials=serials))
+    raise typer.Exit(
+        run_demo(
+            buyers=buyers,
+            attempts=attempts,
+            serials=serials,
+            payment_timeout_s=payment_timeout,
+            logs_dir=logs_dir,
+        )
+    )
 
 
 if __name__ == "__main__":

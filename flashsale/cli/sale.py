@@ -10,8 +10,10 @@ admin endpoints (``POST/PATCH /v1/sales``) instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -34,7 +36,7 @@ from rich.table import Table
 from flashsale.connect import open_engine
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
-from flashsale.errors import FlashsaleError
+from flashsale.errors import ValidationFailed
 from flashsale.settings import config_errors, load_or_exit
 
 app = typer.Typer(
@@ -47,8 +49,8 @@ T = TypeVar("T")
 
 def run_with_engine(work: Callable[[Engine], Awaitable[T]]) -> T:
     """Run one async piece of work with the configured engine (FLASHSALE_REDIS_URL,
-    _NAMESPACE, _REDIS_CLUSTER); engine refusals exit 1 with their code, configuration
-    mistakes exit 2 in one line."""
+    _NAMESPACE, _REDIS_CLUSTER). Refusals (``sale_not_found``, ...) and an unreachable
+    Redis propagate to the command's boundary (cli/boundary.py): one line, exit 1."""
     settings = load_or_exit("FLASHSALE_REDIS_URL")
 
     async def main() -> T:
@@ -58,12 +60,8 @@ def run_with_engine(work: Callable[[Engine], Awaitable[T]]) -> T:
         finally:
             await engine.aclose()
 
-    try:
-        with config_errors():
-            return asyncio.run(main())
-    except FlashsaleError as exc:
-        err.print(f"[red]{exc.code}[/red]: {exc.detail}")
-        raise typer.Exit(1) from None
+    with config_errors():
+        return asyncio.run(main())
 
 
 def _read_serials(path: Path) -> list[str]:
@@ -90,33 +88,64 @@ def _read_serials(path: Path) -> list[str]:
     return serials
 
 
-def _decode(shape: type[T], fields: dict[str, Any]) -> T:
+def decode_as(shape: type[T], fields: dict[str, Any]) -> T:
     """Validate exactly as the HTTP API does (JSON round trip into the wire shape)."""
     try:
         return msgspec.json.decode(msgspec.json.encode(fields), type=shape)
     except msgspec.ValidationError as exc:
-        err.print(f"[red]validation_error[/red]: {exc}")
-        raise typer.Exit(2) from None
+        raise ValidationFailed(str(exc)) from None
+
+
+SALE_COLUMNS = ("sale", "status", "total", "available", "reserved", "sold", "limit", "window")
+
+
+def sale_row(sale: Sale) -> tuple[str, ...]:
+    end = sale.end_at.isoformat() if sale.end_at else "no end"
+    return (
+        sale.sale_id,
+        sale.status,
+        f"{sale.total:,}",
+        f"{sale.available:,}",
+        f"{sale.reserved:,}",
+        f"{sale.sold:,}",
+        f"{sale.per_user_limit}/user" + (f", {sale.per_ip_limit}/ip" if sale.per_ip_limit else ""),
+        f"{sale.start_at.isoformat()} → {end}",
+    )
+
+
+def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, nothing cut (for pipes, files and grep)."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [columns, *rows]
+    )
 
 
 def sale_table(sales: list[Sale]) -> Table:
     table = Table(title="sales" if len(sales) != 1 else f"sale {sales[0].sale_id}")
-    for column in ("sale", "status", "total", "available", "reserved", "sold", "limit", "window"):
-        table.add_column(column, justify="right" if column in ("total", "available") else "left")
+    widest = max((len(sale.sale_id) for sale in sales), default=4)
+    for column in SALE_COLUMNS:
+        if column == "sale":  # an id is never cut: the other columns wrap instead
+            table.add_column(column, no_wrap=True, min_width=widest)
+        else:
+            right = column in ("total", "available")
+            table.add_column(column, justify="right" if right else "left")
     for sale in sales:
-        end = sale.end_at.isoformat() if sale.end_at else "no end"
-        table.add_row(
-            sale.sale_id,
-            sale.status,
-            f"{sale.total:,}",
-            f"{sale.available:,}",
-            f"{sale.reserved:,}",
-            f"{sale.sold:,}",
-            f"{sale.per_user_limit}/user"
-            + (f", {sale.per_ip_limit}/ip" if sale.per_ip_limit else ""),
-            f"{sale.start_at.isoformat()} → {end}",
-        )
+        table.add_row(*sale_row(sale))
     return table
+
+
+def show_sales(sales: list[Sale]) -> None:
+    """A table on a terminal; plain padded lines otherwise (never cut at 80 columns)."""
+    if console.is_terminal:
+        console.print(sale_table(sales))
+    else:
+        typer.echo(plain_table(SALE_COLUMNS, [sale_row(sale) for sale in sales]))
+
+
+def print_json(value: object) -> None:
+    typer.echo(msgspec.json.encode(value).decode())
 
 
 @app.command()
@@ -145,8 +174,7 @@ def create(
 ) -> None:
     """Create a sale from a range or a list of serials (progress shown for long lists)."""
     if (range_ is None) == (list_file is None):
-        err.print("[red]validation_error[/red]: give exactly one of --range or --list-file")
-        raise typer.Exit(2)
+        raise ValidationFailed("give exactly one of --range or --list-file")
     serials: dict[str, Any] = (
         {"range": list(range_)} if range_ is not None else {"list": _read_serials(list_file)}  # type: ignore[arg-type]
     )
@@ -163,7 +191,7 @@ def create(
         "price_cents": price_cents,
         "currency": currency,
     }
-    spec = _decode(SaleCreate, fields)
+    spec = decode_as(SaleCreate, fields)
     total = spec.serials.size
 
     async def work(engine: Engine) -> Sale:
@@ -188,9 +216,9 @@ def create(
 
     sale = run_with_engine(work)
     if json_out:
-        console.print_json(msgspec.json.encode(sale).decode())
+        print_json(sale)
     else:
-        console.print(sale_table([sale]))
+        show_sales([sale])
 
 
 @app.command()
@@ -224,9 +252,8 @@ def tune(
     elif add_list_file is not None:
         fields["add_serials"] = {"list": _read_serials(add_list_file)}
     if not fields:
-        err.print("[red]validation_error[/red]: nothing to change")
-        raise typer.Exit(2)
-    update = _decode(SaleUpdate, fields)
+        raise ValidationFailed("nothing to change: give at least one option")
+    update = decode_as(SaleUpdate, fields)
 
     async def work(engine: Engine) -> Sale:
         sale: Sale = await engine.tune(sale_id, update, actor="cli")
@@ -234,9 +261,9 @@ def tune(
 
     sale = run_with_engine(work)
     if json_out:
-        console.print_json(msgspec.json.encode(sale).decode())
+        print_json(sale)
     else:
-        console.print(sale_table([sale]))
+        show_sales([sale])
 
 
 @app.command()
@@ -252,10 +279,9 @@ def status(
 
     sales = run_with_engine(work)
     if json_out:
-        payload = sales[0] if sale_id else sales
-        console.print_json(msgspec.json.encode(payload).decode())
+        print_json(sales[0] if sale_id else sales)
     else:
-        console.print(sale_table(sales))
+        show_sales(sales)
 
 
 class WatchSample(msgspec.Struct, kw_only=True):
@@ -276,16 +302,33 @@ async def sample(engine: Engine, sale_id: str) -> WatchSample:
     return WatchSample(at=time.monotonic(), sale=sale, stats=stats, lag=lags.get(sale_id, 0))
 
 
+Previous = WatchSample | None
+
+
+class Rates:
+    """Per-second rates of the outcome counters between two samples."""
+
+    def __init__(self, now: WatchSample, before: WatchSample | None) -> None:
+        self.now, self.before = now, before
+        self.elapsed = (now.at - before.at) if before else 0.0
+
+    def of(self, field: str) -> float | None:
+        if self.before is None or self.elapsed <= 0:
+            return None
+        return (self.now.stats.get(field, 0) - self.before.stats.get(field, 0)) / self.elapsed
+
+    def text(self, field: str) -> str:
+        value = self.of(field)
+        return "–" if value is None else f"{value:,.1f}/s"
+
+
+def rejection_codes(sample: WatchSample) -> list[str]:
+    return sorted(key[4:] for key in sample.stats if key.startswith("rej:"))
+
+
 def watch_view(now: WatchSample, before: WatchSample | None) -> Group:
     sale = now.sale
-    elapsed = (now.at - before.at) if before else 0.0
-
-    def rate(field: str) -> str:
-        if not before or elapsed <= 0:
-            return "–"
-        delta = now.stats.get(field, 0) - before.stats.get(field, 0)
-        return f"{delta / elapsed:,.1f}/s"
-
+    rates = Rates(now, before)
     head = Table.grid(padding=(0, 3))
     for _ in range(4):
         head.add_column()
@@ -294,7 +337,7 @@ def watch_view(now: WatchSample, before: WatchSample | None) -> Group:
     head.add_row("reserved", f"{sale.reserved:,}", "write-behind lag", f"{now.lag:,} events")
     head.add_row(
         "purchases",
-        f"{now.stats.get('created', 0):,} ({rate('created')})",
+        f"{now.stats.get('created', 0):,} ({rates.text('created')})",
         "replays",
         f"{now.stats.get('replayed', 0):,}",
     )
@@ -302,12 +345,42 @@ def watch_view(now: WatchSample, before: WatchSample | None) -> Group:
     rejections.add_column("code")
     rejections.add_column("count", justify="right")
     rejections.add_column("rate", justify="right")
-    codes = sorted(k for k in now.stats if k.startswith("rej:"))
-    for key in codes:
-        rejections.add_row(key[4:], f"{now.stats[key]:,}", rate(key))
+    codes = rejection_codes(now)
+    for code in codes:
+        rejections.add_row(code, f"{now.stats['rej:' + code]:,}", rates.text("rej:" + code))
     if not codes:
         rejections.add_row("–", "0", "–")
     return Group(Panel(head, title=f"sale {sale.sale_id} · {sale.name}"), rejections)
+
+
+def watch_line(now: WatchSample, before: WatchSample | None) -> str:
+    """One plain line per sample (stdout is not a terminal: a pipe, a file, a log)."""
+    sale = now.sale
+    rates = Rates(now, before)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    rejected = (
+        " ".join(f"{code}={now.stats['rej:' + code]}" for code in rejection_codes(now)) or "none"
+    )
+    return (
+        f"{stamp} sale={sale.sale_id} status={sale.status} available={sale.available} "
+        f"reserved={sale.reserved} sold={sale.sold} total={sale.total} "
+        f"purchases={now.stats.get('created', 0)} rate={rates.text('created')} "
+        f"replays={now.stats.get('replayed', 0)} lag={now.lag} rejected: {rejected}"
+    )
+
+
+def watch_json(now: WatchSample, before: WatchSample | None) -> str:
+    rates = Rates(now, before)
+    record = {
+        "at": datetime.now(UTC).isoformat(),
+        "sale": msgspec.to_builtins(now.sale),
+        "purchases": now.stats.get("created", 0),
+        "purchases_per_s": rates.of("created"),
+        "replays": now.stats.get("replayed", 0),
+        "rejections": {code: now.stats["rej:" + code] for code in rejection_codes(now)},
+        "lag": now.lag,
+    }
+    return msgspec.json.encode(record).decode()
 
 
 @app.command()
@@ -315,27 +388,36 @@ def watch(
     sale_id: Annotated[str, typer.Argument(help="The sale to watch.")],
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
     iterations: Annotated[int, typer.Option(help="Stop after N refreshes (0: until Ctrl-C).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per sample.")] = False,
 ) -> None:
     """Live view of a sale: available, sold, purchase rate, rejections by code, lag.
 
     Purchase outcomes are counted by every API worker and added to Redis once a
-    second, so the view covers all workers of all servers.
+    second, so the view covers all workers of all servers. On a terminal the view
+    refreshes in place; otherwise (a pipe, a file) each sample is one plain line,
+    or one JSON object with --json.
     """
+    live = console.is_terminal and not json_out
+    line = watch_json if json_out else watch_line
 
-    async def work(engine: Engine) -> None:
+    async def samples(engine: Engine, show: Callable[[WatchSample, Previous], None]) -> None:
         before: WatchSample | None = None
         count = 0
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
-            while True:
-                now = await sample(engine, sale_id)
-                live.update(watch_view(now, before))
-                before = now
-                count += 1
-                if iterations and count >= iterations:
-                    return
-                await asyncio.sleep(interval)
+        while True:
+            now = await sample(engine, sale_id)
+            show(now, before)
+            before = now
+            count += 1
+            if iterations and count >= iterations:
+                return
+            await asyncio.sleep(interval)
 
-    try:
+    async def work(engine: Engine) -> None:
+        if live:
+            with Live(console=console, refresh_per_second=4, transient=False) as view:
+                await samples(engine, lambda now, before: view.update(watch_view(now, before)))
+        else:
+            await samples(engine, lambda now, before: typer.echo(line(now, before)))
+
+    with contextlib.suppress(KeyboardInterrupt):
         run_with_engine(work)
-    except KeyboardInterrupt:
-        pass

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 
-APP_FACTORY = "flashsale.api.app:create_app"
+from flashsale.logs import LogFormat, server_log_config
+
+APP_FACTORY = "flashsale.api.app:served_app"  # create_app with the process's logging
 BACKLOG = 16384  # thousands of buyers connecting in the same second must not overflow it
 # granian's default backpressure is backlog / workers connections per worker: past it,
 # a connection is accepted and never answered (a 5,000-user drop timed out 904 buyers)
@@ -47,7 +49,9 @@ def multiprocess_metrics_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_server(server: Server, host: str, port: int, workers: int) -> None:
+def run_server(
+    server: Server, host: str, port: int, workers: int, log_format: LogFormat = "text"
+) -> None:
     """Serve the API in the foreground until interrupted (blocks)."""
     with multiprocess_metrics_dir():
         # prometheus_client picks its value store when first imported; the CLI may
@@ -71,7 +75,8 @@ def run_server(server: Server, host: str, port: int, workers: int) -> None:
                 loop=Loops.uvloop,
                 backlog=BACKLOG,
                 backpressure=BACKPRESSURE,
-                log_access=False,
+                log_access=False,  # the API writes its own access log (api/access.py)
+                log_dictconfig=server_log_config("api", log_format),
                 respawn_failed_workers=True,
             ).serve()
         else:
@@ -86,7 +91,8 @@ def run_server(server: Server, host: str, port: int, workers: int) -> None:
                 loop="uvloop",
                 http="httptools",
                 lifespan="on",
-                access_log=False,
+                access_log=False,  # the API writes its own access log (api/access.py)
+                log_config=server_log_config("api", log_format),
                 backlog=BACKLOG,
                 log_level="warning",
             )

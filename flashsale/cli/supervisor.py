@@ -12,6 +12,7 @@ provider callbacks find their way back. SIGTERM or SIGINT stops every child
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -19,9 +20,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from flashsale import logs
 from flashsale.devservers import free_port
 from flashsale.settings import Settings
 
+log = logging.getLogger("flashsale.supervisor")
 GRACE_S = 20.0
 MAX_BACKOFF_S = 10.0
 
@@ -34,12 +37,13 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    note: str = ""  # said when it starts (where to reach it)
 
     def start(self, env: dict[str, str]) -> None:
         # its own session: a terminal's Ctrl-C reaches the supervisor, which stops children in order
         self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
         self.started_at = time.monotonic()
-        print(f"supervisor: started {self.name} (pid {self.process.pid})", flush=True)
+        log.info("started %s (pid %d)%s", self.name, self.process.pid, self.note)
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -59,7 +63,11 @@ def plan(
     if not settings.payments.paysim_url:
         paysim_port = free_port()
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{paysim_port}"
-        children.append(Child("paysim", _cli("paysim", "--port", str(paysim_port))))
+        note = (
+            f" at {env['FLASHSALE_PAYSIM_URL']}: set FLASHSALE_PAYSIM_URL to it for "
+            "`flashsale payments approve`"
+        )
+        children.append(Child("paysim", _cli("paysim", "--port", str(paysim_port)), note=note))
     if not settings.api.public_url:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         env["FLASHSALE_PUBLIC_URL"] = f"http://{reachable}:{port}"
@@ -85,6 +93,7 @@ def plan(
 
 
 def supervise(settings: Settings, host: str, port: int, workers: int, server: str) -> int:
+    logs.configure("supervisor", settings.log_format)
     env = dict(os.environ)  # the children read their settings from it, as this process did
     children = plan(settings, host, port, workers, server, env)
     stopping = False
@@ -111,10 +120,7 @@ def supervise(settings: Settings, host: str, port: int, workers: int, server: st
                     delay = min(MAX_BACKOFF_S, 2.0**child.restarts)
                     child.restarts += 1
                     child.next_start = now + delay
-                    print(
-                        f"supervisor: {child.name} exited with {code}, restarting in {delay:.0f} s",
-                        flush=True,
-                    )
+                    log.warning("%s exited with %s, restarting in %.0f s", child.name, code, delay)
                 elif now >= child.next_start:
                     child.next_start = 0.0
                     child.start(env)

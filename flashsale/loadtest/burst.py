@@ -11,6 +11,7 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +125,10 @@ async def burst(
     attempts: int,
     *,
     seed: int = 1,
+    on_answer: Callable[[], None] | None = None,
 ) -> BurstResult:
-    """Fire ``attempts`` purchases at once from the buyers in ``tokens``."""
+    """Fire ``attempts`` purchases at once from the buyers in ``tokens``; ``on_answer``
+    is called as each one is answered (a progress bar)."""
     rng = random.Random(seed)
     buyers = list(tokens)
     plan = buyers + [rng.choice(buyers) for _ in range(attempts - len(buyers))]
@@ -133,6 +136,13 @@ async def burst(
     result = BurstResult(attempts=len(plan))
 
     async def one(buyer: str) -> None:
+        try:
+            await attempt(buyer)
+        finally:
+            if on_answer is not None:
+                on_answer()
+
+    async def attempt(buyer: str) -> None:
         started = time.perf_counter()
         try:
             response = await client.post(

@@ -68,6 +68,13 @@ def loadtest(
     reports_dir: Annotated[
         Path | None, typer.Option(help="Where runs keep their reports (loadtest/reports).")
     ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the run's sale open (default: close it).")
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="The report as one JSON object (progress on stderr)."),
+    ] = False,
 ) -> None:
     """Run a locust scenario headless against HOST and judge it: one VIOLATION line per
     broken invariant, `verdict: PASS|FAIL` last, exit 1 on FAIL."""
@@ -89,8 +96,10 @@ def loadtest(
             max_error_rate=max_error_rate,
             admin_token=admin_token,
             reports_dir=reports_dir or REPORTS,
+            keep=keep,
+            json_out=json_out,
         ),
-        echo=lambda line: typer.echo(line),
+        echo=lambda line: typer.echo(line, err=json_out),
     )
     raise typer.Exit(code)
 

@@ -1,4 +1,4 @@
-"""`flashsale demo`: a whole drop on one machine, start to finish.
+"""`flashsale demo`: a whole drop on one machine, start to finish, told as a short story.
 
 It runs in dev mode (FLASHSALE_ENV=dev: development secrets unless set).
 With neither FLASHSALE_REDIS_URL nor FLASHSALE_DATABASE_URL set it starts
@@ -7,6 +7,10 @@ starts the server with its write-behind and timers (and the payment
 simulator), fires a burst of purchases from thousands of buyers, pays part of
 the orders by provider (with lost and duplicated callbacks switched on) and
 part by balance, lets the rest expire, and ends with the audit.
+
+The terminal gets the story (steps, a progress bar for each long one, the
+results, the server's own figures); everything the servers log goes to the
+file named at the start (``loadtest/reports/demo-<time>/servers.log``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,20 +35,27 @@ from flashsale.devservers import ChildProcess, embedded_stack, free_port, instal
 from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
+from flashsale.loadtest.runner import REPORTS
+from flashsale.loadtest.story import Story
 from flashsale.settings import Settings, config_errors
+
+STEPS = 6
+CLIENT_CONNECTIONS = 500
 
 
 @contextlib.contextmanager
-def services() -> Iterator[dict[str, str]]:
+def services(story: Story) -> Iterator[dict[str, str]]:
     """Environment for the server, in dev mode: the configured services, or embedded ones."""
     env = {**os.environ, "FLASHSALE_ENV": "dev"}
     settings = Settings.from_env(env)
     if settings.redis.url or settings.database.url:
+        story.say("(using the Redis and PostgreSQL of FLASHSALE_REDIS_URL / _DATABASE_URL)")
         yield env
         return
     install_signal_handlers()
-    print("starting embedded Redis and PostgreSQL ...", flush=True)
-    with embedded_stack() as (redis_url, database_url):
+    with contextlib.ExitStack() as stack:
+        with story.step("starting private Redis and PostgreSQL servers (removed at the end)"):
+            redis_url, database_url = stack.enter_context(embedded_stack())
         env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
         yield env
 
@@ -51,17 +64,17 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "flashsale.cli.main", *args]
 
 
-def server(env: dict[str, str], port: int) -> ChildProcess:
+def server(env: dict[str, str], port: int, log: Path) -> ChildProcess:
     """``flashsale serve --with-workers``, ready once /health answers."""
     command = _cli("serve", "--host", "127.0.0.1", "--port", str(port), "--with-workers")
-    return ChildProcess(command, env=env, ready_url=f"http://127.0.0.1:{port}/health")
+    return ChildProcess(command, env=env, log=log, ready_url=f"http://127.0.0.1:{port}/health")
 
 
-def paysim(env: dict[str, str]) -> ChildProcess:
+def paysim(env: dict[str, str], log: Path) -> ChildProcess:
     """The provider simulator, with a fast callback retry schedule for the demo."""
     url = env["FLASHSALE_PAYSIM_URL"]
     command = _cli("paysim", "--port", url.rpartition(":")[2], "--fast-retries")
-    return ChildProcess(command, env=env, ready_url=f"{url}/health")
+    return ChildProcess(command, env=env, log=log, ready_url=f"{url}/health")
 
 
 async def wait_for_audit(
@@ -82,108 +95,164 @@ async def wait_for_audit(
     return report
 
 
-def print_purchases(result: BurstResult, buyers: int) -> None:
-    rate = result.attempts / result.seconds if result.seconds else 0.0
+def tell_purchases(story: Story, result: BurstResult, buyers: int, metrics: str) -> None:
+    """The server's own figures first (its workers' histogram), then what the one client saw."""
     refused = " · ".join(f"{code} {n:,}" for code, n in result.refused.most_common())
-    print(
-        f"\npurchases: {result.attempts:,} attempts from {buyers:,} buyers in "
-        f"{result.seconds:.2f} s ({rate:,.0f} req/s)"
+    story.result(
+        f"sold {len(result.sold):,} · refused {sum(result.refused.values()):,} "
+        f"({refused or 'none'}) · {result.attempts:,} attempts from {buyers:,} buyers"
     )
-    print(f"  sold        {len(result.sold):,}")
-    print(f"  rejected    {sum(result.refused.values()):,}: {refused or 'none'}")
-    print(
-        f"  clients saw p50 {result.percentile(50):.1f} ms · p99 {result.percentile(99):.1f} ms "
-        "(one Python process: includes waiting for one of its 500 connections)"
+    inside = buckets(metrics, "flashsale_purchase_seconds")
+    p50, p99 = quantile(inside, 0.5), quantile(inside, 0.99)
+    if p50 is not None and p99 is not None:
+        story.result(
+            f"the server: each purchase took p50 {p50 * 1000:.1f} ms · p99 {p99 * 1000:.1f} ms "
+            "inside a worker (token, one Redis round trip, answer)"
+        )
+    story.result(
+        f"the client: one Python process, {CLIENT_CONNECTIONS} connections, sent them in "
+        f"{result.seconds:.1f} s; its p99 {result.percentile(99):,.0f} ms is mostly its own "
+        "queue (`flashsale bench` measures the server with a real load generator)"
     )
 
 
 async def drive(
-    base_url: str, env: dict[str, str], buyers: int, attempts: int, serials: int
+    story: Story,
+    base_url: str,
+    env: dict[str, str],
+    buyers: int,
+    attempts: int,
+    serials: int,
+    payment_timeout_s: int,
 ) -> bool:
     settings = Settings.from_env(env)
     secret = settings.checked_jwt_secret()
     admin = mint_token(secret, "ops", admin=True)
     tokens = {f"buyer-{i:05d}": mint_token(secret, f"buyer-{i:05d}") for i in range(buyers)}
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+    limits = httpx.Limits(
+        max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS
+    )
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
-        created = await client.post(
-            "/v1/sales",
-            json={
-                "sale_id": sale_id,
-                "name": "Genesis drop (demo)",
-                "serials": {"range": [1, serials]},
-                "assignment": "random",
-                "per_user_limit": 1,
-                "payment_timeout_s": 60,
-                "price_cents": 9900,
-                "currency": "CNY",
-            },
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-        created.raise_for_status()
-        print(
-            f"drop {sale_id}: {serials:,} serials, random assignment, 1 per buyer, "
-            f"commitment {created.json()['assignment_commitment'][:16]}…"
-        )
-
-        result = await burst(client, sale_id, tokens, attempts)
-        print_purchases(result, buyers)
-        inside = buckets((await client.get("/metrics")).text, "flashsale_purchase_seconds")
-        p50, p99 = quantile(inside, 0.5), quantile(inside, 0.99)
-        if p50 is not None and p99 is not None:
-            print(
-                f"  in the server p50 {p50 * 1000:.1f} ms · p99 {p99 * 1000:.1f} ms "
-                "(the workers' own histogram: token, engine round trip, response)"
+        with story.step(f"creating the drop {sale_id}"):
+            created = await client.post(
+                "/v1/sales",
+                json={
+                    "sale_id": sale_id,
+                    "name": "Genesis drop (demo)",
+                    "serials": {"range": [1, serials]},
+                    "assignment": "random",
+                    "per_user_limit": 1,
+                    "payment_timeout_s": payment_timeout_s,
+                    "price_cents": 9900,
+                    "currency": "CNY",
+                },
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            created.raise_for_status()
+            story.result(
+                f"{serials:,} serials, random assignment (commitment "
+                f"{created.json()['assignment_commitment'][:16]}…), 1 per buyer, "
+                f"{payment_timeout_s} s to pay"
             )
 
-        outcome: PaymentOutcome = await pay_some(
-            client,
-            need(settings.payments.paysim_url, "FLASHSALE_PAYSIM_URL"),
-            result,
-            tokens,
-            admin,
-        )
-        print(outcome.summary())
+        with (
+            story.step(f"{attempts:,} purchases from {buyers:,} buyers, all at once"),
+            story.progress("answered", attempts) as bar,
+        ):
+            result = await burst(client, sale_id, tokens, attempts, on_answer=bar.advance)
+        tell_purchases(story, result, buyers, (await client.get("/metrics")).text)
+
+        with story.step(
+            "payments: half by provider (30 % of its callbacks lost, 20 % sent twice), "
+            f"5 % from wallets, a few paid twice; the rest expire after {payment_timeout_s} s"
+        ):
+            with story.progress("orders paid or expired", len(result.sold)) as bar:
+                outcome: PaymentOutcome = await pay_some(
+                    client,
+                    need(settings.payments.paysim_url, "FLASHSALE_PAYSIM_URL"),
+                    result,
+                    tokens,
+                    admin,
+                    on_wait=bar.update,
+                )
+            for line in outcome.summary():
+                story.result(line)
         client_violations = result.violations(1, outcome.statuses)
-        print(
-            "  clients saw "
-            + (
-                "no serial in two live orders, no buyer over the limit"
-                if not client_violations
-                else f"{len(client_violations)} problems"
-            )
-        )
 
-        report = await wait_for_audit(client, sale_id, admin, seconds=120)
-        sale = (await client.get(f"/v1/sales/{sale_id}")).json()
-        print(
-            f"\nsale:       sold {sale['sold']:,} · reserved {sale['reserved']:,} · "
-            f"available {sale['available']:,} of {sale['total']:,}"
-        )
-        print(
-            f"write-behind: {report.get('persisted', '?')} orders in PostgreSQL, "
-            f"lag {report.get('lag', '?')}"
-        )
-        violations = report.get("violations", ["audit did not answer"])
-        print(
-            f"audit:      {'ok' if report.get('ok') else 'FAILED'} ({len(violations)} violations)"
-        )
+        with story.step("the audit: Redis against PostgreSQL, every order, the money"):
+            report = await wait_for_audit(client, sale_id, admin, seconds=120)
+            sale = (await client.get(f"/v1/sales/{sale_id}")).json()
+            tell_audit(story, sale, report, client_violations)
+        violations = report.get("violations", ["the audit did not answer"])
         for violation in [*violations, *client_violations]:
-            print(f"VIOLATION: {violation}")
+            story.say(f"VIOLATION: {violation}")
         ok = bool(report.get("ok")) and not client_violations and outcome.ok
-        print(f"\nverdict: {'PASS' if ok else 'FAIL'}")
         return ok
 
 
-def main(buyers: int = 2000, attempts: int = 5000, serials: int = 1000) -> int:
-    with config_errors(), services() as env:
+def tell_audit(
+    story: Story, sale: dict[str, Any], report: dict[str, Any], client_violations: list[str]
+) -> None:
+    violations = report.get("violations", ["the audit did not answer"])
+    story.result(
+        f"sale: sold {sale['sold']:,} · reserved {sale['reserved']:,} · "
+        f"available {sale['available']:,} of {sale['total']:,}"
+    )
+    story.result(
+        f"audit {'ok' if report.get('ok') else 'FAILED'}: {report.get('persisted', '?')} "
+        f"orders in PostgreSQL, write-behind lag {report.get('lag', '?')}, "
+        f"{len(violations)} violations; the clients saw "
+        + (
+            "no serial in two live orders, no buyer over the limit"
+            if not client_violations
+            else f"{len(client_violations)} problems"
+        )
+    )
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it (``make demo`` runs at the root)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(
+    buyers: int = 2000,
+    attempts: int = 5000,
+    serials: int = 1000,
+    *,
+    payment_timeout_s: int = 60,
+    logs_dir: Path | None = None,
+) -> int:
+    given = Settings.from_env()
+    story = Story(STEPS if not (given.redis.url or given.database.url) else STEPS - 1)
+    run_dir = (logs_dir or REPORTS) / f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "servers.log"
+    story.say(
+        f"flashsale demo: a drop of {serials:,} serials, {attempts:,} purchase attempts from "
+        f"{buyers:,} buyers, payments with faults, then the audit of every invariant."
+    )
+    story.say(f"The servers' logs go to {_shown(log)}")
+    with config_errors(), services(story) as env, contextlib.ExitStack() as running:
         env.setdefault("FLASHSALE_JWT_SECRET", Settings.from_env(env).checked_jwt_secret())
-        subprocess.run(_cli("db", "upgrade"), env=env, check=True)
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{free_port()}"
         port = free_port()
-        with paysim(env), server(env, port):
-            ok = asyncio.run(drive(f"http://127.0.0.1:{port}", env, buyers, attempts, serials))
+        with story.step(
+            "migrating the database; starting the API, write-behind, timers and a payment simulator"
+        ):
+            with log.open("ab") as out:
+                subprocess.run(_cli("db", "upgrade"), env=env, check=True, stdout=out, stderr=out)
+            running.enter_context(paysim(env, log))
+            running.enter_context(server(env, port, log))
+        url = f"http://127.0.0.1:{port}"
+        ok = asyncio.run(drive(story, url, env, buyers, attempts, serials, payment_timeout_s))
+    story.say(
+        f"verdict: {'PASS' if ok else 'FAIL'} ({story.elapsed():.0f} s; logs in {_shown(log)})"
+    )
     return 0 if ok else 1
 
 

@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 from flashsale.loadtest.burst import BurstResult
 
 PASSWORD = "demo-pay-123456"
+SHOWN_PROBLEMS = 5
 
 
 @dataclass
@@ -36,17 +38,19 @@ class PaymentOutcome:
     def ok(self) -> bool:
         return not self.problems
 
-    def summary(self) -> str:
+    def summary(self) -> list[str]:
         started = " · ".join(f"{k} {v:,}" for k, v in sorted(self.started.items()))
         final = " · ".join(f"{k} {v:,}" for k, v in sorted(self.final.items()))
         lines = [
-            f"\npayments:   started {started}",
-            f"  orders now  {final}",
-            f"  paid twice: {self.paid_twice} · refunds pending operator review: "
+            f"payments started: {started}",
+            f"orders now: {final}",
+            f"paid twice: {self.paid_twice} · refunds waiting for an operator: "
             f"{self.refunds_pending}",
         ]
-        lines += [f"  PROBLEM: {p}" for p in self.problems]
-        return "\n".join(lines)
+        lines += [f"PROBLEM: {p}" for p in self.problems[:SHOWN_PROBLEMS]]
+        if len(self.problems) > SHOWN_PROBLEMS:
+            lines.append(f"... and {len(self.problems) - SHOWN_PROBLEMS} more problems")
+        return lines
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -61,7 +65,10 @@ async def pay_some(
     admin: str,
     *,
     seed: int = 3,
+    on_wait: Callable[[int, int], None] | None = None,
 ) -> PaymentOutcome:
+    """Pay some orders, then wait (at most 150 s) until none is pending; ``on_wait(settled,
+    total)`` is told how many orders are no longer pending as the wait goes on."""
     outcome = PaymentOutcome()
     rng = random.Random(seed)
     orders = list(result.sold)
@@ -106,7 +113,7 @@ async def pay_some(
             await client.post(
                 f"/v1/admin/wallets/{buyer}/credit",
                 json={"amount_cents": order["price_cents"], "reason": "demo top-up"},
-                headers=_auth(admin),
+                headers=_auth(admin) | {"Idempotency-Key": f"demo-top-up-{order['order_id']}"},
             )
             await client.put(
                 "/v1/me/payment-password", json={"password": PASSWORD}, headers=_auth(token)
@@ -125,12 +132,14 @@ async def pay_some(
             *(provider(o, 2 if o in twice else 1) for o in by_provider),
             *(balance(o) for o in by_balance),
         )
-        print("\nwaiting for callbacks, active queries and expiries ...", flush=True)
         expected_paid = {o["order_id"] for o in by_provider + by_balance}
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             statuses = await _statuses(client, orders, tokens)
-            if all(s != "pending_payment" for s in statuses.values()):
+            pending = sum(1 for s in statuses.values() if s == "pending_payment")
+            if on_wait is not None:
+                on_wait(len(orders) - pending, len(orders))
+            if not pending:
                 break
             await asyncio.sleep(1)
         outcome.statuses = statuses

@@ -1,6 +1,8 @@
 """``flashsale loadtest drop|bots|browse``: create a sale, run locust headless, judge.
 
-1. creates a sale of its own through the admin API (token minted from
+1. (drop) prepares the buyers who will pay from a wallet before the sale
+   exists (housekeeping.py: the argon2 hashing stays out of the timed run), then
+   creates a sale of its own through the admin API (token minted from
    ``FLASHSALE_JWT_SECRET``, or ``--admin-token``);
 2. runs the scenario (``scenarios.py``) with locust in a child process, bounded
    by ``--run-time`` (a drop ends early once every buyer is done), keeping
@@ -8,19 +10,23 @@
    ``loadtest/reports/<run>/``;
 3. waits until the write-behind has drained (audit ``lag`` 0) and, for a drop,
    until no order is pending any more, then asks the server's audit;
-4. prints a summary, one ``VIOLATION: <what>`` line per broken invariant, and
+4. cleans up unless ``--keep``: its sale is closed; the test money it credited
+   is marked in each ledger entry's reason (``loadtest <run>``);
+5. prints a summary, one ``VIOLATION: <what>`` line per broken invariant, and
    ``verdict: PASS`` or ``verdict: FAIL`` as the last line.
 
-The verdict joins the audit with what the clients saw: two orders holding one
+The verdict (verdict.py) joins the audit with what the clients saw: two orders holding one
 serial at the same time, a buyer over the limit, a replay that got another
 order, an acknowledged order missing from PostgreSQL fail the run even when
-the server's audit is clean.
+the server's audit is clean; so does a payment path that never worked (every
+balance payment, or every provider payment, refused).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import secrets
 import subprocess
@@ -35,12 +41,11 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
-from flashsale.engine.statuses import HOLDS_SERIAL
-from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
+from flashsale.loadtest.housekeeping import PASSWORD, PRICE_CENTS, clean_up, prepare_payers
 from flashsale.loadtest.seen import Seen
+from flashsale.loadtest.verdict import judge, to_read_back
 from flashsale.settings import Settings, config_errors
 
-REFUNDS = frozenset({"refund_pending", "refunded"})
 SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser"}
 REPORTS = Path(__file__).resolve().parent / "reports"
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
@@ -73,7 +78,20 @@ class Options:
     skew_s: float = 2.0
     admin_token: str | None = None
     reports_dir: Path = REPORTS
+    keep: bool = False
+    json_out: bool = False  # the report as one JSON object (the progress goes to stderr)
     run: str = ""
+
+    @property
+    def payers(self) -> int:
+        """Buyers prepared to pay from a wallet (drop): their share of the serials."""
+        if self.scenario != "drop" or not self.serials or not self.users:
+            return 0
+        return min(self.users, math.ceil(self.serials * DROP_SHARES["pay_balance"]))
+
+    @property
+    def payer_prefix(self) -> str:
+        return f"{self.run}-payer-"
 
     def resolve(self) -> Options:
         """Fill in each scenario's defaults."""
@@ -152,7 +170,7 @@ def sale_body(opts: Options, sale_id: str) -> dict[str, Any]:
         "assignment": "random" if opts.scenario == "drop" else "sequential",
         "per_user_limit": opts.per_user_limit,
         "payment_timeout_s": opts.payment_timeout_s,
-        "price_cents": 9900,
+        "price_cents": PRICE_CENTS,
         "currency": "CNY",
     }
     if opts.per_ip_limit:
@@ -172,6 +190,10 @@ def plan(opts: Options, sale_id: str, out_dir: Path) -> dict[str, Any]:
         "sale_id": sale_id,
         "out_dir": str(out_dir),
         "users": opts.users if opts.processes <= 1 else 0,
+        "processes": opts.processes,
+        "payers": opts.payers,
+        "payer_prefix": opts.payer_prefix,
+        "password": PASSWORD,
         "per_user_limit": opts.per_user_limit,
         "shares": DROP_SHARES,
         "greedy_tries": 8,
@@ -286,125 +308,6 @@ def read_back(client: httpx.Client, admin: dict[str, str], order_ids: list[str])
     return statuses
 
 
-def to_read_back(seen: Seen, per_user_limit: int) -> list[str]:
-    """Orders whose final state the verdict needs: those paid from a wallet, those sharing a
-    serial with another order, and those of buyers given more orders than the limit."""
-    orders = seen.orders()
-    by_serial: dict[str, list[str]] = {}
-    by_buyer: dict[str, list[str]] = {}
-    for o in orders.values():
-        by_serial.setdefault(o.serial, []).append(o.order_id)
-        by_buyer.setdefault(o.buyer, []).append(o.order_id)
-    wanted = [o.order_id for o in orders.values() if o.paid == "balance"]
-    wanted += [i for ids in by_serial.values() if len(ids) > 1 for i in ids]
-    wanted += [i for ids in by_buyer.values() if len(ids) > per_user_limit for i in ids]
-    return list(dict.fromkeys(wanted))
-
-
-def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit: int) -> list[str]:
-    """At the end, from the orders read back: one serial in two live orders, a buyer over the
-    limit, one order answered as new twice (the demo's checks), and a wallet payment whose
-    order is not paid."""
-    sold = [
-        {"order_id": b.order_id, "serial": b.serial, "_buyer": b.buyer}
-        for b in seen.bought
-        if not b.replayed
-    ]
-    found = BurstResult(sold=sold).violations(per_user_limit, statuses)
-    orders = seen.orders()
-    for order_id, status in statuses.items():
-        o = orders.get(order_id)
-        if o is not None and o.paid == "balance" and status not in HOLDS_SERIAL | REFUNDS:
-            found.append(f"order {order_id} was paid from a wallet but is {status}")
-    return found
-
-
-def judge(
-    opts: Options,
-    seen: Seen,
-    audit: dict[str, Any] | None,
-    sale: dict[str, Any] | None,
-    settle_why: str,
-    statuses: dict[str, str],
-) -> list[str]:
-    """Every broken invariant, the server's and the clients' together."""
-    found: list[str] = []
-    orders = seen.orders()
-    holdings = [
-        Holding(
-            order_id=o.order_id,
-            serial=o.serial,
-            buyer=o.buyer,
-            ip=o.ip,
-            acquired=o.received_at,
-            released=o.earliest_release(),
-        )
-        for o in orders.values()
-    ]
-    found += holding_violations(
-        holdings,
-        opts.per_user_limit,
-        opts.per_ip_limit if opts.scenario == "bots" else None,
-        skew_s=opts.skew_s,
-    )
-    assert opts.serials is not None
-    outside = [
-        o.serial
-        for o in orders.values()
-        if not o.serial.isdigit() or not 1 <= int(o.serial) <= opts.serials
-    ]
-    if outside:
-        found.append(f"{len(outside)} orders hold serials outside the sale: {outside[:5]}")
-    found += seen.problems
-    requests = sum(seen.requests.values())
-    errors = sum(seen.errors.values())
-    if requests and errors / requests > opts.max_error_rate:
-        kinds = ", ".join(f"{k} {n}" for k, n in seen.errors.most_common(4))
-        found.append(
-            f"{errors} of {requests} requests failed (over {opts.max_error_rate:.1%}): {kinds}"
-        )
-    if opts.scenario == "drop" and not orders:
-        found.append("no purchase succeeded")
-    limited = seen.refused["limit_reached"] + seen.refused["rate_limited"]
-    if opts.scenario == "bots" and not limited:
-        found.append("the bots were never refused with limit_reached or rate_limited")
-    if audit is None:
-        found.append(f"the audit did not answer ({settle_why})")
-    else:
-        found += [f"audit: {_violation_text(v)}" for v in audit.get("violations", [])]
-        if audit.get("violations") == [] and audit.get("ok") is not True:
-            found.append("audit: not ok")
-        if audit.get("lag") != 0:
-            found.append(f"write-behind did not drain: lag {audit.get('lag')} ({settle_why})")
-        persisted = audit.get("persisted")
-        if isinstance(persisted, int) and persisted < len(orders):
-            found.append(f"clients were given {len(orders)} orders, PostgreSQL holds {persisted}")
-    if sale is not None:
-        total, sold = sale.get("total"), sale.get("sold", 0)
-        reserved, available = sale.get("reserved", 0), sale.get("available", 0)
-        if total != opts.serials or sold + reserved + available != total:
-            found.append(
-                f"sale counters: sold {sold} + reserved {reserved} + available {available} "
-                f"!= total {total} (created with {opts.serials})"
-            )
-        balance_paid = sum(1 for o in orders.values() if o.paid == "balance")
-        if balance_paid > sold:
-            found.append(f"clients paid {balance_paid} orders from their wallets, sale sold {sold}")
-    found += final_state_violations(seen, statuses, opts.per_user_limit)
-    return found
-
-
-def _violation_text(v: Any) -> str:
-    if isinstance(v, dict):
-        text = f"{v.get('code', '?')}: {v.get('detail', '')}"
-        if v.get("count", 1) != 1:
-            text += f" ({v['count']} times)"
-        if v.get("examples"):
-            text += f", e.g. {', '.join(map(str, v['examples'][:3]))}"
-        return text
-    return str(v)
-
-
 def _ms(stats: LocustStats, name: str | None, column: str) -> str:
     value = stats.number(name or "", column)
     return "?" if value != value else f"{value:,.0f}"
@@ -418,7 +321,7 @@ def summary(
     sale: dict[str, Any] | None,
     out_dir: Path,
     sale_id: str,
-    locust_rc: int,
+    setup: list[str],
 ) -> list[str]:
     orders = seen.orders()
     purchase = stats.busiest("purchase")
@@ -428,7 +331,7 @@ def summary(
         f"  users {opts.users:,} (spawn {opts.spawn_rate:,.0f}/s) · serials {opts.serials:,} · "
         f"per-user limit {opts.per_user_limit}"
         + (f" · per-IP limit {opts.per_ip_limit}" if opts.per_ip_limit else "")
-        + f" · load generator on {os.cpu_count()} cores · locust exit {locust_rc}",
+        + f" · load generator on {os.cpu_count()} cores",
         f"purchases: {seen.attempts:,} attempts · {len(orders):,} orders given "
         f"({sum(1 for b in seen.bought if b.replayed):,} replays)",
         f"  rejected  {sum(seen.refused.values()):,}: {refused}",
@@ -470,6 +373,7 @@ def summary(
         )
     else:
         lines.append("audit: no answer")
+    lines += setup
     lines.append(f"reports: {out_dir} (locust.html, locust_stats.csv, seen-*.json, locust.log)")
     return lines
 
@@ -486,11 +390,13 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     limits = httpx.Limits(max_connections=4)
     with httpx.Client(base_url=opts.host, timeout=30, limits=limits) as client:
         try:
-            created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
+            client.get("/health")
         except httpx.HTTPError as exc:
             echo(f"could not reach {opts.host}: {exc!r}")
             echo("verdict: FAIL")
             return 2
+        setup_problems = prepare_payers(opts, secret, admin, echo)
+        created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
         if created.status_code != 201:
             echo(f"could not create the sale: {created.status_code} {created.text[:300]}")
             echo("verdict: FAIL")
@@ -514,14 +420,22 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
             until_no_pending=opts.scenario == "drop",
         )
         statuses = read_back(client, admin, to_read_back(seen, opts.per_user_limit))
+        cleanup = clean_up(client, opts, sale_id, admin)
     stats = LocustStats.read(out_dir)
-    violations = judge(opts, seen, audit, sale, why, statuses)
+    violations = setup_problems + judge(opts, seen, audit, sale, why, statuses, rc)
     (out_dir / "verdict.json").write_text(
         json.dumps({"violations": violations, "audit": audit, "sale": sale}, indent=1)
     )
-    for line in summary(opts, seen, stats, audit, sale, out_dir, sale_id, rc):
+    lines = summary(opts, seen, stats, audit, sale, out_dir, sale_id, cleanup)
+    verdict = "PASS" if not violations else "FAIL"
+    if opts.json_out:
+        report: dict[str, Any] = {"verdict": verdict, "violations": violations, "summary": lines}
+        report |= {"sale_id": sale_id, "sale": sale, "audit": audit, "reports": str(out_dir)}
+        print(json.dumps(report), flush=True)
+        return 0 if not violations else 1
+    for line in lines:
         echo(line)
     for violation in violations:
         echo(f"VIOLATION: {violation}")
-    echo(f"verdict: {'PASS' if not violations else 'FAIL'}")
+    echo(f"verdict: {verdict}")
     return 0 if not violations else 1

@@ -11,7 +11,9 @@ the wrapper joins it with the server's audit for the verdict.
   fire at its opening second. Personas: plain (one try), retrier (same
   Idempotency-Key again after a simulated timeout: must get the same order),
   greedy (tries again and again). A buyer who got an order then pays by
-  provider (the simulator's pay_url) or by balance, cancels, or lets it expire.
+  provider (the simulator's pay_url), cancels, or lets it expire; the first
+  ``payers`` buyers (their wallets credited and payment passwords set by the
+  runner before the run) fire at the opening itself and pay from their wallet.
 - ``Bot``: a few users from a few addresses (X-Forwarded-For, which counts only
   where the server trusts it) hammer the purchase: refused with
   ``limit_reached``/``rate_limited``, never a second serial.
@@ -47,10 +49,9 @@ SECRET = _SETTINGS.checked_jwt_secret()
 SALE = str(PLAN.get("sale_id", ""))
 SALE_PATH = f"/v1/sales/{SALE}"
 PURCHASE_PATH = f"{SALE_PATH}/purchase"
-PASSWORD = "loadtest-pay-123456"
+PASSWORD = str(PLAN.get("password", ""))  # the wallet buyers' (set by the runner)
 SEEN = Seen()
 _numbers = itertools.count()
-_admin_auth = {"Authorization": f"Bearer {mint_token(SECRET, 'loadtest-ops', admin=True)}"}
 
 EXPECTED_PURCHASE = frozenset({200, 201, 409, 429})
 
@@ -90,13 +91,25 @@ class Client(FastHttpUser):
     network_timeout = 30.0
 
     def on_start(self) -> None:
-        n = next(_numbers)
+        n = self.number = next(_numbers)
         self.rng = random.Random(f"{PLAN.get('run', '')}-{os.getpid()}-{n}")
         self.user_id = f"{PLAN.get('run', 'lt')}-{os.getpid()}-{n}"
+        self.payer = False
+        payer = self._payer_number()
+        if payer is not None:  # prepared by the runner: a wallet with money, a password
+            self.user_id, self.payer = f"{PLAN['payer_prefix']}{payer}", True
         self.auth = {"Authorization": f"Bearer {mint_token(SECRET, self.user_id)}"}
         self.ip = ""
         self.done = False
         SEEN.buyers += 1
+
+    def _payer_number(self) -> int | None:
+        """This user's number among the runner's wallet buyers (``payers`` of them, numbered
+        across the locust processes), or None."""
+        runner = self.environment.runner
+        worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        number = self.number * max(1, int(PLAN.get("processes", 1))) + worker
+        return number if number < int(PLAN.get("payers", 0)) else None
 
     def call(
         self,
@@ -210,7 +223,9 @@ class DropBuyer(Client):
         sale = self.sale_view()
         if sale and sale.get("status") == "scheduled":
             opens = epoch_of(sale.get("start_at")) or time.time()
-            gevent.sleep(max(0.0, opens - time.time()) + self.rng.uniform(0.0, 0.3))
+            # the wallet buyers fire at the opening itself (they must get orders to pay)
+            jitter = 0.0 if self.payer else self.rng.uniform(0.0, 0.3)
+            gevent.sleep(max(0.0, opens - time.time()) + jitter)
         roll = self.rng.random()
         if roll < shares.get("retry", 0.0):
             order = self._retrier()
@@ -268,16 +283,17 @@ class DropBuyer(Client):
         return got
 
     def _after(self, order: dict[str, Any]) -> None:
+        if self.payer:
+            self._pay_balance(order)
+            return
         shares: dict[str, float] = PLAN.get("shares", {})
-        roll = self.rng.random()
-        edges = itertools.accumulate(
-            shares.get(k, 0.0) for k in ("pay_provider", "pay_balance", "cancel")
+        others = 1.0 - shares.get("pay_balance", 0.0)  # the wallet buyers are set apart
+        roll = self.rng.random() * others
+        provider, cancel = itertools.accumulate(
+            shares.get(k, 0.0) for k in ("pay_provider", "cancel")
         )
-        provider, balance, cancel = edges
         if roll < provider:
             self._pay_provider(order)
-        elif roll < balance:
-            self._pay_balance(order)
         elif roll < cancel:
             self._cancel(order)
         # else: let it expire (its serial returns to the pool)
@@ -308,28 +324,8 @@ class DropBuyer(Client):
         SEEN.payments[f"provider pay_url {'ok' if status == 200 else _code(status, sim)}"] += 1
 
     def _pay_balance(self, order: dict[str, Any]) -> None:
-        order_id, price = order["order_id"], int(order.get("price_cents") or 0)
-        status, body, _, _ = self.call(
-            "POST",
-            f"/v1/admin/wallets/{self.user_id}/credit",
-            "wallet credit (admin)",
-            body={"amount_cents": price, "reason": "loadtest top-up"},
-            headers=_admin_auth,
-        )
-        if status != 200:
-            SEEN.payments[f"balance credit refused {_code(status, body)}"] += 1
-            SEEN.sample(f"balance credit refused {_code(status, body)}", body)
-            return
-        status, body, _, _ = self.call(
-            "PUT",
-            "/v1/me/payment-password",
-            "payment password",
-            body={"password": PASSWORD},
-            expected=frozenset({200, 204}),
-        )
-        if status not in (200, 204):
-            SEEN.payments[f"balance password refused {_code(status, body)}"] += 1
-            return
+        """Pay from the wallet the runner credited, with the password it set."""
+        order_id = order["order_id"]
         status, body, _, _ = self.call(
             "POST",
             f"/v1/orders/{order_id}/payments",

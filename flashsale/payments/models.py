@@ -88,6 +88,67 @@ class Refund(Struct, kw_only=True):
     decided_at: datetime | None = None
     decided_by: str | None = None
     executed_at: datetime | None = None
+    last_error: str | None = None
+    """Why the last try to send the money back failed (cleared once it is sent)."""
+    next_attempt_at: datetime | None = None
+    """When the timers try an approved refund again (none: sent, or refused for good)."""
+
+
+class LedgerEntry(Struct, kw_only=True):
+    """One movement of a buyer's wallet, as an admin reads it."""
+
+    entry_id: int
+    currency: str
+    amount_cents: int
+    balance_after_cents: int
+    kind: Literal["credit", "debit", "reversal", "refund"]
+    reason: str
+    actor: str
+    payment_id: str | None
+    refund_id: str | None
+    idempotency_key: str | None
+    created_at: datetime
+
+
+class Balance(Struct, kw_only=True):
+    currency: str
+    balance_cents: int
+
+
+class Ledger(Struct, kw_only=True):
+    """A buyer's balances and one page of their ledger, latest first."""
+
+    user_id: str
+    balances: list[Balance]
+    entries: list[LedgerEntry]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; none: this was the last."""
+
+
+class PasswordAction(Struct, kw_only=True):
+    action: Literal["unlock", "reset"]
+    actor: str
+    reason: str
+    at: datetime
+
+
+class PasswordState(Struct, kw_only=True):
+    """A buyer's payment password as the admin desk sees it (never the hash)."""
+
+    user_id: str
+    set: bool
+    locked: bool = False
+    failed_attempts: int = 0
+    locked_until: datetime | None = None
+    updated_at: datetime | None = None
+    actions: list[PasswordAction] = msgspec.field(default_factory=list)
+    """Unlocks and resets by admins, latest first: who, when, why."""
+
+
+class PasswordDeskAction(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why an admin unlocks or resets a buyer's payment password (kept in the trail)."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
 
 
 class RefundDecision(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -20,7 +20,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from flashsale.payments import errors
 from flashsale.payments.failures import Failure, report
+from flashsale.payments.models import PasswordAction, PasswordState, row_to
 from flashsale.payments.queries import q
+
+TRAIL_SHOWN = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +119,41 @@ class Passwords:
         inserted = await self.pool.fetchval(q("insert_password"), user_id, new_hash)
         if inserted is None:  # set concurrently by another request: now a change
             raise errors.PaymentPasswordWrong("old_password is required to change it")
+
+    # -- the admin desk: every action leaves a row (who, when, why) ------------------
+
+    async def state(self, user_id: str) -> PasswordState:
+        row = await self.pool.fetchrow(q("password_state"), user_id)
+        actions = [
+            row_to(PasswordAction, r)
+            for r in await self.pool.fetch(q("password_actions"), user_id, TRAIL_SHOWN)
+        ]
+        if row is None:
+            return PasswordState(user_id=user_id, set=False, actions=actions)
+        return PasswordState(
+            user_id=user_id,
+            set=True,
+            locked=row["locked"],
+            failed_attempts=row["failed_attempts"],
+            locked_until=row["locked_until"],
+            updated_at=row["updated_at"],
+            actions=actions,
+        )
+
+    async def unlock(self, user_id: str, actor: str, reason: str) -> PasswordState:
+        """Clear the wrong attempts and the lock (the password stays as it is)."""
+        await self._desk(user_id, "unlock", actor, reason, q("reset_password_attempts"))
+        return await self.state(user_id)
+
+    async def reset(self, user_id: str, actor: str, reason: str) -> PasswordState:
+        """Forget the password: the buyer sets a new one without the old (after the
+        operator made sure, out of band, who is asking)."""
+        await self._desk(user_id, "reset", actor, reason, q("delete_password"))
+        return await self.state(user_id)
+
+    async def _desk(self, user_id: str, action: str, actor: str, reason: str, sql: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(q("lock_password_row"), user_id) is None:
+                raise errors.PaymentPasswordNotSet("this buyer has no payment password")
+            await conn.execute(sql, user_id)
+            await conn.execute(q("record_password_action"), user_id, action, actor, reason)

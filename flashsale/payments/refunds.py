@@ -17,7 +17,7 @@ back to the pool), rejected -> paid again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -30,10 +30,23 @@ from flashsale.payments.provider import ProviderProtocolError, ProviderRejected,
 from flashsale.payments.queries import q
 from flashsale.payments.service import PaymentService
 
+RefundOutcome = Literal["pending", "rejected", "executed", "queued", "refused"]
+
 
 def _refund(row: Mapping[str, Any]) -> Refund:
     refund: Refund = row_to(Refund, row)
     return refund
+
+
+def outcome(refund: Refund) -> RefundOutcome:
+    """Where a refund's money is: ``executed`` (sent back), ``queued`` (approved; the
+    timers send it, e.g. once the provider answers again), ``refused`` (the provider
+    said no: an operator looks at it), or not decided for it (pending, rejected)."""
+    if refund.status in ("pending", "rejected"):
+        return refund.status
+    if refund.status == "refunded":
+        return "executed"
+    return "queued" if refund.next_attempt_at is not None else "refused"
 
 
 class Refunds:
@@ -50,6 +63,12 @@ class Refunds:
         if row is None:
             raise errors.RefundNotFound()
         return _refund(row)
+
+    async def provider_of(self, refund_id: str) -> str | None:
+        """The provider the refund's money goes back through; None for the wallet."""
+        await self.get(refund_id)  # refund_not_found first
+        provider: str | None = await self.pool.fetchval(q("refund_provider"), refund_id)
+        return provider
 
     async def _decide(
         self, refund_id: str, decision: str, actor: str, note: str | None

@@ -17,7 +17,17 @@ from flashsale.payments.provider import Provider, SimProvider
 from flashsale.payments.service import PaymentService, PaymentSettings
 from flashsale.settings import ConfigError, Settings
 
-__all__ = ["close_providers", "payment_service", "payment_settings_from", "providers_from"]
+__all__ = [
+    "PROVIDER_URLS",
+    "close_providers",
+    "payment_service",
+    "payment_settings_from",
+    "providers_from",
+]
+
+
+# The variable that tells a process where each provider is (a refund goes back through it).
+PROVIDER_URLS = {"sim": "FLASHSALE_PAYSIM_URL"}
 
 
 def providers_from(settings: Settings) -> dict[str, Provider]:

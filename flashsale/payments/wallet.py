@@ -13,10 +13,12 @@ from typing import Literal
 
 import asyncpg
 
+from flashsale.engine.errors import IdempotencyMismatch
 from flashsale.errors import ValidationFailed
 from flashsale.payments import errors
-from flashsale.payments.models import Wallet, WalletEntry, row_to
+from flashsale.payments.models import Balance, Ledger, LedgerEntry, Wallet, WalletEntry, row_to
 from flashsale.payments.queries import q
+from flashsale.store.paging import check_limit, decode_cursor, encode_cursor
 
 EntryKind = Literal["credit", "debit", "reversal", "refund"]
 
@@ -68,7 +70,11 @@ async def credit(
     actor: str,
     idempotency_key: str | None = None,
 ) -> Wallet:
-    """Ops credit a wallet; the same Idempotency-Key credits once."""
+    """Ops credit a wallet; the same Idempotency-Key credits once (the API requires one).
+
+    A replay (same key, same amount, currency and reason) answers the wallet as it
+    is; the same key with another credit is ``idempotency_key_reused``.
+    """
     if amount_cents <= 0:
         raise ValidationFailed("amount_cents must be positive")
     async with pool.acquire() as conn:
@@ -85,7 +91,15 @@ async def credit(
                     idempotency_key=idempotency_key,
                 )
         except asyncpg.UniqueViolationError:
-            pass  # a replayed credit: answer the wallet as it is
+            first = await conn.fetchrow(q("credit_by_key"), user_id, idempotency_key)
+            if first is not None and (
+                first["amount_cents"],
+                first["currency"],
+                first["reason"],
+            ) != (amount_cents, currency, reason):
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used for another credit"
+                ) from None
         return await read(conn, user_id, currency)
 
 
@@ -99,6 +113,29 @@ async def read(
         balance_cents=int(balance or 0),
         currency=currency,
         entries=[row_to(WalletEntry, r) for r in rows],
+    )
+
+
+async def ledger(
+    pool: asyncpg.Pool,
+    user_id: str,
+    *,
+    currency: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Ledger:
+    """A buyer's balances and a page of their ledger in every currency (or one)."""
+    before = decode_cursor(cursor, 1)[0] if cursor else None
+    if before is not None and not isinstance(before, int):
+        raise ValidationFailed("cursor is not one this server gave out")
+    rows = await pool.fetch(q("ledger_entries"), user_id, currency, before, check_limit(limit) + 1)
+    shown = rows[:limit]
+    balances = await pool.fetch(q("ledger_balances"), user_id)
+    return Ledger(
+        user_id=user_id,
+        balances=[row_to(Balance, r) for r in balances],
+        entries=[row_to(LedgerEntry, r) for r in shown],
+        next_cursor=encode_cursor(shown[-1]["entry_id"]) if len(rows) > limit else None,
     )
 
 

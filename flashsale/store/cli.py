@@ -19,7 +19,9 @@ from typing import Annotated
 import msgspec
 import typer
 
+from flashsale import logs
 from flashsale.connect import need, open_engine, open_pool, open_redis
+from flashsale.engine.errors import SaleNotFound
 from flashsale.settings import ConfigError, Settings, config_errors, load_or_exit
 from flashsale.store import migrate
 from flashsale.store.audit import AuditReport, audit_sale, render
@@ -97,6 +99,22 @@ async def run_recover(
         await engine.aclose()
 
 
+def render_recovery(report: RecoverReport) -> str:
+    """A human-readable recovery report (the CLI prints it unless --json)."""
+    aof = report.aof
+    truncated = {True: "truncated", False: "complete", None: "unknown"}[aof.truncated]
+    lines = [
+        f"recover: {'OK' if report.ok else 'VIOLATIONS'} ({report.duration_ms} ms)",
+        f"  aof       enabled={aof.aof_enabled} load={truncated} rewritten={report.rewritten}",
+    ]
+    lines += [f"      {evidence}" for evidence in aof.evidence]
+    for sale in report.sales:
+        state = "reopened" if sale.reopened else ("left closed" if sale.was_open else "as it was")
+        lines.append(f"  sale {sale.sale_id}: {'ok' if sale.ok else 'VIOLATIONS'}, {state}")
+        lines += [f"    VIOLATION {violation}" for violation in sale.violations]
+    return "\n".join(lines)
+
+
 # -- typer -------------------------------------------------------------------------------
 
 app = typer.Typer(help="Write-behind, migrations, audit and recovery.", no_args_is_help=True)
@@ -117,7 +135,7 @@ def persist_command(
 ) -> None:
     """Run the write-behind (Redis streams -> PostgreSQL) until SIGTERM."""
     settings = load_or_exit(*NEEDS, secrets=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure("persist", settings.log_format)
     with config_errors():
         asyncio.run(run_persist(settings, consumers=consumers))
 
@@ -131,6 +149,8 @@ def audit_command(
     settings = load_or_exit(*NEEDS)
     with config_errors():
         report = asyncio.run(run_audit(settings, sale_id, deep=not quick))
+    if any(v.code == "sale_not_found" for v in report.violations):
+        raise SaleNotFound(f"no sale {sale_id} in Redis nor in PostgreSQL")  # a typo, not a report
     typer.echo(msgspec.json.encode(report).decode() if json_out else render(report))
     if not report.ok:
         raise typer.Exit(1)
@@ -139,12 +159,13 @@ def audit_command(
 def recover_command(
     force_rewrite: Annotated[bool, typer.Option(help="BGREWRITEAOF even if not truncated")] = False,
     quick: Annotated[bool, typer.Option(help="audit counters and aggregates only")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
 ) -> None:
     """After a Redis restart: detect a truncated AOF, rewrite it, audit, then reopen sales."""
     settings = load_or_exit(*NEEDS)
     with config_errors():
         report = asyncio.run(run_recover(settings, force_rewrite=force_rewrite, deep=not quick))
-    typer.echo(msgspec.json.encode(report).decode())
+    typer.echo(msgspec.json.encode(report).decode() if json_out else render_recovery(report))
     if not report.ok:
         raise typer.Exit(1)
 

@@ -72,8 +72,11 @@ CREATE UNIQUE INDEX orders_live_serial_key ON orders (sale_id, serial)
     WHERE status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
 CREATE UNIQUE INDEX orders_live_buyer_key ON orders (sale_id, user_id)
     WHERE one_per_buyer AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
-CREATE INDEX orders_sale_status_idx ON orders (sale_id, status);
+CREATE INDEX orders_sale_status_idx ON orders (sale_id, status, created_at, order_id);  -- 0006
 CREATE INDEX orders_sale_user_idx ON orders (sale_id, user_id);
+-- the admin listings (0006): a sale's orders newest first, and by serial
+CREATE INDEX orders_sale_created_idx ON orders (sale_id, created_at, order_id);
+CREATE INDEX orders_sale_serial_idx ON orders (sale_id, serial);
 
 -- Each transition an order went through, as appended to the sale's stream.
 CREATE TABLE order_events (
@@ -245,3 +248,18 @@ CREATE TABLE payment_alerts (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX payment_alerts_by_class ON payment_alerts (class, created_at);
+
+-- ---------------------------------------------------------------------------
+-- Admin desk (0006_admin)
+-- ---------------------------------------------------------------------------
+
+-- Who unlocked or reset a buyer's payment password, when, and why.
+CREATE TABLE payment_password_actions (
+    action_id  bigserial PRIMARY KEY,
+    user_id    text NOT NULL,
+    action     text NOT NULL CHECK (action IN ('unlock', 'reset')),
+    actor      text NOT NULL,
+    reason     text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX payment_password_actions_by_user ON payment_password_actions (user_id, action_id);

@@ -39,6 +39,16 @@ def app_settings(
 
 
 @pytest.fixture
+async def db_client(
+    redis_url: str, migrated_database_url: str, namespace: str, engine: Engine
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app with PostgreSQL (payments, audit, admin listings) on the migrated database."""
+    settings = app_settings(redis_url, namespace, database_url=migrated_database_url)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
 def settings(redis_url: str, namespace: str) -> Settings:
     return app_settings(redis_url, namespace, bench_endpoints=True)
 

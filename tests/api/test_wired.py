@@ -3,11 +3,9 @@ with their payments, the store's audit joined with the money audit, the store's 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -25,15 +23,6 @@ ADMIN = bearer("ops-7", admin=True)
 PASSWORD = {"password": "246810"}
 
 
-@pytest.fixture
-async def db_client(
-    redis_url: str, migrated_database_url: str, namespace: str, engine: Engine
-) -> AsyncIterator[Client]:
-    settings = app_settings(redis_url, namespace, database_url=migrated_database_url)
-    async with AsyncTestClient(app=create_app(settings)) as client:
-        yield client
-
-
 async def _paid_order(client: Client, sale_id: str, user: str) -> dict[str, Any]:
     """Bought and paid from the wallet (no provider needed)."""
     r = await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=bearer(user))
@@ -42,7 +31,9 @@ async def _paid_order(client: Client, sale_id: str, user: str) -> dict[str, Any]
     r = await client.put("/v1/me/payment-password", json=PASSWORD, headers=bearer(user))
     assert r.status_code == 204, r.text
     r = await client.post(
-        f"/v1/admin/wallets/{user}/credit", json={"amount_cents": 990, "reason": "t"}, headers=ADMIN
+        f"/v1/admin/wallets/{user}/credit",
+        json={"amount_cents": 990, "reason": "t"},
+        headers=ADMIN | {"Idempotency-Key": f"top-up-{order['order_id']}"},
     )
     assert r.status_code == 200, r.text
     pay = {"method": "balance", "payment_password": PASSWORD["password"]}

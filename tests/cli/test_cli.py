@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
+import msgspec
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from flashsale.api.state import SaleStats
+from flashsale.cli import sale as sale_cli
 from flashsale.cli.main import app
 from flashsale.engine.engine import Engine
+from flashsale.engine.models import Sale
 
 from ..conftest import delete_namespace
 
@@ -130,10 +134,53 @@ def test_watch_shows_counts_rates_and_rejections(env: dict[str, str], redis_url:
             await engine.aclose()
 
     asyncio.run(activity())
+    # not a terminal: one plain line per sample, nothing cut
     code, out = run(env, "sale", "watch", "w1", "--iterations", "2", "--interval", "0.1")
     assert code == 0, out
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    for text in ("sale=w1", "available=9", "sold=0", "reserved=1", "lag=", "sold_out=2"):
+        assert text in lines[1], (text, out)
+    assert "rate=–" in lines[0] and "rate=0.0/s" in lines[1]
+    code, out = run(env, "sale", "watch", "w1", "--iterations", "1", "--json")
+    assert code == 0, out
+    sample = json.loads(out)
+    assert sample["sale"]["available"] == 9 and sample["rejections"] == {"sold_out": 2}
+    # a terminal: the live view
+    view = Console(record=True, width=100)
+
+    async def render() -> None:
+        engine = Engine.from_url(redis_url, namespace=env["FLASHSALE_NAMESPACE"])
+        try:
+            first = await sale_cli.sample(engine, "w1")
+            view.print(sale_cli.watch_view(await sale_cli.sample(engine, "w1"), first))
+        finally:
+            await engine.aclose()
+
+    asyncio.run(render())
+    shown = view.export_text()
     for text in ("available", "sold", "reserved", "write-behind lag", "sold_out", "/s"):
-        assert text in out, (text, out)
+        assert text in shown, (text, shown)
+
+
+def test_status_never_cuts_ids(env: dict[str, str]) -> None:
+    long_id = "a-very-long-sale-identifier-" + "x" * 36
+    code, out = run(
+        env, "sale", "create", "--name", "Long", "--sale-id", long_id, "--range", "1", "5"
+    )
+    assert code == 0, out
+    assert long_id in out
+    code, out = run(env, "sale", "status")
+    assert code == 0 and long_id in out, out
+    table = Console(record=True, width=80)
+    table.print(sale_cli.sale_table([sale_cli_sale(env, long_id)]))
+    assert long_id in table.export_text()
+
+
+def sale_cli_sale(env: dict[str, str], sale_id: str) -> Sale:
+    code, out = run(env, "sale", "status", sale_id, "--json")
+    assert code == 0, out
+    return msgspec.json.decode(out, type=Sale)
 
 
 def test_serve_refuses_what_it_cannot_do(env: dict[str, str]) -> None:
@@ -147,4 +194,6 @@ def test_verify_sequential_sale(env: dict[str, str]) -> None:
     run(env, "sale", "create", "--name", "Seq", "--sale-id", "v1", "--range", "1", "3")
     code, out = run(env, "verify", "v1")
     assert code == 0, out
-    assert json.loads(out)["ok"] is True
+    assert "verify v1: OK" in out
+    code, out = run(env, "verify", "v1", "--json")
+    assert code == 0 and json.loads(out)["ok"] is True

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .servers import delete_namespace, running_server, server_env
@@ -45,7 +46,7 @@ def test_drop_passes_with_a_clean_audit(
                     "--run-time",
                     "30",
                     "--payment-timeout",
-                    "3",
+                    "6",  # a payment starts at least 2 s before the deadline: 4 s to start
                     "--drain-timeout",
                     "20",
                     "--reports-dir",
@@ -57,6 +58,35 @@ def test_drop_passes_with_a_clean_audit(
                 timeout=100,
             )
             took = time.monotonic() - started
+            closed = [
+                line.split()[2]
+                for line in done.stdout.splitlines()
+                if line.startswith("cleanup: sale ")
+            ]
+            status = httpx.get(f"{url}/v1/sales/{closed[0]}").json()["status"] if closed else None
+            # --json: the report as one JSON object on stdout, the progress on stderr
+            bots = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "flashsale.loadtest.cli",
+                    "loadtest",
+                    "bots",
+                    "--host",
+                    url,
+                    "--users",
+                    "3",
+                    "--run-time",
+                    "4",
+                    "--json",
+                    "--reports-dir",
+                    str(tmp_path / "bots"),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=100,
+            )
     finally:
         delete_namespace(redis_url, namespace)
     lines = done.stdout.strip().splitlines()
@@ -75,3 +105,15 @@ def test_drop_passes_with_a_clean_audit(
     seen = [json.loads(p.read_text()) for p in run.glob("seen-*.json")]
     assert sum(s["buyers"] for s in seen) == 400
     assert sum(s["replays"].get("same", 0) for s in seen) > 0
+    # the wallet buyers were ready before the run and paid from their wallets in it
+    assert any(line.startswith("setup: 8 of 8 ready") for line in lines), report
+    assert sum(s["payments"].get("balance succeeded", 0) for s in seen) > 0, report
+    assert not any("payment password" in s["requests"] for s in seen), "not in the timed run"
+    # it cleaned up after itself, and never says "locust exit" above its verdict
+    assert any(line.startswith("cleanup: sale lt-") and line.endswith("closed") for line in lines)
+    assert status == "closed", report
+    assert "locust exit" not in done.stdout
+    report = json.loads(bots.stdout)
+    assert report["verdict"] in ("PASS", "FAIL") and report["summary"], bots.stdout
+    assert report["sale"]["total"] == 1000 and "setup" not in bots.stdout
+    assert "running locust" in bots.stderr

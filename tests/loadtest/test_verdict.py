@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
-from flashsale.loadtest.runner import Options, judge, to_read_back
+from flashsale.loadtest.runner import Options
 from flashsale.loadtest.seen import Bought, Seen
+from flashsale.loadtest.verdict import judge, to_read_back
 
 CLEAN_AUDIT = {"ok": True, "violations": [], "persisted": 3, "lag": 0}
 
@@ -104,6 +105,28 @@ def test_judge_errors_and_bots() -> None:
     quiet.bought[0].paid = "balance"
     paid = judge(opts(), quiet, CLEAN_AUDIT, sale(1 + 9, sold=1), "", {"s.1": "expired"})
     assert paid == ["order s.1 was paid from a wallet but is expired"]
+
+
+def test_a_dead_payment_path_fails_the_run() -> None:
+    seen = Seen(bought=[Bought("s.1", "3", "u1", received_at=1.0)])
+    seen.requests["purchase"] = 1
+    seen.payments.update({"balance refused order_not_payable": 97, "provider pay_url ok": 3})
+    assert judge(opts(), seen, CLEAN_AUDIT, sale(reserved=1), "", {}) == [
+        "every balance payment failed (balance refused order_not_payable 97)"
+    ]
+    seen.payments["balance succeeded"] = 1  # one worked: the path is alive
+    assert judge(opts(), seen, CLEAN_AUDIT, sale(reserved=1), "", {}) == []
+    # locust exits 1 for failed requests (judged by the error rate), anything else is a crash
+    assert judge(opts(), seen, CLEAN_AUDIT, sale(reserved=1), "", {}, locust_rc=1) == []
+    assert judge(opts(), seen, CLEAN_AUDIT, sale(reserved=1), "", {}, locust_rc=-9) == [
+        "locust did not finish its run (exit -9)"
+    ]
+
+
+def test_wallet_buyers_are_a_share_of_the_serials_of_a_drop() -> None:
+    drop = Options(scenario="drop", host="http://x", users=5000, serials=500).resolve()
+    assert drop.payers == 100 and drop.payer_prefix == f"{drop.run}-payer-"
+    assert opts("bots", 1000).payers == 0
 
 
 def test_final_states_read_back() -> None:

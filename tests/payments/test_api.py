@@ -151,12 +151,17 @@ async def test_balance_password_wallet_and_refund_review_over_http(
         headers=bearer("web3"),
     )
     assert forbidden.status_code == 403
-    credited = await client.post(
-        "/v1/admin/wallets/web3/credit",
-        json={"amount_cents": 5000, "reason": "promo"},
-        headers=ADMIN,
+    promo = {"amount_cents": 5000, "reason": "promo"}
+    unkeyed = await client.post("/v1/admin/wallets/web3/credit", json=promo, headers=ADMIN)
+    assert unkeyed.status_code == 428 and unkeyed.json()["code"] == "idempotency_key_required"
+    keyed = ADMIN | {"Idempotency-Key": "promo-web3"}
+    for _ in range(2):  # a retry after a lost answer credits once
+        credited = await client.post("/v1/admin/wallets/web3/credit", json=promo, headers=keyed)
+        assert credited.status_code == 200 and credited.json()["balance_cents"] == 5000
+    reused = await client.post(
+        "/v1/admin/wallets/web3/credit", json={**promo, "amount_cents": 1}, headers=keyed
     )
-    assert credited.status_code == 200 and credited.json()["balance_cents"] == 5000
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
     wrong = await client.post(
         path, json={**pay, "payment_password": "999999"}, headers=bearer("web3")
     )

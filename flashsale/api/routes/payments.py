@@ -19,7 +19,12 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryPara
 from msgspec import UNSET, UnsetType
 
 from flashsale.api.auth import principal_of, require_admin, require_user
-from flashsale.api.problems import PROBLEM_JSON, Problem, problem_responses
+from flashsale.api.problems import (
+    PROBLEM_JSON,
+    IdempotencyKeyRequired,
+    Problem,
+    problem_responses,
+)
 from flashsale.api.state import AppState
 from flashsale.api.tokens import MAX_USER_ID
 from flashsale.engine.models import ORDER_ID
@@ -68,7 +73,7 @@ def _refund_id(refund_id: str) -> str:
     return refund_id
 
 
-def _user_id(user_id: str) -> str:
+def checked_user_id(user_id: str) -> str:
     """Any token ``sub`` (1 to 128 characters), but no NUL: PostgreSQL text cannot hold it."""
     if not user_id or len(user_id) > MAX_USER_ID or "\x00" in user_id:
         raise ValidationFailed("user_id must be 1 to 128 characters, without NUL")
@@ -201,8 +206,12 @@ class PaymentsController(Controller):
         guards=[require_admin],
         security=BEARER,
         status_code=200,
-        responses=problem_responses(400, 401, 403, 413, 422, 503),
-        summary="Credit a buyer's wallet (admin); the same Idempotency-Key credits once",
+        responses=problem_responses(400, 401, 403, 413, 422, 428, 503),
+        summary="Credit a buyer's wallet (admin); each Idempotency-Key credits once",
+        description="The Idempotency-Key header is required (428 idempotency_key_required "
+        "without it): a credit retried after a lost answer must not be paid twice. The same "
+        "key with the same body answers the wallet again (200, credited once); with another "
+        "body, 422 idempotency_key_reused.",
     )
     async def credit(
         self,
@@ -213,8 +222,11 @@ class PaymentsController(Controller):
             str | None, HeaderParameter(name="Idempotency-Key", max_length=128, required=False)
         ] = None,
     ) -> Wallet:
+        buyer = checked_user_id(user_id)
+        if not idempotency_key:
+            raise IdempotencyKeyRequired("a wallet credit needs an Idempotency-Key header")
         return await payment_service(request).credit_wallet(
-            _user_id(user_id),
+            buyer,
             data.amount_cents,
             data.reason,
             actor=principal_of(request).user_id,

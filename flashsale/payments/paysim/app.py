@@ -29,6 +29,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 
+from flashsale import logs
+from flashsale.settings import LogFormat
+
 from ..signing import DEV_SECRET
 from .config import PaysimConfig
 from .faults import Faults
@@ -213,19 +216,21 @@ def create_app(config: PaysimConfig | None = None) -> Litestar:
     )
 
 
-def serve(host: str, port: int, config: PaysimConfig | None = None) -> None:
-    """Run the simulator in the foreground until interrupted (one worker: state is in memory)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    # httpx logs every request at INFO: one line per callback attempt is the notifier's job.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def serve(
+    host: str, port: int, config: PaysimConfig | None = None, *, log_format: LogFormat = "text"
+) -> None:
+    """Run the simulator in the foreground until interrupted (one worker: state is in memory).
+
+    Logs in the one format (flashsale/logs.py); httpx's line per request is quiet: one
+    line per callback attempt is the notifier's job.
+    """
+    logs.configure("paysim", log_format)
     uvicorn.run(
         create_app(config),
         host=host,
         port=port,
         log_level="info",
+        log_config=logs.server_log_config("paysim", log_format),
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=3,

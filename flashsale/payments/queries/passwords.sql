@@ -35,3 +35,24 @@ UPDATE payment_passwords SET password_hash = $2, failed_attempts = 0, locked_unt
 INSERT INTO payment_passwords (user_id, password_hash) VALUES ($1, $2)
 ON CONFLICT (user_id) DO NOTHING
 RETURNING 1;
+
+-- name: password_state
+SELECT failed_attempts, locked_until, COALESCE(locked_until > now(), false) AS locked,
+       updated_at
+  FROM payment_passwords WHERE user_id = $1;
+
+-- name: password_actions
+-- The admin desk's trail for one buyer, latest first.
+SELECT action, actor, reason, at FROM payment_password_actions
+ WHERE user_id = $1 ORDER BY action_id DESC LIMIT $2;
+
+-- name: lock_password_row
+-- The row an admin action changes, locked against a concurrent check or change.
+SELECT 1 FROM payment_passwords WHERE user_id = $1 FOR UPDATE;
+
+-- name: delete_password
+-- A forgotten password: the buyer sets a new one without the old.
+DELETE FROM payment_passwords WHERE user_id = $1;
+
+-- name: record_password_action
+INSERT INTO payment_password_actions (user_id, action, actor, reason) VALUES ($1, $2, $3, $4);

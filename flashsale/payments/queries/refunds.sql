@@ -23,14 +23,19 @@ SELECT r.*, p.provider, p.provider_trade_no
   FROM refunds r JOIN payments p USING (payment_id)
  WHERE r.refund_id = $1;
 
+-- name: refund_provider
+-- The provider a refund's money goes back through (NULL: the wallet).
+SELECT p.provider FROM refunds r JOIN payments p USING (payment_id) WHERE r.refund_id = $1;
+
 -- name: refund_refused
 -- The provider refused the refund: no retry, an operator looks at it.
 UPDATE refunds SET last_error = $2, next_attempt_at = NULL, attempts = attempts + 1
  WHERE refund_id = $1;
 
 -- name: mark_refunded
+-- Done: an earlier try's error (provider unreachable) no longer describes the refund.
 UPDATE refunds SET status = 'refunded', executed_at = now(), next_attempt_at = NULL,
-       attempts = attempts + 1
+       attempts = attempts + 1, last_error = NULL
  WHERE refund_id = $1 AND status = 'approved'
 RETURNING *;
 

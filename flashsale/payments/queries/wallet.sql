@@ -30,3 +30,20 @@ SELECT w.user_id, w.currency, w.balance_cents, COALESCE(SUM(e.amount_cents), 0) 
   LEFT JOIN wallet_entries e ON e.user_id = w.user_id AND e.currency = w.currency
  GROUP BY w.user_id, w.currency, w.balance_cents
 HAVING w.balance_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.balance_cents < 0;
+
+-- name: ledger_balances
+SELECT currency, balance_cents FROM wallets WHERE user_id = $1 ORDER BY currency;
+
+-- name: ledger_entries
+-- A buyer's movements in every currency (or $2), latest first, after entry $3 (NULL: from
+-- the latest).
+SELECT * FROM wallet_entries
+ WHERE user_id = $1 AND ($2::text IS NULL OR currency = $2)
+   AND ($3::bigint IS NULL OR entry_id < $3)
+ ORDER BY entry_id DESC
+ LIMIT $4;
+
+-- name: credit_by_key
+-- The credit an Idempotency-Key was first used for (a replay must repeat it exactly).
+SELECT amount_cents, currency, reason FROM wallet_entries
+ WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'credit';

@@ -1,0 +1,82 @@
+"""`flashsale payments approve` says whether the money went back, and which provider it needs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+import asyncpg
+
+from .conftest import Cli
+
+PAYMENT = """
+INSERT INTO payments (payment_id, order_id, sale_id, user_id, method, provider, status,
+                      amount_cents, currency, captured_cents, provider_trade_no, settlement)
+VALUES ($1, $2, 'cli-sale', $3, $4, $5, 'succeeded', 990, 'CNY', 990, $6, 'refund')
+"""
+REFUND = """
+INSERT INTO refunds (refund_id, payment_id, order_id, sale_id, user_id, method,
+                     amount_cents, currency, reason)
+VALUES ($1, $2, $3, 'cli-sale', $4, $5, 990, 'CNY', 'duplicate_payment')
+"""
+
+
+def _plant(cli: Cli, method: str) -> str:
+    """A pending refund of a duplicate payment, by wallet or through the `sim` provider."""
+    tag = secrets.token_hex(4)
+    refund_id, payment_id, order_id, user = f"rf_{tag}", f"pay_{tag}", f"o.{tag}", f"u-{tag}"
+    provider, trade = ("sim", f"T{tag}") if method == "provider" else (None, None)
+
+    async def plant() -> None:
+        conn = await asyncpg.connect(cli.database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute(PAYMENT, payment_id, order_id, user, method, provider, trade)
+                await conn.execute(REFUND, refund_id, payment_id, order_id, user, method)
+        finally:
+            await conn.close()
+
+    asyncio.run(plant())
+    return refund_id
+
+
+async def _status(cli: Cli, refund_id: str) -> str:
+    conn = await asyncpg.connect(cli.database_url)
+    try:
+        return str(
+            await conn.fetchval("SELECT status FROM refunds WHERE refund_id = $1", refund_id)
+        )
+    finally:
+        await conn.close()
+
+
+def test_a_wallet_refund_is_said_executed(cli: Cli) -> None:
+    refund_id = _plant(cli, "balance")
+    done = cli.run("payments", "approve", refund_id)
+    assert done.returncode == 0, done.stderr
+    assert f"refund {refund_id} refunded, executed: 9.90 CNY sent back" in done.stdout
+    again = cli.run("payments", "approve", refund_id, "--json")
+    assert again.returncode == 0, again.stderr
+    body = json.loads(again.stdout)
+    assert body["outcome"] == "executed" and body["refund"]["last_error"] is None
+
+
+def test_a_provider_refund_needs_the_provider_address(cli: Cli) -> None:
+    refund_id = _plant(cli, "provider")
+    done = cli.run("payments", "approve", refund_id)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert "FLASHSALE_PAYSIM_URL is not set" in line and refund_id in line
+    assert asyncio.run(_status(cli, refund_id)) == "pending", "nothing was decided"
+
+
+def test_an_unreachable_provider_leaves_the_refund_queued(cli: Cli) -> None:
+    refund_id = _plant(cli, "provider")
+    done = cli.run(
+        "payments", "approve", refund_id, "--json", FLASHSALE_PAYSIM_URL="http://127.0.0.1:9"
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["outcome"] == "queued" and body["refund"]["status"] == "approved"
+    assert body["refund"]["last_error"] and body["refund"]["next_attempt_at"]

@@ -1,0 +1,56 @@
+"""`flashsale demo` tells a short story and keeps the servers' logs in the file it names."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .servers import delete_namespace, server_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_is_a_short_story_with_its_logs_in_a_file(
+    redis_url: str, database_url: str, namespace: str, tmp_path: Path
+) -> None:
+    env = server_env(redis_url, database_url, namespace) | {"FLASHSALE_DURABILITY": "fast"}
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flashsale.cli.main",
+                "demo",
+                "--buyers",
+                "150",
+                "--attempts",
+                "300",
+                "--serials",
+                "60",
+                "--payment-timeout",
+                "25",  # payments start after the burst, at least 2 s before the deadline
+                "--logs-dir",
+                str(tmp_path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        delete_namespace(redis_url, namespace)
+    lines = done.stdout.splitlines()
+    story = done.stdout + done.stderr[-2000:]
+    assert done.returncode == 0 and lines[-1].startswith("verdict: PASS"), story
+    assert len(lines) < 30, f"a story, not a log:\n{story}"
+    steps = [line for line in lines if re.match(r"^\[\d/5\] ", line)]
+    assert len(steps) == 5, story
+    assert any("the server: each purchase took p50" in line for line in lines), story
+    assert not any(re.match(r"^\d{4}-\d\d-\d\dT", line) for line in lines), "no log lines"
+    [named] = re.findall(r"The servers' logs go to (\S+)", done.stdout)
+    log = Path(named)
+    assert log.exists() and "flashsale.access" in log.read_text(), log
