@@ -65,7 +65,8 @@ async def verify_durability(settings: Settings) -> None:
     try:
         state = await check_server(url, mode, timeout_s=settings.redis.timeout_ms / 1000)
     except (CallNotSent, ReplyLost) as exc:
-        log.warning("durability %s not checked: %s", mode, exc)
+        # not an error here: each new connection checks again once Redis answers
+        log.info("durability %s not checked yet: %s", mode, exc)
         return
     if state.refusal:
         raise ConfigError("FLASHSALE_DURABILITY", f"is durable, but Redis {state.refusal}")
