@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,6 @@ def test_drop_passes_with_a_clean_audit(
     env = server_env(redis_url, database_url, namespace)
     try:
         with running_server(env, tmp_path / "server.log") as url:
-            started = time.monotonic()
             done = subprocess.run(
                 [
                     sys.executable,
@@ -57,7 +55,6 @@ def test_drop_passes_with_a_clean_audit(
                 text=True,
                 timeout=100,
             )
-            took = time.monotonic() - started
             closed = [
                 line.split()[2]
                 for line in done.stdout.splitlines()
@@ -95,7 +92,6 @@ def test_drop_passes_with_a_clean_audit(
     assert lines[-1] == "verdict: PASS", report
     assert done.returncode == 0, report
     assert not [line for line in lines if line.startswith("VIOLATION:")], report
-    assert took < 60, f"the drop took {took:.0f} s\n{report}"
     (run,) = (tmp_path / "reports").iterdir()
     verdict = json.loads((run / "verdict.json").read_text())
     assert verdict["audit"]["ok"] is True and verdict["audit"]["violations"] == []
