@@ -20,6 +20,7 @@ from litestar.plugins import InitPluginProtocol
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.bench import BenchController
+from flashsale.api.routes.chain import ChainController
 from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
 from flashsale.api.routes.payments import PaymentsController
@@ -52,7 +53,7 @@ class FlashsalePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
-            [SalesController, OrdersController, PaymentsController, OpsController]
+            [SalesController, OrdersController, PaymentsController, OpsController, ChainController]
         )
         if self.settings.api.bench_endpoints:
             app_config.route_handlers.append(BenchController)
