@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.positions import list_positions
 from flashsale.store import migrate
 
+BLOCK_MS = 100
 FAST = DeliveryConfig(
     confirmations=2, max_in_flight=256, poll_s=0.05, bump_after_s=1.0, recheck_after_s=0.4
 )
@@ -34,7 +36,7 @@ FAST = DeliveryConfig(
 
 @pytest.fixture(scope="session")
 def chain_node() -> Iterator[EmbeddedChain]:
-    with EmbeddedChain(block_ms=100) as node:
+    with EmbeddedChain(block_ms=BLOCK_MS) as node:
         yield node
 
 
@@ -47,11 +49,12 @@ def chain(chain_node: EmbeddedChain) -> Iterator[EmbeddedChain]:
     yield chain_node
     chain_node.resume()
     chain_node.rpc("evm_setAutomine", [True])
+    chain_node.rpc("evm_setIntervalMining", [BLOCK_MS])
     chain_node.rpc("evm_revert", [snapshot])
 
 
 @pytest.fixture
-async def chain_pool(pg_admin_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def chain_db(pg_admin_url: str) -> AsyncIterator[str]:
     """A database of the test's own with every migration applied."""
     name = f"fs_chain_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(pg_admin_url)
@@ -61,17 +64,22 @@ async def chain_pool(pg_admin_url: str) -> AsyncIterator[asyncpg.Pool]:
         await admin.close()
     base, _, _ = pg_admin_url.rpartition("/")
     await migrate.upgrade(f"{base}/{name}")
-    pool = await asyncpg.create_pool(f"{base}/{name}", min_size=1, max_size=6)
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def chain_pool(chain_db: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(chain_db, min_size=1, max_size=6)
     assert pool is not None
     try:
         yield pool
     finally:
         await pool.close()
-        admin = await asyncpg.connect(pg_admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @dataclass
@@ -100,13 +108,12 @@ async def make_deliverer(
     made: list[Running] = []
     clients: list[ChainClient] = []
 
-    def make(
-        *, config: DeliveryConfig = FAST, fees: FeePolicy | None = None, url: str | None = None
-    ) -> Running:
-        client = ChainClient(url or chain.url, timeout_s=2.0)
+    def make(*, fees: FeePolicy | None = None, **overrides: Any) -> Running:
+        client = ChainClient(chain.url, timeout_s=2.0)
         clients.append(client)
+        config = dataclasses.replace(FAST, **overrides)
         if fees is not None:
-            config = DeliveryConfig(**{**config.__dict__, "fees": fees})
+            config = dataclasses.replace(config, fees=fees)
 
         async def positions(sale_id: str) -> dict[str, int]:
             return await list_positions(engine, sale_id)

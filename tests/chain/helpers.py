@@ -73,3 +73,21 @@ async def deliveries(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
 async def statuses(pool: asyncpg.Pool) -> dict[str, int]:
     rows = await pool.fetch("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
     return {r["status"]: int(r["n"]) for r in rows}
+
+
+def rpc(chain: Any, method: str, *params: Any) -> Any:
+    return chain.rpc(method, list(params))
+
+
+async def wait_status(
+    pool: asyncpg.Pool, order_id: str, status: str, timeout_s: float = 30
+) -> None:
+    async def check() -> bool:
+        found = await pool.fetchval("SELECT status FROM deliveries WHERE order_id = $1", order_id)
+        return bool(found == status)
+
+    await eventually(check, timeout_s)
+
+
+async def alerts(pool: asyncpg.Pool) -> list[str]:
+    return [r["class"] for r in await pool.fetch("SELECT class FROM delivery_alerts")]

@@ -42,7 +42,8 @@ WHERE chain_id = $1 AND sender = $2 AND nonce = $3;
 
 -- name: tx_bumped
 UPDATE chain_txs
-SET tx_hash = $4, raw = $5, hashes = hashes || $4, max_fee = $6, priority_fee = $7,
+SET tx_hash = $4::text, raw = $5, hashes = array_append(hashes, $4::text), max_fee = $6,
+    priority_fee = $7,
     bumps = bumps + 1, sent_at = now(), updated_at = now()
 WHERE chain_id = $1 AND sender = $2 AND nonce = $3;
 
