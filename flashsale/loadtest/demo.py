@@ -4,9 +4,11 @@ It runs in dev mode (FLASHSALE_ENV=dev: development secrets unless set).
 With neither FLASHSALE_REDIS_URL nor FLASHSALE_DATABASE_URL set it starts
 private embedded Redis and PostgreSQL servers (removed afterwards), migrates,
 starts the server with its write-behind and timers (and the payment
-simulator), fires a burst of purchases from thousands of buyers, pays part of
-the orders by provider (with lost and duplicated callbacks switched on) and
-part by balance, lets the rest expire, and ends with the audit.
+simulator, and a local chain with the deliverer unless FLASHSALE_CHAIN_URL is
+set), fires a burst of purchases from thousands of buyers, pays part of the
+orders by provider (with lost and duplicated callbacks switched on) and part by
+balance, lets the rest expire, mints the paid orders' tokens to the buyers'
+addresses (read back from the chain), and ends with the audit.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import httpx
 from flashsale.api.tokens import mint_token
 from flashsale.connect import need
 from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
+from flashsale.devservers.chain import EmbeddedChain
 from flashsale.loadtest.burst import BurstResult, burst
+from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
 from flashsale.settings import Settings, config_errors
@@ -37,14 +41,28 @@ def services() -> Iterator[dict[str, str]]:
     """Environment for the server, in dev mode: the configured services, or embedded ones."""
     env = {**os.environ, "FLASHSALE_ENV": "dev"}
     settings = Settings.from_env(env)
-    if settings.redis.url or settings.database.url:
-        yield env
+    with local_chain(env):
+        if settings.redis.url or settings.database.url:
+            yield env
+            return
+        install_signal_handlers()
+        print("starting embedded Redis and PostgreSQL ...", flush=True)
+        with embedded_stack() as (redis_url, database_url):
+            env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
+            yield env
+
+
+@contextlib.contextmanager
+def local_chain(env: dict[str, str]) -> Iterator[None]:
+    """A local development chain unless FLASHSALE_CHAIN_URL names one (the demo reads
+    tokens back from it, so it starts the node itself rather than the supervisor)."""
+    if env.get("FLASHSALE_CHAIN_URL"):
+        yield
         return
-    install_signal_handlers()
-    print("starting embedded Redis and PostgreSQL ...", flush=True)
-    with embedded_stack() as (redis_url, database_url):
-        env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
-        yield env
+    print("starting a local chain (hardhat) ...", flush=True)
+    with EmbeddedChain() as node:
+        env |= {"FLASHSALE_CHAIN_URL": node.url, "FLASHSALE_CHAIN_KEY": node.dev_key}
+        yield
 
 
 def _cli(*args: str) -> list[str]:
@@ -145,6 +163,15 @@ async def drive(
             admin,
         )
         print(outcome.summary())
+        delivery: DeliveryOutcome = await deliver_paid(
+            client,
+            need(settings.chain.url, "FLASHSALE_CHAIN_URL"),
+            sale_id,
+            result.sold,
+            outcome.statuses,
+            tokens,
+        )
+        print(delivery.summary())
         client_violations = result.violations(1, outcome.statuses)
         print(
             "  clients saw "
@@ -171,7 +198,7 @@ async def drive(
         )
         for violation in [*violations, *client_violations]:
             print(f"VIOLATION: {violation}")
-        ok = bool(report.get("ok")) and not client_violations and outcome.ok
+        ok = bool(report.get("ok")) and not client_violations and outcome.ok and delivery.ok
         print(f"\nverdict: {'PASS' if ok else 'FAIL'}")
         return ok
 
