@@ -17,9 +17,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flashsale.chain.failures import Failure
 from flashsale.chain.ledger import Tx
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flashsale.chain")
 q = Queries("flashsale.chain")
 MAX_BLOCKS_PER_TICK = 500
+T = TypeVar("T")
 
 
 class Tracker:
@@ -56,19 +59,22 @@ class Tracker:
 
     async def _scan(self, head: int) -> None:
         stop = min(head, self.scanned + MAX_BLOCKS_PER_TICK)
-        for number in range(self.scanned + 1, stop + 1):
-            if not self.ledger.by_hash:
-                self.scanned = stop
-                return
-            block = await self.client.block(number)
+        if not self.ledger.by_hash:
+            self.scanned = stop
+            return
+        numbers = range(self.scanned + 1, stop + 1)
+        blocks = await gather_bounded([self.client.block(n) for n in numbers])
+        ours: list[str] = []
+        for block in blocks:
             if block is None:
-                return  # not there yet (a node behind its own head): next tick
-            for tx_hash in block.tx_hashes & self.ledger.by_hash.keys():
-                tx = self.ledger.open.get(self.ledger.by_hash[tx_hash])
-                receipt = await self.client.receipt(tx_hash)
-                if tx is not None and receipt is not None:
-                    await self._mined(tx, receipt)
-            self.scanned = number
+                break  # not there yet (a node behind its own head): the rest next tick
+            ours += block.tx_hashes & self.ledger.by_hash.keys()
+            self.scanned = block.number
+        receipts = await gather_bounded([self.client.receipt(h) for h in ours])
+        for tx_hash, receipt in zip(ours, receipts, strict=True):
+            tx = self.ledger.open.get(self.ledger.by_hash.get(tx_hash, -1))
+            if tx is not None and receipt is not None:
+                await self._mined(tx, receipt)
 
     async def _mined(self, tx: Tx, receipt: Receipt) -> None:
         if tx.status == "mined" and tx.block_hash == receipt.block_hash:
@@ -84,19 +90,16 @@ class Tracker:
 
     async def _confirm(self, head: int) -> None:
         needed = self.d.config.confirmations
-        canonical: dict[int, str | None] = {}
         due = [
             tx
             for tx in self.ledger.open.values()
             if tx.status == "mined" and head - (tx.block_number or head) + 1 >= needed
         ]
+        numbers = sorted({tx.block_number for tx in due if tx.block_number is not None})
+        blocks = await gather_bounded([self.client.block(n) for n in numbers])
+        canonical = {n: (b.hash if b else None) for n, b in zip(numbers, blocks, strict=True)}
         for tx in sorted(due, key=lambda t: t.nonce):
-            number = tx.block_number
-            assert number is not None
-            if number not in canonical:
-                block = await self.client.block(number)
-                canonical[number] = block.hash if block else None
-            if canonical[number] != tx.block_hash:
+            if canonical.get(tx.block_number or -1) != tx.block_hash:
                 await self._reorged(tx)
                 continue
             await self._final(tx)
@@ -194,4 +197,15 @@ class Tracker:
             await self.d.requeue(tx.job.order_id, "nonce taken", int(row["attempts"]))
 
 
-__all__ = ["Tracker"]
+async def gather_bounded(calls: list[Coroutine[Any, Any, T]], limit: int = 16) -> list[T]:
+    """Await ``calls`` with at most ``limit`` at once (JSON-RPC reads), results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Coroutine[Any, Any, T]) -> T:
+        async with gate:
+            return await call
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+__all__ = ["Tracker", "gather_bounded"]
