@@ -9,14 +9,13 @@ every report is one log line ``delivery_failure {json}``.
 
 from __future__ import annotations
 
-import json
 import logging
 from enum import StrEnum
 from typing import Any
 
 from prometheus_client import Counter
 
-from flashsale.payments.failures import FailureInfo
+from flashsale.payments.failures import FailureInfo, report_in
 
 log = logging.getLogger("flashsale.chain")
 
@@ -123,15 +122,7 @@ ALERTS = Counter(
 
 def report(failure: Failure, **fields: Any) -> dict[str, Any]:
     """Count (when alerting) and log one structured line; returns the logged record."""
-    info = TABLE[failure]
-    record: dict[str, Any] = {"class": failure.value, "severity": info.severity, **fields}
-    line = "delivery_failure " + json.dumps(record, default=str, sort_keys=True)
-    if info.severity == "log":
-        log.info(line)
-    else:
-        ALERTS.labels(failure.value).inc()
-        (log.error if info.severity == "page" else log.warning)(line)
-    return record
+    return report_in("delivery_failure", failure.value, TABLE[failure], ALERTS, log, fields)
 
 
 __all__ = ["ALERTS", "TABLE", "Failure", "report"]

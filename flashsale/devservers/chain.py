@@ -85,15 +85,6 @@ class EmbeddedChain(ServerProcess):
     def stop(self, timeout: float = 10.0) -> None:
         self._signal_and_wait(signal.SIGTERM, timeout)
 
-    def pause(self) -> None:
-        """SIGSTOP: the node holds its connections but answers nothing (a hang)."""
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGCONT)
-
     def rpc(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One JSON-RPC call (tests' helpers: evm_mine, evm_snapshot, ...); its result."""
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}

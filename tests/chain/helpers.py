@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +10,9 @@ import asyncpg
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order, SaleCreate, SerialsSpec
 from flashsale.store.persist import Persister
+from tests.payments.helpers import eventually
+
+__all__ = ["eventually"]
 
 # hardhat's development accounts #1.. as buyers (any address would do)
 BUYERS = [
@@ -20,16 +20,6 @@ BUYERS = [
     "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
     "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
 ]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, poll_s: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met in {timeout_s} s")
-        await asyncio.sleep(poll_s)
 
 
 async def paid_orders(

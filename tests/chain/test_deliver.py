@@ -236,17 +236,24 @@ async def _replace_pending_nonce(chain: EmbeddedChain, pool: asyncpg.Pool, order
     assert rpc(chain, "eth_getTransactionReceipt", other.tx_hash)["status"] == "0x1"
 
 
+async def _stalled_mint(engine: Engine, pool: asyncpg.Pool, make_deliverer: Any,
+                        chain: EmbeddedChain) -> tuple[Any, str]:  # fmt: skip
+    """u1's mint signed and sent, and left unmined (no mining at all meanwhile)."""
+    await first_delivery(engine, pool, make_deliverer)
+    rpc(chain, "evm_setAutomine", False)
+    rpc(chain, "evm_setIntervalMining", 0)
+    order_id = await pay_one_more(engine, pool)
+    running = make_deliverer()
+    running.start()
+    await wait_status(pool, order_id, "submitted")
+    return running, order_id
+
+
 async def test_a_mint_that_landed_while_we_thought_it_failed_is_not_minted_twice(
     engine: Engine, chain_pool: asyncpg.Pool, make_deliverer: Any, chain: EmbeddedChain
 ) -> None:
-    await first_delivery(engine, chain_pool, make_deliverer)
+    running, order_id = await _stalled_mint(engine, chain_pool, make_deliverer, chain)
     contract = await chain_pool.fetchval("SELECT contract FROM sale_contracts")
-    rpc(chain, "evm_setAutomine", False)
-    rpc(chain, "evm_setIntervalMining", 0)
-    order_id = await pay_one_more(engine, chain_pool)
-    running = make_deliverer()
-    running.start()
-    await wait_status(chain_pool, order_id, "submitted")
     # the same mint, signed outside our records, lands under our nonce: to the deliverer
     # its own transaction vanished and its nonce is used by someone else
     await _replace_pending_nonce(chain, chain_pool, order_id, mint_data(BUYERS[1], 2), contract)
@@ -261,13 +268,7 @@ async def test_a_mint_that_landed_while_we_thought_it_failed_is_not_minted_twice
 async def test_a_nonce_taken_by_another_transaction_is_minted_under_a_new_one(
     engine: Engine, chain_pool: asyncpg.Pool, make_deliverer: Any, chain: EmbeddedChain
 ) -> None:
-    await first_delivery(engine, chain_pool, make_deliverer)
-    rpc(chain, "evm_setAutomine", False)
-    rpc(chain, "evm_setIntervalMining", 0)
-    order_id = await pay_one_more(engine, chain_pool)
-    running = make_deliverer()
-    running.start()
-    await wait_status(chain_pool, order_id, "submitted")
+    running, order_id = await _stalled_mint(engine, chain_pool, make_deliverer, chain)
     await _replace_pending_nonce(chain, chain_pool, order_id, b"", chain.dev_address)
     rpc(chain, "evm_setIntervalMining", 100)
     await wait_status(chain_pool, order_id, "confirmed")
@@ -275,10 +276,8 @@ async def test_a_nonce_taken_by_another_transaction_is_minted_under_a_new_one(
         "SELECT status FROM chain_txs WHERE order_id = $1 ORDER BY nonce", order_id
     )
     assert [t["status"] for t in txs] == ["lost", "confirmed"]
-    attempts = await chain_pool.fetchval(
-        "SELECT attempts FROM deliveries WHERE order_id = $1", order_id
-    )
-    assert attempts == 2
+    sql = "SELECT attempts FROM deliveries WHERE order_id = $1"
+    assert await chain_pool.fetchval(sql, order_id) == 2
     assert await owner(running, chain_pool, "drop", 2) == BUYERS[1]
 
 

@@ -146,3 +146,23 @@ def test_the_node_is_installed_from_the_projects_lock_file() -> None:
     assert hardhat.startswith("2.")  # hardhat 3 needs Node.js 22; the machine has 20
     assert (NODE_DIR / "node_modules" / "hardhat" / "package.json").exists()
     assert Path(NODE_DIR / ".gitignore").read_text().startswith("node_modules/")
+
+
+def test_serve_with_workers_runs_the_deliverer_and_a_local_chain_in_dev_mode() -> None:
+    from flashsale.cli.supervisor import plan
+
+    def children(environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        env = dict(environ)
+        found = plan(Settings.from_env(environ), "127.0.0.1", 8000, 1, "granian", env)
+        return [c.name for c in found], env
+
+    dev = {"FLASHSALE_ENV": "dev"}
+    names, env = children(dev)
+    assert {"chain", "deliver"} <= set(names)
+    assert env["FLASHSALE_CHAIN_URL"].startswith("http://127.0.0.1:")
+    assert env["FLASHSALE_CHAIN_KEY"] == DEV_CHAIN_KEY
+    names, env = children({**dev, "FLASHSALE_CHAIN_URL": "http://127.0.0.1:8545"})
+    assert "deliver" in names and "chain" not in names
+    prod = {"FLASHSALE_ENV": "prod", "FLASHSALE_JWT_SECRET": "j" * 40}
+    names, _ = children(prod)
+    assert "deliver" not in names and "chain" not in names
