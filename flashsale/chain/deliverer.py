@@ -294,13 +294,15 @@ class Deliverer:
                 order_id, f"token {token} is owned by {owner}", Failure.WRONG_OWNER, owner=owner
             )
 
+    # The order moves first, the delivery row after: a crash in between leaves the
+    # transaction open, and the next run does both again (the moves are idempotent).
     async def confirmed(self, order_id: str) -> None:
-        await self.pool.execute(q("delivery_status"), order_id, "confirmed", None)
         await self.moves.confirm_delivery(order_id)
+        await self.pool.execute(q("delivery_status"), order_id, "confirmed", None)
 
     async def failed(self, order_id: str, reason: str, failure: Failure, **detail: Any) -> None:
-        await self.pool.execute(q("delivery_status"), order_id, "failed", reason)
         await self.moves.fail_delivery(order_id, reason)
+        await self.pool.execute(q("delivery_status"), order_id, "failed", reason)
         await self.alert(failure, order_id=order_id, reason=reason, **detail)
 
     async def requeue(self, order_id: str, reason: str, attempts_done: int) -> None:

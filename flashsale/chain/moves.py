@@ -6,7 +6,9 @@ on the order is being delivered and can no longer be cancelled for a refund.
 It answers None when the order may be delivered, else the order's status that
 forbids it (cancelled for a refund meanwhile): nothing is minted then.
 ``confirm_delivery`` follows the mint's confirmations; ``fail_delivery`` a
-delivery given up (an alert says why).
+delivery given up (an alert says why). All three may be called twice for one order
+(a crash, or a failure between the call and the deliverer's own record): they
+must be idempotent (``start_delivery`` of an order already delivering: None).
 
 `EngineMoves` implements it with what the engine has today: no transition
 produces ``delivering`` or ``delivered`` yet, so ``start_delivery`` checks that
@@ -20,6 +22,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from flashsale.engine.engine import Engine
+
+# paid, or delivering already (a retry, once the engine has that status)
+DELIVERABLE: frozenset[str] = frozenset({"paid", "delivering"})
 
 
 class OrderMoves(Protocol):
@@ -40,7 +45,7 @@ class EngineMoves:
         order = await self.engine.get_order(order_id)
         if order is None:
             return "missing"
-        return None if order.status == "paid" else order.status
+        return None if order.status in DELIVERABLE else order.status
 
     async def confirm_delivery(self, order_id: str) -> None:
         return None

@@ -134,11 +134,13 @@ FROM chain_addresses a
 WHERE d.status = 'awaiting_address' AND a.user_id = d.user_id;
 
 -- name: cancel_unpaid
+-- orders cancelled for a refund (or gone) before their mint was signed; an order
+-- already delivering keeps its delivery
 UPDATE deliveries d SET status = 'cancelled', reason = 'order is ' || o.status,
     updated_at = now()
 FROM orders o
 WHERE d.status IN ('awaiting_address', 'queued') AND o.order_id = d.order_id
-  AND o.status <> 'paid'
+  AND o.status IN ('refund_pending', 'refunded', 'cancelled', 'expired')
 RETURNING d.order_id;
 
 -- name: queued_deliveries
