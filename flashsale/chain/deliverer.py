@@ -161,7 +161,7 @@ class Deliverer:
         await self.deploy()
         submitted = await self.submit()
         await self.tracker.track(head)
-        return submitted >= self.config.max_in_flight // 4 or submitted == DISCOVER_BATCH
+        return submitted > 0  # more may be waiting: look again at once
 
     async def _unreachable(self, exc: Exception) -> None:
         if self._unreachable_since is None:
