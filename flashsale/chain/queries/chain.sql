@@ -64,9 +64,6 @@ WHERE chain_id = $1 AND sender = $2 AND nonce = $3;
 UPDATE chain_txs SET status = $4, updated_at = now()
 WHERE chain_id = $1 AND sender = $2 AND nonce = $3;
 
--- name: contract_of_sale
-SELECT chain_id, contract, status FROM sale_contracts WHERE sale_id = $1;
-
 -- name: deployed_contract
 SELECT chain_id, contract FROM sale_contracts WHERE sale_id = $1 AND status = 'deployed';
 
@@ -171,9 +168,6 @@ FROM deliveries d
 LEFT JOIN chain_txs t ON t.chain_id = d.chain_id AND t.sender = d.sender AND t.nonce = d.nonce
 LEFT JOIN chain_heads h ON h.chain_id = d.chain_id
 WHERE d.order_id = $1;
-
--- name: delivery_counts
-SELECT status, count(*) AS n FROM deliveries GROUP BY status;
 
 -- name: insert_alert
 INSERT INTO delivery_alerts (class, severity, order_id, tx_hash, detail)
