@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
 from flashsale.chain import failures
 from flashsale.chain.contract import (
     DEPLOY_GAS,
@@ -206,9 +208,14 @@ class Deliverer:
             return
         new: list[tuple[str, str, str, int]] = []
         for r in rows:
-            if await self.pool.fetchval(q("revive_delivery"), r["order_id"]) is None:
-                token = await self._token_id(r["sale_id"], r["serial"], r["serial_kind"])
+            token = await self._token_id(r["sale_id"], r["serial"], r["serial_kind"])
+            if r["delivery_status"] is None:
                 new.append((r["order_id"], r["sale_id"], r["user_id"], token))
+                continue
+            try:  # cancelled while its refund was reviewed, and paid again (refund rejected)
+                await self.pool.execute(q("revive_delivery"), r["order_id"])
+            except asyncpg.UniqueViolationError:
+                await self._token_taken(r["order_id"], r["sale_id"], r["user_id"], token)
         if not new:
             return
         columns = [[n[0] for n in new], [n[1] for n in new], [n[2] for n in new]]
@@ -217,11 +224,14 @@ class Deliverer:
         added = {r["order_id"] for r in inserted}
         for order_id, sale_id, user_id, token in new:
             if order_id not in added:  # another live delivery holds this token
-                reason = f"token {token} of sale {sale_id} is another order's delivery"
-                await self.pool.execute(
-                    q("add_failed_delivery"), order_id, sale_id, user_id, Decimal(token), reason
-                )
-                await self.alert(Failure.TOKEN_TAKEN, order_id=order_id, token_id=str(token))
+                await self._token_taken(order_id, sale_id, user_id, token)
+
+    async def _token_taken(self, order_id: str, sale_id: str, user_id: str, token: int) -> None:
+        reason = f"token {token} of sale {sale_id} is another order's delivery"
+        await self.pool.execute(
+            q("add_failed_delivery"), order_id, sale_id, user_id, Decimal(token), reason
+        )
+        await self.alert(Failure.TOKEN_TAKEN, order_id=order_id, token_id=str(token))
 
     # -- 2. contracts ----------------------------------------------------------------
 

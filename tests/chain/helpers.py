@@ -81,3 +81,15 @@ async def wait_status(
 
 async def alerts(pool: asyncpg.Pool) -> list[str]:
     return [r["class"] for r in await pool.fetch("SELECT class FROM delivery_alerts")]
+
+
+async def txs_when_settled(pool: asyncpg.Pool, order_id: str) -> list[str]:
+    """The statuses of an order's transactions (by nonce) once none is open any more (the
+    delivery row is written just before its transaction's)."""
+    sql = "SELECT status FROM chain_txs WHERE order_id = $1 ORDER BY nonce"
+
+    async def settled() -> bool:
+        return all(r["status"] in ("confirmed", "lost") for r in await pool.fetch(sql, order_id))
+
+    await eventually(settled, 10)
+    return [r["status"] for r in await pool.fetch(sql, order_id)]

@@ -15,6 +15,7 @@ from flashsale.chain.views import delivery_of, sale_chain
 from flashsale.devservers.chain import EmbeddedChain
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SerialsSpec
+from flashsale.store.persist import Persister
 from tests.chain.helpers import (
     BUYERS,
     alerts,
@@ -23,6 +24,7 @@ from tests.chain.helpers import (
     rpc,
     set_addresses,
     statuses,
+    txs_when_settled,
     wait_status,
 )
 
@@ -49,12 +51,14 @@ async def first_delivery(engine: Engine, pool: asyncpg.Pool, make_deliverer: Any
     return running
 
 
+async def _persist(engine: Engine, pool: asyncpg.Pool) -> None:
+    await Persister(engine.redis, pool, namespace=engine.namespace, sales=["drop"]).drain()
+
+
 async def pay_one_more(engine: Engine, pool: asyncpg.Pool, user: str = "u1") -> str:
     order = (await engine.purchase("drop", user)).order
     await engine.confirm_payment(order.order_id, f"pay-{user}")
-    from flashsale.store.persist import Persister
-
-    await Persister(engine.redis, pool, namespace=engine.namespace, sales=["drop"]).drain()
+    await _persist(engine, pool)
     return order.order_id
 
 
@@ -259,8 +263,8 @@ async def test_a_mint_that_landed_while_we_thought_it_failed_is_not_minted_twice
     await _replace_pending_nonce(chain, chain_pool, order_id, mint_data(BUYERS[1], 2), contract)
     rpc(chain, "evm_setIntervalMining", 100)
     await wait_status(chain_pool, order_id, "confirmed")
-    txs = await chain_pool.fetch("SELECT status FROM chain_txs WHERE order_id = $1", order_id)
-    assert [t["status"] for t in txs] == ["lost"]  # checked on chain: no second mint sent
+    # checked on chain: no second mint sent
+    assert await txs_when_settled(chain_pool, order_id) == ["lost"]
     assert "nonce_taken" in await alerts(chain_pool)
     assert await owner(running, chain_pool, "drop", 2) == BUYERS[1]
 
@@ -272,10 +276,7 @@ async def test_a_nonce_taken_by_another_transaction_is_minted_under_a_new_one(
     await _replace_pending_nonce(chain, chain_pool, order_id, b"", chain.dev_address)
     rpc(chain, "evm_setIntervalMining", 100)
     await wait_status(chain_pool, order_id, "confirmed")
-    txs = await chain_pool.fetch(
-        "SELECT status FROM chain_txs WHERE order_id = $1 ORDER BY nonce", order_id
-    )
-    assert [t["status"] for t in txs] == ["lost", "confirmed"]
+    assert await txs_when_settled(chain_pool, order_id) == ["lost", "confirmed"]
     sql = "SELECT attempts FROM deliveries WHERE order_id = $1"
     assert await chain_pool.fetchval(sql, order_id) == 2
     assert await owner(running, chain_pool, "drop", 2) == BUYERS[1]
@@ -336,3 +337,22 @@ async def test_deliveries_wait_while_the_node_is_down_and_resume(
     await wait_status(chain_pool, order_id, "confirmed")
     assert time.monotonic() - began < 25
     assert await owner(running, chain_pool, "drop", 2) == BUYERS[1]
+
+
+async def test_an_order_cancelled_before_its_delivery_is_not_minted_until_paid_again(
+    engine: Engine, chain_pool: asyncpg.Pool, make_deliverer: Any
+) -> None:
+    await first_delivery(engine, chain_pool, make_deliverer)
+    order_id = await pay_one_more(engine, chain_pool, "u2")  # u2 has no address yet
+    running = make_deliverer()
+    running.start()
+    await wait_status(chain_pool, order_id, "awaiting_address")
+    await engine.request_refund(order_id, user_id="u2", reason="cancelled by buyer")
+    await _persist(engine, chain_pool)
+    await wait_status(chain_pool, order_id, "cancelled")
+    await set_addresses(chain_pool, {"u2": BUYERS[2]})
+    await engine.reject_refund(order_id, reason="refund rejected")  # paid again
+    await _persist(engine, chain_pool)
+    await wait_status(chain_pool, order_id, "confirmed")
+    assert await txs_when_settled(chain_pool, order_id) == ["confirmed"]
+    assert await owner(running, chain_pool, "drop", 2) == BUYERS[2]

@@ -87,7 +87,8 @@ LIMIT $1;
 -- name: paid_without_delivery
 -- paid orders that no live delivery covers (none yet, or one cancelled while the
 -- order was being refunded and the refund was rejected)
-SELECT o.order_id, o.sale_id, o.user_id, o.serial, o.serial_kind::text AS serial_kind
+SELECT o.order_id, o.sale_id, o.user_id, o.serial, o.serial_kind::text AS serial_kind,
+       d.status AS delivery_status
 FROM orders o
 LEFT JOIN deliveries d ON d.order_id = o.order_id
 WHERE o.status = 'paid' AND (d.order_id IS NULL OR d.status = 'cancelled')
