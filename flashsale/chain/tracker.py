@@ -21,15 +21,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flashsale.chain.failures import Failure
-from flashsale.chain.ledger import Tx
-from flashsale.chain.rpc import Receipt
+from flashsale.chain.ledger import Ledger, Tx
+from flashsale.chain.rpc import ChainClient, Receipt
 from flashsale.store.queries import Queries
-
-if TYPE_CHECKING:
-    from flashsale.chain.deliverer import Deliverer
 
 log = logging.getLogger("flashsale.chain")
 q = Queries("flashsale.chain")
@@ -37,8 +34,33 @@ MAX_BLOCKS_PER_TICK = 500
 T = TypeVar("T")
 
 
+class Host(Protocol):
+    """What the tracker needs of the deliverer (`deliverer.Deliverer`)."""
+
+    pool: Any
+    client: ChainClient
+    ledger: Ledger
+
+    # a DeliveryConfig: confirmations, recheck_after_s, bump_after_s, fees
+    @property
+    def config(self) -> Any: ...
+
+    async def alert(
+        self, failure: Failure, *, order_id: str | None = None, tx_hash: str | None = None,
+        **detail: Any,
+    ) -> None: ...  # fmt: skip
+
+    async def confirmed(self, order_id: str) -> None: ...
+
+    async def settle_minted(self, order_id: str, owner: str, address: str, token: int) -> None: ...
+
+    async def requeue(self, order_id: str, reason: str, attempts_done: int) -> None: ...
+
+    async def broadcast(self, txs: list[Tx]) -> None: ...
+
+
 class Tracker:
-    def __init__(self, deliverer: Deliverer) -> None:
+    def __init__(self, deliverer: Host) -> None:
         self.d = deliverer
         self.ledger = deliverer.ledger
         self.client = deliverer.client
