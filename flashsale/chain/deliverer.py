@@ -152,6 +152,7 @@ class Deliverer:
             except Exception:  # PostgreSQL or Redis away, or a bug: log, back off, go on
                 log.exception("deliver: the tick failed; trying again")
                 delay = min(max(delay * 2, self.config.poll_s), 10.0)
+                started = False  # memory may be ahead of the database: reload from it
             if await _wait(stop, min(delay, 0.02) if busy else delay):
                 return
 
