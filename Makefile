@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
+CHAIN_NODE := flashsale/chain/node
 .PHONY: setup demo test lint bench loadtest clean
 
 $(BIN)/flashsale: pyproject.toml
@@ -12,7 +13,11 @@ $(BIN)/flashsale: pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $(BIN)/flashsale
 
-setup: $(BIN)/flashsale
+# the local chain's node and the Solidity compiler, from the npm registry as locked
+$(CHAIN_NODE)/node_modules/.package-lock.json: $(CHAIN_NODE)/package-lock.json
+	cd $(CHAIN_NODE) && npm ci --no-audit --no-fund --loglevel=error
+
+setup: $(BIN)/flashsale $(CHAIN_NODE)/node_modules/.package-lock.json
 
 demo: setup
 	$(BIN)/flashsale demo
@@ -32,4 +37,4 @@ bench: setup
 	$(BIN)/flashsale bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(CHAIN_NODE)/node_modules

@@ -32,6 +32,7 @@ from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
+    "DEV_CHAIN_KEY",
     "DEV_JWT_SECRET",
     "DEV_PAYSIM_SECRET",
     "MIN_SECRET_BYTES",
@@ -64,6 +65,9 @@ MIN_SECRET_BYTES = 32
 # Used only in dev mode (FLASHSALE_ENV=dev), so the demo and the tests need no setup.
 DEV_JWT_SECRET = "flashsale-dev-jwt-secret-change-me-in-production"
 DEV_PAYSIM_SECRET = "flashsale-paysim-dev-secret-not-for-production"
+# hardhat's first development account, funded on the local chain (devservers/chain.py):
+# public knowledge, so refused outside dev mode
+DEV_CHAIN_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 SOLD_OUT_CACHE_MAX_S = 1.0  # the contract: a cached sold-out answer is at most 1 s stale
 
 
@@ -431,11 +435,43 @@ class PaymentsSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChainSettings:
-    """Delivery on chain: carried for `flashsale deliver` (not built yet)."""
+    """Delivery on chain (``flashsale deliver``, flashsale/chain)."""
 
-    url: str | None = _var("CHAIN_URL", None, "EVM JSON-RPC endpoint for delivery", _text)
-    key: str | None = _var("CHAIN_KEY", None, "the minter's private key", _text, secret=True)
+    url: str | None = _var(
+        "CHAIN_URL",
+        None,
+        "EVM JSON-RPC endpoint for delivery",
+        _text,
+        shown="none; the demo and `serve --with-workers` start a local chain",
+    )
+    key: str | None = _var(
+        "CHAIN_KEY",
+        None,
+        "the minter's private key (hex); required with FLASHSALE_CHAIN_URL",
+        _text,
+        shown="none; the local chain's funded key in dev mode",
+        secret=True,
+        dev_default=DEV_CHAIN_KEY,
+    )
     confirmations: int = _var("CHAIN_CONFIRMATIONS", 2, "blocks a delivery waits for", _integer(1))
+    max_in_flight: int = _var(
+        "CHAIN_MAX_IN_FLIGHT",
+        256,
+        "mint transactions the deliverer has sent and not yet seen confirmed",
+        _integer(1),
+    )
+    poll_s: float = _var(
+        "CHAIN_POLL_S", 1.0, "how often the deliverer looks for work and new blocks (s)", _positive
+    )
+    bump_after_s: float = _var(
+        "CHAIN_BUMP_AFTER_S",
+        30.0,
+        "an unmined transaction is signed again with 12.5% higher fees after this (s)",
+        _positive,
+    )
+    max_fee_gwei: float = _var(
+        "CHAIN_MAX_FEE_GWEI", 500.0, "the most a transaction may pay per gas (gwei)", _positive
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -556,11 +592,19 @@ class Settings:
         ``FLASHSALE_JWT_SECRET``, or the signing secret of a configured provider
         (``FLASHSALE_PAYSIM_SECRET`` for ``sim``: ``FLASHSALE_PAYSIM_URL`` is set, or
         ``sim`` says the process is or starts the simulator), is unset or shorter
-        than 32 bytes.
+        than 32 bytes; with ``FLASHSALE_CHAIN_URL`` set, likewise the minter's
+        ``FLASHSALE_CHAIN_KEY`` (and never the public development key).
         """
         self.checked_jwt_secret()
         if sim or self.payments.paysim_url:
             _strong("FLASHSALE_PAYSIM_SECRET", self.payments.paysim_secret, self.env)
+        if self.chain.url:
+            key = _strong("FLASHSALE_CHAIN_KEY", self.chain.key, self.env)
+            if self.env != "dev" and key.lower().removeprefix("0x") == DEV_CHAIN_KEY[2:]:
+                raise ConfigError(
+                    "FLASHSALE_CHAIN_KEY",
+                    "is the public development key (allowed only with FLASHSALE_ENV=dev)",
+                )
         return self
 
 

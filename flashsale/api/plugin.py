@@ -21,6 +21,7 @@ from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
 from flashsale.api.routes.bench import BenchController
+from flashsale.api.routes.chain import ChainController
 from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
 from flashsale.api.routes.payments import PaymentsController
@@ -61,6 +62,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 PaymentsController,
                 OpsController,
                 AdminController,
+                ChainController,
                 schema_assets(),
             ]
         )

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
-from flashsale.engine.models import Order
+from flashsale.chain.views import ChainInfo, Delivery
+from flashsale.engine.models import Order, Sale
 from flashsale.engine.statuses import OrderStatus
 from flashsale.payments.models import MoneyAudit, Payment
 from flashsale.store.audit import RedisCounts, StreamState, Violation
@@ -57,15 +58,31 @@ class Health(Struct, kw_only=True):
 
 
 class OrderOut(Order, kw_only=True):
-    """An order read back: the engine's order and its payment attempts (empty without
-    PostgreSQL)."""
+    """An order read back: the engine's order, its payment attempts (empty without
+    PostgreSQL) and, once paid, its delivery on chain."""
 
     payments: list[Payment] = msgspec.field(default_factory=list)
+    delivery: Delivery | UnsetType = UNSET
+    """Present on every paid order (with PostgreSQL): the token's way to the buyer."""
 
     @classmethod
-    def of(cls, order: Order, payments: list[Payment]) -> OrderOut:
+    def of(
+        cls, order: Order, payments: list[Payment], delivery: Delivery | UnsetType = UNSET
+    ) -> OrderOut:
         fields = {name: getattr(order, name) for name in order.__struct_fields__}
-        return cls(**fields, payments=payments)
+        return cls(**fields, payments=payments, delivery=delivery)
+
+
+class SaleOut(Sale, kw_only=True):
+    """A sale read back, with its contract once deployed."""
+
+    chain: ChainInfo | UnsetType = UNSET
+    """The sale's ERC-721 contract, once deployed (before its first delivery)."""
+
+    @classmethod
+    def of(cls, sale: Sale, chain: ChainInfo | None) -> SaleOut:
+        fields = {name: getattr(sale, name) for name in sale.__struct_fields__}
+        return cls(**fields, chain=UNSET if chain is None else chain)
 
 
 class AuditReport(Struct, kw_only=True):

@@ -8,6 +8,7 @@
     flashsale paysim [--port P] [--fast-retries]
     flashsale demo
     flashsale persist | timers | audit SALE | recover | db upgrade
+    flashsale chain [--port P] | deliver
     flashsale payments refunds | approve | reject | invalidate | audit
     flashsale config [--markdown [--dev]]
 
@@ -28,6 +29,7 @@ from typing import Annotated
 
 import typer
 
+from flashsale.chain import cli as chain_cli
 from flashsale.cli import admin, sale
 from flashsale.cli.boundary import ToolGroup
 from flashsale.cli.serve import Server
@@ -57,6 +59,7 @@ store_cli.register(app)  # persist, audit, recover, db upgrade
 app.add_typer(payments_cli.app, name="payments")  # refund review, money audit, ...
 app.command("timers")(payments_cli.timers)
 loadtest_cli.register(app)  # loadtest drop|bots|browse, bench
+chain_cli.register(app)  # chain (a local node), deliver
 
 
 @app.command()

@@ -5,8 +5,12 @@ Each part runs as a process of its own (exactly the ``flashsale serve``,
 one never takes the others down: a child that exits is started again after a
 back-off. When FLASHSALE_PAYSIM_URL is unset a payment simulator is started
 too, and FLASHSALE_PUBLIC_URL defaults to the server's own address so that
-provider callbacks find their way back. SIGTERM or SIGINT stops every child
-(SIGTERM, then SIGKILL after a grace period) and the supervisor exits.
+provider callbacks find their way back. The deliverer (``flashsale deliver``)
+runs against FLASHSALE_CHAIN_URL; unset, in dev mode, against a local chain
+started here (``flashsale chain``, with its funded development key; outside dev
+mode that key is refused, so delivery stays off until the URL and key are set).
+SIGTERM or SIGINT stops every child (SIGTERM, then SIGKILL after a grace
+period) and the supervisor exits.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 
 from flashsale import logs
 from flashsale.devservers import free_port
-from flashsale.settings import Settings
+from flashsale.settings import DEV_CHAIN_KEY, Settings
 
 log = logging.getLogger("flashsale.supervisor")
 GRACE_S = 20.0
@@ -71,6 +75,7 @@ def plan(
     if not settings.api.public_url:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         env["FLASHSALE_PUBLIC_URL"] = f"http://{reachable}:{port}"
+    children += _chain(settings, env)
     children += [
         Child(
             "api",
@@ -90,6 +95,23 @@ def plan(
         Child("timers", _cli("timers")),
     ]
     return children
+
+
+def _chain(settings: Settings, env: dict[str, str]) -> list[Child]:
+    """The deliverer, and a local chain for it when no chain is configured (dev mode)."""
+    if settings.chain.url:
+        return [Child("deliver", _cli("deliver"))]
+    if settings.env != "dev":
+        print("supervisor: delivery off (set FLASHSALE_CHAIN_URL and FLASHSALE_CHAIN_KEY)")
+        return []
+    chain_port = free_port()
+    env["FLASHSALE_CHAIN_URL"] = f"http://127.0.0.1:{chain_port}"
+    env.setdefault("FLASHSALE_CHAIN_KEY", DEV_CHAIN_KEY)
+    # the deliverer waits (and retries) until the chain answers
+    return [
+        Child("chain", _cli("chain", "--port", str(chain_port))),
+        Child("deliver", _cli("deliver")),
+    ]
 
 
 def supervise(settings: Settings, host: str, port: int, workers: int, server: str) -> int:

@@ -154,6 +154,15 @@ class ServerProcess(OneProcess):
             remove_owned_dir(self._dir)
             self._dir = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections but answers nothing (a hang)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the server, as a crash would; the directory stays for restart()."""
         proc = self._proc

@@ -151,15 +151,6 @@ class EmbeddedRedis(ServerProcess):
     def _emergency_stop(self) -> None:
         self.stop()
 
-    def pause(self) -> None:
-        """SIGSTOP: the server holds its connections but answers nothing (a hang)."""
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGCONT)
-
     def wait_in_sync(self, timeout: float = 10.0) -> None:
         """For a replica: wait until its link to the master is up (initial sync done)."""
         deadline = time.monotonic() + timeout

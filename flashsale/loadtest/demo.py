@@ -4,9 +4,11 @@ It runs in dev mode (FLASHSALE_ENV=dev: development secrets unless set).
 With neither FLASHSALE_REDIS_URL nor FLASHSALE_DATABASE_URL set it starts
 private embedded Redis and PostgreSQL servers (removed afterwards), migrates,
 starts the server with its write-behind and timers (and the payment
-simulator), fires a burst of purchases from thousands of buyers, pays part of
-the orders by provider (with lost and duplicated callbacks switched on) and
-part by balance, lets the rest expire, and ends with the audit.
+simulator, and a local chain with the deliverer unless FLASHSALE_CHAIN_URL is
+set), fires a burst of purchases from thousands of buyers, pays part of the
+orders by provider (with lost and duplicated callbacks switched on) and part by
+balance, lets the rest expire, mints the paid orders' tokens to the buyers'
+addresses (read back from the chain), and ends with the audit.
 
 The terminal gets the story (steps, a progress bar for each long one, the
 results, the server's own figures); everything the servers log goes to the
@@ -32,14 +34,16 @@ import httpx
 from flashsale.api.tokens import mint_token
 from flashsale.connect import need
 from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
+from flashsale.devservers.chain import EmbeddedChain
 from flashsale.loadtest.burst import BurstResult, burst
+from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
 from flashsale.loadtest.runner import REPORTS
 from flashsale.loadtest.story import Story
 from flashsale.settings import Settings, config_errors
 
-STEPS = 6
+STEPS = 8
 CLIENT_CONNECTIONS = 500
 
 
@@ -48,16 +52,31 @@ def services(story: Story) -> Iterator[dict[str, str]]:
     """Environment for the server, in dev mode: the configured services, or embedded ones."""
     env = {**os.environ, "FLASHSALE_ENV": "dev"}
     settings = Settings.from_env(env)
-    if settings.redis.url or settings.database.url:
-        story.say("(using the Redis and PostgreSQL of FLASHSALE_REDIS_URL / _DATABASE_URL)")
-        yield env
-        return
     install_signal_handlers()
     with contextlib.ExitStack() as stack:
-        with story.step("starting private Redis and PostgreSQL servers (removed at the end)"):
-            redis_url, database_url = stack.enter_context(embedded_stack())
-        env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
+        stack.enter_context(local_chain(story, env))
+        if settings.redis.url or settings.database.url:
+            story.say("(using the Redis and PostgreSQL of FLASHSALE_REDIS_URL / _DATABASE_URL)")
+        else:
+            with story.step("starting private Redis and PostgreSQL servers (removed at the end)"):
+                redis_url, database_url = stack.enter_context(embedded_stack())
+            env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
         yield env
+
+
+@contextlib.contextmanager
+def local_chain(story: Story, env: dict[str, str]) -> Iterator[None]:
+    """A local development chain unless FLASHSALE_CHAIN_URL names one (the demo reads
+    tokens back from it, so it starts the node itself rather than the supervisor)."""
+    if env.get("FLASHSALE_CHAIN_URL"):
+        story.say("(using the chain of FLASHSALE_CHAIN_URL)")
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        with story.step("starting a local EVM chain (hardhat, from the project's npm files)"):
+            node = stack.enter_context(EmbeddedChain())
+        env |= {"FLASHSALE_CHAIN_URL": node.url, "FLASHSALE_CHAIN_KEY": node.dev_key}
+        yield
 
 
 def _cli(*args: str) -> list[str]:
@@ -178,6 +197,18 @@ async def drive(
                 )
             for line in outcome.summary():
                 story.result(line)
+
+        with story.step("delivery: each paid order's token minted to its buyer's address"):
+            delivery: DeliveryOutcome = await deliver_paid(
+                client,
+                need(settings.chain.url, "FLASHSALE_CHAIN_URL"),
+                sale_id,
+                result.sold,
+                outcome.statuses,
+                tokens,
+            )
+            for line in delivery.summary().strip().splitlines():
+                story.result(line.strip())
         client_violations = result.violations(1, outcome.statuses)
 
         with story.step("the audit: Redis against PostgreSQL, every order, the money"):
@@ -187,7 +218,7 @@ async def drive(
         violations = report.get("violations", ["the audit did not answer"])
         for violation in [*violations, *client_violations]:
             story.say(f"VIOLATION: {violation}")
-        ok = bool(report.get("ok")) and not client_violations and outcome.ok
+        ok = bool(report.get("ok")) and not client_violations and outcome.ok and delivery.ok
         return ok
 
 

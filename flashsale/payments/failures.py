@@ -211,14 +211,26 @@ def severity_of(failure: Failure) -> Severity:
 
 def report(failure: Failure, **fields: Any) -> dict[str, Any]:
     """Count (when alerting) and log one structured line; returns the logged record."""
-    info = TABLE[failure]
-    record: dict[str, Any] = {"class": failure.value, "severity": info.severity, **fields}
-    line = "payment_failure " + json.dumps(record, default=str, sort_keys=True)
+    return report_in("payment_failure", failure.value, TABLE[failure], ALERTS, log, fields)
+
+
+def report_in(
+    kind: str,
+    failure: str,
+    info: FailureInfo,
+    alerts: Counter,
+    logger: logging.Logger,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    """The one shape of a failure report (payments' and delivery's): ``<kind> {json}`` at
+    the severity's level, alerting classes counted in ``alerts``."""
+    record: dict[str, Any] = {"class": failure, "severity": info.severity, **fields}
+    line = f"{kind} " + json.dumps(record, default=str, sort_keys=True)
     if info.severity == "log":
-        log.info(line)
+        logger.info(line)
     else:
-        ALERTS.labels(failure.value).inc()
-        (log.error if info.severity == "page" else log.warning)(line)
+        alerts.labels(failure).inc()
+        (logger.error if info.severity == "page" else logger.warning)(line)
     return record
 
 

@@ -15,7 +15,6 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,6 +30,7 @@ from flashsale.payments.provider import SimProvider
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, PaymentSettings
 from flashsale.payments.timers import Timers
+from flashsale.store import migrate
 from tests.paysim.paysim_harness import PaysimProcess
 
 from .callback_server import CallbackServer
@@ -43,7 +43,6 @@ PAYSIM_CONFIG: dict[str, Any] = {
     "duplicate_after_s": 0.2,
     "callback_timeout_s": 5.0,
 }
-MIGRATIONS = Path(__file__).resolve().parents[2] / "flashsale" / "store" / "migrations"
 
 FAST = PaymentSettings(
     callback_window_s=0.6,
@@ -71,7 +70,7 @@ def paysim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaysimProcess]:
 
 @pytest.fixture(scope="session")
 def payments_db(pg_admin_url: str) -> Iterator[str]:
-    """A database with the payment migration applied (0002 needs nothing from 0001)."""
+    """A database of the payment tests' own, every migration applied."""
     name = f"flashsale_pay_{secrets.token_hex(4)}"
 
     async def setup() -> None:
@@ -81,12 +80,8 @@ def payments_db(pg_admin_url: str) -> Iterator[str]:
         finally:
             await admin.close()
         base, _, _ = pg_admin_url.rpartition("/")
-        conn = await asyncpg.connect(f"{base}/{name}")
-        try:
-            async with conn.transaction():
-                await conn.execute((MIGRATIONS / "0002_payments.sql").read_text())
-        finally:
-            await conn.close()
+        # the whole chain, as a deployment has it (the API reads deliveries on an order)
+        await migrate.upgrade(f"{base}/{name}")
 
     async def drop() -> None:
         admin = await asyncpg.connect(pg_admin_url)

@@ -1,4 +1,4 @@
-"""Named SQL (``store/queries.py``, shared by store and payments): every name the code asks
+"""Named SQL (``store/queries.py``, shared by store, payments and chain): every name the code asks
 for exists, every query in the files is asked for, and each one prepares against the
 migrated schema (PostgreSQL parses it, resolves every table, column and parameter type)."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from flashsale.store.queries import load
 
-PACKAGES = ("flashsale.store", "flashsale.payments")
+PACKAGES = ("flashsale.store", "flashsale.payments", "flashsale.chain")
 # A call of a package's loader, ``q("name")``; anything but a literal name is refused,
 # so this scan sees every query the code can ask for.
 _CALL = re.compile(r"\bq\(\s*(?P<literal>\"(?P<name>\w+)\")?")

@@ -15,11 +15,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, QueryParameter
+from msgspec import UNSET, UnsetType
 
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
 from flashsale.api.schemas import OrderOut
 from flashsale.api.state import AppState
+from flashsale.chain.views import Delivery, delivery_of
 from flashsale.engine import statuses
 from flashsale.engine.errors import OrderNotFound, OrderNotPending
 from flashsale.engine.models import ORDER_ID, SALE_ID_PATTERN, Order
@@ -56,7 +58,10 @@ class OrdersController(Controller):
         payments = []
         if state.payments is not None:
             payments = await state.payments.payments_for_order(order_id)
-        return OrderOut.of(order, payments)
+        delivery: Delivery | UnsetType = UNSET
+        if state.pg_pool is not None and order.status in statuses.PAID:
+            delivery = await delivery_of(state.pg_pool, order)
+        return OrderOut.of(order, payments, delivery)
 
     @get(
         "/me/orders",

@@ -24,13 +24,15 @@ from flashsale.api import metrics
 from flashsale.api.auth import authenticate, principal_of, require_admin
 from flashsale.api.body import PurchaseOperation, decode_purchase_body, strict_body
 from flashsale.api.problems import (
+    PG_UNREACHABLE,
     PROBLEM_JSON,
     problem_bytes,
     problem_responses,
 )
 from flashsale.api.ratelimit import client_ip
-from flashsale.api.schemas import PurchaseOut
+from flashsale.api.schemas import PurchaseOut, SaleOut
 from flashsale.api.state import AppState
+from flashsale.chain.views import sale_chain
 from flashsale.engine.errors import SaleNotFound, SoldOut
 from flashsale.engine.models import SALE_ID, Sale, SaleCreate, SaleUpdate
 from flashsale.errors import FlashsaleError
@@ -78,9 +80,17 @@ class SalesController(Controller):
         responses=problem_responses(404, 503),
         summary="A sale's public status",
     )
-    async def get_sale(self, request: Request[Any, Any, Any], sale_id: FromPath[str]) -> Sale:
+    async def get_sale(self, request: Request[Any, Any, Any], sale_id: FromPath[str]) -> SaleOut:
         _check_sale_id(sale_id)
-        return await _state(request).engine.get_sale(sale_id)
+        state = _state(request)
+        sale = await state.engine.get_sale(sale_id)
+        chain = None
+        if state.pg_pool is not None:
+            try:
+                chain = await sale_chain(state.pg_pool, sale_id)
+            except PG_UNREACHABLE:  # the sale is Redis' to tell: answer without its contract
+                chain = None
+        return SaleOut.of(sale, chain)
 
     @patch(
         "/{sale_id:str}",
