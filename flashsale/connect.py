@@ -40,12 +40,14 @@ def need(value: str | None, variable: str) -> str:
     return value
 
 
-def transport(settings: Settings) -> TransportOptions:
-    """How the engine's hot path talks to Redis, from the settings."""
+def transport(settings: Settings, *, tool: bool = False) -> TransportOptions:
+    """How the engine's hot path talks to Redis, from the settings (``tool``: a one-shot
+    command, which does not warn about the server's durability on stderr)."""
     return TransportOptions(
         timeout_ms=settings.redis.timeout_ms,
         max_pending=settings.redis.max_pending,
         durability=settings.durability,
+        warn_durability=not tool,
     )
 
 
@@ -74,11 +76,12 @@ async def verify_durability(settings: Settings) -> None:
         log.warning("durability %s not met: %s", mode, problem)
 
 
-async def open_engine(settings: Settings, *, check_durability: bool = True) -> Engine:
-    """The engine the settings name. ``check_durability``: the start-up check above (a
-    cluster's nodes are checked by each new connection instead)."""
+async def open_engine(settings: Settings, *, tool: bool = False) -> Engine:
+    """The engine the settings name. A server process runs the start-up check above (a
+    cluster's nodes are checked by each new connection instead); a one-shot ``tool``
+    does not (a refusal still refuses its connections)."""
     url = need(settings.redis.url, "FLASHSALE_REDIS_URL")
-    if check_durability and not settings.redis.cluster:
+    if not tool and not settings.redis.cluster:
         await verify_durability(settings)
     engine: Engine = Engine.from_url(
         url,
@@ -87,7 +90,7 @@ async def open_engine(settings: Settings, *, check_durability: bool = True) -> E
         max_connections=settings.redis.max_connections,
         cluster=settings.redis.cluster,
         socket_timeout_s=settings.redis.timeout_ms / 1000,
-        transport=transport(settings),
+        transport=transport(settings, tool=tool),
     )
     return engine
 

@@ -87,7 +87,7 @@ class FlashsalePlugin(InitPluginProtocol):
         engine = self.engine
         own_engine = engine is None
         if engine is None:
-            engine = await open_engine(settings, check_durability=True)
+            engine = await open_engine(settings)
         pg_pool = None
         payments = None
         if settings.database.url:

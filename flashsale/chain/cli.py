@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 import threading
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flashsale import logs
 from flashsale.settings import config_errors, load_or_exit
 
 
@@ -26,7 +26,7 @@ def deliver() -> None:
     from flashsale.chain.service import NEEDS, run_deliver
 
     settings = load_or_exit(*NEEDS, secrets=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure("deliver", settings.log_format)
     with config_errors():
         raise typer.Exit(asyncio.run(run_deliver(settings)))
 

@@ -55,7 +55,7 @@ class Desk:
 async def _desk() -> AsyncIterator[Desk]:
     settings = load_or_exit(*NEEDS)
     async with contextlib.AsyncExitStack() as stack:
-        engine = await open_engine(settings)
+        engine = await open_engine(settings, tool=True)
         stack.push_async_callback(engine.aclose)
         pool = await open_pool(settings, max_size=2)
         stack.push_async_callback(pool.close)

@@ -54,7 +54,7 @@ def run_with_engine(work: Callable[[Engine], Awaitable[T]]) -> T:
     settings = load_or_exit("FLASHSALE_REDIS_URL")
 
     async def main() -> T:
-        engine = await open_engine(settings)
+        engine = await open_engine(settings, tool=True)
         try:
             return await work(engine)
         finally:

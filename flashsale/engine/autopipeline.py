@@ -65,7 +65,9 @@ class AutoPipeline:
         self._url = url
         self._options = options = options or TransportOptions()
         self._guard = (
-            DurabilityGuard(options.durability) if options.durability == "durable" else None
+            DurabilityGuard(options.durability, warn=options.warn_durability)
+            if options.durability == "durable"
+            else None
         )
         self._idle: list[RespConnection] = [
             RespConnection(url, timeout_s=options.timeout_s, on_connect=self._guard)

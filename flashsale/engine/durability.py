@@ -154,9 +154,10 @@ class DurabilityGuard:
     checks again. ``wait_replicas`` is what the last check found.
     """
 
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, *, warn: bool = True) -> None:
         self.mode = mode
         self.wait_replicas = 0
+        self._level = logging.WARNING if warn else logging.DEBUG
         self._warned = False
 
     async def __call__(self, conn: RespConnection) -> None:
@@ -167,7 +168,13 @@ class DurabilityGuard:
         if state.problems and not self._warned:
             self._warned = True
             for problem in state.problems:
-                log.warning("durability %s not met at %s: %s", self.mode, conn.address, problem)
+                log.log(
+                    self._level,
+                    "durability %s not met at %s: %s",
+                    self.mode,
+                    conn.address,
+                    problem,
+                )
         self.wait_replicas = state.wait_replicas
 
 

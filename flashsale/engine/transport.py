@@ -56,6 +56,9 @@ class TransportOptions:
     durability: DurabilityMode = "fast"
     wait_replicas: int = 0  # a fixed WAIT per batch whatever the mode (the durability bench)
     wait_timeout_ms: int = 1000  # WAIT's own timeout, once the batch's replies came
+    # a server's AOF shortfalls are warnings for processes that acknowledge purchases;
+    # a one-shot tool (``flashsale sale tune``) logs them at debug level
+    warn_durability: bool = True
 
     @property
     def timeout_s(self) -> float:

@@ -38,11 +38,11 @@ T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[PaymentService]:
+async def open_service(settings: Settings, *, tool: bool = True) -> AsyncIterator[PaymentService]:
     """The payment flow on an engine and a pool of its own, closed afterwards."""
     settings.require(*NEEDS)
     async with contextlib.AsyncExitStack() as stack:
-        engine = await open_engine(settings)
+        engine = await open_engine(settings, tool=tool)
         stack.push_async_callback(engine.aclose)
         pool = await open_pool(settings)
         stack.push_async_callback(pool.close)
@@ -75,7 +75,7 @@ def _money(cents: int, currency: str) -> str:
 
 
 async def _run_timers(settings: Settings, interval_s: float, once: bool, json_out: bool) -> None:
-    async with open_service(settings) as service:
+    async with open_service(settings, tool=False) as service:
         timers = Timers(service, interval_s=interval_s)
         if once:
             stats = _asdict(await timers.tick())

@@ -90,7 +90,7 @@ async def run_recover(
         raise ConfigError(
             "FLASHSALE_REDIS_CLUSTER", "is set: `recover` supports one Redis server, not a cluster"
         )
-    engine = await open_engine(settings)
+    engine = await open_engine(settings, tool=True)
     pool = await open_pool(settings, max_size=2)
     try:
         return await recover(engine, pool, force_rewrite=force_rewrite, deep=deep)
