@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from flashsale.devservers.errors import EmbeddedServerError
 from flashsale.devservers.ports import HOST
@@ -19,22 +22,24 @@ _SLOTS = 16384
 
 
 class EmbeddedRedisCluster(Managed):
-    """`nodes` cluster-enabled masters (no replicas) sharing all 16384 slots.
+    """`nodes` cluster-enabled masters sharing all 16384 slots, each with `replicas`
+    replicas (for failover tests).
 
     Slots are assigned with CLUSTER ADDSLOTSRANGE and every node MEETs every other;
     this reached cluster_state:ok in 2.1 s on 10 runs out of 10, the floor being
     Redis's own 2 s delay before a fresh master turns writable. ``redis-cli
     --cluster create`` (`use_redis_cli=True`) works too but waits on gossip: 2.1 to
-    7 s here. Node servers are in `servers`.
-
-    Replicas (for failover tests) are not built yet: they would be more
-    ``EmbeddedRedis(cluster=True)`` nodes, MET like the others and then told
-    ``CLUSTER REPLICATE <master node id>`` (``--replicaof`` is refused in cluster mode)."""
+    7 s here. Node servers are in `servers`: the masters first, in slot order, then
+    the replicas, master by master. A replica is told ``CLUSTER REPLICATE <master id>``
+    once it knows its master (``--replicaof`` is refused in cluster mode); give
+    ``--cluster-node-timeout`` in `extra_args` for a failover faster than 5 s.
+    """
 
     def __init__(
         self,
         nodes: int = 3,
         *,
+        replicas: int = 0,
         workdir: Path | None = None,
         extra_args: Sequence[str] = (),
         use_redis_cli: bool = False,
@@ -42,7 +47,10 @@ class EmbeddedRedisCluster(Managed):
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
+        if replicas < 0 or (replicas and use_redis_cli):
+            raise ValueError("replicas: 0 or more, and not with use_redis_cli")
         self.node_count = nodes
+        self.replica_count = replicas
         self.extra_args = tuple(extra_args)
         self._workdir = Path(workdir).resolve() if workdir is not None else None
         self._owns_dir = workdir is None
@@ -58,6 +66,16 @@ class EmbeddedRedisCluster(Managed):
         if self._dir is None:
             raise EmbeddedServerError("cluster has no directory before start()")
         return self._dir
+
+    @property
+    def masters(self) -> list[EmbeddedRedis]:
+        """The nodes started as masters (a failover may since have demoted one)."""
+        return self.servers[: self.node_count]
+
+    def replicas_of(self, master: int) -> list[EmbeddedRedis]:
+        """The nodes started as replicas of ``masters[master]``."""
+        first = self.node_count + master * self.replica_count
+        return self.servers[first : first + self.replica_count]
 
     @property
     def startup_nodes(self) -> list[tuple[str, int]]:
@@ -83,6 +101,7 @@ class EmbeddedRedisCluster(Managed):
             self._dir = new_owned_dir("cluster")
         fresh = not self.servers
         if fresh:
+            total = self.node_count * (1 + self.replica_count)
             self.servers = [
                 EmbeddedRedis(
                     cluster=True,
@@ -90,7 +109,7 @@ class EmbeddedRedisCluster(Managed):
                     workdir=self.dir / f"node{i}",
                     die_with_parent=self._die_with_parent,
                 )
-                for i in range(self.node_count)
+                for i in range(total)
             ]
         try:
             for server in self.servers:
@@ -101,6 +120,8 @@ class EmbeddedRedisCluster(Managed):
                 else:
                     self._create_with_commands()
             self._wait_ok(timeout)
+            if fresh and self.replica_count:
+                self._attach_replicas(timeout)
         except BaseException:
             self.stop()
             raise
@@ -136,8 +157,8 @@ class EmbeddedRedisCluster(Managed):
     def _create_with_commands(self) -> None:
         clients = [probe_client(s.port, 5.0) for s in self.servers]
         try:
-            n = len(clients)
-            for i, client in enumerate(clients):
+            n = self.node_count
+            for i, client in enumerate(clients[:n]):
                 first, last = i * _SLOTS // n, (i + 1) * _SLOTS // n - 1
                 try:
                     command(client, "CLUSTER", "ADDSLOTSRANGE", first, last)
@@ -157,6 +178,47 @@ class EmbeddedRedisCluster(Managed):
         finally:
             for client in clients:
                 client.close()
+
+    def _attach_replicas(self, timeout: float) -> None:
+        """Each replica REPLICATEs its master once it has learnt the master's id by
+        gossip, then the wait lasts until every replica's link is up."""
+        for index, master in enumerate(self.masters):
+            with contextlib.closing(probe_client(master.port)) as client:
+                master_id = command(client, "CLUSTER", "MYID")
+            master_id = master_id.decode() if isinstance(master_id, bytes) else str(master_id)
+            for replica in self.replicas_of(index):
+                _until(
+                    functools.partial(_replicate, replica, master_id),
+                    timeout,
+                    f"replica on port {replica.port} could not follow {master_id}",
+                )
+        for index in range(self.node_count):
+            for replica in self.replicas_of(index):
+                replica.wait_in_sync(timeout)
+
+    def primary_of(self, key: str) -> EmbeddedRedis:
+        """The node serving ``key``'s slot now, as a running node sees the cluster."""
+        slot = key_slot(key.encode())
+        node = next(s for s in self.servers if s.running)
+        with contextlib.closing(probe_client(node.port)) as client:
+            slots = command(client, "CLUSTER", "SLOTS")
+        [port] = [int(p[1]) for first, last, p, *_ in slots if first <= slot <= last]
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_failover(self, killed: EmbeddedRedis, timeout: float = 30.0) -> None:
+        """After ``killed`` (a master) was killed: wait until a living node sees the cluster
+        ok with every slot served by another node (one of its replicas took over)."""
+        living = [s for s in self.servers if s is not killed and s.running]
+
+        def taken_over() -> bool:
+            with contextlib.closing(probe_client(living[0].port)) as client:
+                info = command(client, "CLUSTER", "INFO")
+                slots = command(client, "CLUSTER", "SLOTS")
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            primaries = {int(primary[1]) for _, _, primary, *_ in slots}
+            return "cluster_state:ok" in text and killed.port not in primaries
+
+        _until(taken_over, timeout, f"no replica took over from port {killed.port}")
 
     def _wait_ok(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -178,3 +240,25 @@ class EmbeddedRedisCluster(Managed):
                     f"cluster not ok after {timeout:.0f} s on port {pending[0].port}:\n{text}"
                 )
             time.sleep(0.05)
+
+
+def _replicate(replica: EmbeddedRedis, master_id: str) -> bool:
+    """CLUSTER REPLICATE, False while the replica does not know the master yet."""
+    with contextlib.closing(probe_client(replica.port)) as client:
+        try:
+            command(client, "CLUSTER", "REPLICATE", master_id)
+        except redis.ResponseError:
+            return False  # "Unknown node": gossip has not told it yet
+    return True
+
+
+def _until(check: Callable[[], bool], timeout: float, failure: str) -> None:
+    """Poll ``check`` (a cluster's own state: nothing to wait on but asking) until true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(redis.RedisError, OSError):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise EmbeddedServerError(f"{failure} after {timeout:.0f} s")
+        time.sleep(0.05)

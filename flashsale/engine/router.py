@@ -64,6 +64,9 @@ class ClusterRouter:
         self._pipelines: dict[str, AutoPipeline] = {}
         self._refresh_lock = asyncio.Lock()
         self._generation = 0  # how many times the map was loaded
+        # every node the last map named (replicas too): where to ask for the next map when
+        # the seed and the primaries we talked to are gone (the seed's master was killed)
+        self._nodes: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _url_for(self, address: str) -> str:
@@ -82,7 +85,7 @@ class ClusterRouter:
         async with self._refresh_lock:
             if seen is not None and seen != self._generation:
                 return
-            known = [a for a in self._pipelines if a != suspect]
+            known = dict.fromkeys(a for a in [*self._pipelines, *self._nodes] if a != suspect)
             addresses = [self._seed_url, *(self._url_for(a) for a in known)]
             if suspect:
                 addresses.append(self._url_for(suspect))
@@ -105,10 +108,13 @@ class ClusterRouter:
 
     def _load(self, slots: list[Any]) -> None:
         table: list[str | None] = [None] * 16384
-        for start, end, primary, *_ in slots:
+        nodes: dict[str, None] = {}
+        for start, end, primary, *replicas in slots:
             address = f"{text(primary[0])}:{int(primary[1])}"
             table[int(start) : int(end) + 1] = [address] * (int(end) - int(start) + 1)
+            nodes.update(dict.fromkeys(f"{text(n[0])}:{int(n[1])}" for n in [primary, *replicas]))
         self._slots = table
+        self._nodes = list(nodes)
         self._generation += 1
         serving = set(table)
         for address in [a for a in self._pipelines if a not in serving]:
