@@ -129,3 +129,50 @@ def test_redis_configurations_for_each_durability_mode() -> None:
 
 def test_the_license_is_mit() -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def _cluster_compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "cluster" / "compose.yaml").read_text())
+    return loaded
+
+
+def test_the_cluster_deployment_scales_every_process_over_a_durable_cluster() -> None:
+    services = _cluster_compose()["services"]
+    nodes = sorted(name for name in services if name.startswith("redis-"))
+    assert len(nodes) == 9
+    create = " ".join(services["cluster-init"]["command"])
+    assert all(f"{node}:6379" in create for node in nodes), "cluster-init names every node"
+    assert "--cluster-replicas 2" in create, "two replicas: a promoted one still has one"
+    assert set(services["cluster-init"]["depends_on"]) == set(nodes)
+    for name in ("api", "persist", "timers"):
+        assert services[name]["deploy"]["replicas"] >= 2, f"{name} runs as several processes"
+        environment = services[name]["environment"]
+        assert environment["FLASHSALE_REDIS_CLUSTER"] == "1"
+        assert environment["FLASHSALE_DURABILITY"] == "durable"
+        assert services[name]["depends_on"]["cluster-init"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert services["proxy"]["ports"] == ["127.0.0.1:8000:8000"], "only the proxy is published"
+    assert not any("ports" in services[n] for n in services if n != "proxy")
+    assert "api:8000" in (DEPLOY / "cluster" / "nginx.conf").read_text()
+
+
+def test_the_cluster_deployment_names_only_variables_that_exist() -> None:
+    names = set(NAME.findall((DEPLOY / "cluster" / "compose.yaml").read_text()))
+    assert {"FLASHSALE_REDIS_CLUSTER", "FLASHSALE_TRUSTED_PROXIES"} <= names
+    assert not _unknown(names)
+
+
+def test_the_cluster_nodes_are_durable_and_fail_over() -> None:
+    node = _directives("redis-cluster.conf")
+    assert node["cluster-enabled"] == "yes"
+    assert node["appendonly"] == "yes" and node["appendfsync"] == "always"
+    assert int(node["min-replicas-to-write"]) >= 1
+    assert node["maxmemory-policy"] == "noeviction"
+
+
+def test_the_single_host_redis_is_reachable_on_the_compose_network() -> None:
+    services = _compose()["services"]
+    for name in ("redis", "redis-replica"):
+        command = services[name]["command"]
+        assert command[command.index("--bind") + 1] == "0.0.0.0", name
