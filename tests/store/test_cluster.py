@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from redis.asyncio import RedisCluster
 
+from flashsale.bench.failover import node_args
 from flashsale.connect import open_engine
 from flashsale.devservers import EmbeddedRedisCluster
 from flashsale.engine.engine import Engine
@@ -29,7 +30,8 @@ from .store_helpers import make_sale
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmbeddedRedisCluster]:
-    with EmbeddedRedisCluster(nodes=3) as running:
+    # masters with replicas, durable as the settings default to
+    with EmbeddedRedisCluster(nodes=3, replicas=1, extra_args=node_args("durable")) as running:
         yield running
 
 
