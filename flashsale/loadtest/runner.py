@@ -41,8 +41,9 @@ from typing import Any
 import httpx
 
 from flashsale.api.tokens import mint_token
+from flashsale.loadtest.generator import generator_lines
 from flashsale.loadtest.housekeeping import PASSWORD, PRICE_CENTS, clean_up, prepare_payers
-from flashsale.loadtest.seen import Seen
+from flashsale.loadtest.seen import Seen, epoch_of
 from flashsale.loadtest.verdict import judge, to_read_back
 from flashsale.settings import Settings, config_errors
 
@@ -322,6 +323,7 @@ def summary(
     out_dir: Path,
     sale_id: str,
     setup: list[str],
+    opens_at: float | None = None,
 ) -> list[str]:
     orders = seen.orders()
     purchase = stats.busiest("purchase")
@@ -359,6 +361,7 @@ def summary(
         f"p95 {_ms(stats, purchase, '95%')} ms · p99 {_ms(stats, purchase, '99%')} ms",
         f"latency all requests: p50 {_ms(stats, 'Aggregated', '50%')} ms · "
         f"p95 {_ms(stats, 'Aggregated', '95%')} ms · p99 {_ms(stats, 'Aggregated', '99%')} ms",
+        *generator_lines(seen, opens_at, _ms(stats, purchase, "99%")),
     ]
     if sale:
         lines.append(
@@ -401,6 +404,7 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
             echo(f"could not create the sale: {created.status_code} {created.text[:300]}")
             echo("verdict: FAIL")
             return 2
+        opens_at = epoch_of(created.json().get("start_at")) if opts.scenario == "drop" else None
         echo(
             f"sale {sale_id}: {opts.serials:,} serials for {opts.users:,} users; running "
             f"locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
@@ -426,7 +430,7 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     (out_dir / "verdict.json").write_text(
         json.dumps({"violations": violations, "audit": audit, "sale": sale}, indent=1)
     )
-    lines = summary(opts, seen, stats, audit, sale, out_dir, sale_id, cleanup)
+    lines = summary(opts, seen, stats, audit, sale, out_dir, sale_id, cleanup, opens_at)
     verdict = "PASS" if not violations else "FAIL"
     if opts.json_out:
         report: dict[str, Any] = {"verdict": verdict, "violations": violations, "summary": lines}

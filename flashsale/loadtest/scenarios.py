@@ -175,6 +175,7 @@ class Client(FastHttpUser):
         status, body, sent, received = self.call(
             "POST", PURCHASE_PATH, name, body={}, headers=headers, expected=EXPECTED_PURCHASE
         )
+        SEEN.record_sent(sent)
         if status in (200, 201) and isinstance(body, dict) and body.get("order_id"):
             SEEN.bought.append(
                 Bought(

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+_STARTED = time.monotonic()  # this process's start, near enough (imported at start-up)
 
 
 def epoch_of(iso: str | None) -> float | None:
@@ -67,6 +71,28 @@ class Seen:
     samples: dict[str, str] = field(default_factory=dict)  # a refusal's first detail, by kind
     buyers: int = 0  # distinct users that ran
     finished: int = 0  # users that finished their journey (drop)
+    # purchase requests by the 100 ms tick they were sent in (epoch seconds × 10)
+    sent_ticks: Counter[int] = field(default_factory=Counter)
+    # each locust process: (CPU seconds, wall seconds) over its life, to tell whether
+    # the load generator itself was the bottleneck
+    processes: list[tuple[float, float]] = field(default_factory=list)
+
+    def record_sent(self, sent_at: float) -> None:
+        self.sent_ticks[int(sent_at * 10)] += 1
+
+    def sent_between(self, start: float, end: float) -> int:
+        """Purchase requests sent in [start, end) (to the 100 ms tick)."""
+        first, last = int(start * 10), int(end * 10)
+        return sum(n for tick, n in self.sent_ticks.items() if first <= tick < last)
+
+    def busiest_second(self) -> int:
+        """The most purchase requests sent in any one-second window."""
+        ticks = self.sent_ticks
+        return max((sum(ticks.get(t + i, 0) for i in range(10)) for t in ticks), default=0)
+
+    def busiest_process_cpu(self) -> float:
+        """The highest share of one core a locust process used over its life (0..1+)."""
+        return max((cpu / wall for cpu, wall in self.processes if wall > 0), default=0.0)
 
     def record_problem(self, text: str, limit: int = 200) -> None:
         if len(self.problems) < limit:
@@ -83,6 +109,7 @@ class Seen:
         data = asdict(self)
         for name in ("refused", "errors", "requests", "payments", "cancels", "replays"):
             data[name] = dict(getattr(self, name))
+        data["sent_ticks"] = {str(tick): n for tick, n in self.sent_ticks.items()}
         return data
 
     @classmethod
@@ -95,9 +122,11 @@ class Seen:
             samples=dict(data.get("samples", {})),
             buyers=int(data.get("buyers", 0)),
             finished=int(data.get("finished", 0)),
+            processes=[(float(c), float(w)) for c, w in data.get("processes", [])],
         )
         for name in ("refused", "errors", "requests", "payments", "cancels", "replays"):
             getattr(seen, name).update(data.get(name, {}))
+        seen.sent_ticks.update({int(t): n for t, n in data.get("sent_ticks", {}).items()})
         return seen
 
     def merge(self, other: Seen) -> None:
@@ -110,8 +139,13 @@ class Seen:
         self.samples = {**other.samples, **self.samples}
         self.buyers += other.buyers
         self.finished += other.finished
+        self.sent_ticks.update(other.sent_ticks)
+        self.processes += other.processes
 
     def write(self, directory: Path) -> Path:
+        """This process's records, with its own CPU and wall time since it started."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.processes = [(usage.ru_utime + usage.ru_stime, time.monotonic() - _STARTED)]
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"seen-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")

@@ -109,6 +109,10 @@ def test_drop_passes_with_a_clean_audit(
     assert any(line.startswith("cleanup: sale lt-") and line.endswith("closed") for line in lines)
     assert status == "closed", report
     assert "locust exit" not in done.stdout
+    # the opening second as the client sent it, and the client's own load
+    [opening] = [line for line in lines if line.startswith("opening second: ")]
+    assert int(opening.split()[2].replace(",", "")) > 0, opening
+    assert any(line.startswith("load generator: 1 locust process,") for line in lines), report
     report = json.loads(bots.stdout)
     assert report["verdict"] in ("PASS", "FAIL") and report["summary"], bots.stdout
     assert report["sale"]["total"] == 1000 and "setup" not in bots.stdout

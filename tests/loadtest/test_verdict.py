@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
+from flashsale.loadtest.generator import generator_lines
 from flashsale.loadtest.runner import Options
 from flashsale.loadtest.seen import Bought, Seen
 from flashsale.loadtest.verdict import judge, to_read_back
@@ -142,3 +143,28 @@ def test_final_states_read_back() -> None:
     assert judge(opts(), seen, CLEAN_AUDIT, sale(), "", {"s.1": "expired", "s.2": "paid"}) == []
     both = judge(opts(), seen, CLEAN_AUDIT, sale(), "", {"s.1": "paid", "s.2": "paid"})
     assert both == ["serial 3 held by 2 live orders"]
+
+
+def test_the_opening_second_and_a_saturated_client_are_reported(tmp_path: Path) -> None:
+    opens = 1_000.0
+    one, two = Seen(), Seen()
+    for i in range(30):  # 30 sent in the opening second, across two processes
+        (one if i % 2 else two).record_sent(opens + i / 30)
+    two.record_sent(opens + 1.5)  # and one after it
+    one.processes, two.processes = [(9.5, 10.0)], [(2.0, 10.0)]
+    merged = Seen.from_json(one.to_json())  # records travel as JSON between processes
+    merged.merge(Seen.from_json(two.to_json()))
+    assert merged.sent_between(opens, opens + 1) == 30
+    assert merged.busiest_second() == 30
+    lines = generator_lines(merged, opens, "12")
+    assert lines[0].startswith("opening second: 30 purchases sent in it")
+    assert "2 locust processes, the busiest at 95% of a core" in lines[1]
+    assert lines[2].startswith("WARNING: the load generator was the bottleneck")
+    merged.processes = [(2.0, 10.0)]
+    assert not any(line.startswith("WARNING") for line in generator_lines(merged, None, "-"))
+
+
+def test_each_process_records_its_own_cpu_and_wall_time(tmp_path: Path) -> None:
+    Seen().write(tmp_path)
+    [(cpu, wall)] = Seen.load_dir(tmp_path).processes
+    assert 0 < cpu and 0 < wall
