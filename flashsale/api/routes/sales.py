@@ -29,7 +29,6 @@ from flashsale.api.problems import (
     problem_bytes,
     problem_responses,
 )
-from flashsale.api.ratelimit import client_ip
 from flashsale.api.schemas import PurchaseOut, SaleOut
 from flashsale.api.state import AppState
 from flashsale.chain.views import sale_chain
@@ -165,7 +164,7 @@ class SalesController(Controller):
             result = await state.engine.purchase(
                 sale_id,
                 principal.user_id,
-                ip=client_ip(request.scope, bool(state.settings.api.trusted_proxies)),
+                ip=state.client_ip(request.scope),
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )
