@@ -34,7 +34,7 @@ Severity = Literal["page", "alert", "log"]
 class Failure(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     STALE_CALLBACK = "stale_callback"
-    REPLAYED_CALLBACK = "replayed_callback"
+    NOTICE_CONFLICT = "notice_conflict"
     MALFORMED_CALLBACK = "malformed_callback"
     UNKNOWN_ORDER = "unknown_order"
     ORDER_MISMATCH = "order_mismatch"
@@ -113,10 +113,11 @@ TABLE: dict[Failure, FailureInfo] = {
         "A correctly signed callback more than 300 s off our clock: 401.",
         "Check NTP on our hosts; the provider retries, so nothing is lost.",
     ),
-    Failure.REPLAYED_CALLBACK: FailureInfo(
+    Failure.NOTICE_CONFLICT: FailureInfo(
         "alert",
-        "The very same signed delivery seen twice (a captured request replayed): 401.",
-        "Someone replays traffic: find the source address in the access log.",
+        "A notice id delivered again with another payment or status than its first delivery: "
+        "200, nothing changes (the first facts stand).",
+        "A provider bug or a leaked key: check the trade at the provider by hand.",
     ),
     Failure.DUPLICATE_PAYMENT: FailureInfo(
         "alert",

@@ -75,8 +75,8 @@ class CallbackNotice(CallbackBody, frozen=True, kw_only=True):
 
     `notify_id` is the same on every delivery of one notice (retries and
     duplicates): process a notice once per notify_id, and answer 200 again
-    when it comes back. `signature` is unique per delivery: seeing the same
-    one twice within the tolerance window means a replayed request (401).
+    when it comes back, whatever its `signature` (the header as received; a
+    redelivery may carry the same one or a fresh one, both are redeliveries).
     A `pending` notice can arrive after the `succeeded` one: never move a
     payment backwards on a callback.
     """

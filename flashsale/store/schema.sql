@@ -216,15 +216,6 @@ CREATE INDEX refunds_to_execute ON refunds (next_attempt_at) WHERE status = 'app
 CREATE INDEX refunds_order_unsettled ON refunds (decided_at)
     WHERE cancels_order AND NOT order_settled AND status IN ('rejected', 'refunded');
 
--- Replays: each delivery is signed afresh, so a signature seen twice is a replay.
-CREATE TABLE callback_signatures (
-    provider    text NOT NULL,
-    digest      bytea NOT NULL,
-    seen_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (provider, digest)
-);
-CREATE INDEX callback_signatures_by_age ON callback_signatures (seen_at);
-
 -- Notices processed, by the provider's notify_id (the same on every redelivery).
 CREATE TABLE callback_notices (
     provider      text NOT NULL,
