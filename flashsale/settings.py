@@ -512,6 +512,13 @@ class DevSettings:
         _json_object,
         shown="set by `flashsale loadtest`",
     )
+    crash_at: str | None = _var(
+        "CRASH_AT",
+        None,
+        "tests: the named step (`flashsale/crashpoints.py`) where the process kills itself",
+        _text,
+        shown="none",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,6 +47,7 @@ class Failure(StrEnum):
     PROVIDER_REJECTED = "provider_rejected"
     EXPIRED_WITHOUT_ANSWER = "expired_without_answer"
     CONFIRM_DEFERRED = "confirm_deferred"
+    CANCEL_REPAIRED = "cancel_repaired"
     REFUND_FAILED = "refund_failed"
     LOST_CALLBACK_RECOVERED = "lost_callback_recovered"
     DUPLICATE_CALLBACK = "duplicate_callback"
@@ -152,6 +153,12 @@ TABLE: dict[Failure, FailureInfo] = {
         "A payment succeeded in PostgreSQL but Redis did not answer the order confirmation; "
         "the timers repair it (internal lost order).",
         "Check Redis; nothing to do for the orders themselves.",
+    ),
+    Failure.CANCEL_REPAIRED: FailureInfo(
+        "alert",
+        "A paid order's cancellation was cut in two by a crash (Redis moved, no refund row, "
+        "or the other way round); the timers finished it: the refund waits for review.",
+        "Approve or reject the refund as usual; a burst means processes are being killed.",
     ),
     Failure.MALFORMED_CALLBACK: FailureInfo(
         "alert",
