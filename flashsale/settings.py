@@ -259,19 +259,17 @@ class DatabaseSettings:
         "PostgreSQL connections per process (`persist`: one per consumer + 1)",
         _integer(1),
     )
-    acquire_timeout_s: float | None = _var(
+    acquire_timeout_s: float = _var(
         "DATABASE_ACQUIRE_TIMEOUT_S",
-        None,
-        "longest wait for a free pooled connection (s)",
+        5.0,
+        "longest wait for a pooled connection, a new one's handshake included (s)",
         _positive,
-        shown="no limit",
     )
-    query_timeout_s: float | None = _var(
+    query_timeout_s: float = _var(
         "DATABASE_QUERY_TIMEOUT_S",
-        None,
-        "longest PostgreSQL statement (s)",
+        10.0,
+        "longest PostgreSQL statement (s): past it, 503 `database_unavailable`",
         _positive,
-        shown="no limit",
     )
 
 
@@ -403,6 +401,12 @@ class PaymentsSettings:
         shown="none; a dev default in dev mode",
         secret=True,
         dev_default=DEV_PAYSIM_SECRET,
+    )
+    provider_timeout_s: float = _var(
+        "PAYMENTS_PROVIDER_TIMEOUT_S",
+        5.0,
+        "longest call to the payment provider, all of it (s): past it, retried later",
+        _positive,
     )
     callback_window_s: float = _var(
         "PAYMENTS_CALLBACK_WINDOW_S",
