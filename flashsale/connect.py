@@ -113,7 +113,12 @@ async def open_redis(settings: Settings) -> Redis | RedisCluster:
 
 class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
     """asyncpg's pool with a default timeout for ``acquire`` (asyncpg has none pool-wide);
-    every pool method (``fetch``, ``execute``, ...) acquires through it."""
+    every pool method (``fetch``, ``execute``, ...) acquires through it.
+
+    With ``command_timeout`` on every statement and ``timeout`` on each new
+    connection's handshake, nothing waits on PostgreSQL without a deadline: a
+    stalled server (frozen, failing over) turns into ``TimeoutError``, which the
+    API answers 503 ``database_unavailable``."""
 
     __slots__ = ("_acquire_timeout",)
 
@@ -139,6 +144,7 @@ async def open_pool(
         need(database.url, "FLASHSALE_DATABASE_URL"),
         acquire_timeout=database.acquire_timeout_s,
         command_timeout=database.query_timeout_s,
+        timeout=database.acquire_timeout_s,  # a new connection's handshake (asyncpg: 60 s)
         min_size=min(min_size, size),
         max_size=size,
         # asyncpg.create_pool's defaults, which this replaces

@@ -259,19 +259,17 @@ class DatabaseSettings:
         "PostgreSQL connections per process (`persist`: one per consumer + 1)",
         _integer(1),
     )
-    acquire_timeout_s: float | None = _var(
+    acquire_timeout_s: float = _var(
         "DATABASE_ACQUIRE_TIMEOUT_S",
-        None,
-        "longest wait for a free pooled connection (s)",
+        5.0,
+        "longest wait for a pooled connection, a new one's handshake included (s)",
         _positive,
-        shown="no limit",
     )
-    query_timeout_s: float | None = _var(
+    query_timeout_s: float = _var(
         "DATABASE_QUERY_TIMEOUT_S",
-        None,
-        "longest PostgreSQL statement (s)",
+        10.0,
+        "longest PostgreSQL statement (s): past it, 503 `database_unavailable`",
         _positive,
-        shown="no limit",
     )
 
 
@@ -404,6 +402,12 @@ class PaymentsSettings:
         secret=True,
         dev_default=DEV_PAYSIM_SECRET,
     )
+    provider_timeout_s: float = _var(
+        "PAYMENTS_PROVIDER_TIMEOUT_S",
+        5.0,
+        "longest call to the payment provider, all of it (s): past it, retried later",
+        _positive,
+    )
     callback_window_s: float = _var(
         "PAYMENTS_CALLBACK_WINDOW_S",
         60.0,
@@ -511,6 +515,13 @@ class DevSettings:
         "a load-test run's plan, JSON, from the runner to its locust processes",
         _json_object,
         shown="set by `flashsale loadtest`",
+    )
+    crash_at: str | None = _var(
+        "CRASH_AT",
+        None,
+        "tests: the named step (`flashsale/crashpoints.py`) where the process kills itself",
+        _text,
+        shown="none",
     )
 
 

@@ -8,6 +8,7 @@ from litestar import Litestar
 from flashsale import logs
 from flashsale.api.access import access_log
 from flashsale.api.plugin import FlashsalePlugin
+from flashsale.api.text import CheckedRequest, text_guard
 from flashsale.engine.engine import Engine
 from flashsale.settings import Settings
 
@@ -24,12 +25,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # Here, not in the plugin: Litestar 2.25 reads this limit from its constructor
         # argument only (a plugin's AppConfig change does not reach the router).
         request_max_body_size=settings.api.max_body_bytes,
+        request_class=CheckedRequest,  # bodies with text PostgreSQL can't store: 422
         debug=False,
         logging_config=None,  # the process sets its logging up (flashsale/logs.py), not Litestar
     )
     # Around the whole application, routing included (Litestar's middleware runs per
     # route): 404s and 405s get their access line and request id too.
-    app.asgi_handler = access_log(app.asgi_handler)
+    # text_guard: a path, query or header PostgreSQL can't store is refused before routing.
+    app.asgi_handler = access_log(text_guard(app.asgi_handler))
     return app
 
 

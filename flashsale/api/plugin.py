@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 
+from flashsale.api.clientip import ClientAddress
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
@@ -106,6 +107,7 @@ class FlashsalePlugin(InitPluginProtocol):
             stats=SaleStats(engine.redis, engine.namespace),
             pg_pool=pg_pool,
             payments=payments,
+            client_ip=ClientAddress(settings.api.trusted_proxies),
         )
         rate = settings.api.ip_rate_per_s
         if rate:

@@ -35,21 +35,6 @@ log = logging.getLogger("flashsale.api")
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
 
 
-def client_ip(scope: Scope, trust_forwarded_for: bool) -> str:
-    """The caller's address: the socket peer, or X-Forwarded-For's first hop behind a proxy.
-
-    ``trust_forwarded_for``: FLASHSALE_TRUSTED_PROXIES names at least one proxy.
-    """
-    if trust_forwarded_for:
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                first = value.split(b",", 1)[0].strip()
-                if first:
-                    return first.decode("latin-1")
-    client = scope.get("client")
-    return client[0] if client else ""
-
-
 class IpRateLimiter:
     """At most ``per_s`` requests per second from one address, across every worker."""
 
@@ -96,7 +81,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
             state: Any = scope["litestar_app"].state["app_state"]
             limiter: IpRateLimiter | None = state.limiter
             if limiter is not None:
-                ip = client_ip(scope, bool(state.settings.api.trusted_proxies))
+                ip = state.client_ip(scope)
                 if not await limiter.allow(ip):
                     RATE_LIMITED.inc()
                     await send(_START)

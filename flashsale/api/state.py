@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 
 from flashsale import logs
+from flashsale.api.clientip import ClientAddress
 from flashsale.api.ratelimit import IpRateLimiter
 from flashsale.api.tokens import TokenVerifier
 from flashsale.engine.engine import Engine
@@ -131,6 +132,7 @@ class AppState:
     pg_pool: Any | None = None  # asyncpg.Pool when FLASHSALE_DATABASE_URL is set
     payments: PaymentService | None = None  # on pg_pool, when it is set
     limiter: IpRateLimiter | None = None  # when FLASHSALE_IP_RATE_PER_S is set
+    client_ip: ClientAddress = field(default_factory=lambda: ClientAddress(()))
     started_at: float = field(default_factory=time.time)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _own_url_known: bool = False

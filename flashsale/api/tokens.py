@@ -15,6 +15,8 @@ from typing import Any
 import jwt
 from msgspec import Struct
 
+from flashsale.text import storable
+
 ALGORITHM = "HS256"
 DEFAULT_TTL_S = 12 * 3600
 MAX_USER_ID = 128
@@ -75,6 +77,8 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID:
             raise InvalidToken("claim sub must be a non-empty string")
+        if not storable(sub):  # a buyer PostgreSQL can't store would dead-letter their orders
+            raise InvalidToken("claim sub must be text without NUL")
         exp = claims.get("exp")
         if not isinstance(exp, int | float):
             raise InvalidToken("claim exp must be a number")

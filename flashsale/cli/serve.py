@@ -95,4 +95,7 @@ def run_server(
                 log_config=server_log_config("api", log_format),
                 backlog=BACKLOG,
                 log_level="warning",
+                # the app resolves X-Forwarded-For itself (FLASHSALE_TRUSTED_PROXIES,
+                # api/clientip.py); uvicorn's own rewrite would trust it from loopback
+                proxy_headers=False,
             )

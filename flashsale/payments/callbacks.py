@@ -1,14 +1,17 @@
 """Provider callbacks: verified, remembered, applied once, answered 200 once durable.
 
-A signature is remembered (``callback_signatures``) so a replayed request is
-refused; a notice is remembered (``callback_notices``) so a genuine redelivery
-answers the first outcome and changes nothing. Anything that cannot be made
-durable answers non-200, and the provider delivers again later.
+Replay protection rests on the notice, not on the signature's bytes: a
+signature is checked (MAC and timestamp window, ``signing.verify``), then the
+notice is looked up by the provider's ``notify_id`` (``callback_notices``).
+One seen before is a redelivery, whether the provider sent the very same signed
+request again or re-signed it (the signature's encoding is not ours to judge):
+it answers 200 and changes nothing. A captured request replayed inside the
+window is the same redelivery; outside it, it is stale (401). Anything that
+cannot be made durable answers non-200, and the provider delivers again later.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 import asyncpg
@@ -55,16 +58,22 @@ class Callbacks:
 
     async def _process_notice(self, provider_name: str, notice: CallbackNotice) -> CallbackAnswer:
         pool = self.ctx.pool
-        digest = hashlib.sha256(notice.signature.encode()).digest()
-        fresh = await pool.fetchval(q("remember_signature"), provider_name, digest)
-        if fresh is None:
-            await self.ctx.alert(
-                Failure.REPLAYED_CALLBACK, provider=provider_name, notify_id=notice.notify_id
-            )
-            return CallbackAnswer(status_code=401, body={"code": "unauthenticated"})
-        seen = await pool.fetchval(q("count_notice_delivery"), provider_name, notice.notify_id)
+        seen = await pool.fetchrow(q("count_notice_delivery"), provider_name, notice.notify_id)
         if seen is not None:
-            report(Failure.DUPLICATE_CALLBACK, notify_id=notice.notify_id, outcome=seen)
+            if (seen["payment_id"], seen["status"]) != (notice.out_trade_no, notice.status):
+                # the first facts stand; the provider is told 200 so it stops retrying
+                await self.ctx.alert(
+                    Failure.NOTICE_CONFLICT,
+                    provider=provider_name,
+                    notify_id=notice.notify_id,
+                    payment_id=notice.out_trade_no,
+                    first=f"{seen['payment_id']} {seen['status']}",
+                    now=f"{notice.out_trade_no} {notice.status}",
+                )
+            else:
+                report(
+                    Failure.DUPLICATE_CALLBACK, notify_id=notice.notify_id, outcome=seen["outcome"]
+                )
             return CallbackAnswer(status_code=200, body={"result": "duplicate"})
         row = await pool.fetchrow(q("payment_of_provider"), notice.out_trade_no, provider_name)
         outcome: Outcome

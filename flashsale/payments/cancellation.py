@@ -5,10 +5,20 @@ are queried and closed at the provider, so a paid order is never expired. A
 paid order cancelled before delivery becomes ``refund_pending`` with a refund
 request for operator review (``refunds``). When a sale's price changes or it
 is delisted, its pending orders can no longer be paid and are cancelled.
+
+A paid order's cancellation is two steps in two stores (the Redis transition,
+then the refund row in PostgreSQL). The intent is written on the payment row
+first (``cancel_requested_at``), so a crash anywhere in between leaves work the
+timers find and finish (``finish_stalled``), and a retried cancel of an order
+left ``refund_pending`` completes it and answers as the first would have.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from flashsale.crashpoints import crash_point
 from flashsale.engine import errors as engine_errors
 from flashsale.engine.models import Order
 from flashsale.errors import FlashsaleError
@@ -81,26 +91,77 @@ class Cancellation:
                 order = exc.extra["order"]  # paid meanwhile: handled below
         if order.status == "paid":
             return await self._cancel_paid(order, user_id, reason)
-        if order.status in ("cancelled", "refund_pending"):
+        if order.status == "refund_pending":
+            # a retry after a crash between the two steps: the refund row too, then the answer
+            kept = await self._kept_payment(order)
+            if kept is not None:
+                await self._open_cancel_refund(
+                    kept, kept["cancel_reason"] or order.reason or reason
+                )
+            return order
+        if order.status == "cancelled":
             return order
         raise errors.OrderNotCancellable(f"the order is {order.status}", status=order.status)
 
+    async def _kept_payment(self, order: Order) -> Mapping[str, Any] | None:
+        row: Mapping[str, Any] | None = await self.ctx.pool.fetchrow(
+            q("payment_of_order"), order.payment_id, order.order_id
+        )
+        return row if row is not None and row["settlement"] == "kept" else None
+
     async def _cancel_paid(self, order: Order, user_id: str | None, reason: str) -> Order:
-        kept = await self.ctx.pool.fetchrow(q("payment_of_order"), order.payment_id, order.order_id)
-        if kept is None or kept["settlement"] != "kept":
+        kept = await self._kept_payment(order)
+        if kept is None:
             # The confirmation is still being recorded; the buyer may retry in a moment.
             raise errors.OrderNotCancellable("the payment is still being recorded; retry shortly")
+        await self.ctx.pool.execute(q("note_cancel_intent"), kept["payment_id"], reason)
+        crash_point("cancel.before_redis")
         try:
             moved, _ = await self.ctx.engine.request_refund(
                 order.order_id, user_id=user_id, reason=reason
             )
         except engine_errors.OrderNotPending as exc:
+            await self.ctx.pool.execute(q("clear_cancel_intent"), kept["payment_id"])
             status = exc.extra.get("status")
             raise errors.OrderNotCancellable(f"the order is {status}", status=status) from exc
-        # After the Redis transition (a replay of it completes a crashed first try).
-        async with self.ctx.pool.acquire() as conn:
-            await open_refund(conn, kept, "order_cancelled", reason, cancels_order=True)
+        crash_point("cancel.after_redis")
+        await self._open_cancel_refund(kept, reason)
         return moved
+
+    async def _open_cancel_refund(self, kept: Mapping[str, Any], reason: str) -> None:
+        """The refund row for review (once per payment) and the intent cleared, together."""
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            await open_refund(conn, kept, "order_cancelled", reason, cancels_order=True)
+            await conn.execute(q("clear_cancel_intent"), kept["payment_id"])
+
+    async def finish_stalled(self, limit: int, older_than_s: float) -> int:
+        """The timers' repair: finish cancellations a crash cut in two; how many were seen.
+
+        Order still ``paid`` (crashed before Redis): the cancellation the buyer asked
+        for goes through. ``refund_pending`` (crashed after): its refund row. Anything
+        else (delivered, refunded meanwhile): nothing left to do, the intent is dropped.
+        """
+        rows = await self.ctx.pool.fetch(q("claim_stalled_cancels"), limit, older_than_s)
+        for kept in rows:
+            reason = kept["cancel_reason"] or "cancelled"
+            order = await self.ctx.engine.get_order(kept["order_id"])
+            if order is not None and order.status == "paid":
+                try:
+                    order, _ = await self.ctx.engine.request_refund(
+                        order.order_id, user_id=None, reason=reason
+                    )
+                except engine_errors.OrderNotPending as exc:
+                    order = exc.extra.get("order")
+            if order is not None and order.status == "refund_pending":
+                await self._open_cancel_refund(kept, reason)
+                await self.ctx.alert(
+                    Failure.CANCEL_REPAIRED,
+                    order_id=kept["order_id"],
+                    payment_id=kept["payment_id"],
+                )
+            else:
+                await self.ctx.pool.execute(q("clear_cancel_intent"), kept["payment_id"])
+        return len(rows)
 
     async def invalidate_pending_orders(self, sale_id: str, reason: str) -> list[str]:
         """Seed 001: the sale's price changed or it was delisted; its pending orders can no

@@ -46,8 +46,6 @@ class PaymentSettings:
     """No attempt starts this close to the deadline (covers clock skew against expiry)."""
     create_grace_s: float = 30.0
     """An attempt without a trade this long after it started lost its create answer."""
-    replay_memory_s: float = 900.0
-    """Signatures are remembered this long (over 2 x the 300 s timestamp window)."""
     concurrency: int = 32
 
     def notify_url(self, provider: str) -> str:

@@ -34,7 +34,7 @@ Severity = Literal["page", "alert", "log"]
 class Failure(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     STALE_CALLBACK = "stale_callback"
-    REPLAYED_CALLBACK = "replayed_callback"
+    NOTICE_CONFLICT = "notice_conflict"
     MALFORMED_CALLBACK = "malformed_callback"
     UNKNOWN_ORDER = "unknown_order"
     ORDER_MISMATCH = "order_mismatch"
@@ -47,6 +47,7 @@ class Failure(StrEnum):
     PROVIDER_REJECTED = "provider_rejected"
     EXPIRED_WITHOUT_ANSWER = "expired_without_answer"
     CONFIRM_DEFERRED = "confirm_deferred"
+    CANCEL_REPAIRED = "cancel_repaired"
     REFUND_FAILED = "refund_failed"
     LOST_CALLBACK_RECOVERED = "lost_callback_recovered"
     DUPLICATE_CALLBACK = "duplicate_callback"
@@ -113,10 +114,11 @@ TABLE: dict[Failure, FailureInfo] = {
         "A correctly signed callback more than 300 s off our clock: 401.",
         "Check NTP on our hosts; the provider retries, so nothing is lost.",
     ),
-    Failure.REPLAYED_CALLBACK: FailureInfo(
+    Failure.NOTICE_CONFLICT: FailureInfo(
         "alert",
-        "The very same signed delivery seen twice (a captured request replayed): 401.",
-        "Someone replays traffic: find the source address in the access log.",
+        "A notice id delivered again with another payment or status than its first delivery: "
+        "200, nothing changes (the first facts stand).",
+        "A provider bug or a leaked key: check the trade at the provider by hand.",
     ),
     Failure.DUPLICATE_PAYMENT: FailureInfo(
         "alert",
@@ -151,6 +153,12 @@ TABLE: dict[Failure, FailureInfo] = {
         "A payment succeeded in PostgreSQL but Redis did not answer the order confirmation; "
         "the timers repair it (internal lost order).",
         "Check Redis; nothing to do for the orders themselves.",
+    ),
+    Failure.CANCEL_REPAIRED: FailureInfo(
+        "alert",
+        "A paid order's cancellation was cut in two by a crash (Redis moved, no refund row, "
+        "or the other way round); the timers finished it: the refund waits for review.",
+        "Approve or reject the refund as usual; a burst means processes are being killed.",
     ),
     Failure.MALFORMED_CALLBACK: FailureInfo(
         "alert",

@@ -19,6 +19,7 @@ A payment whose create answer was lost is found again by calling
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -75,8 +76,8 @@ class CallbackNotice(CallbackBody, frozen=True, kw_only=True):
 
     `notify_id` is the same on every delivery of one notice (retries and
     duplicates): process a notice once per notify_id, and answer 200 again
-    when it comes back. `signature` is unique per delivery: seeing the same
-    one twice within the tolerance window means a replayed request (401).
+    when it comes back, whatever its `signature` (the header as received; a
+    redelivery may carry the same one or a fresh one, both are redeliveries).
     A `pending` notice can arrive after the `succeeded` one: never move a
     payment backwards on a callback.
     """
@@ -182,10 +183,12 @@ class SimProvider:
     ) -> None:
         """`secret` checks the callbacks' signatures (`FLASHSALE_PAYSIM_SECRET`).
 
-        `timeout_s` bounds each phase of a request (connect, write, each read),
-        not the whole call. `transport` lets tests plug in httpx.MockTransport.
+        `timeout_s` bounds the whole call (httpx's own timeout bounds each phase
+        only: a provider dripping its answer would hold us forever).
+        `transport` lets tests plug in httpx.MockTransport.
         """
         self._secret = secret
+        self._deadline_s = timeout_s
         self._tolerance_s = tolerance_s
         self._clock = clock
         # trust_env=False: a proxy from the environment has no business between
@@ -255,8 +258,11 @@ class SimProvider:
         content = None if body is None else msgspec.json.encode(body)
         headers = None if content is None else {"Content-Type": "application/json"}
         try:
-            response = await self._client.request(method, path, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self._deadline_s):
+                response = await self._client.request(
+                    method, path, content=content, headers=headers
+                )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderUnavailable(f"{method} {path}: timed out ({exc!r})") from exc
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"{method} {path}: {exc!r}") from exc

@@ -37,7 +37,11 @@ def providers_from(settings: Settings) -> dict[str, Provider]:
         return {}
     if not payments.paysim_secret:
         raise ConfigError("FLASHSALE_PAYSIM_SECRET", "is not set (the sim provider needs it)")
-    return {"sim": SimProvider(payments.paysim_url, payments.paysim_secret)}
+    return {
+        "sim": SimProvider(
+            payments.paysim_url, payments.paysim_secret, timeout_s=payments.provider_timeout_s
+        )
+    }
 
 
 def payment_settings_from(settings: Settings) -> PaymentSettings:

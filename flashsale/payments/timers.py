@@ -11,7 +11,8 @@ Safe to run as several processes at once:
 
 One tick: expire due orders (asking the provider first), query attempts whose
 callback is overdue, settle succeeded payments whose order confirmation did
-not reach Redis, retry approved refunds, forget old callback signatures.
+not reach Redis, retry approved refunds, finish paid orders' cancellations a
+crash cut in two (``Cancellation.finish_stalled``).
 """
 
 from __future__ import annotations
@@ -69,7 +70,13 @@ class Timers:
 
     async def tick(self) -> TickStats:
         stats = TickStats()
-        for step in (self._expire, self._query, self._repair, self._retry_refunds, self._prune):
+        for step in (
+            self._expire,
+            self._query,
+            self._repair,
+            self._retry_refunds,
+            self._finish_cancels,
+        ):
             try:
                 await step(stats)
             except Exception:  # one failing step must not stop the others
@@ -149,7 +156,8 @@ class Timers:
     async def _retry_refunds(self, stats: TickStats) -> None:
         stats.refunds += await self.refunds.retry_due(self.batch)
 
-    async def _prune(self, stats: TickStats) -> None:
-        await self.service.pool.execute(
-            q("forget_old_signatures"), self.service.settings.replay_memory_s
+    async def _finish_cancels(self, stats: TickStats) -> None:
+        service = self.service
+        stats.repaired += await service.cancellation.finish_stalled(
+            self.batch, service.settings.repair_after_s
         )

@@ -129,6 +129,8 @@ CREATE TABLE payments (
     provider_paid_at    timestamptz,
     settled_at          timestamptz,
     confirmed_via       text,                      -- callback | query | close | balance
+    cancel_requested_at timestamptz,               -- a paid order's cancellation in flight (0008)
+    cancel_reason       text,
     CHECK (method = 'balance' OR provider IS NOT NULL),
     CHECK (status <> 'succeeded' OR captured_cents IS NOT NULL),
     CHECK (settlement IS NULL OR status IN ('succeeded', 'reversed'))
@@ -141,6 +143,8 @@ CREATE INDEX payments_due_query ON payments (next_query_at)
     WHERE status = 'pending' AND method = 'provider';
 CREATE INDEX payments_unsettled ON payments (next_query_at)
     WHERE status = 'succeeded' AND settlement IS NULL;
+CREATE INDEX payments_cancel_intent ON payments (cancel_requested_at)  -- 0008
+    WHERE cancel_requested_at IS NOT NULL;
 
 CREATE TABLE wallets (
     user_id        text NOT NULL,
@@ -215,15 +219,6 @@ CREATE INDEX refunds_by_sale ON refunds (sale_id);
 CREATE INDEX refunds_to_execute ON refunds (next_attempt_at) WHERE status = 'approved';
 CREATE INDEX refunds_order_unsettled ON refunds (decided_at)
     WHERE cancels_order AND NOT order_settled AND status IN ('rejected', 'refunded');
-
--- Replays: each delivery is signed afresh, so a signature seen twice is a replay.
-CREATE TABLE callback_signatures (
-    provider    text NOT NULL,
-    digest      bytea NOT NULL,
-    seen_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (provider, digest)
-);
-CREATE INDEX callback_signatures_by_age ON callback_signatures (seen_at);
 
 -- Notices processed, by the provider's notify_id (the same on every redelivery).
 CREATE TABLE callback_notices (

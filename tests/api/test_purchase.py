@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
+import msgspec
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from flashsale.api.body import decode_purchase_body, fingerprint
+from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 
 from .helpers import problem
@@ -141,17 +146,36 @@ async def test_replay_same_key_same_body_is_200_same_order(
     assert third.status_code == 200 and third.json()["order_id"] == first.json()["order_id"]
 
 
-async def test_same_key_different_body_is_422(client: Client, make_sale: Any, buyer: Any) -> None:
+async def test_same_key_same_request_in_any_form_is_one_purchase(
+    client: Client, make_sale: Any, buyer: Any, engine: Engine
+) -> None:
+    """The fingerprint is over the parsed request: ``{}``, ``{ }`` and no body are one."""
     await make_sale(sale_id="i2")
     headers = {**buyer("ann"), "Idempotency-Key": "k-2", "content-type": "application/json"}
-    first = await client.post("/v1/sales/i2/purchase", content=b"{}", headers=headers)
+    first = await client.post("/v1/sales/i2/purchase", content=b"{ }", headers=headers)
     assert first.status_code == 201
-    body = problem(
-        await client.post("/v1/sales/i2/purchase", content=b"{ }", headers=headers),
-        422,
-        "idempotency_key_reused",
+    for body in (b"{}", b"", b" {\n\t} ", b"{ }"):
+        again = await client.post("/v1/sales/i2/purchase", content=body, headers=headers)
+        assert again.status_code == 200 and again.json() == first.json(), (body, again.text)
+    assert (await client.get("/v1/sales/i2")).json()["reserved"] == 1
+    # another request under the same key is still refused, naming the first order
+    with pytest.raises(errors.IdempotencyMismatch) as refused:
+        await engine.purchase("i2", "ann", idempotency_key="k-2", fingerprint="another")
+    assert refused.value.extra["order_id"] == first.json()["order_id"]
+
+
+def test_fingerprint_is_over_the_canonical_request() -> None:
+    same = [
+        b'{"items": [{"sale_id": "a", "quantity": 1}], "coins_cents": 5}',
+        b'{ "coins_cents":5,\n "items":[{"quantity":1,"sale_id":"a"}] }',
+    ]
+    assert len({fingerprint(msgspec.json.decode(b)) for b in same}) == 1
+    other = msgspec.json.decode(b'{"items": [{"sale_id": "a", "quantity": 2}], "coins_cents": 5}')
+    assert fingerprint(other) != fingerprint(msgspec.json.decode(same[0]))
+    # the purchase's canonical form is the bytes `{}` had before: keys in flight stay valid
+    assert (
+        fingerprint(decode_purchase_body(b"")) == hashlib.blake2b(b"{}", digest_size=16).hexdigest()
     )
-    assert body["order_id"] == first.json()["order_id"]
 
 
 async def test_keys_are_per_buyer(client: Client, make_sale: Any, buyer: Any) -> None:

@@ -123,7 +123,7 @@ async def test_cancel_refund_audit_and_lag_through_the_api(
     nul = await client.post(
         f"/v1/admin/refunds/{mine[0]['refund_id']}/reject", json={"note": "a\x00b"}, headers=ADMIN
     )
-    problem(nul, 400, "validation_error")
+    problem(nul, 422, "validation_error")  # refused at the edge (api/text.py)
     credit = {"amount_cents": 1, "reason": "x"}
     nul = await client.post("/v1/admin/wallets/a%00b/credit", json=credit, headers=ADMIN)
     problem(nul, 422, "validation_error")

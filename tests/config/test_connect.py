@@ -33,3 +33,10 @@ async def test_a_missing_url_is_named() -> None:
         await open_redis(Settings())
     with pytest.raises(ConfigError, match="FLASHSALE_DATABASE_URL is not set"):
         await open_pool(Settings())
+
+
+def test_every_wait_on_postgres_and_the_provider_has_a_deadline_by_default() -> None:
+    settings = Settings()
+    assert 0 < settings.database.acquire_timeout_s <= 10
+    assert 0 < settings.database.query_timeout_s <= 30
+    assert 0 < settings.payments.provider_timeout_s <= 10

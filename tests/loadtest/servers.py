@@ -28,6 +28,8 @@ def server_env(redis_url: str, database_url: str, namespace: str) -> dict[str, s
         "FLASHSALE_NAMESPACE": namespace,
         "FLASHSALE_JWT_SECRET": SECRET,
         "FLASHSALE_ENV": "dev",
+        # the load generator is the proxy: the bots' X-Forwarded-For addresses count
+        "FLASHSALE_TRUSTED_PROXIES": "127.0.0.1",
     }
     return env
 

@@ -101,7 +101,7 @@ async def test_duplicated_and_out_of_order_callbacks_pay_each_order_once(flow: F
     assert audit.paid_orders == 30 and audit.refunds_cents == 0
 
 
-async def test_forged_stale_and_replayed_callbacks_are_refused_and_change_nothing(
+async def test_forged_and_stale_callbacks_are_refused_redeliveries_change_nothing(
     flow: Flow,
 ) -> None:
     sale = await flow.sale(size=3)
@@ -126,17 +126,37 @@ async def test_forged_stale_and_replayed_callbacks_are_refused_and_change_nothin
     )
     assert len(alerts) >= 4
 
-    # A genuine notice is applied once; the very same signed request again is a replay.
-    genuine, headers, raw = await _post(flow, _notice(payment))
-    assert genuine.status_code == 200
+    # A genuine notice is applied once; every redelivery of it answers 200 and changes
+    # nothing: the very same signed request, the signature re-encoded, re-signed later.
+    notice = _notice(payment)
+    genuine, headers, raw = await _post(flow, notice)
+    assert genuine.status_code == 200 and genuine.json()["result"] == "kept"
     paid = await _state(flow, order, payment)
     assert paid[:4] == ("paid", 2, "succeeded", "kept")
-    replay = await _send(flow, headers, raw)
-    assert replay.status_code == 401
-    # The provider delivering the same notice again (new signature): 200, nothing changes.
-    again, _, _ = await _post(flow, _notice(payment))
-    assert again.status_code == 200
+    t, mac = headers[signing.SIGNATURE_HEADER].split(",")
+    reencoded = f"v1={mac[3:].upper()} , {t}"  # the same MAC: hex case, order, spaces
+    for again_headers in (headers, {signing.SIGNATURE_HEADER: reencoded}):
+        again = await _send(flow, again_headers, raw)
+        assert again.status_code == 200 and again.json()["result"] == "duplicate", again.text
+    resigned, _, _ = await _post(flow, notice, t=int(time.time()) - 5)
+    assert resigned.status_code == 200 and resigned.json()["result"] == "duplicate"
     assert await _state(flow, order, payment) == paid
+    deliveries = await flow.pool.fetchval(
+        "SELECT deliveries FROM callback_notices WHERE notify_id = $1", notice["notify_id"]
+    )
+    assert deliveries == 4
+    # The same notice id with other facts: the first stand, 200 (no retry storm), paged.
+    conflicting, _, _ = await _post(flow, notice | {"status": "closed"})
+    assert conflicting.status_code == 200 and conflicting.json()["result"] == "duplicate"
+    assert await _state(flow, order, payment) == paid
+    assert (
+        await flow.pool.fetchval(
+            "SELECT count(*) FROM payment_alerts"
+            " WHERE class = 'notice_conflict' AND detail->>'notify_id' = $1",
+            notice["notify_id"],
+        )
+        == 1
+    )
 
 
 async def test_wrong_amount_is_not_kept_and_opens_a_refund(flow: Flow) -> None:

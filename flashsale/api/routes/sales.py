@@ -8,7 +8,6 @@ through the framework) with the same problem mapping as everywhere else.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from time import perf_counter
 from typing import Any
@@ -23,13 +22,13 @@ from litestar.response.base import ASGIResponse
 from flashsale.api import metrics
 from flashsale.api.auth import authenticate, principal_of, require_admin
 from flashsale.api.body import PurchaseOperation, decode_purchase_body, strict_body
+from flashsale.api.body import fingerprint as request_fingerprint
 from flashsale.api.problems import (
     PG_UNREACHABLE,
     PROBLEM_JSON,
     problem_bytes,
     problem_responses,
 )
-from flashsale.api.ratelimit import client_ip
 from flashsale.api.schemas import PurchaseOut, SaleOut
 from flashsale.api.state import AppState
 from flashsale.chain.views import sale_chain
@@ -144,8 +143,7 @@ class SalesController(Controller):
                 "Idempotency-Key must be 1 to 255 visible ASCII characters",
                 extra=[{"message": "invalid", "key": "Idempotency-Key", "source": "header"}],
             )
-        body = await request.body()
-        decode_purchase_body(body)
+        parsed = decode_purchase_body(await request.body())
         # A replay must reach Redis (its first answer is remembered there), so only
         # requests without an Idempotency-Key may be answered sold_out from memory.
         if idempotency_key is None and state.sold_out.hit(sale_id, started):
@@ -160,12 +158,12 @@ class SalesController(Controller):
             return ASGIResponse(body=problem, status_code=status, media_type=PROBLEM_JSON)
         fingerprint = ""
         if idempotency_key is not None:
-            fingerprint = hashlib.blake2b(body, digest_size=16).hexdigest()
+            fingerprint = request_fingerprint(parsed)
         try:
             result = await state.engine.purchase(
                 sale_id,
                 principal.user_id,
-                ip=client_ip(request.scope, bool(state.settings.api.trusted_proxies)),
+                ip=state.client_ip(request.scope),
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )

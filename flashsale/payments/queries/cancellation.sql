@@ -7,3 +7,20 @@ SELECT * FROM payments
 
 -- name: payment_of_order
 SELECT * FROM payments WHERE payment_id = $1 AND order_id = $2;
+
+-- name: note_cancel_intent
+-- Before the Redis step of a paid order's cancellation: what the timers finish after a crash.
+UPDATE payments SET cancel_requested_at = now(), cancel_reason = $2 WHERE payment_id = $1;
+
+-- name: clear_cancel_intent
+UPDATE payments SET cancel_requested_at = NULL, cancel_reason = NULL WHERE payment_id = $1;
+
+-- name: claim_stalled_cancels
+-- Cancellations a crash cut in two, older than $2 s; claimed for another $2 s (a lease).
+WITH due AS (
+    SELECT payment_id FROM payments
+     WHERE cancel_requested_at < now() - make_interval(secs => $2)
+     ORDER BY cancel_requested_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+UPDATE payments p SET cancel_requested_at = now()
+  FROM due WHERE p.payment_id = due.payment_id
+RETURNING p.*;

@@ -22,6 +22,3 @@ WITH due AS (
 UPDATE payments p SET next_query_at = now() + make_interval(secs => $2)
   FROM due WHERE p.payment_id = due.payment_id
 RETURNING p.*;
-
--- name: forget_old_signatures
-DELETE FROM callback_signatures WHERE seen_at < now() - make_interval(secs => $1);
