@@ -326,7 +326,9 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the problem answers a handler can give."""
+    """OpenAPI documentation of the problem answers a handler can give; 422 always, as any
+    request whose path, query or headers hold text that can't be stored is refused."""
+    statuses = tuple(sorted({*statuses, 422}))
     return {
         status: ResponseSpec(
             data_container=Problem,

@@ -4,8 +4,8 @@ Mount with ``register(app)`` on the ``flashsale`` typer app (adds the three
 commands and the ``db`` group), or use the plain async functions. Everything is
 configured by the ``Settings`` (flashsale/settings.py): FLASHSALE_REDIS_URL,
 FLASHSALE_REDIS_CLUSTER, FLASHSALE_DATABASE_URL, FLASHSALE_NAMESPACE, and
-FLASHSALE_PERSIST_* for the consumer's knobs. ``recover`` refuses a Redis
-Cluster (AOF checks and rewrites are per node).
+FLASHSALE_PERSIST_* for the consumer's knobs. On a Redis Cluster ``recover``
+checks and rewrites each master's AOF, then audits every sale.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import typer
 from flashsale import logs
 from flashsale.connect import need, open_engine, open_pool, open_redis
 from flashsale.engine.errors import SaleNotFound
-from flashsale.settings import ConfigError, Settings, config_errors, load_or_exit
+from flashsale.settings import Settings, config_errors, load_or_exit
 from flashsale.store import migrate
 from flashsale.store.audit import AuditReport, audit_sale, render
 from flashsale.store.persist import PersistConfig, Persister, consumer_name
@@ -85,11 +85,6 @@ async def run_recover(
     settings: Settings, *, force_rewrite: bool = False, deep: bool = True
 ) -> RecoverReport:
     settings.require(*NEEDS)
-    if settings.redis.cluster:
-        # AOF files, logs and BGREWRITEAOF belong to each node, and the sales to all of them
-        raise ConfigError(
-            "FLASHSALE_REDIS_CLUSTER", "is set: `recover` supports one Redis server, not a cluster"
-        )
     engine = await open_engine(settings, tool=True)
     pool = await open_pool(settings, max_size=2)
     try:
@@ -108,6 +103,13 @@ def render_recovery(report: RecoverReport) -> str:
         f"  aof       enabled={aof.aof_enabled} load={truncated} rewritten={report.rewritten}",
     ]
     lines += [f"      {evidence}" for evidence in aof.evidence]
+    if len(report.nodes) > 1:
+        for node in report.nodes:
+            state = {True: "truncated", False: "complete", None: "unknown"}[node.aof.truncated]
+            lines.append(
+                f"  node {node.node}: aof enabled={node.aof.aof_enabled} load={state} "
+                f"rewritten={node.rewritten}"
+            )
     for sale in report.sales:
         state = "reopened" if sale.reopened else ("left closed" if sale.was_open else "as it was")
         lines.append(f"  sale {sale.sale_id}: {'ok' if sale.ok else 'VIOLATIONS'}, {state}")

@@ -16,6 +16,10 @@ replaces the file with the dataset as loaded, and the hazard is gone.
 2. rewrites the AOF (BGREWRITEAOF) and waits for it to finish;
 3. pauses every open sale, audits each, and reopens only those whose audit is
    clean; the others stay paused for an operator, listed in the report.
+
+On a Redis Cluster, steps 1 and 2 run on every master (each has its own AOF, log
+and rewrite; a node's log and files are read when they are on this machine, else
+"unknown" as above), step 3 on every sale of the cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +59,19 @@ class SaleRecovery(msgspec.Struct, kw_only=True):
     violations: list[str]
 
 
-class RecoverReport(msgspec.Struct, kw_only=True):
-    ok: bool
+class NodeRecovery(msgspec.Struct, kw_only=True):
+    node: str  # host:port
     aof: AofCheck
     rewritten: bool
+
+
+class RecoverReport(msgspec.Struct, kw_only=True):
+    ok: bool
+    aof: AofCheck  # all nodes together: truncated when any node was
+    rewritten: bool  # any node rewritten
     sales: list[SaleRecovery]
     duration_ms: int
+    nodes: list[NodeRecovery] = msgspec.field(default_factory=list)
 
 
 async def _config(redis: Redis | RedisCluster, name: str) -> str:
@@ -172,32 +184,81 @@ async def recover(
     force_rewrite: bool = False,
     deep: bool = True,
 ) -> RecoverReport:
-    """Detect a truncated AOF load, rewrite it, then audit every sale before it reopens."""
+    """Detect a truncated AOF load on each node, rewrite it, then audit every sale before
+    it reopens."""
     started = time.monotonic()
     redis = engine.redis
-    if not isinstance(redis, Redis):
-        # AOF files, logs and BGREWRITEAOF belong to each node: run it against each one
-        raise NotImplementedError("recover one Redis Cluster node at a time (its own URL)")
-    aof = await check_aof(redis)
-    rewritten = False
-    if aof.aof_enabled and (force_rewrite or aof.truncated is not False):
-        await rewrite_aof(redis)
-        rewritten = True
+    nodes = [
+        await _recover_node(name, client, force_rewrite) async for name, client in _primaries(redis)
+    ]
     results = [
         await _recover_sale(engine, redis, pool, engine.namespace, sale_id, deep)
         for sale_id in await engine.sale_ids()
     ]
     return RecoverReport(
         ok=all(r.ok for r in results),
-        aof=aof,
-        rewritten=rewritten,
+        aof=_together([n.aof for n in nodes]),
+        rewritten=any(n.rewritten for n in nodes),
         sales=results,
         duration_ms=int((time.monotonic() - started) * 1000),
+        nodes=nodes,
+    )
+
+
+async def _primaries(redis: Redis | RedisCluster) -> AsyncIterator[tuple[str, Redis]]:
+    """Each master with a client of its own (one server: itself)."""
+    if isinstance(redis, Redis):
+        kwargs = redis.connection_pool.connection_kwargs
+        yield f"{kwargs.get('host')}:{kwargs.get('port')}", redis
+        return
+    await redis.initialize()
+    for node in redis.get_primaries():
+        kwargs = node.connection_kwargs
+        client = Redis(
+            host=node.host,
+            port=int(node.port),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            socket_timeout=kwargs.get("socket_timeout"),
+        )
+        try:
+            yield node.name, client
+        finally:
+            await client.aclose()
+
+
+async def _recover_node(name: str, client: Redis, force_rewrite: bool) -> NodeRecovery:
+    aof = await check_aof(client)
+    rewritten = False
+    if aof.aof_enabled and (force_rewrite or aof.truncated is not False):
+        await rewrite_aof(client)
+        rewritten = True
+    return NodeRecovery(node=name, aof=aof, rewritten=rewritten)
+
+
+def _together(checks: list[AofCheck]) -> AofCheck:
+    """Several nodes' checks as one: truncated if any was, unknown if any could not tell."""
+    truncated: bool | None = False
+    for check in checks:
+        if check.truncated:
+            truncated = True
+            break
+        if check.aof_enabled and check.truncated is None:
+            truncated = None
+    return AofCheck(
+        aof_enabled=any(c.aof_enabled for c in checks),
+        truncated=truncated,
+        evidence=[e for c in checks for e in c.evidence],
     )
 
 
 async def _recover_sale(
-    eng: Engine, redis: Redis, pool: asyncpg.Pool, namespace: str, sale_id: str, deep: bool
+    eng: Engine,
+    redis: Redis | RedisCluster,
+    pool: asyncpg.Pool,
+    namespace: str,
+    sale_id: str,
+    deep: bool,
 ) -> SaleRecovery:
     stored = await redis.hget(eng.keys(sale_id).meta, "status")
     was_open = stored is not None and text(stored) == "open"

@@ -15,7 +15,6 @@ from flashsale.connect import open_engine
 from flashsale.devservers import EmbeddedRedisCluster
 from flashsale.engine.engine import Engine
 from flashsale.settings import (
-    ConfigError,
     DatabaseSettings,
     PersistSettings,
     RedisSettings,
@@ -30,8 +29,9 @@ from .store_helpers import make_sale
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmbeddedRedisCluster]:
-    # masters with replicas, durable as the settings default to
-    with EmbeddedRedisCluster(nodes=3, replicas=1, extra_args=node_args("durable")) as running:
+    # masters with replicas, durable as the settings default to, each with its AOF
+    durable = (*node_args("durable"), "--appendonly", "yes")
+    with EmbeddedRedisCluster(nodes=3, replicas=1, extra_args=durable) as running:
         yield running
 
 
@@ -71,8 +71,9 @@ async def test_persist_and_audit_sales_spread_over_shards(
 async def test_persist_audit_and_recover_commands_take_the_cluster_from_the_settings(
     cluster: EmbeddedRedisCluster, store_database_url: str
 ) -> None:
-    """FLASHSALE_REDIS_CLUSTER reaches the commands, not only the API: `persist` and
-    `audit` open a RedisCluster; `recover` refuses clearly."""
+    """FLASHSALE_REDIS_CLUSTER reaches the commands, not only the API: `persist`, `audit`
+    and `recover` open a RedisCluster; `recover` checks every master's AOF (a forced
+    rewrite on each) and reopens the sales it paused once their audits are clean."""
     namespace = f"c{secrets.token_hex(3)}"
     settings = Settings(
         redis=RedisSettings(url=cluster.url, cluster=True, namespace=namespace),
@@ -102,9 +103,15 @@ async def test_persist_audit_and_recover_commands_take_the_cluster_from_the_sett
                 await asyncio.sleep(0.1)
                 report = await run_audit(settings, sale_id)
             assert report.ok and report.persisted == 60, (sale_id, report)
+        recovered = await run_recover(settings, force_rewrite=True)
+        assert recovered.ok, recovered
+        assert len(recovered.nodes) == 3 and all(n.rewritten for n in recovered.nodes)
+        assert {s.sale_id for s in recovered.sales} >= set(sale_ids)
+        reopened = {s.sale_id for s in recovered.sales if s.was_open and s.reopened}
+        assert reopened >= set(sale_ids), "paused, audited, reopened"
+        for sale_id in sale_ids:
+            assert (await engine.get_sale(sale_id)).status != "paused"
     finally:
         stop.set()
         await persisting
         await engine.aclose()
-    with pytest.raises(ConfigError, match="FLASHSALE_REDIS_CLUSTER"):
-        await run_recover(settings)
