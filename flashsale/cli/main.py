@@ -221,6 +221,10 @@ def demo(
     logs_dir: Annotated[
         Path | None, typer.Option(help="Where the run's log file goes (loadtest/reports).")
     ] = None,
+    cluster: Annotated[
+        bool,
+        typer.Option(help="On an embedded 3-master Redis Cluster (FLASHSALE_REDIS_CLUSTER=1)."),
+    ] = False,
 ) -> None:
     """A whole drop on one machine, told as a short story (embedded servers unless
     FLASHSALE_*_URL are set); the servers' logs go to the file it names."""
@@ -233,6 +237,7 @@ def demo(
             serials=serials,
             payment_timeout_s=payment_timeout,
             logs_dir=logs_dir,
+            cluster=cluster,
         )
     )
 

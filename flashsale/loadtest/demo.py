@@ -48,9 +48,12 @@ CLIENT_CONNECTIONS = 500
 
 
 @contextlib.contextmanager
-def services(story: Story) -> Iterator[dict[str, str]]:
-    """Environment for the server, in dev mode: the configured services, or embedded ones."""
+def services(story: Story, *, cluster: bool = False) -> Iterator[dict[str, str]]:
+    """Environment for the server, in dev mode: the configured services, or embedded ones
+    (``cluster``: a 3-master Redis Cluster, every process told so)."""
     env = {**os.environ, "FLASHSALE_ENV": "dev"}
+    if cluster:
+        env["FLASHSALE_REDIS_CLUSTER"] = "1"
     settings = Settings.from_env(env)
     install_signal_handlers()
     with contextlib.ExitStack() as stack:
@@ -58,8 +61,9 @@ def services(story: Story) -> Iterator[dict[str, str]]:
         if settings.redis.url or settings.database.url:
             story.say("(using the Redis and PostgreSQL of FLASHSALE_REDIS_URL / _DATABASE_URL)")
         else:
-            with story.step("starting private Redis and PostgreSQL servers (removed at the end)"):
-                redis_url, database_url = stack.enter_context(embedded_stack())
+            redis = "a private 3-master Redis Cluster" if cluster else "private Redis"
+            with story.step(f"starting {redis} and PostgreSQL (removed at the end)"):
+                redis_url, database_url = stack.enter_context(embedded_stack(cluster=cluster))
             env |= {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_DATABASE_URL": database_url}
         yield env
 
@@ -257,6 +261,7 @@ def main(
     *,
     payment_timeout_s: int = 60,
     logs_dir: Path | None = None,
+    cluster: bool = False,
 ) -> int:
     given = Settings.from_env()
     story = Story(STEPS if not (given.redis.url or given.database.url) else STEPS - 1)
@@ -268,7 +273,11 @@ def main(
         f"{buyers:,} buyers, payments with faults, then the audit of every invariant."
     )
     story.say(f"The servers' logs go to {_shown(log)}")
-    with config_errors(), services(story) as env, contextlib.ExitStack() as running:
+    with (
+        config_errors(),
+        services(story, cluster=cluster) as env,
+        contextlib.ExitStack() as running,
+    ):
         env.setdefault("FLASHSALE_JWT_SECRET", Settings.from_env(env).checked_jwt_secret())
         env["FLASHSALE_PAYSIM_URL"] = f"http://127.0.0.1:{free_port()}"
         port = free_port()
