@@ -68,10 +68,12 @@ def paysim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaysimProcess]:
         yield proc
 
 
-@pytest.fixture(scope="session")
-def payments_db(pg_admin_url: str) -> Iterator[str]:
-    """A database of the payment tests' own, every migration applied."""
+@contextlib.contextmanager
+def own_database(pg_admin_url: str) -> Iterator[str]:
+    """A database of its own, every migration applied (the whole chain, as a deployment has
+    it: the API reads deliveries on an order); dropped afterwards."""
     name = f"flashsale_pay_{secrets.token_hex(4)}"
+    base, _, _ = pg_admin_url.rpartition("/")
 
     async def setup() -> None:
         admin = await asyncpg.connect(pg_admin_url)
@@ -79,8 +81,6 @@ def payments_db(pg_admin_url: str) -> Iterator[str]:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        base, _, _ = pg_admin_url.rpartition("/")
-        # the whole chain, as a deployment has it (the API reads deliveries on an order)
         await migrate.upgrade(f"{base}/{name}")
 
     async def drop() -> None:
@@ -91,9 +91,17 @@ def payments_db(pg_admin_url: str) -> Iterator[str]:
             await admin.close()
 
     asyncio.run(setup())
-    base, _, _ = pg_admin_url.rpartition("/")
-    yield f"{base}/{name}"
-    asyncio.run(drop())
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def payments_db(pg_admin_url: str) -> Iterator[str]:
+    """The payment tests' own database."""
+    with own_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

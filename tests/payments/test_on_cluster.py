@@ -16,6 +16,7 @@ from flashsale.devservers import EmbeddedRedisCluster
 from flashsale.engine.engine import Engine
 from flashsale.settings import RedisSettings, Settings
 
+from .conftest import own_database
 from .test_basic import (
     test_balance_payment_needs_the_password_and_pays_at_once,
     test_provider_payment_pays_the_order_through_its_callback,
@@ -33,6 +34,13 @@ __all__ = [
     "test_timers_expire_unpaid_orders_and_close_their_trades",
     "test_two_attempts_both_paid_keep_one_and_refund_the_other",
 ]
+
+
+@pytest.fixture(scope="module")
+def payments_db(pg_admin_url: str) -> Iterator[str]:
+    """A database of this module's own: the imported tests reuse their buyers' names."""
+    with own_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
