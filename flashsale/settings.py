@@ -307,6 +307,14 @@ class ApiSettings:
         _text,
         shown="the server's own address",
     )
+    metrics_token: str | None = _var(
+        "METRICS_TOKEN",
+        None,
+        "`/metrics` answers only `Authorization: Bearer <token>`, with every sale named",
+        _text,
+        shown="none: public, naming only sales already open to buyers",
+        secret=True,
+    )
     trusted_proxies: tuple[Network, ...] = _var(
         "TRUSTED_PROXIES",
         (),
