@@ -5,8 +5,10 @@ With PostgreSQL configured, a cancel goes through the payment flow
 closed first, then the order is cancelled and its serial returns to the pool;
 a paid order that is not delivered becomes ``refund_pending`` with a refund for
 operator review. Without PostgreSQL there are no payments: the engine cancels
-pending orders only. Either way a second cancel answers 409 ``order_not_pending``
-with the order's status.
+pending orders only. A second cancel of a cancelled order answers 409
+``order_not_pending`` with the order's status; a second cancel of a paid order
+(now ``refund_pending``) is a retry of the same request for a refund and answers
+as the first did, completing it if a crash cut it in two (the refund row).
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ class OrdersController(Controller):
         order = await engine.get_order(order_id)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound()
-        if order.status not in statuses.CANCELLABLE:  # the same answer as the engine's, DB or not
+        retry = order.status == "refund_pending"  # the refund asked again: answered again
+        if order.status not in statuses.CANCELLABLE and not retry:  # as the engine answers
             raise OrderNotPending(f"order is {order.status}", status=order.status, order=order)
         try:
             return await payments.cancel_order(
