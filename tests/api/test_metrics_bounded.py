@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from flashsale.api.app import create_app
 from flashsale.devservers import EmbeddedRedis
 from flashsale.engine.keys import active_sales, sales_registry
-from flashsale.settings import ApiSettings, RedisSettings, Settings
+from flashsale.settings import ApiSettings, ConfigError, RedisSettings, Settings
 
 from .conftest import SECRET, bearer
 from .helpers import problem
@@ -115,3 +115,12 @@ async def test_metrics_behind_a_token_name_every_sale(server: EmbeddedRedis) -> 
         r = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 200 and 'flashsale_stream_lag{sale_id="secret-drop"}' in r.text
         assert (await client.get("/health")).status_code == 200  # health stays public
+
+
+def test_a_short_metrics_token_is_refused_outside_dev_mode() -> None:
+    base = {"FLASHSALE_ENV": "prod", "FLASHSALE_JWT_SECRET": "j" * 40}
+    Settings.from_env(base).require_secrets()  # unset: public metrics, nothing to check
+    with pytest.raises(ConfigError, match="FLASHSALE_METRICS_TOKEN is shorter than 32 bytes"):
+        Settings.from_env({**base, "FLASHSALE_METRICS_TOKEN": "short"}).require_secrets()
+    strong = {**base, "FLASHSALE_METRICS_TOKEN": TOKEN}
+    assert Settings.from_env(strong).require_secrets().api.metrics_token == TOKEN
