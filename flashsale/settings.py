@@ -307,6 +307,15 @@ class ApiSettings:
         _text,
         shown="the server's own address",
     )
+    metrics_token: str | None = _var(
+        "METRICS_TOKEN",
+        None,
+        "`/metrics` answers only `Authorization: Bearer <token>` (at least 32 bytes), "
+        "naming every sale",
+        _text,
+        shown="none: public, naming only sales already open to buyers",
+        secret=True,
+    )
     trusted_proxies: tuple[Network, ...] = _var(
         "TRUSTED_PROXIES",
         (),
@@ -604,9 +613,12 @@ class Settings:
         (``FLASHSALE_PAYSIM_SECRET`` for ``sim``: ``FLASHSALE_PAYSIM_URL`` is set, or
         ``sim`` says the process is or starts the simulator), is unset or shorter
         than 32 bytes; with ``FLASHSALE_CHAIN_URL`` set, likewise the minter's
-        ``FLASHSALE_CHAIN_KEY`` (and never the public development key).
+        ``FLASHSALE_CHAIN_KEY`` (and never the public development key); and
+        ``FLASHSALE_METRICS_TOKEN`` when it is set.
         """
         self.checked_jwt_secret()
+        if self.api.metrics_token is not None:  # optional; when set, no guessable token
+            _strong("FLASHSALE_METRICS_TOKEN", self.api.metrics_token, self.env)
         if sim or self.payments.paysim_url:
             _strong("FLASHSALE_PAYSIM_SECRET", self.payments.paysim_secret, self.env)
         if self.chain.url:

@@ -84,8 +84,9 @@ def count_purchase(outcome: str) -> None:
 
 
 class _ScrapeTime(Collector):
-    def __init__(self, lags: list[StreamLag] | None) -> None:
+    def __init__(self, lags: list[StreamLag] | None, named: set[str] | None) -> None:
         self._lags = lags
+        self._named = named
 
     def collect(self) -> Iterable[Metric]:
         per_sale = GaugeMetricFamily(
@@ -100,6 +101,8 @@ class _ScrapeTime(Collector):
             labels=["sale_id"],
         )
         for item in sorted(self._lags or [], key=lambda item: item.sale_id):
+            if self._named is not None and item.sale_id not in self._named:
+                continue  # counted in the total, never named
             per_sale.add_metric([item.sale_id], item.entries)
             oldest.add_metric([item.sale_id], item.oldest_age_ms / 1000)
         yield per_sale
@@ -112,8 +115,12 @@ class _ScrapeTime(Collector):
             )
 
 
-def exposition(lags: list[StreamLag] | None) -> tuple[bytes, str]:
-    """The text exposition of every worker's metrics plus the scrape-time gauges."""
+def exposition(lags: list[StreamLag] | None, named: set[str] | None = None) -> tuple[bytes, str]:
+    """The text exposition of every worker's metrics plus the scrape-time gauges.
+
+    ``named``: the sales whose id may appear as a label (None: all); the others
+    count in the total only (public metrics name no drop before its opening).
+    """
     if MULTIPROCESS:
         from prometheus_client import multiprocess
 
@@ -123,5 +130,5 @@ def exposition(lags: list[StreamLag] | None) -> tuple[bytes, str]:
     else:
         body = generate_latest(REGISTRY)
     scrape = CollectorRegistry()
-    scrape.register(_ScrapeTime(lags))
+    scrape.register(_ScrapeTime(lags, named))
     return body + generate_latest(scrape), CONTENT_TYPE_LATEST

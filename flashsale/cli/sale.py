@@ -38,6 +38,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.models import Sale, SaleCreate, SaleUpdate
 from flashsale.errors import ValidationFailed
 from flashsale.settings import config_errors, load_or_exit
+from flashsale.text import storable
 
 app = typer.Typer(
     help="Create, tune and watch sales (directly through Redis).", no_args_is_help=True
@@ -64,6 +65,17 @@ def run_with_engine(work: Callable[[Engine], Awaitable[T]]) -> T:
         return asyncio.run(main())
 
 
+def _storable_serial(raw: bytes, path: Path, number: int) -> str:
+    """A serial PostgreSQL can store (UTF-8, no NUL): a bad line is named, nothing created."""
+    try:
+        serial = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        serial = "\x00"  # refused below with the same message
+    if not storable(serial):
+        raise ValidationFailed(f"{path}:{number}: a serial must be UTF-8 text without NUL")
+    return serial
+
+
 def _read_serials(path: Path) -> list[str]:
     """One serial per line (blank lines skipped), with a progress bar for long files."""
     size = path.stat().st_size
@@ -80,10 +92,10 @@ def _read_serials(path: Path) -> list[str]:
         path.open("rb") as handle,
     ):
         task = progress.add_task("read", total=size)
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             serial = line.strip()
             if serial:
-                serials.append(serial.decode())
+                serials.append(_storable_serial(serial, path, number))
             progress.advance(task, len(line))
     return serials
 
@@ -175,6 +187,8 @@ def create(
     """Create a sale from a range or a list of serials (progress shown for long lists)."""
     if (range_ is None) == (list_file is None):
         raise ValidationFailed("give exactly one of --range or --list-file")
+    if not storable(name):  # argv bytes that are not UTF-8 arrive as lone surrogates
+        raise ValidationFailed("--name must be UTF-8 text without NUL")
     serials: dict[str, Any] = (
         {"range": list(range_)} if range_ is not None else {"list": _read_serials(list_file)}  # type: ignore[arg-type]
     )

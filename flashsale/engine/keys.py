@@ -107,6 +107,12 @@ def sales_registry(namespace: str) -> str:
     return f"{namespace}:sales"
 
 
+def active_sales(namespace: str) -> str:
+    """Set of the sales still selling or with write-behind work (#12), kept by the engine:
+    /health and /metrics read it instead of every sale ever created (api/lag.py)."""
+    return f"{namespace}:sales:active"
+
+
 def sale_id_of_order(order_id: str) -> str:
     """Order ids are ``<sale_id>.<hash>``: the sale (and so the slot) is in the id."""
     sale_id, _, _ = order_id.rpartition(".")

@@ -15,13 +15,20 @@ The identity ``paid_orders == captured - refunds - retained`` must hold, and
 order by order: a paid (or delivered, refund_pending, refunded) order names a
 kept payment of its own for exactly its price; an expired, cancelled or
 pending order keeps no payment; every payment settled as ``refund`` has a
-refund row; no succeeded payment stays unsettled for long. Order states come
-from Redis when an engine is given (the authority), else from PostgreSQL's
-``orders`` table when it has one.
+refund row; no succeeded payment stays unsettled for long.
+
+Memory stays flat whatever the sale's size: the sums are PostgreSQL
+aggregates, payments wrong on their own come back as a few examples, and the
+kept payments are walked in pages of ``PAGE`` (keyset), each page's orders
+read from Redis (the authority; from PostgreSQL's ``orders`` without an
+engine). Orders paid without a kept payment are found in PostgreSQL's copy (a
+few candidates, each checked against Redis), so an order not yet persisted is
+judged once the write-behind has drained. At most ``MAX_VIOLATIONS`` are listed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,94 +41,129 @@ from flashsale.payments.models import MoneyAudit
 from flashsale.payments.queries import q
 
 UNSETTLED_GRACE_S = 60
+PAGE = 1000
+EXAMPLES = 20
+MAX_VIOLATIONS = 50
+READS_AT_ONCE = 64
 
 
-async def _orders_from_redis(engine: Engine, sale_id: str) -> dict[str, dict[str, Any]]:
-    return {
-        o.order_id: {"status": o.status, "price_cents": o.price_cents, "payment_id": o.payment_id}
-        for o in await engine.orders_of_sale(sale_id)
-    }
+class _Found:
+    """Violations, the first ``MAX_VIOLATIONS`` kept and the rest counted."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.more = 0
+
+    def add(self, violation: str) -> None:
+        if len(self.listed) < MAX_VIOLATIONS:
+            self.listed.append(violation)
+        else:
+            self.more += 1
+
+    def all(self) -> list[str]:
+        return self.listed + ([f"... and {self.more} more"] if self.more else [])
 
 
-async def _orders_from_pg(pool: asyncpg.Pool, sale_id: str) -> dict[str, dict[str, Any]] | None:
-    try:
-        rows = await pool.fetch(q("audit_orders"), sale_id)
-    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
+_FAULTS = {
+    "unsettled": "payment {payment_id} succeeded but is not settled",
+    "refund_row_missing": "payment {payment_id} owes a refund but has no refund row",
+    "kept_twice": "order {order_id} keeps more than one payment",
+}
+
+
+async def _states(
+    engine: Engine | None, rows: list[Mapping[str, Any]]
+) -> list[tuple[str, int] | None]:
+    """(status, price) of each row's order: Redis when given, else PostgreSQL's copy."""
+    if engine is None:
+        return [
+            (r["pg_status"], int(r["pg_price"])) if r["pg_status"] is not None else None
+            for r in rows
+        ]
+    gate = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def one(order_id: str) -> tuple[str, int] | None:
+        async with gate:
+            order = await engine.get_order(order_id)
+        return None if order is None else (order.status, order.price_cents)
+
+    return list(await asyncio.gather(*(one(r["order_id"]) for r in rows)))
+
+
+def _judge_kept(row: Mapping[str, Any], state: tuple[str, int] | None, found: _Found) -> int | None:
+    """One kept payment against its order; the order's price when it counts as paid."""
+    order_id, payment_id = row["order_id"], row["payment_id"]
+    if state is None:
+        found.add(f"payment kept for unknown order {order_id}")
         return None
-    return {r["order_id"]: dict(r) for r in rows}
+    status, price = state
+    if status not in statuses.PAYMENT_KEPT:
+        found.add(f"order {order_id} is {status} yet keeps payment {payment_id}")
+        return None
+    if int(row["captured_cents"]) != price:
+        found.add(f"order {order_id}: captured amount differs from the price")
+    if status in ("refund_pending", "refunded") and not row["cancel_refund"]:
+        found.add(f"order {order_id} is {status} without a refund request")
+    return price if status in statuses.PAID else None
 
 
-async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = None) -> MoneyAudit:
-    violations: list[str] = []
-    payments = await pool.fetch(q("audit_payments"), sale_id, UNSETTLED_GRACE_S)
-    refunds = await pool.fetch(q("audit_refunds"), sale_id)
-    refund_by_payment = {r["payment_id"]: r for r in refunds}
-    by_id = {p["payment_id"]: p for p in payments}
-
-    captured = sum(int(p["captured_cents"]) for p in payments if p["status"] == "succeeded")
-    refunds_cents = sum(int(r["amount_cents"]) for r in refunds if r["status"] != "rejected")
-    retained = sum(
-        int(r["amount_cents"])
-        for r in refunds
-        if r["status"] == "rejected" and not r["cancels_order"]
+async def _unpaid_candidates(
+    pool: asyncpg.Pool, engine: Engine | None, sale_id: str, found: _Found
+) -> None:
+    """Orders paid (or refunding) without a kept payment of their own."""
+    candidates = await pool.fetch(
+        q("audit_orders_without_payment"), sale_id, sorted(statuses.PAYMENT_KEPT), EXAMPLES
     )
-    unsettled = 0
-    kept_by_order: dict[str, list[Mapping[str, Any]]] = {}
-    for p in payments:
-        if p["status"] == "succeeded" and p["settlement"] is None:
-            unsettled += 1
-            if p["overdue"]:
-                violations.append(f"payment {p['payment_id']} succeeded but is not settled")
-        if p["settlement"] == "kept":
-            kept_by_order.setdefault(p["order_id"], []).append(p)
-        if p["settlement"] == "refund" and p["payment_id"] not in refund_by_payment:
-            violations.append(f"payment {p['payment_id']} owes a refund but has no refund row")
-    for order_id, kept in kept_by_order.items():
-        if len(kept) > 1:
-            violations.append(f"order {order_id} keeps {len(kept)} payments")
+    for row in candidates:
+        order_id = row["order_id"]
+        if engine is not None:
+            order = await engine.get_order(order_id)  # PostgreSQL's copy may lag
+            if order is None or order.status not in statuses.PAYMENT_KEPT:
+                continue
+            kept = await pool.fetchrow(q("payment_of_order"), order.payment_id or "", order_id)
+            if kept is not None and kept["settlement"] == "kept":
+                continue
+            found.add(f"order {order_id} is {order.status} without a payment of its own")
+        else:
+            found.add(f"order {order_id} is paid without a payment of its own")
 
-    orders = await _orders_from_redis(engine, sale_id) if engine else None
-    if orders is None:
-        orders = await _orders_from_pg(pool, sale_id)
-    paid_orders_cents = 0
-    paid_orders = 0
-    if orders is not None:
-        for order_id, order in orders.items():
-            status = order["status"]
-            kept = kept_by_order.get(order_id, [])
-            if status in statuses.PAID:
-                paid_orders += 1
-                paid_orders_cents += int(order["price_cents"])
-            if status in statuses.PAYMENT_KEPT:
-                payment = by_id.get(order["payment_id"] or "")
-                if payment is None or payment["order_id"] != order_id:
-                    violations.append(f"order {order_id} is {status} without a payment of its own")
-                elif payment["settlement"] != "kept":
-                    violations.append(
-                        f"order {order_id} is {status} but its payment "
-                        f"{payment['payment_id']} is not kept"
-                    )
-                elif int(payment["captured_cents"]) != int(order["price_cents"]):
-                    violations.append(f"order {order_id}: captured amount differs from the price")
-                if status in ("refund_pending", "refunded"):
-                    refund = refund_by_payment.get(order["payment_id"] or "")
-                    if refund is None or not refund["cancels_order"]:
-                        violations.append(f"order {order_id} is {status} without a refund request")
-            elif kept:
-                violations.append(
-                    f"order {order_id} is {status} yet keeps payment {kept[0]['payment_id']}"
-                )
-        for order_id in kept_by_order:
-            if order_id not in orders:
-                violations.append(f"payment kept for unknown order {order_id}")
-        if paid_orders_cents != captured - refunds_cents - retained:
-            violations.append(
-                f"paid orders {paid_orders_cents} != captured {captured} - refunds "
-                f"{refunds_cents} - retained {retained}"
-            )
-    else:
-        violations.append("no order states to audit against (no engine, no orders table)")
-    violations.extend(await wallet.audit(pool))
+
+async def money_audit(
+    pool: asyncpg.Pool, sale_id: str, engine: Engine | None = None, *, page: int = PAGE
+) -> MoneyAudit:
+    found = _Found()
+    totals = await pool.fetchrow(q("audit_totals"), sale_id)
+    for fault in await pool.fetch(q("audit_payment_faults"), sale_id, UNSETTLED_GRACE_S, EXAMPLES):
+        found.add(_FAULTS[fault["fault"]].format(**dict(fault)))
+    paid_orders = paid_orders_cents = 0
+    try:
+        after = ""
+        while True:
+            rows = await pool.fetch(q("audit_kept_page"), sale_id, after, page)
+            if not rows:
+                break
+            for row, state in zip(rows, await _states(engine, rows), strict=True):
+                price = _judge_kept(row, state, found)
+                if price is not None:
+                    paid_orders += 1
+                    paid_orders_cents += price
+            after = rows[-1]["payment_id"]
+        await _unpaid_candidates(pool, engine, sale_id, found)
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
+        found.add("no order states to audit against (no orders table)")
+    captured, refunds_cents, retained = (
+        int(totals["captured"]),
+        int(totals["refunds"]),
+        int(totals["retained"]),
+    )
+    if paid_orders_cents != captured - refunds_cents - retained:
+        found.add(
+            f"paid orders {paid_orders_cents} != captured {captured} - refunds "
+            f"{refunds_cents} - retained {retained}"
+        )
+    for violation in await wallet.audit(pool):
+        found.add(violation)
+    violations = found.all()
     return MoneyAudit(
         sale_id=sale_id,
         ok=not violations,
@@ -131,7 +173,7 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
         retained_cents=retained,
         paid_orders_cents=paid_orders_cents,
         paid_orders=paid_orders,
-        payments=len(payments),
-        refunds_pending=sum(r["status"] == "pending" for r in refunds),
-        unsettled=unsettled,
+        payments=int(totals["payments"]),
+        refunds_pending=int(totals["refunds_pending"]),
+        unsettled=int(totals["unsettled"]),
     )

@@ -28,6 +28,8 @@ from flashsale.payments.failures import Failure
 from flashsale.payments.queries import q
 from flashsale.payments.settlement import Settlement, open_refund
 
+INVALIDATION_PAGE = 1000
+
 
 class Cancellation:
     def __init__(self, ctx: PaymentContext, settlement: Settlement) -> None:
@@ -163,15 +165,29 @@ class Cancellation:
                 await self.ctx.pool.execute(q("clear_cancel_intent"), kept["payment_id"])
         return len(rows)
 
-    async def invalidate_pending_orders(self, sale_id: str, reason: str) -> list[str]:
+    async def invalidate_pending_orders(
+        self, sale_id: str, reason: str, *, page: int = INVALIDATION_PAGE
+    ) -> list[str]:
         """Seed 001: the sale's price changed or it was delisted; its pending orders can no
-        longer be paid. Each is cancelled with ``reason`` (its trades closed first)."""
+        longer be paid. Each is cancelled with ``reason`` (its trades closed first).
+
+        Page by page until none is left (a cancelled order leaves the expiry schedule,
+        so the next page starts where this one ended); one that cannot be cancelled
+        now is stepped over, never a reason to stop early."""
         cancelled: list[str] = []
-        for order_id in await self.ctx.engine.pending_order_ids(sale_id):
-            try:
-                order = await self.cancel_order(order_id, None, reason=reason, force=True)
-            except FlashsaleError:
-                continue
-            if order.status == "cancelled":
-                cancelled.append(order_id)
-        return cancelled
+        skipped: set[str] = set()
+        while True:
+            ids = await self.ctx.engine.pending_order_ids(sale_id, limit=len(skipped) + page)
+            todo = [order_id for order_id in ids if order_id not in skipped]
+            if not todo:
+                return cancelled
+            for order_id in todo:
+                try:
+                    order = await self.cancel_order(order_id, None, reason=reason, force=True)
+                except FlashsaleError:
+                    skipped.add(order_id)
+                    continue
+                if order.status == "cancelled":
+                    cancelled.append(order_id)
+                else:
+                    skipped.add(order_id)  # paid meanwhile, and the like

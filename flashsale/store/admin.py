@@ -1,4 +1,5 @@
-"""Admin listings from the durable record: sales, a sale's orders, the orders of a serial.
+"""Listings from the durable record: sales, a sale's orders, the orders of a serial (the
+admin desk), and a buyer's own order history (``GET /v1/me/orders``).
 
 Pages are keyset pages (store/paging.py), newest first. Orders come from
 PostgreSQL (the write-behind's copy: an order appears within its lag of being
@@ -111,6 +112,48 @@ async def sale_orders(
         [order_of_row(row) for row in shown],
         _cursor_after(shown[-1], "order_id") if more else None,
     )
+
+
+async def buyer_orders(
+    pool: asyncpg.Pool,
+    user_id: str,
+    *,
+    status: str | None = None,
+    sale_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Order]:
+    """A buyer's orders as persisted, newest first (ties by order_id), optionally of one
+    status or one sale: one index range scan a page, however long the history."""
+    after: list[Any] = [None, None]
+    if cursor:
+        stamp, order_id = decode_cursor(cursor, 2)
+        after = [_stamp(stamp), str(order_id)]
+    rows = await pool.fetch(
+        q("buyer_orders"), user_id, status, sale_id, *after, check_limit(limit) + 1
+    )
+    shown = rows[:limit]
+    more = len(rows) > limit
+    return Page(
+        [order_of_row(row) for row in shown],
+        _cursor_after(shown[-1], "order_id") if more else None,
+    )
+
+
+def page_of_orders(orders: list[Order], *, limit: int, cursor: str | None) -> Page[Order]:
+    """The same paging over orders already in memory (a server without PostgreSQL)."""
+    ordered = sorted(orders, key=lambda o: (o.created_at, o.order_id), reverse=True)
+    if cursor:
+        stamp, order_id = decode_cursor(cursor, 2)
+        key = (_stamp(stamp), str(order_id))
+        ordered = [o for o in ordered if (o.created_at, o.order_id) < key]
+    shown = ordered[: check_limit(limit)]
+    more = len(ordered) > limit
+    last = shown[-1] if shown else None
+    next_cursor = (
+        encode_cursor(last.created_at.isoformat(), last.order_id) if more and last else None
+    )
+    return Page(shown, next_cursor)
 
 
 async def orders_by_serial(pool: asyncpg.Pool, sale_id: str, serial: str) -> list[Order]:

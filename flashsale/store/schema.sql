@@ -73,6 +73,7 @@ CREATE UNIQUE INDEX orders_live_serial_key ON orders (sale_id, serial)
 CREATE UNIQUE INDEX orders_live_buyer_key ON orders (sale_id, user_id)
     WHERE one_per_buyer AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
 CREATE INDEX orders_sale_status_idx ON orders (sale_id, status, created_at, order_id);  -- 0006
+CREATE INDEX orders_user_created_idx ON orders (user_id, created_at, order_id);  -- 0008
 CREATE INDEX orders_sale_user_idx ON orders (sale_id, user_id);
 -- the admin listings (0006): a sale's orders newest first, and by serial
 CREATE INDEX orders_sale_created_idx ON orders (sale_id, created_at, order_id);

@@ -3,7 +3,6 @@ with Link headers), and unlocking or resetting a payment password with its trail
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -14,11 +13,10 @@ from flashsale.engine.engine import Engine
 from flashsale.store.persist import Persister
 
 from .conftest import bearer
-from .helpers import problem
+from .helpers import NEXT, every_page, problem
 
 Client = AsyncTestClient[Litestar]
 ADMIN = bearer("ops-desk", admin=True)
-NEXT = re.compile(r'^<(?P<target>[^>]+)>; rel="next"$')
 
 
 async def _drain(engine: Engine, database_url: str, namespace: str) -> None:
@@ -30,19 +28,7 @@ async def _drain(engine: Engine, database_url: str, namespace: str) -> None:
 
 
 async def _every_page(client: Client, first: str) -> list[list[dict[str, Any]]]:
-    """Follow the Link headers from ``first`` to the end (bounded)."""
-    pages, target = [], first
-    for _ in range(1000):
-        r = await client.get(target, headers=ADMIN)
-        assert r.status_code == 200, r.text
-        pages.append(r.json())
-        link = r.headers.get("link")
-        if link is None:
-            return pages
-        match = NEXT.match(link)
-        assert match, link
-        target = match["target"]
-    raise AssertionError("no last page")
+    return await every_page(client, first, ADMIN)
 
 
 async def test_sales_and_orders_page_newest_first(

@@ -118,6 +118,27 @@ def test_sale_create_from_a_long_list(env: dict[str, str], tmp_path: Path) -> No
     assert json.loads(out)["total"] == 50_000
 
 
+def test_a_serial_postgres_cannot_store_is_refused_naming_its_line(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    for bad in (b"A-1\nA\x002\n", b"A-1\nA-\xff\n"):
+        serials = tmp_path / "serials.txt"
+        serials.write_bytes(bad)
+        code, out = run(
+            env, "sale", "create", "--name", "Bad", "--sale-id", "bad1", "--list-file", str(serials)
+        )
+        assert code == 2 and f"{serials}:2: a serial must be UTF-8 text without NUL" in out, out
+
+    async def exists() -> bool:
+        engine = Engine.from_url(redis_url, namespace=env["FLASHSALE_NAMESPACE"])
+        try:
+            return "bad1" in await engine.sale_ids()
+        finally:
+            await engine.aclose()
+
+    assert not asyncio.run(exists())  # nothing created
+
+
 def test_watch_shows_counts_rates_and_rejections(env: dict[str, str], redis_url: str) -> None:
     run(env, "sale", "create", "--name", "Watched", "--sale-id", "w1", "--range", "1", "10")
 

@@ -56,7 +56,7 @@ def _sale_id(sale_id: str) -> str:
     return sale_id
 
 
-def _next_link(request: Request[Any, Any, Any], cursor: str | None) -> dict[str, str]:
+def next_link(request: Request[Any, Any, Any], cursor: str | None) -> dict[str, str]:
     """``Link: <path?...&cursor=...>; rel="next"`` while more remain (a relative target)."""
     if cursor is None:
         return {}
@@ -90,7 +90,7 @@ class AdminController(Controller):
     ) -> Response[list[admin.SaleListed]]:
         state = _state(request)
         page = await admin.list_sales(_pool(request), state.engine, limit=limit, cursor=cursor)
-        return Response(page.items, headers=_next_link(request, page.next_cursor))
+        return Response(page.items, headers=next_link(request, page.next_cursor))
 
     @get(
         "/sales/{sale_id:str}/orders",
@@ -108,7 +108,7 @@ class AdminController(Controller):
         page = await admin.sale_orders(
             _pool(request), _sale_id(sale_id), status=status, limit=limit, cursor=cursor
         )
-        return Response(page.items, headers=_next_link(request, page.next_cursor))
+        return Response(page.items, headers=next_link(request, page.next_cursor))
 
     @get(
         "/sales/{sale_id:str}/serials/{serial:str}/orders",
@@ -140,7 +140,7 @@ class AdminController(Controller):
         found = await wallet.ledger(
             _pool(request), checked_user_id(user_id), currency=currency, limit=limit, cursor=cursor
         )
-        return Response(found, headers=_next_link(request, found.next_cursor))
+        return Response(found, headers=next_link(request, found.next_cursor))
 
     @get(
         "/buyers/{user_id:str}/payment-password",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from typing import Annotated, Any
 
@@ -13,8 +14,8 @@ from litestar.params import FromPath, QueryParameter
 from flashsale.api import metrics
 from flashsale.api.audit import run_audit
 from flashsale.api.auth import require_admin
-from flashsale.api.lag import sale_lags
-from flashsale.api.problems import problem_responses
+from flashsale.api.lag import announced, sale_lags
+from flashsale.api.problems import Unauthenticated, problem_responses
 from flashsale.api.schemas import AuditReport, Check, Health
 from flashsale.api.state import AppState
 from flashsale.engine.errors import SaleNotFound
@@ -78,9 +79,24 @@ class OpsController(Controller):
         "/metrics",
         media_type="text/plain; version=0.0.4; charset=utf-8",
         summary="Prometheus metrics of every worker",
+        responses=problem_responses(401),
     )
     async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        body, content_type = metrics.exposition(await _lags(_state(request)))
+        """With FLASHSALE_METRICS_TOKEN: that bearer token only, every sale named.
+        Without: public, naming only the sales already open to buyers."""
+        state = _state(request)
+        token = state.settings.api.metrics_token
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise Unauthenticated("/metrics needs the metrics token (Bearer)")
+        lags = await _lags(state)
+        named = None
+        if token is None and lags:
+            named = await asyncio.wait_for(
+                announced(state.engine, [item.sale_id for item in lags]), CHECK_TIMEOUT_S
+            )
+        body, content_type = metrics.exposition(lags, named)
         return Response(content=body, media_type=content_type)
 
     @get(

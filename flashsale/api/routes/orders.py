@@ -5,27 +5,32 @@ With PostgreSQL configured, a cancel goes through the payment flow
 closed first, then the order is cancelled and its serial returns to the pool;
 a paid order that is not delivered becomes ``refund_pending`` with a refund for
 operator review. Without PostgreSQL there are no payments: the engine cancels
-pending orders only. Either way a second cancel answers 409 ``order_not_pending``
-with the order's status.
+pending orders only. A second cancel of a cancelled order answers 409
+``order_not_pending`` with the order's status; a second cancel of a paid order
+(now ``refund_pending``) is a retry of the same request for a refund and answers
+as the first did, completing it if a crash cut it in two (the refund row).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
+from flashsale.api.routes.admin import Cursor, Limit, next_link
 from flashsale.api.schemas import OrderOut
 from flashsale.api.state import AppState
 from flashsale.chain.views import Delivery, delivery_of
 from flashsale.engine import statuses
 from flashsale.engine.errors import OrderNotFound, OrderNotPending
 from flashsale.engine.models import ORDER_ID, SALE_ID_PATTERN, Order
+from flashsale.engine.statuses import OrderStatus
 from flashsale.payments import errors as payment_errors
+from flashsale.store import admin
 
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 MAX_SALES_LISTED = 200
@@ -65,8 +70,13 @@ class OrdersController(Controller):
 
     @get(
         "/me/orders",
-        responses=problem_responses(400, 401, 503),
-        summary="The caller's orders, in one sale or in all of them",
+        responses=problem_responses(400, 401, 422, 503),
+        summary="The caller's orders, newest first, of one status or sale or all (paged)",
+        description="From PostgreSQL (the write-behind's copy: an order appears within its "
+        "lag of being made), newest first, ties by order_id; while more remain, a "
+        '`Link: <...>; rel="next"` header names the next page (its `cursor` is opaque). '
+        "A server without PostgreSQL answers from Redis for its first "
+        f"{MAX_SALES_LISTED} sales.",
     )
     async def my_orders(
         self,
@@ -75,15 +85,26 @@ class OrdersController(Controller):
             str | None,
             QueryParameter(name="sale_id", pattern=SALE_ID_PATTERN, required=False),
         ] = None,
-    ) -> list[Order]:
-        engine = _state(request).engine
+        status: Annotated[OrderStatus | None, QueryParameter(name="status")] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Response[list[Order]]:
+        state = _state(request)
         user_id = principal_of(request).user_id
-        sale_ids = [sale_id] if sale_id else (await engine.sale_ids())[:MAX_SALES_LISTED]
-        orders: list[Order] = []
-        for sid in sale_ids:
-            orders.extend(await engine.buyer_orders(sid, user_id))
-        orders.sort(key=lambda order: order.created_at)
-        return orders
+        if state.pg_pool is not None:
+            page = await admin.buyer_orders(
+                state.pg_pool, user_id, status=status, sale_id=sale_id, limit=limit, cursor=cursor
+            )
+        else:
+            engine = state.engine
+            sale_ids = [sale_id] if sale_id else (await engine.sale_ids())[:MAX_SALES_LISTED]
+            orders: list[Order] = []
+            for sid in sale_ids:
+                orders.extend(await engine.buyer_orders(sid, user_id))
+            if status is not None:
+                orders = [o for o in orders if o.status == status]
+            page = admin.page_of_orders(orders, limit=limit, cursor=cursor)
+        return Response(page.items, headers=next_link(request, page.next_cursor))
 
     @post(
         "/orders/{order_id:str}/cancel",
@@ -108,7 +129,8 @@ class OrdersController(Controller):
         order = await engine.get_order(order_id)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound()
-        if order.status not in statuses.CANCELLABLE:  # the same answer as the engine's, DB or not
+        retry = order.status == "refund_pending"  # the refund asked again: answered again
+        if order.status not in statuses.CANCELLABLE and not retry:  # as the engine answers
             raise OrderNotPending(f"order is {order.status}", status=order.status, order=order)
         try:
             return await payments.cancel_order(

@@ -24,12 +24,14 @@ SELECT * FROM wallet_entries WHERE user_id = $1 AND currency = $2
  LIMIT $3;
 
 -- name: wallets_off_ledger
--- Every wallet whose balance is not the sum of its ledger, or is negative.
+-- Every wallet whose balance is not the sum of its ledger, or is negative (the first
+-- 50: examples, so the audit's memory stays flat whatever the number of wallets).
 SELECT w.user_id, w.currency, w.balance_cents, COALESCE(SUM(e.amount_cents), 0) AS sum
   FROM wallets w
   LEFT JOIN wallet_entries e ON e.user_id = w.user_id AND e.currency = w.currency
  GROUP BY w.user_id, w.currency, w.balance_cents
-HAVING w.balance_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.balance_cents < 0;
+HAVING w.balance_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.balance_cents < 0
+ LIMIT 50;
 
 -- name: ledger_balances
 SELECT currency, balance_cents FROM wallets WHERE user_id = $1 ORDER BY currency;

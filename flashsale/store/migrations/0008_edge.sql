@@ -11,3 +11,6 @@ ALTER TABLE payments ADD COLUMN cancel_requested_at timestamptz;
 ALTER TABLE payments ADD COLUMN cancel_reason text;
 CREATE INDEX payments_cancel_intent ON payments (cancel_requested_at)
     WHERE cancel_requested_at IS NOT NULL;
+
+-- A buyer's order history, newest first, a page at a time (GET /v1/me/orders).
+CREATE INDEX orders_user_created_idx ON orders (user_id, created_at, order_id);
