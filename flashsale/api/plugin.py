@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 
+from flashsale.api.console import console_routes
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
@@ -64,6 +65,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 AdminController,
                 ChainController,
                 schema_assets(),
+                console_routes(),
             ]
         )
         if self.settings.api.bench_endpoints:
