@@ -7,6 +7,7 @@ from litestar import Litestar
 
 from flashsale import logs
 from flashsale.api.access import access_log
+from flashsale.api.allow import exact_allow
 from flashsale.api.plugin import FlashsalePlugin
 from flashsale.engine.engine import Engine
 from flashsale.settings import Settings
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     # Around the whole application, routing included (Litestar's middleware runs per
     # route): 404s and 405s get their access line and request id too.
-    app.asgi_handler = access_log(app.asgi_handler)
+    app.asgi_handler = access_log(exact_allow(app, app.asgi_handler))
     return app
 
 
