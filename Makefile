@@ -17,7 +17,9 @@ $(BIN)/flashsale: pyproject.toml
 $(CHAIN_NODE)/node_modules/.package-lock.json: $(CHAIN_NODE)/package-lock.json
 	cd $(CHAIN_NODE) && npm ci --no-audit --no-fund --loglevel=error
 
+# .ci/tools: the Debian packages the tests drive (wrk, redis-tools, chromium, chromium-driver)
 setup: $(BIN)/flashsale $(CHAIN_NODE)/node_modules/.package-lock.json
+	.ci/tools
 
 demo: setup
 	$(BIN)/flashsale demo

@@ -44,6 +44,7 @@ __all__ = [
     "DevSettings",
     "DurabilityMode",
     "LogFormat",
+    "MetricsSettings",
     "PaymentsSettings",
     "PersistSettings",
     "RedisSettings",
@@ -192,6 +193,13 @@ def _networks(raw: str) -> tuple[Network, ...]:
                     f"must be comma-separated addresses or CIDRs ({part.strip()!r} is neither)"
                 ) from None
     return tuple(networks)
+
+
+def _port(raw: str) -> int:
+    value = _integer(1)(raw)
+    if value > 65_535:
+        raise ValueError("must be a TCP port, 1 to 65535")
+    return value
 
 
 def _json_object(raw: str) -> dict[str, Any]:
@@ -488,6 +496,43 @@ class ChainSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    """Where ``persist``, ``timers`` and ``deliver`` answer Prometheus' ``GET /metrics``.
+
+    The API serves its own ``/metrics`` on its HTTP port; these processes have
+    none, so each gets a port of its own, off unless set.
+    """
+
+    host: str = _var(
+        "METRICS_HOST",
+        "127.0.0.1",
+        "address the worker processes' /metrics ports listen on (`0.0.0.0`: every interface)",
+        _text,
+    )
+    persist_port: int | None = _var(
+        "PERSIST_METRICS_PORT",
+        None,
+        "port of `flashsale persist`'s /metrics (e.g. `9101`)",
+        _port,
+        shown="off",
+    )
+    timers_port: int | None = _var(
+        "TIMERS_METRICS_PORT",
+        None,
+        "port of `flashsale timers`'s /metrics (e.g. `9102`)",
+        _port,
+        shown="off",
+    )
+    deliver_port: int | None = _var(
+        "DELIVER_METRICS_PORT",
+        None,
+        "port of `flashsale deliver`'s /metrics (e.g. `9103`)",
+        _port,
+        shown="off",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DevSettings:
     """Development only: the test suite, the embedded servers and the load-test runner.
 
@@ -572,6 +617,7 @@ class Settings:
     persist: PersistSettings = _section(PersistSettings)
     payments: PaymentsSettings = _section(PaymentsSettings)
     chain: ChainSettings = _section(ChainSettings)
+    metrics: MetricsSettings = _section(MetricsSettings)
     dev: DevSettings = _section(DevSettings, dev_only=True)
 
     @classmethod

@@ -24,6 +24,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from flashsale import logs
+from flashsale.api import metrics
 from flashsale.logs import REQUEST_ID
 
 HEADER = b"x-request-id"
@@ -68,7 +69,9 @@ def access_log(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            elapsed_ms = (perf_counter() - started) * 1000
+            elapsed = perf_counter() - started
+            metrics.observe_http(scope, status, elapsed)
+            elapsed_ms = elapsed * 1000
             logs.access(scope["method"], scope["path"], status, elapsed_ms, request_id)
             REQUEST_ID.reset(token)
 

@@ -7,6 +7,7 @@ from litestar import Litestar
 
 from flashsale import logs
 from flashsale.api.access import access_log
+from flashsale.api.allow import exact_allow
 from flashsale.api.plugin import FlashsalePlugin
 from flashsale.api.text import CheckedRequest, text_guard
 from flashsale.engine.engine import Engine
@@ -31,8 +32,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     # Around the whole application, routing included (Litestar's middleware runs per
     # route): 404s and 405s get their access line and request id too.
-    # text_guard: a path, query or header PostgreSQL can't store is refused before routing.
-    app.asgi_handler = access_log(text_guard(app.asgi_handler))
+    # text_guard: a path, query or header PostgreSQL can't store is refused before routing;
+    # exact_allow: every 405 names the resource's methods in Allow.
+    app.asgi_handler = access_log(text_guard(exact_allow(app, app.asgi_handler)))
     return app
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from litestar.types import HTTPScope
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -81,6 +82,61 @@ def count_purchase(outcome: str) -> None:
     if child is None:
         child = _PURCHASE_CHILD[outcome] = PURCHASES.labels(outcome)
     child.inc()
+
+
+HTTP_REQUESTS = Counter(
+    "flashsale_http_requests",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "flashsale_http_request_seconds",
+    "Time to answer an HTTP request inside the worker, by route template and method.",
+    ["route", "method"],
+    buckets=_BUCKETS,
+)
+UNMATCHED = "unmatched"  # no route: 404 and the like (the path itself would be unbounded)
+# a client may send any method: the others are counted as one, to bound the label's values
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _RouteChildren:
+    """One route and method's histogram child and its counter child per status."""
+
+    __slots__ = ("by_status", "method", "route", "seconds")
+
+    def __init__(self, route: str, method: str) -> None:
+        self.route, self.method = route, method
+        self.seconds = HTTP_SECONDS.labels(route, method)
+        self.by_status: dict[int, Any] = {}
+
+    def count(self, status: int) -> None:
+        child = self.by_status.get(status)
+        if child is None:
+            child = self.by_status[status] = HTTP_REQUESTS.labels(
+                self.route, self.method, str(status)
+            )
+        child.inc()
+
+
+# route template -> method -> children: bound once, then two dict lookups per request
+_HTTP_CHILDREN: dict[str, dict[str, _RouteChildren]] = {}
+
+
+def observe_http(scope: HTTPScope, status: int, seconds: float) -> None:
+    """Count one answered request under its route template (``/v1/sales/{sale_id}``)."""
+    route: str = scope.get("path_template") or UNMATCHED  # set by Litestar's router
+    method: str = scope["method"]
+    if method not in METHODS:
+        method = "OTHER"
+    by_method = _HTTP_CHILDREN.get(route)
+    if by_method is None:
+        by_method = _HTTP_CHILDREN[route] = {}
+    children = by_method.get(method)
+    if children is None:
+        children = by_method[method] = _RouteChildren(route, method)
+    children.count(status)
+    children.seconds.observe(seconds)
 
 
 class _ScrapeTime(Collector):

@@ -18,6 +18,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 
 from flashsale.api.clientip import ClientAddress
+from flashsale.api.console import console_routes
+from flashsale.api.openapi_exact import exact
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
@@ -65,6 +67,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 AdminController,
                 ChainController,
                 schema_assets(),
+                console_routes(),
             ]
         )
         if self.settings.api.bench_endpoints:
@@ -73,6 +76,7 @@ class FlashsalePlugin(InitPluginProtocol):
             {HTTPException: exception_handler, Exception: exception_handler}
         )
         app_config.lifespan.append(self.lifespan)
+        app_config.on_startup.append(exact)  # the OpenAPI document says what the server does
         if self.settings.api.ip_rate_per_s:
             app_config.middleware.append(rate_limit_middleware)
         app_config.openapi_config = OPENAPI

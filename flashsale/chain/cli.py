@@ -24,10 +24,14 @@ from flashsale.settings import config_errors, load_or_exit
 def deliver() -> None:
     """Mint each paid order's token to its buyer's address (FLASHSALE_CHAIN_*)."""
     from flashsale.chain.service import NEEDS, run_deliver
+    from flashsale.telemetry.exporter import export
+    from flashsale.telemetry.workers import DELIVER
 
     settings = load_or_exit(*NEEDS, secrets=True)
     logs.configure("deliver", settings.log_format)
     with config_errors():
+        metrics = settings.metrics
+        export(metrics.deliver_port, metrics.host, "FLASHSALE_DELIVER_METRICS_PORT", DELIVER)
         raise typer.Exit(asyncio.run(run_deliver(settings)))
 
 

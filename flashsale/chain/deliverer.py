@@ -80,6 +80,20 @@ def token_id_of(serial: str, serial_kind: str, positions: dict[str, int]) -> int
     return int(serial) if serial_kind == "r" else positions[serial]
 
 
+@dataclass(slots=True)
+class DeliverStats:
+    """Plain counters the deliverer keeps; ``flashsale/telemetry`` exports them."""
+
+    ticks: int = 0
+    tick_errors: int = 0
+    submitted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    requeued: int = 0
+    in_flight: int = 0  # mint transactions sent, not yet confirmed (after each tick)
+    chain_unreachable: int = 0  # 1 while the node does not answer
+
+
 class Deliverer:
     def __init__(
         self,
@@ -100,6 +114,7 @@ class Deliverer:
         self.tracker = Tracker(self)
         self._positions: dict[str, dict[str, int]] = {}
         self._unreachable_since: float | None = None
+        self.stats = DeliverStats()
 
     @property
     def chain_id(self) -> int:
@@ -145,11 +160,13 @@ class Deliverer:
                 self._reachable()
                 delay = self.config.poll_s
             except ChainUnreachable as exc:
+                self.stats.tick_errors += 1
                 await self._unreachable(exc)
                 delay = min(max(delay * 2, self.config.poll_s), 10.0)
             except ChainReset:
                 raise
             except Exception:  # PostgreSQL or Redis away, or a bug: log, back off, go on
+                self.stats.tick_errors += 1
                 log.exception("deliver: the tick failed; trying again")
                 delay = min(max(delay * 2, self.config.poll_s), 10.0)
                 started = False  # memory may be ahead of the database: reload from it
@@ -164,11 +181,14 @@ class Deliverer:
         await self.deploy()
         submitted = await self.submit()
         await self.tracker.track(head)
+        self.stats.ticks += 1
+        self.stats.in_flight = self.ledger.in_flight("mint")
         return submitted > 0  # more may be waiting: look again at once
 
     async def _unreachable(self, exc: Exception) -> None:
         if self._unreachable_since is None:
             self._unreachable_since = time.monotonic()
+            self.stats.chain_unreachable = 1
             await self.alert(Failure.CHAIN_UNREACHABLE, url=self.client.url, error=str(exc))
 
     def _reachable(self) -> None:
@@ -176,6 +196,7 @@ class Deliverer:
             down = time.monotonic() - self._unreachable_since
             log.info("chain answers again after %.1f s; deliveries resume", down)
             self._unreachable_since = None
+            self.stats.chain_unreachable = 0
 
     async def alert(
         self, failure: Failure, *, order_id: str | None = None, tx_hash: str | None = None,
@@ -293,6 +314,7 @@ class Deliverer:
             )  # fmt: skip
 
         await self._sign_and_send(jobs, record)
+        self.stats.submitted += len(jobs)
         return len(jobs)
 
     async def settle_minted(self, order_id: str, owner: str, address: str, token: int) -> None:
@@ -310,10 +332,12 @@ class Deliverer:
     async def confirmed(self, order_id: str) -> None:
         await self.moves.confirm_delivery(order_id)
         await self.pool.execute(q("delivery_status"), order_id, "confirmed", None)
+        self.stats.confirmed += 1
 
     async def failed(self, order_id: str, reason: str, failure: Failure, **detail: Any) -> None:
         await self.moves.fail_delivery(order_id, reason)
         await self.pool.execute(q("delivery_status"), order_id, "failed", reason)
+        self.stats.failed += 1
         await self.alert(failure, order_id=order_id, reason=reason, **detail)
 
     async def requeue(self, order_id: str, reason: str, attempts_done: int) -> None:
@@ -322,6 +346,7 @@ class Deliverer:
             await self.failed(order_id, reason, Failure.MINT_FAILED)
         else:
             await self.pool.execute(q("delivery_status"), order_id, "queued", reason)
+            self.stats.requeued += 1
 
     async def _sign_and_send(self, jobs: list[Job], record: Any) -> None:
         if not jobs:

@@ -18,6 +18,7 @@ from flashsale.chain.signer import GWEI, FeePolicy, Signer, load_key
 from flashsale.connect import open_engine, open_pool
 from flashsale.engine.positions import list_positions
 from flashsale.settings import ChainSettings, Settings
+from flashsale.telemetry.workers import DELIVER
 
 log = logging.getLogger("flashsale.chain")
 
@@ -79,7 +80,8 @@ async def run_deliver(settings: Settings, stop: asyncio.Event | None = None) -> 
             delivery_config(settings.chain),
         )  # fmt: skip
         try:
-            await deliverer.run(stop)
+            with DELIVER.watching(deliverer.stats):
+                await deliverer.run(stop)
         except ChainReset as exc:
             log.error("deliver: %s", exc)
             return 2

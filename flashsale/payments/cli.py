@@ -30,6 +30,8 @@ from flashsale.payments.service import PaymentService
 from flashsale.payments.setup import PROVIDER_URLS, close_providers, payment_service
 from flashsale.payments.timers import Timers
 from flashsale.settings import ConfigError, Settings, config_errors, load_or_exit
+from flashsale.telemetry.exporter import export
+from flashsale.telemetry.workers import TIMERS
 
 app = typer.Typer(help="Payments: the timers, refund review, money audit.", no_args_is_help=True)
 
@@ -89,7 +91,8 @@ async def _run_timers(settings: Settings, interval_s: float, once: bool, json_ou
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         logging.getLogger("flashsale.payments").info("timers running every %.2f s", interval_s)
-        await timers.run(stop)
+        with TIMERS.watching(timers.totals):
+            await timers.run(stop)
 
 
 def _asdict(obj: object) -> dict[str, object]:
@@ -108,6 +111,9 @@ def timers(
     settings = load_or_exit(*NEEDS, secrets=True)
     logs.configure("timers", settings.log_format)
     with config_errors():
+        if not once:
+            metrics = settings.metrics
+            export(metrics.timers_port, metrics.host, "FLASHSALE_TIMERS_METRICS_PORT", TIMERS)
         asyncio.run(_run_timers(settings, interval, once, json_out))
 
 

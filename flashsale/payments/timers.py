@@ -45,8 +45,11 @@ class TimerTotals:
     ticks: int = 0
     last: TickStats = field(default_factory=TickStats)
     expired: int = 0
+    expiry_deferred: int = 0
     queried: int = 0
     repaired: int = 0
+    refunds: int = 0
+    errors: int = 0
 
 
 def expiry_claim_key(service: PaymentService, order_id: str) -> str:
@@ -88,6 +91,9 @@ class Timers:
         t.expired += stats.expired
         t.queried += stats.queried
         t.repaired += stats.repaired
+        t.expiry_deferred += stats.expiry_deferred
+        t.refunds += stats.refunds
+        t.errors += stats.errors
         return stats
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

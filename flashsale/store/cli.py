@@ -27,6 +27,8 @@ from flashsale.store import migrate
 from flashsale.store.audit import AuditReport, audit_sale, render
 from flashsale.store.persist import PersistConfig, Persister, consumer_name
 from flashsale.store.recover import RecoverReport, recover
+from flashsale.telemetry.exporter import export
+from flashsale.telemetry.workers import PERSIST
 
 log = logging.getLogger("flashsale.store")
 
@@ -62,7 +64,8 @@ async def run_persist(
     ]
     log.info("persist: %d consumer(s) %s, namespace %s", consumers, base, namespace)
     try:
-        await asyncio.gather(*(w.run(stop) for w in workers))
+        with PERSIST.watching(*(w.stats for w in workers)):
+            await asyncio.gather(*(w.run(stop) for w in workers))
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -139,6 +142,8 @@ def persist_command(
     settings = load_or_exit(*NEEDS, secrets=True)
     logs.configure("persist", settings.log_format)
     with config_errors():
+        metrics = settings.metrics
+        export(metrics.persist_port, metrics.host, "FLASHSALE_PERSIST_METRICS_PORT", PERSIST)
         asyncio.run(run_persist(settings, consumers=consumers))
 
 

@@ -1,0 +1,308 @@
+"""The ops console in a real browser: Debian's chromium, driven headless by Selenium
+through chromedriver, against a real ``flashsale serve`` with Redis and PostgreSQL.
+
+One browser session for the module. Each page is saved under docs/screenshots/
+(the README shows one). A missing browser fails the test: ``make setup`` and
+``.ci/run`` install ``chromium`` and ``chromium-driver`` (.ci/tools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from flashsale.api.tokens import mint_token
+from flashsale.devservers import ChildProcess, free_port
+
+from .conftest import SECRET
+from .test_server import Server, running
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WAIT_S = 15
+ADMIN = mint_token(SECRET, "ops-console", admin=True)
+SALE = "genesis-console"
+PASSWORD = {"password": "246810"}
+
+
+def bearer(user: str, *, admin: bool = False) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(SECRET, user, admin=admin)}"}
+
+
+@pytest.fixture(scope="module")
+def server(
+    redis_url: str, migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The API, and the write-behind (the list of sales is PostgreSQL's), ready once its
+    own /metrics port answers."""
+    for server in running("granian", redis_url, tmp_path_factory, migrated_database_url):
+        port = free_port()
+        env = {
+            **os.environ,
+            "FLASHSALE_REDIS_URL": redis_url,
+            "FLASHSALE_DATABASE_URL": migrated_database_url,
+            "FLASHSALE_NAMESPACE": server.namespace,
+            "FLASHSALE_JWT_SECRET": SECRET,
+            "FLASHSALE_PERSIST_METRICS_PORT": str(port),
+        }
+        persist = ChildProcess(
+            [sys.executable, "-m", "flashsale.cli.main", "persist"],
+            env=env,
+            log=tmp_path_factory.mktemp("persist") / "persist.log",
+            ready_url=f"http://127.0.0.1:{port}/metrics",
+            start_timeout_s=30,
+        )
+        with persist:
+            yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    assert not missing, f"{missing} missing: apt-get install chromium chromium-driver"
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager downloads nothing
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # root in CI
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--force-device-scale-factor=1",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Page:
+    """The console as a user sees it: ids of its elements, waits on what they show."""
+
+    def __init__(self, driver: WebDriver, url: str) -> None:
+        self.driver, self.url = driver, url
+
+    def __call__(self, element_id: str) -> Any:
+        return self.driver.find_element(By.ID, element_id)
+
+    def until(self, condition: Callable[[], Any], what: str) -> Any:
+        def check(_: WebDriver) -> Any:
+            try:
+                return condition()
+            except StaleElementReferenceException:
+                return False
+
+        return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.1).until(check, what)
+
+    def text(self, element_id: str) -> str:
+        text: str = self(element_id).text
+        return text
+
+    def shows(self, element_id: str, expected: str) -> None:
+        self.until(lambda: self.text(element_id) == expected, f"{element_id} == {expected!r}")
+
+    def dialog_open(self) -> bool:
+        return bool(self.driver.execute_script("return document.getElementById('confirm').open"))
+
+    def confirm(self, *, note: str | None = None) -> str:
+        self.until(self.dialog_open, "the confirmation dialog")
+        body = self.text("confirm-body")
+        if note is not None:
+            self("confirm-note").send_keys(note)
+        self("confirm-ok").click()
+        self.until(lambda: not self.dialog_open(), "the dialog closes")
+        return body
+
+    def shot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.driver.execute_script("document.getElementById('toast').hidden = true")
+        assert self.driver.save_screenshot(str(SCREENSHOTS / f"console-{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def api(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def drop(api: httpx.Client) -> dict[str, Any]:
+    """A live sale with purchases, refusals and a paid order cancelled (a refund to review)."""
+    body = {"sale_id": SALE, "name": "Genesis drop", "serials": {"range": [1, 100]}}
+    body |= {"price_cents": 9900, "per_user_limit": 1}
+    r = api.post("/v1/sales", json=body, headers=bearer("ops", admin=True))
+    assert r.status_code == 201, r.text
+    pending = [
+        api.post(f"/v1/sales/{SALE}/purchase", json={}, headers=bearer(f"b{i}")) for i in range(12)
+    ]
+    assert all(r.status_code == 201 for r in pending)
+    for i in range(3):  # limit_reached
+        assert api.post(f"/v1/sales/{SALE}/purchase", json={}, headers=bearer(f"b{i}")).status_code
+    buyer = bearer("refund-me")
+    order = api.post(f"/v1/sales/{SALE}/purchase", json={}, headers=buyer).json()
+    assert api.put("/v1/me/payment-password", json=PASSWORD, headers=buyer).status_code == 204
+    credit = {"amount_cents": 9900, "reason": "console test"}
+    idem = {"Idempotency-Key": f"credit-{order['order_id']}"}
+    headers = bearer("ops", admin=True) | idem
+    assert api.post("/v1/admin/wallets/refund-me/credit", json=credit, headers=headers).is_success
+    pay = {"method": "balance", "payment_password": PASSWORD["password"]}
+    r = api.post(f"/v1/orders/{order['order_id']}/payments", json=pay, headers=buyer)
+    assert r.status_code == 201, r.text
+    r = api.post(f"/v1/orders/{order['order_id']}/cancel", headers=buyer)
+    assert r.json()["status"] == "refund_pending", r.text
+    return {"refund": order, "pending": pending[0].json()}
+
+
+async def _execute(url: str, sql: str, *args: Any) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+def test_the_console_in_a_browser(
+    browser: WebDriver,
+    server: Server,
+    api: httpx.Client,
+    drop: dict[str, Any],
+    migrated_database_url: str,
+) -> None:
+    page = Page(browser, server.url)
+    browser.get(f"{server.url}/console")
+    csp = api.get("/console").headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+
+    # sign-in: a buyer's token is refused, an admin's accepted
+    page.until(lambda: page("signin").is_displayed(), "the sign-in form")
+    page("token").send_keys(mint_token(SECRET, "just-a-buyer"))
+    page("signin-button").click()
+    page.shows("signin-error", "This token is not an admin's.")
+    page.shot("signin")
+    page("token").clear()
+    page("token").send_keys(ADMIN)
+    page("signin-button").click()
+
+    # the list of sales, with live counters
+    link = page.until(lambda: browser.find_element(By.LINK_TEXT, SALE), "the sale in the list")
+    row = link.find_element(By.XPATH, "./ancestor::tr").text
+    assert "Genesis drop" in row and "open" in row
+    page.shot("sales")
+
+    # the live view: counters move while it is shown
+    link.click()
+    page.shows("m-sold", "1")
+    page.shows("m-reserved", "12")
+    page.shows("m-available", "87")
+    page.until(lambda: "limit_reached" in page.text("refusals-table"), "refusals by code")
+    assert page.text("m-deliveries") == "0"
+    for i in range(20, 25):
+        assert api.post(f"/v1/sales/{SALE}/purchase", json={}, headers=bearer(f"b{i}")).is_success
+    page.shows("m-available", "82")
+    page.until(lambda: page.text("m-purchases") == "18", "18 purchases counted")
+    page.shot("sale")
+
+    # pause, with a confirmation that says what will be sent
+    page("do-pause").click()
+    assert '"status": "paused"' in page.confirm()
+    page.shows("sale-status", "paused")
+    assert api.get(f"/v1/sales/{SALE}").json()["status"] == "paused"
+    # closing is cancelled at the dialog: nothing is sent
+    page("do-close").click()
+    page.until(page.dialog_open, "the dialog")
+    page("confirm-cancel").click()
+    assert api.get(f"/v1/sales/{SALE}").json()["status"] == "paused"
+    # tune limits, payment timeout, end time and add stock in one change
+    page("tune-user-limit").send_keys("3")
+    page("tune-timeout").send_keys("600")
+    page("add-from").send_keys("101")
+    page("add-to").send_keys("110")
+    page("tune-submit").click()
+    sent = page.confirm()
+    assert '"per_user_limit": 3' in sent and '"range": [\n      101,\n      110\n    ]' in sent
+    page.shows("m-total", "110")
+    sale = api.get(f"/v1/sales/{SALE}").json()
+    assert (sale["per_user_limit"], sale["payment_timeout_s"], sale["total"]) == (3, 600, 110)
+    # a value out of bounds is stopped by the form; a refused change shows the server's code
+    page("tune-ip-limit").send_keys("0")
+    page("tune-submit").click()
+    assert not page.dialog_open()
+    underflow = "return document.getElementById('tune-ip-limit').validity.rangeUnderflow"
+    assert browser.execute_script(underflow)
+    page("tune-ip-limit").clear()
+    page("add-from").send_keys("1")
+    page("add-to").send_keys("5")
+    page("tune-submit").click()
+    page.confirm()
+    page.until(lambda: "serials_conflict" in page.text("toast"), "the refusal's code")
+    page("do-resume").click()
+    page.confirm()
+    page.shows("sale-status", "open")
+
+    # the audit, with its violations when there are any
+    page("sale-audit-link").click()
+    report = api.get(f"/v1/sales/{SALE}/audit?quick=true", headers=bearer("ops", admin=True))
+    expected = report.json()
+    page.until(lambda: page.text("audit-verdict") not in ("", "auditing…"), "a verdict")
+    verdict = page.text("audit-verdict")
+    assert verdict == (
+        "OK: every invariant holds"
+        if expected["ok"]
+        else f"{len(expected['violations'])} violation(s)"
+    )
+    assert page("violations-table").is_displayed() == (not expected["ok"])
+    # an order PostgreSQL lost: the deep audit finds it, the page lists the violation
+    lost = drop["pending"]["order_id"]
+    asyncio.run(_execute(migrated_database_url, "DELETE FROM orders WHERE order_id = $1", lost))
+    page("audit-deep").click()
+    page.until(lambda: "violation(s)" in page.text("audit-verdict"), "violations")
+    deep = api.get(f"/v1/sales/{SALE}/audit", headers=bearer("ops", admin=True)).json()
+    assert not deep["ok"]
+    shown = page.text("violations-table")
+    assert page.text("audit-verdict") == f"{len(deep['violations'])} violation(s)"
+    for violation in deep["violations"]:
+        assert violation["code"] in shown
+    assert lost in shown  # among the examples
+    page.shot("audit")
+
+    # the refund review queue: approve with a note
+    page("nav-refunds").click()
+    approve = page.until(
+        lambda: browser.find_element(By.CSS_SELECTOR, "#refunds-table button.primary"),
+        "a pending refund",
+    )
+    assert drop["refund"]["order_id"] in page.text("refunds-table")
+    page.shot("refunds")
+    refund_id = approve.get_attribute("data-refund")
+    approve.click()
+    assert drop["refund"]["order_id"] in page.confirm(note="duplicate, checked")
+    # a wallet refund is paid back at once
+    page.until(lambda: f"refund {refund_id}: refunded, paid back" in page.text("toast"), "done")
+    listed = api.get("/v1/admin/refunds", headers=bearer("ops", admin=True)).json()
+    decided = next(r for r in listed if r["refund_id"] == refund_id)
+    assert decided["status"] == "refunded" and decided["executed_at"], decided
+    page.until(lambda: refund_id not in page.text("refunds-table"), "gone from the pending queue")
+
+    # signing out forgets the token
+    page("sign-out").click()
+    page.until(lambda: page("signin").is_displayed(), "the sign-in form again")
+    assert browser.execute_script("return sessionStorage.length") == 0
