@@ -22,6 +22,7 @@ from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
 from flashsale.api.routes.bench import BenchController
 from flashsale.api.routes.chain import ChainController
+from flashsale.api.routes.checkout import CheckoutsController
 from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
 from flashsale.api.routes.payments import PaymentsController
@@ -63,6 +64,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 OpsController,
                 AdminController,
                 ChainController,
+                CheckoutsController,
                 schema_assets(),
             ]
         )

@@ -57,6 +57,7 @@ def make_sale(client: Client, namespace: str) -> Callable[..., Any]:
             "name": "drop",
             "serials": {"range": [1, 10]},
             "price_cents": 1000,
+            "per_user_limit": 5,
         }
         body.update(fields)
         response = await client.post("/v1/sales", json=body, headers=ADMIN)
@@ -76,3 +77,29 @@ def user(namespace: str) -> Callable[[str], tuple[str, dict[str, str]]]:
         return user_id, bearer(user_id)
 
     return make
+
+
+async def credit(
+    client: Client, user_id: str, amount_cents: int, *, kind: str = "balance", key: str = ""
+) -> dict[str, Any]:
+    """Credit a buyer's balance or coins through the admin endpoint."""
+    response = await client.post(
+        f"/v1/admin/wallets/{user_id}/credit",
+        json={"amount_cents": amount_cents, "reason": "test", "kind": kind},
+        headers={**ADMIN, "Idempotency-Key": key or f"{user_id}-{kind}-{amount_cents}"},
+    )
+    assert response.status_code == 200, response.text
+    wallet: dict[str, Any] = response.json()
+    return wallet
+
+
+async def wallet(client: Client, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.get("/v1/me/wallet", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def sale_counts(client: Client, sale_id: str) -> tuple[int, int, int]:
+    sale = (await client.get(f"/v1/sales/{sale_id}")).json()
+    return sale["available"], sale["reserved"], sale["sold"]
