@@ -21,6 +21,7 @@ from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
 from flashsale.api.routes.bench import BenchController
+from flashsale.api.routes.bills import BillsController
 from flashsale.api.routes.chain import ChainController
 from flashsale.api.routes.checkout import CheckoutsController
 from flashsale.api.routes.ops import OpsController
@@ -65,6 +66,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 AdminController,
                 ChainController,
                 CheckoutsController,
+                BillsController,
                 schema_assets(),
             ]
         )

@@ -4,7 +4,7 @@ the drop"). Unknown fields are refused, which also stops mass assignment."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -73,3 +73,21 @@ class CheckoutOut(Struct, kw_only=True):
     orders: list[CheckoutOrder]
     bill: Bill
     sub_orders: list[SubOrder]
+
+
+def row_to_bill(row: Any) -> Bill:
+    """A bill from its row (``bill_by_id``: with its ``order_ids``)."""
+    return Bill(
+        bill_id=row["bill_id"],
+        kind=row["kind"],
+        status=row["status"],
+        goods_cents=int(row["goods_cents"]),
+        coins_cents=int(row["coins_cents"]),
+        to_pay_cents=int(row["to_pay_cents"]),
+        currency=row["currency"],
+        order_ids=list(row["order_ids"]),
+        checkout_id=row["checkout_id"],
+        merchant_id=row["merchant_id"],
+        payment_id=row["payment_id"],
+        closed_reason=row["closed_reason"],
+    )

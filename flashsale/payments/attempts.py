@@ -41,11 +41,20 @@ class Attempts:
         self.cancellation = cancellation
 
     async def start_payment(self, order_id: str, user_id: str, body: PaymentCreate) -> Payment:
+        if await self.ctx.pool.fetchval(q("order_in_checkout"), order_id):
+            # its price is shared with coins and its merchant's bill: paid only through a bill
+            raise errors.OrderNotPayable(
+                "the order belongs to a checkout: pay its bill", status="in_checkout"
+            )
         if body.method == "balance":
             assert body.payment_password is not None
             return await self._pay_by_balance(order_id, user_id, body.payment_password)
         assert body.provider is not None
         return await self._start_provider(order_id, user_id, body.provider)
+
+    async def payable_order(self, order_id: str, user_id: str) -> Order:
+        """The buyer's order when it can be paid now; its changed item cancels it (409)."""
+        return await self._payable_order(order_id, user_id)
 
     async def _payable_order(self, order_id: str, user_id: str) -> Order:
         ctx = self.ctx

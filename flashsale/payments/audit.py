@@ -9,7 +9,8 @@ Terms (all in cents, one sale):
   money that is, or will be, given back;
 - ``retained``: refunds an operator rejected for a payment that is not its
   order's (a duplicate or late payment kept on purpose);
-- ``paid_orders``: price of the orders in status paid or delivered.
+- ``paid_orders``: price of the orders in status paid or delivered, less the coins an
+  order of a checkout carries (flashsale/orders).
 
 The identity ``paid_orders == captured - refunds - retained`` must hold, and
 order by order: a paid (or delivered, refund_pending, refunded) order names a
@@ -55,6 +56,10 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
     violations: list[str] = []
     payments = await pool.fetch(q("audit_payments"), sale_id, UNSETTLED_GRACE_S)
     refunds = await pool.fetch(q("audit_refunds"), sale_id)
+    # an order of a checkout is paid its price less its coins (flashsale/orders)
+    coins = {
+        r["order_id"]: int(r["coins_cents"]) for r in await pool.fetch(q("audit_coins"), sale_id)
+    }
     refund_by_payment = {r["payment_id"]: r for r in refunds}
     by_id = {p["payment_id"]: p for p in payments}
 
@@ -91,7 +96,7 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
             kept = kept_by_order.get(order_id, [])
             if status in statuses.PAID:
                 paid_orders += 1
-                paid_orders_cents += int(order["price_cents"])
+                paid_orders_cents += int(order["price_cents"]) - coins.get(order_id, 0)
             if status in statuses.PAYMENT_KEPT:
                 payment = by_id.get(order["payment_id"] or "")
                 if payment is None or payment["order_id"] != order_id:
@@ -101,7 +106,9 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
                         f"order {order_id} is {status} but its payment "
                         f"{payment['payment_id']} is not kept"
                     )
-                elif int(payment["captured_cents"]) != int(order["price_cents"]):
+                elif int(payment["captured_cents"]) != int(order["price_cents"]) - coins.get(
+                    order_id, 0
+                ):
                     violations.append(f"order {order_id}: captured amount differs from the price")
                 if status in ("refund_pending", "refunded"):
                     refund = refund_by_payment.get(order["payment_id"] or "")

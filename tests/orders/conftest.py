@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
 from flashsale.engine.engine import Engine
+from flashsale.payments.service import PaymentService
 from flashsale.store import migrate
 from tests.api.conftest import app_settings, bearer
 
@@ -103,3 +104,23 @@ async def wallet(client: Client, headers: dict[str, str]) -> dict[str, Any]:
 async def sale_counts(client: Client, sale_id: str) -> tuple[int, int, int]:
     sale = (await client.get(f"/v1/sales/{sale_id}")).json()
     return sale["available"], sale["reserved"], sale["sold"]
+
+
+async def set_password(client: Client, headers: dict[str, str]) -> None:
+    response = await client.put(
+        "/v1/me/payment-password", json={"password": PASSWORD}, headers=headers
+    )
+    assert response.status_code == 204, response.text
+
+
+async def place(client: Client, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/v1/checkouts", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    checkout: dict[str, Any] = response.json()
+    return checkout
+
+
+@pytest.fixture
+async def service(pool: asyncpg.Pool, engine: Engine) -> PaymentService:
+    """The payment flow on the test's engine and pool, as the timers run it."""
+    return PaymentService(pool, engine, {})

@@ -11,3 +11,7 @@ SELECT *, succeeded_at < now() - make_interval(secs => $2) AS overdue
 
 -- name: audit_refunds
 SELECT * FROM refunds WHERE sale_id = $1;
+
+-- name: audit_coins
+-- The coins each order of a checkout carries (it is paid its price less them).
+SELECT order_id, coins_cents FROM checkout_orders WHERE sale_id = $1 AND coins_cents > 0;

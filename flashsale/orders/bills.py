@@ -1,0 +1,145 @@
+"""Bills: the parent bill pays every order of a checkout, a merchant bill its merchant's.
+
+Paying a bill is one debit (or one provider trade) for its ``to_pay_cents``;
+every order it covers then gets a payment of its own for its share, settled
+against the order by the payment flow's ``Settlement`` as a single payment is
+(an order that can no longer take it has its share credited back). The bills
+of a checkout are locked together while one is paid, so the parent and a
+merchant bill paid at once take turns: once a merchant bill is paid the parent
+is ``closed``; once the parent is paid its merchant bills read ``paid``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from msgspec import Struct
+
+from flashsale.orders.errors import BalanceRequired, BillNotFound, BillNotPayable
+from flashsale.orders.models import Bill, row_to_bill
+from flashsale.orders.queries import q
+from flashsale.payments import errors as payment_errors
+from flashsale.payments import wallet
+from flashsale.payments.context import new_id
+from flashsale.payments.failures import Failure, report
+from flashsale.payments.models import PaymentCreate, PaymentMethod, PaymentStatus
+from flashsale.payments.queries import q as payment_q
+from flashsale.payments.service import PaymentService
+
+
+class BillPayment(Struct, kw_only=True):
+    """A bill's payment: an order payment's fields plus ``bill_id`` and its orders."""
+
+    payment_id: str
+    bill_id: str
+    order_ids: list[str]
+    method: PaymentMethod
+    status: PaymentStatus
+    amount_cents: int
+    currency: str
+    provider_trade_no: str | None = None
+    pay_url: str | None = None
+    provider: str | None = None
+    order_id: str | None = None
+    """None: a bill's payment pays several orders (``order_ids``)."""
+
+
+class Bills:
+    def __init__(self, service: PaymentService) -> None:
+        self.service = service
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.service.pool
+
+    async def get(self, bill_id: str, user_id: str | None) -> Bill:
+        """The bill, when it exists and (``user_id`` given) is this buyer's."""
+        row = await self.pool.fetchrow(q("bill_by_id"), bill_id)
+        if row is None or (user_id is not None and row["user_id"] != user_id):
+            raise BillNotFound()
+        return row_to_bill(row)
+
+    async def pay(self, bill_id: str, user_id: str, body: PaymentCreate) -> BillPayment:
+        bill = await self.get(bill_id, user_id)
+        if bill.status != "open":
+            raise BillNotPayable(f"the bill is {bill.status}", bill_status=bill.status)
+        if bill.to_pay_cents == 0 and body.method != "balance":
+            raise BalanceRequired("coins cover the bill: pay with balance and the password")
+        orders = await self.pool.fetch(q("bill_orders"), bill_id)
+        for order in orders:
+            try:
+                await self.service.attempts.payable_order(order["order_id"], user_id)
+            except payment_errors.OrderNotPayable as exc:
+                raise BillNotPayable(
+                    f"order {order['order_id']}: {exc.detail}", order_id=order["order_id"]
+                ) from exc
+        if body.method == "balance":
+            assert body.payment_password is not None
+            return await self._by_balance(bill, orders, user_id, body.payment_password)
+        raise BillNotPayable("bills are paid with balance for now", bill_status=bill.status)
+
+    async def _by_balance(
+        self, bill: Bill, orders: list[asyncpg.Record], user_id: str, password: str
+    ) -> BillPayment:
+        service = self.service
+        # the payment password is asked even when coins cover it all (article 001)
+        await service.passwords.verify(user_id, password)
+        payment_id = new_id("pay")
+        rows: list[Mapping[str, Any]] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._claim(conn, bill, payment_id)
+            if bill.to_pay_cents > 0:
+                try:
+                    await wallet.move(
+                        conn,
+                        user_id,
+                        bill.currency,
+                        -bill.to_pay_cents,
+                        "debit",
+                        payment_id=payment_id,
+                        reason=f"bill {bill.bill_id}",
+                        actor=user_id,
+                    )
+                except payment_errors.InsufficientBalance:
+                    report(Failure.INSUFFICIENT_BALANCE, order_id=bill.bill_id, user_id=user_id)
+                    raise payment_errors.InsufficientBalance(
+                        "the balance is below the bill: pay through a provider"
+                    ) from None
+            for order in orders:  # a share each, taken by the one debit above
+                row = await conn.fetchrow(
+                    payment_q("insert_balance_payment"),
+                    new_id("pay"),
+                    order["order_id"],
+                    order["sale_id"],
+                    user_id,
+                    int(order["to_pay_cents"]),
+                    bill.currency,
+                    service.settings.repair_after_s,
+                )
+                assert row is not None
+                rows.append(row)
+        for row in rows:
+            await service.settlement.settle(row)
+        return BillPayment(
+            payment_id=payment_id,
+            bill_id=bill.bill_id,
+            order_ids=bill.order_ids,
+            method="balance",
+            status="succeeded",
+            amount_cents=bill.to_pay_cents,
+            currency=bill.currency,
+        )
+
+    async def _claim(self, conn: asyncpg.Connection, bill: Bill, payment_id: str) -> None:
+        """Mark the bill paid, and its siblings as that makes them; refused when another
+        payment of the checkout won the race."""
+        await conn.fetch(q("lock_checkout_bills"), bill.checkout_id)
+        if await conn.fetchval(q("mark_bill_paid"), bill.bill_id, payment_id) is None:
+            current = await conn.fetchval(q("bill_status"), bill.bill_id)
+            raise BillNotPayable(f"the bill is {current}", bill_status=current)
+        if bill.kind == "parent":
+            await conn.execute(q("parent_paid_pays_merchant_bills"), bill.checkout_id, payment_id)
+        else:
+            await conn.execute(q("merchant_paid_closes_parent"), bill.checkout_id)
