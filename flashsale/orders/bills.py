@@ -11,12 +11,10 @@ is ``closed``; once the parent is paid its merchant bills read ``paid``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import asyncpg
 from msgspec import Struct
 
+from flashsale.orders.bill_settlement import claim, insert_shares
 from flashsale.orders.errors import BalanceRequired, BillNotFound, BillNotPayable
 from flashsale.orders.models import Bill, row_to_bill
 from flashsale.orders.queries import q
@@ -25,7 +23,6 @@ from flashsale.payments import wallet
 from flashsale.payments.context import new_id
 from flashsale.payments.failures import Failure, report
 from flashsale.payments.models import PaymentCreate, PaymentMethod, PaymentStatus
-from flashsale.payments.queries import q as payment_q
 from flashsale.payments.service import PaymentService
 
 
@@ -67,6 +64,8 @@ class Bills:
             raise BillNotPayable(f"the bill is {bill.status}", bill_status=bill.status)
         if bill.to_pay_cents == 0 and body.method != "balance":
             raise BalanceRequired("coins cover the bill: pay with balance and the password")
+        if body.method == "provider" and body.provider not in self.service.providers:
+            raise payment_errors.UnknownProvider(f"no payment provider named {body.provider}")
         orders = await self.pool.fetch(q("bill_orders"), bill_id)
         for order in orders:
             try:
@@ -78,7 +77,8 @@ class Bills:
         if body.method == "balance":
             assert body.payment_password is not None
             return await self._by_balance(bill, orders, user_id, body.payment_password)
-        raise BillNotPayable("bills are paid with balance for now", bill_status=bill.status)
+        assert body.provider is not None
+        return await self._by_provider(bill, user_id, body.provider)
 
     async def _by_balance(
         self, bill: Bill, orders: list[asyncpg.Record], user_id: str, password: str
@@ -87,9 +87,15 @@ class Bills:
         # the payment password is asked even when coins cover it all (article 001)
         await service.passwords.verify(user_id, password)
         payment_id = new_id("pay")
-        rows: list[Mapping[str, Any]] = []
+        debit = {
+            "payment_id": payment_id,
+            "user_id": user_id,
+            "method": "balance",
+            "provider": None,
+            "currency": bill.currency,
+        }
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._claim(conn, bill, payment_id)
+            await claim(conn, bill.bill_id, payment_id)
             if bill.to_pay_cents > 0:
                 try:
                     await wallet.move(
@@ -107,21 +113,9 @@ class Bills:
                     raise payment_errors.InsufficientBalance(
                         "the balance is below the bill: pay through a provider"
                     ) from None
-            for order in orders:  # a share each, taken by the one debit above
-                row = await conn.fetchrow(
-                    payment_q("insert_balance_payment"),
-                    new_id("pay"),
-                    order["order_id"],
-                    order["sale_id"],
-                    user_id,
-                    int(order["to_pay_cents"]),
-                    bill.currency,
-                    service.settings.repair_after_s,
-                )
-                assert row is not None
-                rows.append(row)
-        for row in rows:
-            await service.settlement.settle(row)
+            shares = await insert_shares(conn, service.ctx, bill.bill_id, debit)
+        for share in shares:  # each order takes its share, or has it credited back
+            await service.settlement.settle(share)
         return BillPayment(
             payment_id=payment_id,
             bill_id=bill.bill_id,
@@ -132,14 +126,21 @@ class Bills:
             currency=bill.currency,
         )
 
-    async def _claim(self, conn: asyncpg.Connection, bill: Bill, payment_id: str) -> None:
-        """Mark the bill paid, and its siblings as that makes them; refused when another
-        payment of the checkout won the race."""
-        await conn.fetch(q("lock_checkout_bills"), bill.checkout_id)
-        if await conn.fetchval(q("mark_bill_paid"), bill.bill_id, payment_id) is None:
-            current = await conn.fetchval(q("bill_status"), bill.bill_id)
-            raise BillNotPayable(f"the bill is {current}", bill_status=current)
-        if bill.kind == "parent":
-            await conn.execute(q("parent_paid_pays_merchant_bills"), bill.checkout_id, payment_id)
-        else:
-            await conn.execute(q("merchant_paid_closes_parent"), bill.checkout_id)
+    async def _by_provider(self, bill: Bill, user_id: str, name: str) -> BillPayment:
+        """One trade for the bill (its ``order_id`` is the bill's id); once the provider says
+        it succeeded, the payment flow settles it as a bill (``bill_settlement``)."""
+        payment = await self.service.attempts.open_trade(
+            name, bill.bill_id, bill.checkout_id, user_id, bill.to_pay_cents, bill.currency
+        )
+        return BillPayment(
+            payment_id=payment.payment_id,
+            bill_id=bill.bill_id,
+            order_ids=bill.order_ids,
+            method="provider",
+            status=payment.status,
+            amount_cents=payment.amount_cents,
+            currency=payment.currency,
+            provider_trade_no=payment.provider_trade_no,
+            pay_url=payment.pay_url,
+            provider=name,
+        )

@@ -23,6 +23,7 @@ import asyncpg
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order
 from flashsale.orders import coins
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments import wallet
 from flashsale.payments.attempts import Attempts
 from flashsale.payments.callbacks import Callbacks
@@ -50,6 +51,7 @@ class PaymentService:
         self.ctx = PaymentContext(pool, engine, providers, settings or PaymentSettings())
         self.passwords = Passwords(pool, password_policy)
         self.settlement = Settlement(self.ctx)
+        self.settlement.bills = BillSettlement(self.ctx, self.settlement)
         self.callbacks = Callbacks(self.ctx, self.settlement)
         self.cancellation = Cancellation(self.ctx, self.settlement)
         self.attempts = Attempts(self.ctx, self.passwords, self.settlement, self.cancellation)

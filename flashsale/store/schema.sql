@@ -130,6 +130,7 @@ CREATE TABLE payments (
     provider_paid_at    timestamptz,
     settled_at          timestamptz,
     confirmed_via       text,                      -- callback | query | close | balance
+    parent_payment_id   text,                      -- a bill's share: the bill's payment (0009)
     CHECK (method = 'balance' OR provider IS NOT NULL),
     CHECK (status <> 'succeeded' OR captured_cents IS NOT NULL),
     CHECK (settlement IS NULL OR status IN ('succeeded', 'reversed'))

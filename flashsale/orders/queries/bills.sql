@@ -45,3 +45,16 @@ UPDATE bills SET status = 'closed', closed_reason = 'paid merchant by merchant',
 
 -- name: bill_status
 SELECT status FROM bills WHERE bill_id = $1;
+
+-- name: bill_claim_state
+SELECT status, payment_id, checkout_id, kind, user_id, currency FROM bills WHERE bill_id = $1;
+
+-- name: insert_bill_share
+-- An order's share of a bill's payment: succeeded with it, settled against the order as
+-- any payment is (the timers settle it after $10 seconds if this flow does not).
+INSERT INTO payments (payment_id, order_id, sale_id, user_id, method, provider, status,
+                      amount_cents, currency, captured_cents, succeeded_at, next_query_at,
+                      confirmed_via, parent_payment_id)
+VALUES ($1, $2, $3, $4, $5, $6, 'succeeded', $7, $8, $7, now(),
+        now() + make_interval(secs => $10), 'bill', $9)
+RETURNING *;

@@ -6,6 +6,11 @@
 -- Who sells a drop; bills are split by it. Sales made before merchants are the platform's.
 ALTER TABLE sales ADD COLUMN merchant_id text NOT NULL DEFAULT 'platform';
 
+-- A bill is paid by one payment (one debit, or one trade whose order_id is the bill's
+-- id); each order it covers gets a payment of its own for its share, pointing at it
+-- (a refund of a share goes back through the bill's trade).
+ALTER TABLE payments ADD COLUMN parent_payment_id text;
+
 -- Coins: platform money beside the balance, one balance per buyer and currency, a ledger
 -- row per movement (coin_balance == sum(amount_cents)), never negative.
 CREATE TABLE coin_wallets (
