@@ -20,6 +20,7 @@ from litestar.plugins import InitPluginProtocol
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
+from flashsale.api.routes.aftersales import AfterSalesController
 from flashsale.api.routes.bench import BenchController
 from flashsale.api.routes.bills import BillsController
 from flashsale.api.routes.chain import ChainController
@@ -67,6 +68,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 ChainController,
                 CheckoutsController,
                 BillsController,
+                AfterSalesController,
                 schema_assets(),
             ]
         )

@@ -33,3 +33,30 @@ class BalanceRequired(FlashsaleError):
         "Coins cover the whole bill: pay it with `method: balance` and the payment password "
         "(someone else may be using the account)."
     )
+
+
+class OrderNotEligible(FlashsaleError):
+    code = "order_not_eligible"
+    status = 409
+    advice = (
+        "After-sales take delivered orders within the sale's after-sales window: cancel a "
+        "paid order instead, or contact support past the window."
+    )
+
+
+class TicketAlreadyOpen(FlashsaleError):
+    code = "ticket_already_open"
+    status = 409
+    advice = "The order has an open ticket (`ticket_id`): add to it after its decision."
+
+
+class TicketNotFound(FlashsaleError):
+    code = "ticket_not_found"
+    status = 404
+    advice = "Check the ticket id (and that the token is the buyer's or an admin's)."
+
+
+class TicketAlreadyDecided(FlashsaleError):
+    code = "ticket_already_decided"
+    status = 409
+    advice = "The ticket was decided the other way (`ticket_status`): read it back."

@@ -91,3 +91,35 @@ def row_to_bill(row: Any) -> Bill:
         payment_id=row["payment_id"],
         closed_reason=row["closed_reason"],
     )
+
+
+TicketStatus = Literal["open", "approved", "rejected"]
+
+
+class Evidence(Struct, kw_only=True):
+    evidence_id: str
+    content_type: str
+    bytes: int
+    sha256: str
+
+
+class Ticket(Struct, kw_only=True):
+    """An after-sales ticket (DESIGN "Orders after the drop")."""
+
+    ticket_id: str
+    order_id: str
+    status: TicketStatus
+    reason: str
+    evidence: list[Evidence]
+    created_at: datetime
+    user_id: str
+    sale_id: str
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refund_id: str | None = None
+    """The refund an approval made (through the payment flow's refunds)."""
+
+
+class TicketDecision(Struct, forbid_unknown_fields=True, kw_only=True):
+    note: Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")] | None = None
