@@ -23,6 +23,7 @@ from flashsale.api.routes.admin import AdminController
 from flashsale.api.routes.aftersales import AfterSalesController
 from flashsale.api.routes.bench import BenchController
 from flashsale.api.routes.bills import BillsController
+from flashsale.api.routes.buyagain import BuyAgainController
 from flashsale.api.routes.chain import ChainController
 from flashsale.api.routes.checkout import CheckoutsController
 from flashsale.api.routes.ops import OpsController
@@ -69,6 +70,7 @@ class FlashsalePlugin(InitPluginProtocol):
                 CheckoutsController,
                 BillsController,
                 AfterSalesController,
+                BuyAgainController,
                 schema_assets(),
             ]
         )

@@ -60,3 +60,9 @@ class TicketAlreadyDecided(FlashsaleError):
     code = "ticket_already_decided"
     status = 409
     advice = "The ticket was decided the other way (`ticket_status`): read it back."
+
+
+class SaleDelisted(FlashsaleError):
+    code = "sale_delisted"
+    status = 409
+    advice = "The drop of this order is no longer sold: nothing to buy again."
