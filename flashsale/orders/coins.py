@@ -8,11 +8,13 @@ order give its coins back once and a credit's Idempotency-Key credit once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import asyncpg
 
+from flashsale.engine import statuses
 from flashsale.orders.errors import InsufficientCoins
 from flashsale.orders.queries import q
 from flashsale.payments import wallet
@@ -114,6 +116,32 @@ async def give_back(pool: asyncpg.Pool, order_id: str, reason: str) -> int:
     except asyncpg.UniqueViolationError:
         return 0  # given back before: exactly once
     return int(row["coins_cents"])
+
+
+RETURN_GRACE = timedelta(seconds=60)  # the give-back runs right after the order's move
+
+
+def coins_given_back(
+    rows: Sequence[Mapping[str, Any]], orders: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Each order carrying coins got them back exactly when it was released (expired,
+    cancelled, refunded); ``rows``: ``audit_coins``, ``orders``: by id, with status and
+    updated_at (an order released within the last minute may still be giving them back)."""
+    now = datetime.now(UTC)
+    found: list[str] = []
+    for row in rows:
+        order = orders.get(row["order_id"])
+        if order is None:
+            continue  # not persisted yet: the store's audit counts the lag
+        released = order["status"] in statuses.RELEASED
+        if released and not row["returned"] and now - order["updated_at"] > RETURN_GRACE:
+            found.append(
+                f"order {row['order_id']} is {order['status']} but its "
+                f"{row['coins_cents']} coins were not given back"
+            )
+        elif row["returned"] and not released:
+            found.append(f"order {row['order_id']} is {order['status']} yet got its coins back")
+    return found
 
 
 async def audit(pool: asyncpg.Pool) -> list[str]:

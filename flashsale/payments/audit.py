@@ -30,6 +30,8 @@ import asyncpg
 
 from flashsale.engine import statuses
 from flashsale.engine.engine import Engine
+from flashsale.orders import coins as coin_ledger
+from flashsale.orders.coins import coins_given_back
 from flashsale.payments import wallet
 from flashsale.payments.models import MoneyAudit
 from flashsale.payments.queries import q
@@ -39,7 +41,12 @@ UNSETTLED_GRACE_S = 60
 
 async def _orders_from_redis(engine: Engine, sale_id: str) -> dict[str, dict[str, Any]]:
     return {
-        o.order_id: {"status": o.status, "price_cents": o.price_cents, "payment_id": o.payment_id}
+        o.order_id: {
+            "status": o.status,
+            "price_cents": o.price_cents,
+            "payment_id": o.payment_id,
+            "updated_at": o.updated_at,
+        }
         for o in await engine.orders_of_sale(sale_id)
     }
 
@@ -57,9 +64,8 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
     payments = await pool.fetch(q("audit_payments"), sale_id, UNSETTLED_GRACE_S)
     refunds = await pool.fetch(q("audit_refunds"), sale_id)
     # an order of a checkout is paid its price less its coins (flashsale/orders)
-    coins = {
-        r["order_id"]: int(r["coins_cents"]) for r in await pool.fetch(q("audit_coins"), sale_id)
-    }
+    coin_rows = await pool.fetch(q("audit_coins"), sale_id)
+    coins = {r["order_id"]: int(r["coins_cents"]) for r in coin_rows}
     refund_by_payment = {r["payment_id"]: r for r in refunds}
     by_id = {p["payment_id"]: p for p in payments}
 
@@ -121,6 +127,7 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
         for order_id in kept_by_order:
             if order_id not in orders:
                 violations.append(f"payment kept for unknown order {order_id}")
+        violations.extend(coins_given_back(coin_rows, orders))
         if paid_orders_cents != captured - refunds_cents - retained:
             violations.append(
                 f"paid orders {paid_orders_cents} != captured {captured} - refunds "
@@ -129,6 +136,7 @@ async def money_audit(pool: asyncpg.Pool, sale_id: str, engine: Engine | None = 
     else:
         violations.append("no order states to audit against (no engine, no orders table)")
     violations.extend(await wallet.audit(pool))
+    violations.extend(await coin_ledger.audit(pool))
     return MoneyAudit(
         sale_id=sale_id,
         ok=not violations,

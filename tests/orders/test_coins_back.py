@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
+
 from flashsale.engine.engine import Engine
+from flashsale.payments.audit import money_audit
 from flashsale.payments.service import PaymentService
 from tests.payments.helpers import eventually
 
@@ -38,10 +41,12 @@ async def test_an_expired_order_gives_its_coins_back_once(
     assert (await sale_counts(client, quick["sale_id"]))[1] == 0
     parent = await client.get(f"/v1/bills/{out['bill']['bill_id']}", headers=headers)
     assert parent.json()["status"] == "closed"  # the timeout closed it with its order
+    audit = await money_audit(service.pool, quick["sale_id"], engine)
+    assert audit.ok, audit.violations
 
 
 async def test_a_refunded_order_gives_its_coins_back(
-    client: Client, make_sale: Any, user: User
+    client: Client, make_sale: Any, user: User, pool: asyncpg.Pool, engine: Engine
 ) -> None:
     a = await make_sale(price_cents=1000)
     buyer, headers = user("refund")
@@ -71,3 +76,5 @@ async def test_a_refunded_order_gives_its_coins_back(
     mine = await wallet(client, headers)
     assert mine["coins_cents"] == 250  # the coins back as coins
     assert mine["balance_cents"] == 5000  # the paid part back as balance, once
+    audit = await money_audit(pool, a["sale_id"], engine)
+    assert audit.ok, audit.violations
