@@ -205,9 +205,11 @@ class Client(FastHttpUser):
         gevent.sleep(3600)
 
 
-class DropBuyer(Client):
-    """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
+class OneJourney(Client):
+    """A user with one journey (``_journey``); it then stays idle, and the run may end once
+    every user finished."""
 
+    abstract = True
     wait_time = constant(0)
 
     @task
@@ -220,6 +222,13 @@ class DropBuyer(Client):
         finally:
             self.done = True
             SEEN.finished += 1
+
+    def _journey(self) -> None:
+        raise NotImplementedError
+
+
+class DropBuyer(OneJourney):
+    """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
 
     def _journey(self) -> None:
         shares: dict[str, float] = PLAN.get("shares", {})
@@ -426,21 +435,8 @@ CARTS: list[dict[str, Any]] = []  # what each CartBuyer was told (checkout_run.p
 EXPECTED_CHECKOUT = frozenset({201, 409, 429})
 
 
-class CartBuyer(Client):
+class CartBuyer(OneJourney):
     """One buyer of a cart across the run's drops (``PLAN["sale_ids"]``)."""
-
-    wait_time = constant(0)
-
-    @task
-    def journey(self) -> None:
-        if self.done:
-            self.idle()
-            return
-        try:
-            self._journey()
-        finally:
-            self.done = True
-            SEEN.finished += 1
 
     def _journey(self) -> None:
         coins = int(PLAN.get("coins_cents", 0))
