@@ -23,8 +23,12 @@ from flashsale.api.openapi_exact import exact
 from flashsale.api.problems import exception_handler
 from flashsale.api.ratelimit import IpRateLimiter, rate_limit_middleware
 from flashsale.api.routes.admin import AdminController
+from flashsale.api.routes.aftersales import AfterSalesController
 from flashsale.api.routes.bench import BenchController
+from flashsale.api.routes.bills import BillsController
+from flashsale.api.routes.buyagain import BuyAgainController
 from flashsale.api.routes.chain import ChainController
+from flashsale.api.routes.checkout import CheckoutsController
 from flashsale.api.routes.ops import OpsController
 from flashsale.api.routes.orders import OrdersController
 from flashsale.api.routes.payments import PaymentsController
@@ -66,6 +70,10 @@ class FlashsalePlugin(InitPluginProtocol):
                 OpsController,
                 AdminController,
                 ChainController,
+                CheckoutsController,
+                BillsController,
+                AfterSalesController,
+                BuyAgainController,
                 schema_assets(),
                 console_routes(),
             ]

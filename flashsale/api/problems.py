@@ -30,6 +30,7 @@ from flashsale.errors import (
     ValidationFailed,
     all_error_classes,
 )
+from flashsale.orders import errors as order_errors  # noqa: F401
 from flashsale.payments import errors as payment_errors  # noqa: F401
 
 log = logging.getLogger("flashsale.api")
@@ -144,7 +145,7 @@ _ALSO_ANSWERED: dict[str, tuple[int, ...]] = {ValidationFailed.code: (400,)}
 
 def error_classes() -> list[type[FlashsaleError]]:
     """Every refusal of the API, one class per stable code."""
-    return all_error_classes()  # engine_errors and payment_errors are imported above
+    return all_error_classes()  # engine, payment and order errors are imported above
 
 
 PROBLEM_CODES: tuple[str, ...] = tuple(sorted({c.code for c in error_classes()} | {BAD_REQUEST}))

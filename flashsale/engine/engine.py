@@ -241,6 +241,7 @@ class Engine:
                 key,
                 permutation.commitment(key),
                 now,
+                spec.merchant_id,
                 *_segment_args(chunks[0]),
             ],
         )

@@ -21,6 +21,7 @@ ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>,
 SALE_ID = re.compile(SALE_ID_PATTERN)
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 SaleId = Annotated[str, Meta(pattern=SALE_ID_PATTERN)]
+MerchantId = Annotated[str, Meta(pattern=SALE_ID_PATTERN)]  # who sells a drop (bills split by it)
 Serial = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 MAX_SERIAL = 10**12
 MAX_TOTAL = 100_000_000
@@ -71,6 +72,7 @@ class SaleCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     payment_timeout_s: Annotated[int, Meta(ge=1, le=86_400)] = 1800
     price_cents: Annotated[int, Meta(ge=0, le=10**12)] = 0
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "CNY"
+    merchant_id: MerchantId = "platform"
 
     def __post_init__(self) -> None:
         if self.start_at and self.end_at and self.end_at <= self.start_at:
@@ -104,6 +106,7 @@ class Sale(Struct, kw_only=True):
     price_cents: int
     currency: str
     assignment: Literal["sequential", "random"]
+    merchant_id: str = "platform"
     assignment_commitment: str | None = None
     assignment_key: str | None = None
     created_at: datetime | None = None
@@ -235,6 +238,7 @@ def sale_from_meta(meta: dict[str, str], now_ms: int) -> Sale:
         price_cents=int(meta["price_cents"]),
         currency=meta["currency"],
         assignment="random" if random else "sequential",
+        merchant_id=meta.get("merchant_id") or "platform",  # sales made before merchants
         assignment_commitment=meta.get("commitment") if random else None,
         assignment_key=meta.get("perm_key") if random and status == "closed" else None,
         created_at=ms_to_datetime(int(meta["created_ms"])),

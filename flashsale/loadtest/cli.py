@@ -25,11 +25,12 @@ class Scenario(StrEnum):
     drop = "drop"
     bots = "bots"
     browse = "browse"
+    checkout = "checkout"
 
 
 @app.command("loadtest")
 def loadtest(
-    scenario: Annotated[Scenario, typer.Argument(help="drop | bots | browse")],
+    scenario: Annotated[Scenario, typer.Argument(help="drop | bots | browse | checkout")],
     host: Annotated[
         str, typer.Option(help="Base URL of the deployment, e.g. http://127.0.0.1:8000")
     ],

@@ -47,7 +47,7 @@ from flashsale.loadtest.seen import Seen, epoch_of
 from flashsale.loadtest.verdict import judge, to_read_back
 from flashsale.settings import Settings, config_errors
 
-SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser"}
+SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser", "checkout": "CartBuyer"}
 REPORTS = Path(__file__).resolve().parent / "reports"
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
 DROP_SHARES = {
@@ -99,7 +99,7 @@ class Options:
         s = self.scenario
         if s not in SCENARIOS:
             raise ValueError(f"unknown scenario {s!r}: one of {', '.join(SCENARIOS)}")
-        users = self.users or {"drop": 5000, "bots": 12, "browse": 200}[s]
+        users = self.users or {"drop": 5000, "bots": 12, "browse": 200, "checkout": 300}[s]
         spawn = self.spawn_rate or {"drop": max(100.0, users / 5), "bots": float(users)}.get(
             s, 50.0
         )
@@ -108,12 +108,15 @@ class Options:
                 **self.__dict__,
                 "users": users,
                 "spawn_rate": spawn,
-                "run_time_s": self.run_time_s or {"drop": 120, "bots": 20, "browse": 30}[s],
+                "run_time_s": self.run_time_s
+                or {"drop": 120, "bots": 20, "browse": 30, "checkout": 60}[s],
                 "serials": self.serials
-                or {"drop": max(1, users // 10), "bots": 1000}.get(s, max(1, users // 4)),
+                or {"drop": max(1, users // 10), "bots": 1000, "checkout": max(1, users // 3)}.get(
+                    s, max(1, users // 4)
+                ),
                 "per_ip_limit": self.per_ip_limit or (2 if s == "bots" else None),
                 "payment_timeout_s": self.payment_timeout_s
-                or {"drop": 10, "bots": 600, "browse": 30}[s],
+                or {"drop": 10, "bots": 600, "browse": 30, "checkout": 10}[s],
                 "run": self.run or f"{s}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
             }
         )
@@ -233,10 +236,17 @@ def locust_command(opts: Options, out_dir: Path) -> list[str]:
     return [*command, SCENARIOS[opts.scenario]]
 
 
-def run_locust(opts: Options, sale_id: str, out_dir: Path, secret: str) -> int:
+def run_locust(
+    opts: Options,
+    sale_id: str,
+    out_dir: Path,
+    secret: str,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Run the scenario; ``extra`` adds to the plan the scenario reads (FLASHSALE_LT)."""
     env = {
         **os.environ,
-        "FLASHSALE_LT": json.dumps(plan(opts, sale_id, out_dir)),
+        "FLASHSALE_LT": json.dumps(plan(opts, sale_id, out_dir) | (extra or {})),
         "FLASHSALE_JWT_SECRET": secret,
         "PYTHONUNBUFFERED": "1",
     }
@@ -384,6 +394,10 @@ def summary(
 def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     """The whole load test; 0 on PASS, 1 on FAIL, 2 when it could not start."""
     opts = opts.resolve()
+    if opts.scenario == "checkout":  # several drops and carts: a runner of its own
+        from flashsale.loadtest.checkout_run import run_checkout
+
+        return run_checkout(opts, echo)
     with config_errors():  # buyer tokens are minted from it, whatever --admin-token says
         secret = Settings.from_env().checked_jwt_secret()
     admin = _auth(opts.admin_token or mint_token(secret, "loadtest-ops", admin=True))

@@ -18,6 +18,9 @@ the wrapper joins it with the server's audit for the verdict.
   where the server trusts it) hammer the purchase: refused with
   ``limit_reached``/``rate_limited``, never a second serial.
 - ``Browser``: status and order-list polling with the odd purchase in between.
+- ``CartBuyer`` (checkout): a cart of 1 to 3 of the run's drops with some coins, bought
+  all or nothing; then the parent bill paid, or the merchant bills one by one, through
+  the provider, or nothing (the orders expire and give their coins back).
 """
 
 from __future__ import annotations
@@ -203,9 +206,11 @@ class Client(FastHttpUser):
         gevent.sleep(3600)
 
 
-class DropBuyer(Client):
-    """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
+class OneJourney(Client):
+    """A user with one journey (``_journey``); it then stays idle, and the run may end once
+    every user finished."""
 
+    abstract = True
     wait_time = constant(0)
 
     @task
@@ -218,6 +223,13 @@ class DropBuyer(Client):
         finally:
             self.done = True
             SEEN.finished += 1
+
+    def _journey(self) -> None:
+        raise NotImplementedError
+
+
+class DropBuyer(OneJourney):
+    """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
 
     def _journey(self) -> None:
         shares: dict[str, float] = PLAN.get("shares", {})
@@ -420,6 +432,84 @@ class Browser(Client):
         self.purchase(None, "purchase (browser)")
 
 
+CARTS: list[dict[str, Any]] = []  # what each CartBuyer was told (checkout_run.py judges it)
+EXPECTED_CHECKOUT = frozenset({201, 409, 429})
+
+
+class CartBuyer(OneJourney):
+    """One buyer of a cart across the run's drops (``PLAN["sale_ids"]``)."""
+
+    def _journey(self) -> None:
+        coins = int(PLAN.get("coins_cents", 0))
+        admin = {"Authorization": f"Bearer {mint_token(SECRET, 'loadtest-ops', admin=True)}"}
+        status, _, _, _ = self.call(
+            "POST",
+            f"/v1/admin/wallets/{self.user_id}/credit",
+            "setup: coins credit",
+            body={"amount_cents": coins, "reason": f"loadtest {PLAN.get('run')}", "kind": "coins"},
+            headers=admin | {"Idempotency-Key": f"lt-coins-{self.user_id}"},
+        )
+        if status != 200:
+            SEEN.record_problem(f"{self.user_id}: coins credit answered {status}")
+            return
+        sale_ids: list[str] = list(PLAN.get("sale_ids", []))
+        chosen = self.rng.sample(sale_ids, self.rng.randint(1, len(sale_ids)))
+        spend = self.rng.choice([0, coins // 4, coins // 2])
+        body = {"items": [{"sale_id": s} for s in chosen], "coins_cents": spend}
+        cart: dict[str, Any] = {"buyer": self.user_id, "asked": chosen, "coins_cents": spend}
+        CARTS.append(cart)
+        SEEN.attempts += 1
+        status, answer, _, received = self.call(
+            "POST", "/v1/checkouts", "checkout", body=body, expected=EXPECTED_CHECKOUT
+        )
+        if status != 201 or not isinstance(answer, dict):
+            code = _code(status, answer)
+            cart["refused"] = code
+            SEEN.refused[code] += 1
+            return
+        cart["checkout_id"] = answer.get("checkout_id")
+        cart["orders"] = [
+            {k: o.get(k) for k in ("order_id", "sale_id", "serial", "coins_cents")}
+            for o in answer.get("orders", [])
+        ]
+        for o in answer.get("orders", []):
+            SEEN.bought.append(
+                Bought(
+                    order_id=str(o.get("order_id")),
+                    serial=f"{o.get('sale_id')}#{o.get('serial')}",  # serials are per sale
+                    buyer=self.user_id,
+                    received_at=received,
+                    expires_at=epoch_of(o.get("expires_at")),
+                )
+            )
+        roll = self.rng.random()
+        if roll < 0.4:
+            cart["paid"] = "parent" if self._pay_bill(answer["bill"]) else ""
+        elif roll < 0.7:
+            paid = [self._pay_bill(sub["bill"]) for sub in answer.get("sub_orders", [])]
+            cart["paid"] = "merchants" if paid and all(paid) else ""
+        # else: the orders expire, their coins come back
+
+    def _pay_bill(self, bill: dict[str, Any]) -> bool:
+        status, body, _, _ = self.call(
+            "POST",
+            f"/v1/bills/{bill.get('bill_id')}/payments",
+            "bill payment (provider)",
+            body={"method": "provider", "provider": "sim"},
+            expected=frozenset({201, 409}),
+        )
+        if status != 201 or not isinstance(body, dict) or not body.get("pay_url"):
+            SEEN.payments[f"provider refused {_code(status, body)}"] += 1
+            SEEN.sample(f"bill payment refused {_code(status, body)}", body)
+            return False
+        SEEN.payments["provider started"] += 1
+        status, sim, _, _ = self.call(
+            "POST", str(body["pay_url"]), "simulator pay_url", body={}, headers={}
+        )
+        SEEN.payments[f"provider pay_url {'ok' if status == 200 else _code(status, sim)}"] += 1
+        return status == 200
+
+
 def _out_dir() -> Path:
     return Path(str(PLAN.get("out_dir", ".")))
 
@@ -427,7 +517,9 @@ def _out_dir() -> Path:
 def _watch_for_the_end(environment: Environment, **_: Any) -> None:
     """End a drop as soon as every buyer finished its journey (``--run-time`` bounds it)."""
     runner = environment.runner
-    if runner is None or isinstance(runner, WorkerRunner) or PLAN.get("scenario") != "drop":
+    if runner is None or isinstance(runner, WorkerRunner):
+        return
+    if PLAN.get("scenario") not in ("drop", "checkout"):
         return
     target = int(PLAN.get("users", 0))
 
@@ -444,6 +536,8 @@ def _watch_for_the_end(environment: Environment, **_: Any) -> None:
 
 def _write_what_clients_saw(environment: Environment, **_: Any) -> None:
     SEEN.write(_out_dir())
+    if CARTS:
+        (_out_dir() / f"carts-{os.getpid()}.json").write_text(json.dumps(CARTS))
     if isinstance(environment.runner, WorkerRunner):
         return
     # locust's CSV is rewritten once a second: keep the final figures exactly

@@ -15,7 +15,8 @@
   ARGV[11] assignment ('sequential' | 'random')
   ARGV[12] perm_key (secret)  ARGV[13] commitment (hex sha256 of perm_key)
   ARGV[14] now_ms
-  ARGV[15...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
+  ARGV[15] merchant_id (who sells the drop; 'platform' by default)
+  ARGV[16...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
 
   Replies:
   {1, total}            created
@@ -30,7 +31,7 @@ local now = ARGV[14]
 
 if rcall('EXISTS', meta_key) == 1 then return {-12, ''} end
 
-local spec = segment_spec(15)
+local spec = segment_spec(16)
 if not spec then return redis.error_reply('ERR bad segment spec') end
 -- meta must exist before append_segment counts segments; write it only once the
 -- serials are known to be acceptable (a list is checked against itself first)
@@ -46,6 +47,7 @@ rcall('HSET', meta_key,
   'per_user_limit', ARGV[6], 'peak_user_limit', ARGV[6], 'per_ip_limit', ARGV[7],
   'timeout_ms', ARGV[8], 'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
   'perm_key', ARGV[12], 'commitment', ARGV[13], 'serials_kind', spec.kind,
+  'merchant_id', ARGV[15],
   'created_ms', now, 'updated_ms', now, 'version', 1,
   'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0)
 
@@ -53,5 +55,5 @@ rcall('XADD', events_key, '*', 'type', 'sale_created', 'at_ms', now, 'sale_id', 
   'name', ARGV[2], 'status', ARGV[3], 'start_ms', ARGV[4], 'end_ms', ARGV[5],
   'per_user_limit', ARGV[6], 'per_ip_limit', ARGV[7], 'timeout_ms', ARGV[8],
   'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
-  'commitment', ARGV[13], 'total', rcall('HGET', meta_key, 'total'), 'version', 1)
+  'commitment', ARGV[13], 'merchant_id', ARGV[15], 'total', rcall('HGET', meta_key, 'total'), 'version', 1)
 return {1, rcall('HGET', meta_key, 'total')}

@@ -41,11 +41,20 @@ class Attempts:
         self.cancellation = cancellation
 
     async def start_payment(self, order_id: str, user_id: str, body: PaymentCreate) -> Payment:
+        if await self.ctx.pool.fetchval(q("order_in_checkout"), order_id):
+            # its price is shared with coins and its merchant's bill: paid only through a bill
+            raise errors.OrderNotPayable(
+                "the order belongs to a checkout: pay its bill", status="in_checkout"
+            )
         if body.method == "balance":
             assert body.payment_password is not None
             return await self._pay_by_balance(order_id, user_id, body.payment_password)
         assert body.provider is not None
         return await self._start_provider(order_id, user_id, body.provider)
+
+    async def payable_order(self, order_id: str, user_id: str) -> Order:
+        """The buyer's order when it can be paid now; its changed item cancels it (409)."""
+        return await self._payable_order(order_id, user_id)
 
     async def _payable_order(self, order_id: str, user_id: str) -> Order:
         ctx = self.ctx
@@ -71,31 +80,48 @@ class Attempts:
         return order
 
     async def _start_provider(self, order_id: str, user_id: str, name: str) -> Payment:
-        ctx = self.ctx
-        provider = ctx.providers.get(name)
-        if provider is None:
+        if name not in self.ctx.providers:
             raise errors.UnknownProvider(f"no payment provider named {name}")
         order = await self._payable_order(order_id, user_id)
         if order.price_cents <= 0:
             raise errors.OrderNotPayable("nothing to pay: use the balance method", status="free")
+        return await self.open_trade(
+            name, order_id, order.sale_id, user_id, order.price_cents, order.currency
+        )
+
+    async def open_trade(
+        self,
+        name: str,
+        order_id: str,
+        sale_id: str,
+        user_id: str,
+        amount_cents: int,
+        currency: str,
+    ) -> Payment:
+        """A pending attempt and its trade at provider ``name`` for ``order_id`` (an order,
+        or a bill: flashsale/orders), the buyer pays it at its pay_url."""
+        ctx = self.ctx
+        provider = ctx.providers.get(name)
+        if provider is None:
+            raise errors.UnknownProvider(f"no payment provider named {name}")
         payment_id = new_id("pay")
         await ctx.pool.fetchrow(
             q("insert_provider_attempt"),
             payment_id,
             order_id,
-            order.sale_id,
+            sale_id,
             user_id,
             name,
-            order.price_cents,
-            order.currency,
+            amount_cents,
+            currency,
             ctx.settings.callback_window_s,
         )
         try:
             trade = await provider.create_trade(
                 payment_id,
                 order_id,
-                order.price_cents,
-                order.currency,
+                amount_cents,
+                currency,
                 ctx.settings.notify_url(name),
                 subject=f"order {order_id}",
             )

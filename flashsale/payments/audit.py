@@ -9,7 +9,8 @@ Terms (all in cents, one sale):
   money that is, or will be, given back;
 - ``retained``: refunds an operator rejected for a payment that is not its
   order's (a duplicate or late payment kept on purpose);
-- ``paid_orders``: price of the orders in status paid or delivered.
+- ``paid_orders``: price of the orders in status paid or delivered, less the coins an
+  order of a checkout carries (flashsale/orders).
 
 The identity ``paid_orders == captured - refunds - retained`` must hold, and
 order by order: a paid (or delivered, refund_pending, refunded) order names a
@@ -24,6 +25,8 @@ read from Redis (the authority; from PostgreSQL's ``orders`` without an
 engine). Orders paid without a kept payment are found in PostgreSQL's copy (a
 few candidates, each checked against Redis), so an order not yet persisted is
 judged once the write-behind has drained. At most ``MAX_VIOLATIONS`` are listed.
+Coins: each order of a checkout carrying coins got them back exactly when it was
+released, and every coin balance sums its ledger.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import asyncpg
 
 from flashsale.engine import statuses
 from flashsale.engine.engine import Engine
+from flashsale.orders import coins as coin_ledger
+from flashsale.orders.coins import coins_given_back
 from flashsale.payments import wallet
 from flashsale.payments.models import MoneyAudit
 from flashsale.payments.queries import q
@@ -97,6 +102,7 @@ def _judge_kept(row: Mapping[str, Any], state: tuple[str, int] | None, found: _F
         found.add(f"payment kept for unknown order {order_id}")
         return None
     status, price = state
+    price -= int(row["coins"])  # an order of a checkout is paid its price less its coins
     if status not in statuses.PAYMENT_KEPT:
         found.add(f"order {order_id} is {status} yet keeps payment {payment_id}")
         return None
@@ -126,6 +132,22 @@ async def _unpaid_candidates(
             found.add(f"order {order_id} is {order.status} without a payment of its own")
         else:
             found.add(f"order {order_id} is paid without a payment of its own")
+
+
+async def _coins(pool: asyncpg.Pool, engine: Engine | None, sale_id: str) -> list[str]:
+    """Coins given back exactly when an order carrying them was released; the orders'
+    states from Redis when given, else PostgreSQL's copy. Only the checkout orders of the
+    sale that carry coins are read."""
+    rows = await pool.fetch(q("audit_coins"), sale_id)
+    orders: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if engine is not None:
+            order = await engine.get_order(row["order_id"])
+            if order is not None:
+                orders[order.order_id] = {"status": order.status, "updated_at": order.updated_at}
+        elif row["pg_status"] is not None:
+            orders[row["order_id"]] = {"status": row["pg_status"], "updated_at": row["pg_updated"]}
+    return coins_given_back(rows, orders)
 
 
 async def money_audit(
@@ -161,7 +183,11 @@ async def money_audit(
             f"paid orders {paid_orders_cents} != captured {captured} - refunds "
             f"{refunds_cents} - retained {retained}"
         )
+    for violation in await _coins(pool, engine, sale_id):
+        found.add(violation)
     for violation in await wallet.audit(pool):
+        found.add(violation)
+    for violation in await coin_ledger.audit(pool):
         found.add(violation)
     violations = found.all()
     return MoneyAudit(

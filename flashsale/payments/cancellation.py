@@ -22,6 +22,7 @@ from flashsale.crashpoints import crash_point
 from flashsale.engine import errors as engine_errors
 from flashsale.engine.models import Order
 from flashsale.errors import FlashsaleError
+from flashsale.orders.release import order_released
 from flashsale.payments import errors
 from flashsale.payments.context import PaymentContext
 from flashsale.payments.failures import Failure
@@ -54,6 +55,8 @@ class Cancellation:
                 await engine.expire(order_id)  # unschedules it
             except FlashsaleError:
                 pass
+            if order is not None and order.status in ("expired", "cancelled"):
+                await order_released(self.ctx.pool, order_id, order.status)  # a repeat: no-op
             return "not_pending"
         if not await self._resolve_in_flight(order_id):
             deadline_ms = int(order.expires_at.timestamp() * 1000)
@@ -66,6 +69,7 @@ class Cancellation:
             return f"not_pending:{exc.extra.get('status')}"
         except engine_errors.NotDue:
             return "not_due"
+        await order_released(self.ctx.pool, order_id, "expired")
         return "expired"
 
     async def cancel_order(
@@ -88,7 +92,9 @@ class Cancellation:
                     "the payment provider did not answer; try cancelling again shortly"
                 )
             try:
-                return await self.ctx.engine.cancel(order_id, user_id=user_id, reason=reason)
+                cancelled = await self.ctx.engine.cancel(order_id, user_id=user_id, reason=reason)
+                await order_released(self.ctx.pool, order_id, "cancelled")
+                return cancelled
             except engine_errors.OrderNotPending as exc:
                 order = exc.extra["order"]  # paid meanwhile: handled below
         if order.status == "paid":

@@ -66,12 +66,15 @@ class Wallet(Struct, kw_only=True):
     balance_cents: int
     currency: str
     entries: list[WalletEntry]
+    coins_cents: int = 0
+    """Platform coins in this currency (spent at checkout, not balance)."""
 
 
 class WalletCredit(Struct, forbid_unknown_fields=True, kw_only=True):
     amount_cents: Annotated[int, Meta(gt=0, le=10**12)]
     reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
     currency: Currency = "CNY"
+    kind: Literal["balance", "coins"] = "balance"
 
 
 class Refund(Struct, kw_only=True):

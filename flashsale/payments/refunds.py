@@ -23,6 +23,7 @@ import asyncpg
 
 from flashsale.engine import errors as engine_errors
 from flashsale.errors import FlashsaleError
+from flashsale.orders.release import order_released
 from flashsale.payments import errors, wallet
 from flashsale.payments.failures import Failure
 from flashsale.payments.models import Refund, RefundStatus, row_to
@@ -170,6 +171,7 @@ class Refunds:
         try:
             if row["status"] == "refunded":
                 await engine.refund(row["order_id"], reason=reason)
+                await order_released(self.pool, row["order_id"], "refunded")
             else:
                 await engine.reject_refund(row["order_id"], reason=reason)
         except engine_errors.OrderNotPending:

@@ -16,12 +16,14 @@ Wallets and payment passwords have modules of their own (``wallet``, ``passwords
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order
+from flashsale.orders import coins
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments import wallet
 from flashsale.payments.attempts import Attempts
 from flashsale.payments.callbacks import Callbacks
@@ -49,6 +51,7 @@ class PaymentService:
         self.ctx = PaymentContext(pool, engine, providers, settings or PaymentSettings())
         self.passwords = Passwords(pool, password_policy)
         self.settlement = Settlement(self.ctx)
+        self.settlement.bills = BillSettlement(self.ctx, self.settlement)
         self.callbacks = Callbacks(self.ctx, self.settlement)
         self.cancellation = Cancellation(self.ctx, self.settlement)
         self.attempts = Attempts(self.ctx, self.passwords, self.settlement, self.cancellation)
@@ -123,7 +126,9 @@ class PaymentService:
         await self.passwords.set(user_id, password, old_password)
 
     async def wallet(self, user_id: str, currency: str = "CNY") -> Wallet:
-        return await wallet.read(self.pool, user_id, currency)
+        read = await wallet.read(self.pool, user_id, currency)
+        read.coins_cents = await coins.balance(self.pool, user_id, currency)
+        return read
 
     async def credit_wallet(
         self,
@@ -134,7 +139,15 @@ class PaymentService:
         actor: str,
         currency: str = "CNY",
         idempotency_key: str | None = None,
+        kind: Literal["balance", "coins"] = "balance",
     ) -> Wallet:
-        return await wallet.credit(
-            self.pool, user_id, amount_cents, currency, reason, actor, idempotency_key
-        )
+        """Credit the balance, or (``kind="coins"``) the coins; answers the wallet."""
+        if kind == "coins":
+            await coins.credit(
+                self.pool, user_id, amount_cents, currency, reason, actor, idempotency_key
+            )
+        else:
+            await wallet.credit(
+                self.pool, user_id, amount_cents, currency, reason, actor, idempotency_key
+            )
+        return await self.wallet(user_id, currency)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import asyncpg
 
@@ -66,13 +66,29 @@ class TradeFacts:
     paid_at: datetime | None
 
 
+class BillPayments(Protocol):
+    """Settles payments whose ``order_id`` is a bill (flashsale/orders/bill_settlement)."""
+
+    def pays_a_bill(self, order_ref: str) -> bool: ...
+    async def settle(self, row: Mapping[str, Any]) -> Outcome: ...
+    async def payable(self, row: Mapping[str, Any]) -> bool: ...
+
+
 class Settlement:
     def __init__(self, ctx: PaymentContext) -> None:
         self.ctx = ctx
+        self.bills: BillPayments | None = None  # set by PaymentService
+
+    def _for_bill(self, row: Mapping[str, Any]) -> BillPayments | None:
+        bills = self.bills
+        return bills if bills is not None and bills.pays_a_bill(row["order_id"]) else None
 
     async def settle(self, row: Mapping[str, Any]) -> Outcome:
         """Confirm a succeeded payment's order in Redis, or send the money back."""
         payment_id, order_id = row["payment_id"], row["order_id"]
+        bills = self._for_bill(row)
+        if bills is not None:
+            return await bills.settle(row)
         try:
             await self.ctx.engine.confirm_payment(order_id, payment_id)
             return await self._keep(row)
@@ -117,6 +133,14 @@ class Settlement:
         if kept is not None and row["method"] == "provider":
             await self._close_siblings(row)
         return "kept" if kept is not None else "already"
+
+    async def close_siblings(self, row: Mapping[str, Any]) -> None:
+        await self._close_siblings(row)
+
+    async def give_back(self, row: Mapping[str, Any], failure: Failure, detail: str) -> Outcome:
+        """Send a succeeded payment's money back: a balance debit at once, provider money
+        through a refund for review."""
+        return await self._give_back(row, failure, detail)
 
     async def _close_siblings(self, row: Mapping[str, Any]) -> None:
         """The order is paid: close its other open trades so they cannot be paid too."""
@@ -286,8 +310,13 @@ class Settlement:
             return "unknown"
         outcome = await self.apply_trade(row, _facts(trade), source="query")
         if trade.status == "pending":
-            order = await ctx.engine.get_order(row["order_id"])
-            if order is None or order.status != "pending_payment":
+            bills = self._for_bill(row)
+            if bills is not None:
+                payable = await bills.payable(row)
+            else:
+                order = await ctx.engine.get_order(row["order_id"])
+                payable = order is not None and order.status == "pending_payment"
+            if not payable:
                 # Paid by another attempt, expired or cancelled: this trade must not be paid.
                 await self.close_attempt(row)
                 return "closed"

@@ -9,12 +9,13 @@ per payment and a refund credit once per refund.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import asyncpg
 
 from flashsale.engine.errors import IdempotencyMismatch
-from flashsale.errors import ValidationFailed
+from flashsale.errors import FlashsaleError, ValidationFailed
 from flashsale.payments import errors
 from flashsale.payments.models import Balance, Ledger, LedgerEntry, Wallet, WalletEntry, row_to
 from flashsale.payments.queries import q
@@ -41,22 +42,39 @@ async def move(
     Raises InsufficientBalance when a debit would overdraw, and lets a unique
     violation through when this movement was already made (the caller decides).
     """
-    await conn.execute(q("ensure_wallet"), user_id, currency)
-    balance = await conn.fetchval(q("add_to_wallet"), user_id, currency, amount_cents)
+    return await ledger_move(
+        conn,
+        (q("ensure_wallet"), q("add_to_wallet"), q("insert_wallet_entry")),
+        errors.InsufficientBalance("the wallet balance does not cover the price"),
+        (user_id, currency, amount_cents, kind),
+        (payment_id, refund_id, reason, actor, idempotency_key),
+    )
+
+
+async def ledger_move(
+    conn: asyncpg.Connection,
+    sql: tuple[str, str, str],
+    short: FlashsaleError,
+    movement: tuple[str, str, int, str],
+    entry: tuple[str | None, str | None, str, str, str | None],
+    /,
+) -> int:
+    """One movement of a ledger kept as a balance row plus entry rows (wallets, coins).
+
+    ``sql``: ensure the balance row, add to it (no row: it would go negative), insert
+    the entry. ``movement``: user, currency, signed amount, kind; ``entry``: the
+    entry's two references, reason, actor and idempotency key. Raises ``short`` when
+    the balance does not cover a debit.
+    """
+    ensure, add, insert = sql
+    user_id, currency, amount_cents, kind = movement
+    await conn.execute(ensure, user_id, currency)
+    balance = await conn.fetchval(add, user_id, currency, amount_cents)
     if balance is None:
-        raise errors.InsufficientBalance("the wallet balance does not cover the price")
+        raise short
+    first, second, reason, actor, key = entry
     await conn.fetchval(
-        q("insert_wallet_entry"),
-        user_id,
-        currency,
-        amount_cents,
-        balance,
-        kind,
-        payment_id,
-        refund_id,
-        reason,
-        actor,
-        idempotency_key,
+        insert, user_id, currency, amount_cents, balance, kind, first, second, reason, actor, key
     )
     return int(balance)
 
@@ -75,12 +93,39 @@ async def credit(
     A replay (same key, same amount, currency and reason) answers the wallet as it
     is; the same key with another credit is ``idempotency_key_reused``.
     """
+    await credit_once(
+        pool,
+        move,
+        q("credit_by_key"),
+        user_id,
+        amount_cents,
+        currency,
+        reason,
+        actor,
+        idempotency_key,
+    )
+    return await read(pool, user_id, currency)
+
+
+async def credit_once(
+    pool: asyncpg.Pool,
+    move_in: Callable[..., Awaitable[int]],
+    credit_by_key_sql: str,
+    user_id: str,
+    amount_cents: int,
+    currency: str,
+    reason: str,
+    actor: str,
+    idempotency_key: str | None,
+) -> None:
+    """A credit through ``move_in`` (a ledger's ``move``), once per Idempotency-Key; the
+    same key with another amount, currency or reason is ``idempotency_key_reused``."""
     if amount_cents <= 0:
         raise ValidationFailed("amount_cents must be positive")
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
-                await move(
+                await move_in(
                     conn,
                     user_id,
                     currency,
@@ -91,7 +136,7 @@ async def credit(
                     idempotency_key=idempotency_key,
                 )
         except asyncpg.UniqueViolationError:
-            first = await conn.fetchrow(q("credit_by_key"), user_id, idempotency_key)
+            first = await conn.fetchrow(credit_by_key_sql, user_id, idempotency_key)
             if first is not None and (
                 first["amount_cents"],
                 first["currency"],
@@ -100,7 +145,6 @@ async def credit(
                 raise IdempotencyMismatch(
                     "this Idempotency-Key was used for another credit"
                 ) from None
-        return await read(conn, user_id, currency)
 
 
 async def read(

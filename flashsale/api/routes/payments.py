@@ -232,6 +232,7 @@ class PaymentsController(Controller):
             actor=principal_of(request).user_id,
             currency=data.currency,
             idempotency_key=idempotency_key,
+            kind=data.kind,
         )
 
     @get(

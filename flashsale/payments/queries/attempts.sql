@@ -26,3 +26,7 @@ INSERT INTO payments (payment_id, order_id, sale_id, user_id, method, status,
 VALUES ($1, $2, $3, $4, 'balance', 'succeeded', $5, $6, $5, now(),
         now() + make_interval(secs => $7), 'balance')
 RETURNING *;
+
+-- name: order_in_checkout
+-- An order of a checkout (flashsale/orders) is paid through its bill, never alone.
+SELECT EXISTS (SELECT 1 FROM checkout_orders WHERE order_id = $1);

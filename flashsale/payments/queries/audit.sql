@@ -37,6 +37,8 @@ UNION ALL
 -- and whether a refund row cancels that order.
 SELECT p.payment_id, p.order_id, p.captured_cents,
        o.status AS pg_status, o.price_cents AS pg_price,
+       COALESCE((SELECT c.coins_cents FROM checkout_orders c WHERE c.order_id = p.order_id), 0)
+           AS coins,
        EXISTS (SELECT 1 FROM refunds r
                 WHERE r.payment_id = p.payment_id AND r.cancels_order) AS cancel_refund
   FROM payments p
@@ -55,3 +57,14 @@ SELECT o.order_id FROM orders o
                       AND p.settlement = 'kept')
  ORDER BY o.order_id
  LIMIT $3;
+
+-- name: audit_coins
+-- The coins each order of a checkout carries (it is paid its price less them), with the
+-- order as PostgreSQL has it. returned: given back (expired, cancelled or refunded).
+SELECT c.order_id, c.coins_cents,
+       EXISTS (SELECT 1 FROM coin_entries e WHERE e.order_id = c.order_id AND e.kind = 'return')
+           AS returned,
+       o.status AS pg_status, o.updated_at AS pg_updated
+  FROM checkout_orders c
+  LEFT JOIN orders o ON o.order_id = c.order_id
+ WHERE c.sale_id = $1 AND c.coins_cents > 0;

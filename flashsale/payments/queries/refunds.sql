@@ -19,8 +19,10 @@ RETURNING *;
 
 -- name: refund_to_execute
 -- The refund with the provider trade its money goes back through.
-SELECT r.*, p.provider, p.provider_trade_no
+-- A bill's share (flashsale/orders) goes back through the bill's trade.
+SELECT r.*, p.provider, coalesce(p.provider_trade_no, bill.provider_trade_no) AS provider_trade_no
   FROM refunds r JOIN payments p USING (payment_id)
+  LEFT JOIN payments bill ON bill.payment_id = p.parent_payment_id
  WHERE r.refund_id = $1;
 
 -- name: refund_provider

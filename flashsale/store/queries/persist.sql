@@ -65,7 +65,7 @@ WITH latest AS (
 INSERT INTO sales AS s (
     sale_id, name, status, start_at, end_at, per_user_limit, max_per_user_limit, per_ip_limit,
     payment_timeout_s, price_cents, currency, assignment, commitment, total, version,
-    created_at, updated_at)
+    created_at, updated_at, merchant_id)
 SELECT $1, f.j ->> 'name', f.j ->> 'status',
        timestamptz 'epoch' + (f.j ->> 'start_ms')::bigint * interval '1 millisecond',
        CASE WHEN (f.j ->> 'end_ms')::bigint >= $2::bigint THEN NULL
@@ -75,7 +75,7 @@ SELECT $1, f.j ->> 'name', f.j ->> 'status',
        (f.j ->> 'timeout_ms')::bigint / 1000,
        (f.j ->> 'price_cents')::bigint, f.j ->> 'currency', f.j ->> 'assignment',
        nullif(f.j ->> 'commitment', ''), (f.j ->> 'total')::bigint, h.version,
-       h.created_at, h.updated_at
+       h.created_at, h.updated_at, coalesce(f.j ->> 'merchant_id', 'platform')
 FROM f, h
 WHERE h.created_at IS NOT NULL
 ON CONFLICT (sale_id) DO UPDATE SET
@@ -85,7 +85,8 @@ ON CONFLICT (sale_id) DO UPDATE SET
     payment_timeout_s = EXCLUDED.payment_timeout_s, price_cents = EXCLUDED.price_cents,
     currency = EXCLUDED.currency, assignment = EXCLUDED.assignment,
     commitment = EXCLUDED.commitment, total = EXCLUDED.total, version = EXCLUDED.version,
-    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at;
+    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+    merchant_id = EXCLUDED.merchant_id;
 
 -- name: insert_dead_letter
 INSERT INTO dead_letters (sale_id, stream_id, deliveries, reason, payload)

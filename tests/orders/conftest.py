@@ -1,0 +1,126 @@
+"""Fixtures of the orders-after-the-drop tests: the real app on real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from flashsale.api.app import create_app
+from flashsale.engine.engine import Engine
+from flashsale.payments.service import PaymentService
+from flashsale.store import migrate
+from tests.api.conftest import app_settings, bearer
+
+Client = AsyncTestClient[Litestar]
+ADMIN = bearer("ops-orders", admin=True)
+PASSWORD = "pay-pass-123"
+
+
+@pytest.fixture(scope="session")
+def orders_database_url(database_url: str) -> str:
+    """The suite's database with every migration applied (idempotent: others may too)."""
+    asyncio.run(migrate.upgrade(database_url))
+    return database_url
+
+
+@pytest.fixture
+async def pool(orders_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=4)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def client(
+    redis_url: str, orders_database_url: str, namespace: str, engine: Engine
+) -> AsyncIterator[Client]:
+    settings = app_settings(redis_url, namespace, database_url=orders_database_url)
+    async with AsyncTestClient(app=create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def make_sale(client: Client, namespace: str) -> Callable[..., Any]:
+    count = iter(range(1_000_000))
+
+    async def make(**fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "sale_id": f"{namespace}-{next(count)}",
+            "name": "drop",
+            "serials": {"range": [1, 10]},
+            "price_cents": 1000,
+            "per_user_limit": 5,
+        }
+        body.update(fields)
+        response = await client.post("/v1/sales", json=body, headers=ADMIN)
+        assert response.status_code == 201, response.text
+        sale: dict[str, Any] = response.json()
+        return sale
+
+    return make
+
+
+@pytest.fixture
+def user(namespace: str) -> Callable[[str], tuple[str, dict[str, str]]]:
+    """A buyer id unique to this test, with its bearer header."""
+
+    def make(name: str) -> tuple[str, dict[str, str]]:
+        user_id = f"{namespace}-{name}"
+        return user_id, bearer(user_id)
+
+    return make
+
+
+async def credit(
+    client: Client, user_id: str, amount_cents: int, *, kind: str = "balance", key: str = ""
+) -> dict[str, Any]:
+    """Credit a buyer's balance or coins through the admin endpoint."""
+    response = await client.post(
+        f"/v1/admin/wallets/{user_id}/credit",
+        json={"amount_cents": amount_cents, "reason": "test", "kind": kind},
+        headers={**ADMIN, "Idempotency-Key": key or f"{user_id}-{kind}-{amount_cents}"},
+    )
+    assert response.status_code == 200, response.text
+    wallet: dict[str, Any] = response.json()
+    return wallet
+
+
+async def wallet(client: Client, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.get("/v1/me/wallet", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def sale_counts(client: Client, sale_id: str) -> tuple[int, int, int]:
+    sale = (await client.get(f"/v1/sales/{sale_id}")).json()
+    return sale["available"], sale["reserved"], sale["sold"]
+
+
+async def set_password(client: Client, headers: dict[str, str]) -> None:
+    response = await client.put(
+        "/v1/me/payment-password", json={"password": PASSWORD}, headers=headers
+    )
+    assert response.status_code == 204, response.text
+
+
+async def place(client: Client, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/v1/checkouts", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    checkout: dict[str, Any] = response.json()
+    return checkout
+
+
+@pytest.fixture
+async def service(pool: asyncpg.Pool, engine: Engine) -> PaymentService:
+    """The payment flow on the test's engine and pool, as the timers run it."""
+    return PaymentService(pool, engine, {})

@@ -1,0 +1,199 @@
+"""After-sales over the real app: evidence judged by its bytes, one open ticket per order,
+decided once under concurrent decisions, approval refunding exactly once.
+
+Tickets are for delivered orders. Until the engine delivers orders (the delivery statuses
+come with the engine's work), the flow past eligibility is driven with an AfterSales whose
+eligibility takes paid orders: every other part (PostgreSQL, Redis, the refund
+machinery, the HTTP decisions) is the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from flashsale.orders.aftersales import AfterSales, Upload
+from flashsale.orders.errors import TicketAlreadyOpen
+from flashsale.payments.service import PaymentService
+from tests.api.helpers import problem
+
+from .conftest import ADMIN, PASSWORD, Client, credit, set_password, wallet
+
+User = Callable[[str], tuple[str, dict[str, str]]]
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.7\n" + b"x" * 64
+WEBP = b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 32
+
+
+async def _paid_order(
+    client: Client, make_sale: Any, user: User, name: str
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    sale = await make_sale(price_cents=1200)
+    buyer, headers = user(name)
+    await credit(client, buyer, 5000)
+    await set_password(client, headers)
+    order = (
+        await client.post(f"/v1/sales/{sale['sale_id']}/purchase", json={}, headers=headers)
+    ).json()
+    paid = await client.post(
+        f"/v1/orders/{order['order_id']}/payments",
+        json={"method": "balance", "payment_password": PASSWORD},
+        headers=headers,
+    )
+    assert paid.status_code == 201, paid.text
+    return buyer, headers, order
+
+
+async def test_bad_tickets_get_their_codes_and_store_nothing(
+    client: Client, make_sale: Any, user: User, pool: asyncpg.Pool
+) -> None:
+    _, headers, order = await _paid_order(client, make_sale, user, "bad-ticket")
+    path = f"/v1/orders/{order['order_id']}/after-sales"
+    reason = {"reason": "the token never arrived"}
+    cases: list[tuple[Any, int, str]] = [
+        (
+            [("evidence", (f"f{i}.png", PNG, "image/png")) for i in range(6)],
+            422,
+            "validation_error",
+        ),
+        (
+            [("evidence", ("big.png", PNG + b"\x00" * (6 * 1024 * 1024), "image/png"))],
+            413,
+            "payload_too_large",
+        ),
+        (
+            [("evidence", ("forged.png", b"<html>not an image</html>", "image/png"))],
+            415,
+            "unsupported_media_type",
+        ),
+    ]
+    for files, status, code in cases:
+        problem(await client.post(path, data=reason, files=files, headers=headers), status, code)
+    problem(
+        await client.post(
+            path, data={}, headers=headers, files=[("evidence", ("a.png", PNG, "image/png"))]
+        ),
+        422,
+        "validation_error",
+    )
+    problem(
+        await client.post(
+            path,
+            data={"reason": "x" * 2001},
+            files=[("evidence", ("a.png", PNG, "image/png"))],
+            headers=headers,
+        ),
+        422,
+        "validation_error",
+    )
+    problem(
+        await client.post(path, json={"reason": "json"}, headers=headers),
+        415,
+        "unsupported_media_type",
+    )
+    # a good ticket on an order that is only paid: not eligible yet (delivered orders only)
+    good = [("evidence", ("a.png", PNG, "image/png"))]
+    problem(
+        await client.post(path, data=reason, files=good, headers=headers), 409, "order_not_eligible"
+    )
+    _, stranger = user("stranger")
+    problem(
+        await client.post(path, data=reason, files=good, headers=stranger), 404, "order_not_found"
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM after_sales_tickets WHERE order_id = $1", order["order_id"]
+        )
+        == 0
+    )
+
+
+async def test_a_ticket_keeps_its_evidence_and_is_one_per_order(
+    client: Client, make_sale: Any, user: User, service: PaymentService, pool: asyncpg.Pool
+) -> None:
+    buyer, headers, order = await _paid_order(client, make_sale, user, "evidence")
+    desk = AfterSales(service, eligible=frozenset({"paid"}))
+    ticket = await desk.open(
+        order["order_id"], buyer, "wrong art", [Upload(PNG), Upload(PDF), Upload(WEBP), Upload(PNG)]
+    )
+    assert ticket.status == "open" and ticket.reason == "wrong art"
+    assert [e.content_type for e in ticket.evidence] == [
+        "image/png",
+        "application/pdf",
+        "image/webp",
+        "image/png",
+    ]
+    assert ticket.evidence[0].sha256 == ticket.evidence[3].sha256
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM evidence_blobs WHERE sha256 = $1", ticket.evidence[0].sha256
+        )
+        == 1
+    )
+    with pytest.raises(TicketAlreadyOpen):
+        await desk.open(order["order_id"], buyer, "again", [])
+    read = await client.get(f"/v1/after-sales/{ticket.ticket_id}", headers=headers)
+    assert read.status_code == 200 and read.json()["evidence"][1]["bytes"] == len(PDF)
+    assert (
+        await client.get(f"/v1/after-sales/{ticket.ticket_id}", headers=ADMIN)
+    ).status_code == 200
+    _, stranger = user("nosy")
+    problem(
+        await client.get(f"/v1/after-sales/{ticket.ticket_id}", headers=stranger),
+        404,
+        "ticket_not_found",
+    )
+    file = await client.get(
+        f"/v1/after-sales/{ticket.ticket_id}/evidence/{ticket.evidence[1].evidence_id}",
+        headers=headers,
+    )
+    assert file.status_code == 200 and file.content == PDF
+    assert file.headers["content-type"].startswith("application/pdf")
+    problem(
+        await client.get(
+            f"/v1/after-sales/{ticket.ticket_id}/evidence/{ticket.evidence[1].evidence_id}",
+            headers=stranger,
+        ),
+        404,
+        "ticket_not_found",
+    )
+    listed = (await client.get("/v1/admin/after-sales?status=open", headers=ADMIN)).json()
+    assert ticket.ticket_id in {t["ticket_id"] for t in listed}
+
+
+async def test_two_concurrent_decisions_one_wins_and_approval_refunds_once(
+    client: Client, make_sale: Any, user: User, service: PaymentService
+) -> None:
+    desk = AfterSales(service, eligible=frozenset({"paid"}))
+    for round_ in range(2):
+        buyer, headers, order = await _paid_order(client, make_sale, user, f"decide{round_}")
+        ticket = await desk.open(order["order_id"], buyer, "never arrived", [Upload(PNG)])
+        base = f"/v1/admin/after-sales/{ticket.ticket_id}"
+        answers = await asyncio.gather(
+            client.post(f"{base}/approve", json={"note": "ok"}, headers=ADMIN),
+            client.post(f"{base}/reject", json={"note": "no"}, headers=ADMIN),
+        )
+        won = [r for r in answers if r.status_code == 200]
+        assert len(won) == 1, [r.text for r in answers]
+        lost = next(r for r in answers if r.status_code != 200)
+        problem(lost, 409, "ticket_already_decided")
+        decided = won[0].json()["status"]
+        # the same decision again: 200, unchanged
+        again = await client.post(
+            f"{base}/{'approve' if decided == 'approved' else 'reject'}", json={}, headers=ADMIN
+        )
+        assert again.status_code == 200 and again.json()["status"] == decided
+        status = (await client.get(f"/v1/orders/{order['order_id']}", headers=headers)).json()[
+            "status"
+        ]
+        mine = await wallet(client, headers)
+        refunds = [e for e in mine["entries"] if e["kind"] == "refund"]
+        if decided == "approved":
+            assert status == "refunded" and mine["balance_cents"] == 5000
+            assert len(refunds) == 1 and again.json()["refund_id"]
+        else:
+            assert status == "paid" and mine["balance_cents"] == 5000 - 1200 and not refunds
