@@ -326,7 +326,13 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the problem answers a handler can give."""
+    """OpenAPI documentation of the problem answers a handler can give.
+
+    Every handler refuses, 422, text PostgreSQL can't store anywhere in its request
+    (path, query, headers, body: ``api/text.py``): always documented.
+    """
+    if 422 not in statuses:
+        statuses = (*statuses, 422)
     return {
         status: ResponseSpec(
             data_container=Problem,
