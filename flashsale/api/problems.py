@@ -30,7 +30,6 @@ from flashsale.errors import (
     ValidationFailed,
     all_error_classes,
 )
-from flashsale.orders import errors as order_errors  # noqa: F401
 from flashsale.payments import errors as payment_errors  # noqa: F401
 
 log = logging.getLogger("flashsale.api")
@@ -145,7 +144,7 @@ _ALSO_ANSWERED: dict[str, tuple[int, ...]] = {ValidationFailed.code: (400,)}
 
 def error_classes() -> list[type[FlashsaleError]]:
     """Every refusal of the API, one class per stable code."""
-    return all_error_classes()  # engine, payment and order errors are imported above
+    return all_error_classes()  # engine_errors and payment_errors are imported above
 
 
 PROBLEM_CODES: tuple[str, ...] = tuple(sorted({c.code for c in error_classes()} | {BAD_REQUEST}))
@@ -307,11 +306,6 @@ def problem_response(exc: BaseException) -> Response[bytes]:
         headers = {"retry-after": "1"}
     elif problem.status == 503:
         headers = {"retry-after": "1"}
-    elif problem.status == 405 and isinstance(exc, HTTPException):
-        # RFC 9110: a 405 names the methods the resource has (the router knows them; a
-        # static file answers GET and HEAD only)
-        allow = (exc.headers or {}).get("allow") or "GET, HEAD"
-        headers = {"allow": ", ".join(sorted(m.strip() for m in allow.split(",")))}
     return Response(
         content=_encode(problem),
         status_code=problem.status,
@@ -332,9 +326,13 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the problem answers a handler can give; 422 always, as any
-    request whose path, query or headers hold text that can't be stored is refused."""
-    statuses = tuple(sorted({*statuses, 422}))
+    """OpenAPI documentation of the problem answers a handler can give.
+
+    Every handler refuses, 422, text PostgreSQL can't store anywhere in its request
+    (path, query, headers, body: ``api/text.py``): always documented.
+    """
+    if 422 not in statuses:
+        statuses = (*statuses, 422)
     return {
         status: ResponseSpec(
             data_container=Problem,

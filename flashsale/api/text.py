@@ -27,6 +27,8 @@ from flashsale.api.problems import PROBLEM_JSON, problem_bytes
 from flashsale.errors import ValidationFailed
 from flashsale.text import storable, storable_bytes
 
+# Probes that store nothing and document no 422 (a scraper's odd query is not our concern).
+UNGUARDED = frozenset({"/health", "/metrics"})
 # \u0000 as a JSON escape: preceded by an even number (0, 2, ...) of other backslashes
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -55,7 +57,7 @@ def text_guard(app: ASGIApp) -> ASGIApp:
     """Middleware: 422 ``validation_error`` for a path, query or header PostgreSQL can't store."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP:
+        if scope["type"] == ScopeType.HTTP and scope["path"] not in UNGUARDED:
             where = unstorable_part(scope)
             if where is not None:
                 status, body = problem_bytes(_refusal(where))

@@ -122,6 +122,12 @@ class Cancellation:
         if kept is None:
             # The confirmation is still being recorded; the buyer may retry in a moment.
             raise errors.OrderNotCancellable("the payment is still being recorded; retry shortly")
+        # One refund per payment: after an operator refused it, a new request could only
+        # leave the order refund_pending with nothing to review. Refused up front instead.
+        if await self.ctx.pool.fetchval(q("refund_status_of_payment"), kept["payment_id"]):
+            raise errors.OrderNotCancellable(
+                "an operator already decided this order's refund: ask support"
+            )
         await self.ctx.pool.execute(q("note_cancel_intent"), kept["payment_id"], reason)
         crash_point("cancel.before_redis")
         try:

@@ -118,9 +118,9 @@ async def test_provider_payment_and_its_callback_over_http(
     assert forged.status_code == 401
     ok = await client.post("/v1/payments/callbacks/sim", content=raw, headers=headers)
     assert ok.status_code == 200
-    # the provider delivering the same notice again: 200, so it stops; nothing changes
+    # the same signed callback again is a redelivery: 200, nothing changes
     replay = await client.post("/v1/payments/callbacks/sim", content=raw, headers=headers)
-    assert replay.status_code == 200
+    assert replay.status_code == 200 and replay.json()["result"] == "duplicate", replay.text
     got = await client.get(f"/v1/orders/{order['order_id']}", headers=bearer("web1"))
     assert got.json()["status"] == "paid"
     listed = await client.get(path, headers=bearer("web1"))

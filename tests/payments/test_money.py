@@ -290,6 +290,10 @@ async def test_rejected_cancellation_refund_makes_the_order_paid_again(flow: Flo
     assert (await flow.refunds.reject(refund.refund_id, "ops-3")).decided_by == "ops-2"
     with pytest.raises(errors.RefundAlreadyDecided):
         await flow.refunds.approve(refund.refund_id, "ops-3")
+    # asking again would leave the order refund_pending with nothing to review: refused
+    with pytest.raises(errors.OrderNotCancellable, match="already decided"):
+        await flow.service.cancel_order(order.order_id, "keeper")
+    assert await _status(flow, order.order_id) == "paid"
     audit = await money_audit(flow.pool, sale.sale_id, flow.engine)
     assert audit.ok, audit.violations
 

@@ -31,3 +31,8 @@ WITH due AS (
 UPDATE payments p SET cancel_requested_at = now()
   FROM due WHERE p.payment_id = due.payment_id
 RETURNING p.*;
+
+-- name: refund_status_of_payment
+-- A paid order whose payment already had a refund decided (rejected: the order is paid
+-- again) cannot ask for another: refunds are one per payment.
+SELECT status FROM refunds WHERE payment_id = $1 AND status = 'rejected';
