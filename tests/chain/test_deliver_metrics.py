@@ -34,6 +34,7 @@ async def test_a_delivery_moves_the_deliverers_series(
         running.start()
         for order in orders:
             await wait_status(chain_pool, order.order_id, "confirmed")
+
         async def settled() -> bool:
             return scrape()["flashsale_deliver_in_flight"] == 0
 
