@@ -93,3 +93,16 @@ def test_unknown_names_are_caught() -> None:
     assert _named(['rate(flashsale_nope_total{status="5.."}[1m])']) - exported() == {
         "flashsale_nope_total"
     }
+
+
+def test_compose_runs_prometheus_and_grafana_with_these_files() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    mounts = services["prometheus"]["volumes"] + services["grafana"]["volumes"]
+    for mount in mounts:
+        source = mount.split(":", 1)[0]
+        if source.startswith("./"):
+            assert (DEPLOY / source).exists(), mount
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
