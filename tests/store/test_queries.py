@@ -13,22 +13,35 @@ import pytest
 
 from flashsale.store.queries import load
 
-PACKAGES = ("flashsale.store", "flashsale.payments", "flashsale.chain")
+PACKAGES = ("flashsale.store", "flashsale.payments", "flashsale.chain", "flashsale.orders")
 # A call of a package's loader, ``q("name")``; anything but a literal name is refused,
 # so this scan sees every query the code can ask for.
 _CALL = re.compile(r"\bq\(\s*(?P<literal>\"(?P<name>\w+)\")?")
 
 
-def _source_files(package: str) -> list[Path]:
-    root = Path(importlib.import_module(package).__file__ or "").parent
-    return sorted(root.rglob("*.py"))
+_BOUND = re.compile(
+    r"Queries\(\s*\"(?P<made>flashsale\.\w+)\"\s*\)"
+    r"|from (?P<imported>flashsale\.\w+)\.queries import\b[^\n]*\bq\b"
+)
+ROOT = Path(importlib.import_module("flashsale").__file__ or "").parent
+
+
+def _package_of_q(path: Path, text: str) -> str:
+    """The package whose queries a file's ``q`` loads: the one it makes or imports ``q``
+    from, else the package the file lives in."""
+    bound = _BOUND.search(text)
+    if bound:
+        return str(bound["made"] or bound["imported"])
+    return "flashsale." + path.relative_to(ROOT).parts[0]
 
 
 def _names_used(package: str) -> dict[str, list[str]]:
-    """Query name -> the places asking for it."""
+    """Query name -> the places (anywhere in flashsale/) asking ``package`` for it."""
     used: dict[str, list[str]] = {}
-    for path in _source_files(package):
+    for path in sorted(ROOT.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
+        if "q(" not in text or _package_of_q(path, text) != package:
+            continue
         for match in _CALL.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             where = f"{path.name}:{line}"
