@@ -306,6 +306,11 @@ def problem_response(exc: BaseException) -> Response[bytes]:
         headers = {"retry-after": "1"}
     elif problem.status == 503:
         headers = {"retry-after": "1"}
+    elif problem.status == 405 and isinstance(exc, HTTPException):
+        # RFC 9110: a 405 names the methods the resource has (the router knows them; a
+        # static file answers GET and HEAD only)
+        allow = (exc.headers or {}).get("allow") or "GET, HEAD"
+        headers = {"allow": ", ".join(sorted(m.strip() for m in allow.split(",")))}
     return Response(
         content=_encode(problem),
         status_code=problem.status,
