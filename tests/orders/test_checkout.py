@@ -158,6 +158,9 @@ async def test_an_idempotency_key_replays_the_first_checkout(
         headers={**keyed, "content-type": "application/json"},
     )
     assert spaced.status_code == 200 and spaced.json() == answers[0].json()
+    bad_key = {**headers, "Idempotency-Key": "no spaces allowed"}
+    r = await client.post("/v1/checkouts", json=body, headers=bad_key)
+    assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text
     other = {"items": [{"sale_id": a["sale_id"], "quantity": 1}]}
     problem(
         await client.post("/v1/checkouts", json=other, headers=keyed), 422, "idempotency_key_reused"
