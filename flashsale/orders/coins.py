@@ -123,11 +123,8 @@ async def give_back(pool: asyncpg.Pool, order_id: str, reason: str) -> int:
                 actor="system",
             )
     except asyncpg.UniqueViolationError:
-        returned = 0  # given back before: exactly once
-    else:
-        returned = int(row["coins_cents"])
-    await pool.execute(q("mark_coins_settled"), order_id)
-    return returned
+        return 0  # given back before: exactly once
+    return int(row["coins_cents"])
 
 
 RETURN_GRACE = timedelta(seconds=60)  # the give-back runs right after the order's move

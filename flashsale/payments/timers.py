@@ -11,8 +11,7 @@ Safe to run as several processes at once:
 
 One tick: expire due orders (asking the provider first), query attempts whose
 callback is overdue, settle succeeded payments whose order confirmation did
-not reach Redis, retry approved refunds, give back the coins of released checkout
-orders whose give-back did not run, forget old callback signatures.
+not reach Redis, retry approved refunds, forget old callback signatures.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import logging
 from dataclasses import dataclass, field
 
 from flashsale.engine.keys import sale_id_of_order
-from flashsale.orders import release
 from flashsale.payments.queries import q
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, gather_bounded
@@ -71,14 +69,7 @@ class Timers:
 
     async def tick(self) -> TickStats:
         stats = TickStats()
-        for step in (
-            self._expire,
-            self._query,
-            self._repair,
-            self._retry_refunds,
-            self._release_coins,
-            self._prune,
-        ):
+        for step in (self._expire, self._query, self._repair, self._retry_refunds, self._prune):
             try:
                 await step(stats)
             except Exception:  # one failing step must not stop the others
@@ -157,10 +148,6 @@ class Timers:
 
     async def _retry_refunds(self, stats: TickStats) -> None:
         stats.refunds += await self.refunds.retry_due(self.batch)
-
-    async def _release_coins(self, stats: TickStats) -> None:
-        """Coins of released checkout orders whose give-back did not run (orders/release)."""
-        stats.repaired += await release.repair(self.service.pool, self.service.engine, self.batch)
 
     async def _prune(self, stats: TickStats) -> None:
         await self.service.pool.execute(

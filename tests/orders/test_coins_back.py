@@ -8,7 +8,6 @@ from typing import Any
 import asyncpg
 
 from flashsale.engine.engine import Engine
-from flashsale.orders import release
 from flashsale.payments.audit import money_audit
 from flashsale.payments.service import PaymentService
 from tests.payments.helpers import eventually
@@ -79,40 +78,3 @@ async def test_a_refunded_order_gives_its_coins_back(
     assert mine["balance_cents"] == 5000  # the paid part back as balance, once
     audit = await money_audit(pool, a["sale_id"], engine)
     assert audit.ok, audit.violations
-
-
-async def test_the_timers_give_back_what_a_missed_hook_did_not(
-    client: Client, make_sale: Any, user: User, service: PaymentService, engine: Engine
-) -> None:
-    a = await make_sale(price_cents=1000, merchant_id="m-one")
-    b = await make_sale(price_cents=1000, merchant_id="m-two")
-    buyer, headers = user("missed")
-    await credit(client, buyer, 400, kind="coins")
-    await credit(client, buyer, 5000)
-    await set_password(client, headers)
-    body = {"items": [{"sale_id": a["sale_id"]}, {"sale_id": b["sale_id"]}], "coins_cents": 400}
-    out = await place(client, headers, body)
-    kept, dropped = out["orders"]
-    paid = await client.post(
-        f"/v1/bills/{out['sub_orders'][0]['bill']['bill_id']}/payments",
-        json={"method": "balance", "payment_password": PASSWORD},
-        headers=headers,
-    )
-    assert paid.status_code == 201 and paid.json()["order_ids"] == [kept["order_id"]]
-    # cancelled in Redis alone, as if the give-back after its move had never run
-    await engine.cancel(dropped["order_id"], reason="the hook was lost")
-    assert (await wallet(client, headers))["coins_cents"] == 0
-    await service.pool.execute(
-        "UPDATE checkout_orders SET check_at = now() WHERE checkout_id = $1", out["checkout_id"]
-    )
-    for _ in range(2):  # a second look changes nothing
-        await release.repair(service.pool, engine, 1000)
-        assert (await wallet(client, headers))["coins_cents"] == 200
-    rows = await service.pool.fetch(
-        "SELECT coins_settled FROM checkout_orders WHERE checkout_id = $1", out["checkout_id"]
-    )
-    assert [r["coins_settled"] for r in rows] == [True, True]  # kept by the paid one, returned
-    merchant_two = await client.get(
-        f"/v1/bills/{out['sub_orders'][1]['bill']['bill_id']}", headers=headers
-    )
-    assert merchant_two.json()["status"] == "closed"

@@ -41,18 +41,3 @@ HAVING w.coins_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.coins_cents < 0;
 SELECT * FROM coin_entries WHERE user_id = $1 AND currency = $2
  ORDER BY entry_id DESC
  LIMIT $3;
-
--- name: mark_coins_settled
-UPDATE checkout_orders SET coins_settled = true WHERE order_id = $1 AND NOT coins_settled;
-
--- name: claim_unsettled_coins
--- Orders carrying coins neither given back nor kept, due for a look; each claimed for
--- $2 seconds (several timer processes share the work).
-UPDATE checkout_orders SET check_at = now() + make_interval(secs => $2)
- WHERE order_id IN (
-        SELECT order_id FROM checkout_orders
-         WHERE coins_cents > 0 AND NOT coins_settled AND check_at <= now()
-         ORDER BY check_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED)
-RETURNING order_id;

@@ -67,14 +67,8 @@ CREATE TABLE checkout_orders (
     position      integer NOT NULL,
     price_cents   bigint NOT NULL CHECK (price_cents >= 0),
     coins_cents   bigint NOT NULL CHECK (coins_cents >= 0 AND coins_cents <= price_cents),
-    -- its coins are settled: given back, or kept by a paid order (the timers look at the
-    -- others once a minute, in case the give-back after an expiry did not run)
-    coins_settled boolean NOT NULL DEFAULT false,
-    check_at      timestamptz NOT NULL DEFAULT now() + interval '60 seconds',
     UNIQUE (checkout_id, position)
 );
-CREATE INDEX checkout_orders_coins_unsettled ON checkout_orders (check_at)
-    WHERE coins_cents > 0 AND NOT coins_settled;
 
 -- The parent bill of a checkout and one bill per merchant; sums over their orders.
 CREATE TABLE bills (
