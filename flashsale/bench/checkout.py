@@ -24,14 +24,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import asyncpg
-from redis.asyncio import Redis
 
+from flashsale.bench.common import scratch
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 from flashsale.orders.checkout import Checkouts
 from flashsale.orders.models import CheckoutCreate, CheckoutItem
 from flashsale.settings import Settings
-from flashsale.store import migrate
 
 HEADER = (
     "| cart size | carts | checkout serials/s | single purchases serials/s | ratio |\n"
@@ -90,15 +89,8 @@ async def _round(
 async def run(
     redis_url: str, admin_url: str, buyers: int, sizes: list[int], concurrency: int
 ) -> list[str]:
-    db = f"flashsale_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    url = f"{admin_url.rpartition('/')[0]}/{db}"
-    namespace = f"bench{secrets.token_hex(4)}"
-    redis = Redis.from_url(redis_url)
     rows = [HEADER]
-    try:
-        await migrate.upgrade(url)
+    async with scratch(redis_url, admin_url) as (url, redis, namespace):
         pool = await asyncpg.create_pool(url, min_size=2, max_size=concurrency + 2)
         assert pool is not None
         engine = Engine(redis, namespace=namespace)
@@ -111,13 +103,6 @@ async def run(
             print(rows[-1], flush=True)
         await pool.close()
         await engine.aclose()
-    finally:
-        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
-        if keys:
-            await redis.unlink(*keys)
-        await redis.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
     print("\n".join(rows))
     return rows
 
