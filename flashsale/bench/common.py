@@ -1,14 +1,20 @@
-"""Shared pieces of the benchmarks: where Redis is, medians with spread, Markdown rows."""
+"""Shared pieces of the benchmarks: where Redis is, a scratch database and namespace,
+medians with spread, Markdown rows."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import asyncpg
+from redis.asyncio import Redis
+
 from flashsale.settings import Settings
+from flashsale.store import migrate
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,28 @@ class Figure:
     def show(self, unit: str = "", digits: int = 0) -> str:
         lo, hi = min(self.runs), max(self.runs)
         return f"{self.median:,.{digits}f}{unit} ({lo:,.{digits}f}–{hi:,.{digits}f})"
+
+
+@asynccontextmanager
+async def scratch(redis_url: str, admin_url: str) -> AsyncIterator[tuple[str, Redis, str]]:
+    """A migrated scratch database (created, then dropped) and a private Redis key
+    namespace (deleted afterwards): (database URL, Redis client, namespace)."""
+    db = f"flashsale_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    url = f"{admin_url.rpartition('/')[0]}/{db}"
+    namespace = f"bench{secrets.token_hex(4)}"
+    redis = Redis.from_url(redis_url)
+    try:
+        await migrate.upgrade(url)
+        yield url, redis, namespace
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
+        if keys:
+            await redis.unlink(*keys)
+        await redis.aclose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
 
 
 @contextmanager

@@ -22,8 +22,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from redis.asyncio import Redis
 
+from flashsale.bench.common import scratch
 from flashsale.chain.deliverer import Deliverer, DeliveryConfig
 from flashsale.chain.moves import EngineMoves
 from flashsale.chain.rpc import ChainClient
@@ -33,7 +33,6 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 from flashsale.engine.positions import list_positions
 from flashsale.settings import Settings
-from flashsale.store import migrate
 from flashsale.store.persist import Persister
 
 HEADER = (
@@ -103,15 +102,8 @@ async def _round(
 async def run(
     redis_url: str, admin_url: str, orders: int, in_flight: list[int], block_ms: int
 ) -> list[str]:
-    db = f"flashsale_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    url = f"{admin_url.rpartition('/')[0]}/{db}"
-    namespace = f"bench{secrets.token_hex(4)}"
-    redis = Redis.from_url(redis_url)
     rows = [HEADER]
-    try:
-        await migrate.upgrade(url)
+    async with scratch(redis_url, admin_url) as (url, redis, namespace):
         pool = await asyncpg.create_pool(url, min_size=2, max_size=6)
         assert pool is not None
         engine = Engine(redis, namespace=namespace)
@@ -124,13 +116,6 @@ async def run(
                 )
                 print(rows[-1], flush=True)
         await pool.close()
-    finally:
-        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
-        if keys:
-            await redis.unlink(*keys)
-        await redis.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
     print("\n".join(rows))
     return rows
 

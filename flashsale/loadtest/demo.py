@@ -8,7 +8,9 @@ simulator, and a local chain with the deliverer unless FLASHSALE_CHAIN_URL is
 set), fires a burst of purchases from thousands of buyers, pays part of the
 orders by provider (with lost and duplicated callbacks switched on) and part by
 balance, lets the rest expire, mints the paid orders' tokens to the buyers'
-addresses (read back from the chain), and ends with the audit.
+addresses (read back from the chain), buys a cart of two merchants' drops with
+coins and the balance through its parent bill and one buy again (demo_orders.py),
+and ends with the audit.
 
 The terminal gets the story (steps, a progress bar for each long one, the
 results, the server's own figures); everything the servers log goes to the
@@ -37,13 +39,14 @@ from flashsale.devservers import ChildProcess, embedded_stack, free_port, instal
 from flashsale.devservers.chain import EmbeddedChain
 from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
+from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
 from flashsale.loadtest.runner import REPORTS
 from flashsale.loadtest.story import Story
 from flashsale.settings import Settings, config_errors
 
-STEPS = 8
+STEPS = 9
 CLIENT_CONNECTIONS = 500
 
 
@@ -215,6 +218,11 @@ async def drive(
                 story.result(line.strip())
         client_violations = result.violations(1, outcome.statuses)
 
+        with story.step("orders after the drop: a cart of two merchants, coins, one bill"):
+            orders: OrdersOutcome = await cart_story(client, secret, admin)
+            for line in [*orders.lines, *orders.problems]:
+                story.result(line)
+
         with story.step("the audit: Redis against PostgreSQL, every order, the money"):
             report = await wait_for_audit(client, sale_id, admin, seconds=120)
             sale = (await client.get(f"/v1/sales/{sale_id}")).json()
@@ -223,6 +231,7 @@ async def drive(
         for violation in [*violations, *client_violations]:
             story.say(f"VIOLATION: {violation}")
         ok = bool(report.get("ok")) and not client_violations and outcome.ok and delivery.ok
+        ok = ok and orders.ok
         return ok
 
 

@@ -69,8 +69,9 @@ class AfterSales:
             window_s = int(getattr(sale, "after_sales_window_s", DEFAULT_WINDOW_S))
         except engine_errors.SaleNotFound:
             window_s = DEFAULT_WINDOW_S
-        # the window runs from the order's last move (its delivery)
-        if datetime.now(UTC) > order.updated_at + timedelta(seconds=window_s):
+        # the window runs from the token's confirmation on chain (else the order's last move)
+        delivered_at = await self.pool.fetchval(q("delivered_at"), order_id) or order.updated_at
+        if datetime.now(UTC) > delivered_at + timedelta(seconds=window_s):
             raise OrderNotEligible("the after-sales window has passed", order_status=order.status)
         return order
 

@@ -246,51 +246,43 @@ class Checkouts:
         idempotency_key: str | None,
         fingerprint: str,
     ) -> None:
-        """Take the coins and write the checkout, its orders and bills: one transaction."""
+        """Take the coins and write the checkout, its orders and bills: one transaction
+        (without coins, one statement: the write is one round trip)."""
         parent, lines = checkout.bill, checkout.orders
+        bills = [parent, *(sub.bill for sub in checkout.sub_orders)]
+        args = (
+            checkout.checkout_id,
+            user_id,
+            parent.currency,
+            parent.goods_cents,
+            parent.coins_cents,
+            idempotency_key,
+            fingerprint,
+            msgspec.json.encode(checkout).decode(),
+            [o.order_id for o in lines],
+            [o.sale_id for o in lines],
+            [o.merchant_id for o in lines],
+            [o.price_cents for o in lines],
+            [o.coins_cents for o in lines],
+            [b.bill_id for b in bills],
+            [b.kind for b in bills],
+            [b.merchant_id for b in bills],
+            [b.goods_cents for b in bills],
+            [b.coins_cents for b in bills],
+            [b.to_pay_cents for b in bills],
+        )
+        if not parent.coins_cents:
+            await self.pool.execute(q("insert_checkout"), *args)
+            return
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                q("insert_checkout"),
-                checkout.checkout_id,
+            await coins.move(
+                conn,
                 user_id,
                 parent.currency,
-                parent.goods_cents,
-                parent.coins_cents,
-                idempotency_key,
-                fingerprint,
-                msgspec.json.encode(checkout).decode(),
+                -parent.coins_cents,
+                "spend",
+                checkout_id=checkout.checkout_id,
+                reason=f"checkout {checkout.checkout_id}",
+                actor=user_id,
             )
-            if parent.coins_cents:
-                await coins.move(
-                    conn,
-                    user_id,
-                    parent.currency,
-                    -parent.coins_cents,
-                    "spend",
-                    checkout_id=checkout.checkout_id,
-                    reason=f"checkout {checkout.checkout_id}",
-                    actor=user_id,
-                )
-            await conn.execute(
-                q("insert_checkout_orders"),
-                checkout.checkout_id,
-                [o.order_id for o in lines],
-                [o.sale_id for o in lines],
-                [o.merchant_id for o in lines],
-                list(range(len(lines))),
-                [o.price_cents for o in lines],
-                [o.coins_cents for o in lines],
-            )
-            for bill in [parent, *(sub.bill for sub in checkout.sub_orders)]:
-                await conn.execute(
-                    q("insert_bill"),
-                    bill.bill_id,
-                    checkout.checkout_id,
-                    bill.kind,
-                    bill.merchant_id,
-                    user_id,
-                    bill.currency,
-                    bill.goods_cents,
-                    bill.coins_cents,
-                    bill.to_pay_cents,
-                )
+            await conn.execute(q("insert_checkout"), *args)

@@ -18,6 +18,7 @@ from flashsale.engine import statuses
 from flashsale.orders.errors import InsufficientCoins
 from flashsale.orders.queries import q
 from flashsale.payments import wallet
+from flashsale.payments.models import CoinEntry, row_to
 
 CoinKind = Literal["credit", "spend", "return"]
 
@@ -70,6 +71,14 @@ async def move(
 
 async def balance(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, currency: str) -> int:
     return int(await conn.fetchval(q("coin_balance"), user_id, currency) or 0)
+
+
+async def entries(
+    pool: asyncpg.Pool, user_id: str, currency: str, limit: int = 50
+) -> list[CoinEntry]:
+    """A buyer's latest coin movements in one currency, latest first."""
+    rows = await pool.fetch(q("coin_entries"), user_id, currency, limit)
+    return [row_to(CoinEntry, r) for r in rows]
 
 
 async def credit(

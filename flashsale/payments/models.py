@@ -68,6 +68,21 @@ class Wallet(Struct, kw_only=True):
     entries: list[WalletEntry]
     coins_cents: int = 0
     """Platform coins in this currency (spent at checkout, not balance)."""
+    coin_entries: list[CoinEntry] = msgspec.field(default_factory=list)
+    """The latest movements of the coins, latest first."""
+
+
+class CoinEntry(Struct, kw_only=True):
+    """One movement of a buyer's coins: credited, spent by a checkout, given back by an order."""
+
+    entry_id: int
+    amount_cents: int
+    balance_after_cents: int
+    kind: Literal["credit", "spend", "return"]
+    reason: str
+    checkout_id: str | None
+    order_id: str | None
+    created_at: datetime
 
 
 class WalletCredit(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -128,6 +128,7 @@ class PaymentService:
     async def wallet(self, user_id: str, currency: str = "CNY") -> Wallet:
         read = await wallet.read(self.pool, user_id, currency)
         read.coins_cents = await coins.balance(self.pool, user_id, currency)
+        read.coin_entries = await coins.entries(self.pool, user_id, currency)
         return read
 
     async def credit_wallet(

@@ -7,10 +7,12 @@ on the suite's Redis and PostgreSQL; the load test runs as the CLI does.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from .servers import delete_namespace, running_server, server_env
@@ -18,10 +20,22 @@ from .servers import delete_namespace, running_server, server_env
 pytestmark = pytest.mark.slow
 
 
+async def _admin(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 def test_checkout_passes_with_clean_audits(
-    redis_url: str, database_url: str, namespace: str, tmp_path: Path
+    redis_url: str, pg_admin_url: str, namespace: str, tmp_path: Path
 ) -> None:
-    env = server_env(redis_url, database_url, namespace)
+    # a database of its own: the server's deliverer records its chain's genesis, and the
+    # next test with a chain of its own (the demo) must not find this one's there
+    name = f"fs_checkout_load_{namespace}"
+    asyncio.run(_admin(pg_admin_url, f'CREATE DATABASE "{name}"'))
+    env = server_env(redis_url, f"{pg_admin_url.rpartition('/')[0]}/{name}", namespace)
     try:
         with running_server(env, tmp_path / "server.log") as url:
             done = subprocess.run(
@@ -55,6 +69,7 @@ def test_checkout_passes_with_clean_audits(
             )
     finally:
         delete_namespace(redis_url, namespace)
+        asyncio.run(_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     lines = done.stdout.strip().splitlines()

@@ -47,8 +47,8 @@ def test_the_demo_is_a_short_story_with_its_logs_in_a_file(
     story = done.stdout + done.stderr[-2000:]
     assert done.returncode == 0 and lines[-1].startswith("verdict: PASS"), story
     assert len(lines) < 40, f"a story, not a log:\n{story}"
-    steps = [line for line in lines if re.match(r"^\[\d/7\] ", line)]
-    assert len(steps) == 7, story  # the embedded-servers step is skipped: services are given
+    steps = [line for line in lines if re.match(r"^\[\d/8\] ", line)]
+    assert len(steps) == 8, story  # the embedded-servers step is skipped: services are given
     assert any("the server: each purchase took p50" in line for line in lines), story
     assert not any(re.match(r"^\d{4}-\d\d-\d\dT", line) for line in lines), "no log lines"
     [named] = re.findall(r"The servers' logs go to (\S+)", done.stdout)

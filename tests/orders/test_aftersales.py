@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from flashsale.orders.aftersales import AfterSales, Upload
-from flashsale.orders.errors import TicketAlreadyOpen
+from flashsale.orders.errors import OrderNotEligible, TicketAlreadyOpen
 from flashsale.payments.service import PaymentService
 from tests.api.helpers import problem
 
@@ -197,3 +197,26 @@ async def test_two_concurrent_decisions_one_wins_and_approval_refunds_once(
             assert len(refunds) == 1 and again.json()["refund_id"]
         else:
             assert status == "paid" and mine["balance_cents"] == 5000 - 1200 and not refunds
+
+
+async def test_the_window_runs_from_the_delivery(
+    client: Client, make_sale: Any, user: User, service: PaymentService, pool: asyncpg.Pool
+) -> None:
+    buyer, _, order = await _paid_order(client, make_sale, user, "late")
+    # the deliverer's record of the token confirmed on chain eight days ago
+    await pool.execute(
+        "INSERT INTO deliveries (order_id, sale_id, user_id, token_id, status, address, nonce,"
+        " confirmed_at) VALUES ($1, $2, $3, 1, 'confirmed', $4, 0, now() - interval '8 days')",
+        order["order_id"],
+        order["sale_id"],
+        buyer,
+        "0x" + "ab" * 20,
+    )
+    desk = AfterSales(service, eligible=frozenset({"paid"}))
+    with pytest.raises(OrderNotEligible):
+        await desk.open(order["order_id"], buyer, "too late", [])
+    await pool.execute(
+        "UPDATE deliveries SET confirmed_at = now() - interval '6 days' WHERE order_id = $1",
+        order["order_id"],
+    )
+    assert (await desk.open(order["order_id"], buyer, "in time", [])).status == "open"

@@ -67,7 +67,10 @@ async def test_a_cart_of_two_merchants_is_split_with_its_bills_and_coins(
     )
     assert subs["studio-b"]["order_ids"] == [o["order_id"] for o in orders[1:]]
     assert subs["studio-a"]["bill"]["to_pay_cents"] == 916
-    assert (await wallet(client, headers))["coins_cents"] == 200
+    mine = await wallet(client, headers)
+    assert mine["coins_cents"] == 200
+    moves = [(e["kind"], e["amount_cents"], e["checkout_id"]) for e in mine["coin_entries"]]
+    assert moves == [("spend", -500, out["checkout_id"]), ("credit", 700, None)]
     assert (await sale_counts(client, b["sale_id"]))[1] == 2
 
 
@@ -158,6 +161,9 @@ async def test_an_idempotency_key_replays_the_first_checkout(
         headers={**keyed, "content-type": "application/json"},
     )
     assert spaced.status_code == 200 and spaced.json() == answers[0].json()
+    bad_key = {**headers, "Idempotency-Key": "no spaces allowed"}
+    r = await client.post("/v1/checkouts", json=body, headers=bad_key)
+    assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text
     other = {"items": [{"sale_id": a["sale_id"], "quantity": 1}]}
     problem(
         await client.post("/v1/checkouts", json=other, headers=keyed), 422, "idempotency_key_reused"
@@ -202,7 +208,14 @@ async def test_cancelling_an_order_gives_its_coins_back_once(
     assert (await wallet(client, headers))["coins_cents"] == 0
     r = await client.post(f"/v1/orders/{first['order_id']}/cancel", headers=headers)
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
-    assert (await wallet(client, headers))["coins_cents"] == 100
+    mine = await wallet(client, headers)
+    assert mine["coins_cents"] == 100
+    latest = mine["coin_entries"][0]
+    assert (latest["kind"], latest["amount_cents"], latest["order_id"]) == (
+        "return",
+        100,
+        first["order_id"],
+    )
     # asked again (a retried hook, the timers): nothing more comes back
     problem(
         await client.post(f"/v1/orders/{first['order_id']}/cancel", headers=headers),

@@ -8,10 +8,13 @@ most 5 MB (413 ``payload_too_large``), PNG, JPEG, WebP or PDF by its bytes (415
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Body, FromPath, QueryParameter
 
 from flashsale.api.auth import principal_of, require_admin, require_user
@@ -27,6 +30,33 @@ TICKET_ID = re.compile(r"^tk_[0-9a-f]{24}$")
 EVIDENCE_ID = re.compile(r"^ev_[0-9a-f]{24}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 MAX_FORM_BYTES = MAX_FILES * MAX_FILE_BYTES + 1024 * 1024  # five full files and the reason
+
+
+@dataclass
+class TicketOperation(Operation):
+    """The OpenAPI operation of the ticket handler, which reads its multipart form itself."""
+
+    def __post_init__(self) -> None:
+        form: Any = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["reason"],
+            properties={
+                "reason": Schema(
+                    type=OpenAPIType.STRING, min_length=1, max_length=MAX_REASON_CHARS
+                ),
+                "evidence": Schema(
+                    type=OpenAPIType.ARRAY,
+                    max_items=MAX_FILES,
+                    items=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+                    description="PNG, JPEG, WebP or PDF (judged by the bytes), 5 MB each",
+                ),
+            },
+        )
+        self.request_body = RequestBody(
+            content={"multipart/form-data": OpenAPIMediaType(schema=form)},
+            required=True,
+            description="`reason` and 0 to 5 `evidence` files.",
+        )
 
 
 def after_sales(request: Request[Any, Any, Any]) -> AfterSales:
@@ -85,6 +115,7 @@ class AfterSalesController(Controller):
         guards=[require_user],
         security=BEARER,
         status_code=201,
+        operation_class=TicketOperation,
         request_max_body_size=MAX_FORM_BYTES,
         responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
         summary="Open an after-sales ticket on a delivered order (multipart: reason, evidence)",

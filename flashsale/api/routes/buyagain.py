@@ -12,7 +12,7 @@ from litestar.params import FromPath
 
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import problem_responses
-from flashsale.api.routes.checkout import idempotency_key
+from flashsale.api.routes.checkout import IdempotencyKey
 from flashsale.api.routes.payments import _order_id
 from flashsale.api.schemas import PurchaseOut
 from flashsale.api.state import AppState
@@ -45,11 +45,10 @@ class BuyAgainController(Controller):
         "sale_paused, limit_reached, or sale_delisted when the drop is gone.",
     )
     async def buy_again(
-        self, request: Request[Any, Any, Any], order_id: FromPath[str]
+        self, request: Request[Any, Any, Any], order_id: FromPath[str], key: IdempotencyKey = None
     ) -> Response[bytes]:
         state: AppState = request.app.state["app_state"]
         user_id = principal_of(request).user_id
-        key = idempotency_key(request)
         order = await state.engine.get_order(_order_id(order_id))
         if order is None or order.user_id != user_id:
             raise OrderNotFound()

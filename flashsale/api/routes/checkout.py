@@ -4,13 +4,12 @@ merchant bills (flashsale/orders). Needs PostgreSQL: 503 ``payments_unavailable`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
-from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import HeaderParameter, JSONBody
 
 from flashsale.api.auth import principal_of, require_user
 from flashsale.api.body import fingerprint, strict_body
@@ -30,14 +29,18 @@ def checkouts(request: Request[Any, Any, Any]) -> Checkouts:
     return Checkouts(service.pool, state.engine)
 
 
-def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is not None and IDEMPOTENCY_KEY.match(key) is None:
-        raise ValidationException(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            extra=[{"message": "invalid", "key": "Idempotency-Key", "source": "header"}],
-        )
-    return key
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY.pattern,
+        description="Same key and body: the first answer again (200). "
+        "Same key, another body: 422 idempotency_key_reused.",
+    ),
+]
 
 
 class CheckoutsController(Controller):
@@ -63,9 +66,11 @@ class CheckoutsController(Controller):
         "`coins_cents` are taken from the buyer's coins and spread over the orders by price.",
     )
     async def checkout(
-        self, request: Request[Any, Any, Any], data: JSONBody[CheckoutCreate]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[CheckoutCreate],
+        key: IdempotencyKey = None,
     ) -> Response[bytes]:
-        key = idempotency_key(request)
         body = await strict_body(request, CheckoutCreate)
         state: AppState = request.app.state["app_state"]
         placed = await checkouts(request).place(

@@ -43,3 +43,7 @@ UPDATE after_sales_tickets SET refund_id = $2 WHERE ticket_id = $1;
 
 -- name: refund_of_payment
 SELECT refund_id FROM refunds WHERE payment_id = $1;
+
+-- name: delivered_at
+-- When the order's token was confirmed on chain (flashsale/chain), if it was.
+SELECT confirmed_at FROM deliveries WHERE order_id = $1 AND status = 'confirmed';

@@ -36,3 +36,8 @@ SELECT w.user_id, w.currency, w.coins_cents, COALESCE(SUM(e.amount_cents), 0) AS
   LEFT JOIN coin_entries e ON e.user_id = w.user_id AND e.currency = w.currency
  GROUP BY w.user_id, w.currency, w.coins_cents
 HAVING w.coins_cents <> COALESCE(SUM(e.amount_cents), 0) OR w.coins_cents < 0;
+
+-- name: coin_entries
+SELECT * FROM coin_entries WHERE user_id = $1 AND currency = $2
+ ORDER BY entry_id DESC
+ LIMIT $3;
