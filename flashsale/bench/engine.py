@@ -86,7 +86,8 @@ def redis_benchmark(url: str, engine: Engine, sale_id: str, requests: int, pipel
         "",
         "",
         "60",
-        k.order_prefix,
+        # a 20-hex order id per call (redis-benchmark fills in 12 random digits)
+        f"{sale_id}.00000000__rand_int__",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
     match = re.search(r"([\d.]+) requests per second", out.replace(",", ""))

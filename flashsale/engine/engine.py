@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,10 +17,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from flashsale.engine import errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.codec import text
-from flashsale.engine.keys import SaleKeys, request_window, sale_id_of_order, sales_registry
+from flashsale.engine.keys import (
+    LIVE_SUFFIX,
+    SaleKeys,
+    history_field,
+    live_field,
+    order_ids_in,
+    request_window,
+    sale_id_of_order,
+    sales_registry,
+)
 from flashsale.engine.models import (
     FAR_FUTURE_MS,
-    ORDER_FIELDS,
     Order,
     Purchase,
     Sale,
@@ -29,6 +36,7 @@ from flashsale.engine.models import (
     SaleUpdate,
     SerialsSpec,
     datetime_to_ms,
+    order_from_record,
     order_from_reply,
     sale_from_meta,
 )
@@ -57,10 +65,10 @@ LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps R
 ProgressCallback = Callable[[int, int], None]
 
 
-def order_id_for(sale_id: str, user_id: str, n: int) -> str:
-    """Deterministic order id of a buyer's n-th purchase (mirrors purchase-9.lua)."""
-    digest = hashlib.sha1(f"{sale_id}\n{user_id}\n{n}".encode()).hexdigest()
-    return f"{sale_id}.{digest[:20]}"
+def new_order_id(sale_id: str) -> str:
+    """A fresh order id, ``<sale_id>.<20 hex>`` (80 random bits: ids are not guessable and
+    do not collide; the sale, and so its slot, is in the id)."""
+    return f"{sale_id}.{secrets.token_hex(LIVE_SUFFIX // 2)}"
 
 
 def _segment_args(spec: SerialsSpec) -> list[Arg]:
@@ -338,7 +346,7 @@ class Engine:
                 "1" if idempotency_key else "",
                 fingerprint,
                 self.idempotency_ttl_s,
-                k.order_prefix,
+                new_order_id(sale_id),
             ],
         )
         code = int(reply[0])
@@ -350,7 +358,7 @@ class Engine:
         k = self.keys(sale_id_of_order(order_id))
         reply = await self._call(
             script,
-            [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.order(order_id)],
+            [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.orders],
             [order_id, *args],
         )
         order, _ = errors.order_of(reply)
@@ -369,7 +377,7 @@ class Engine:
         k = self.keys(sale_id_of_order(order_id))
         reply = await self._call(
             "confirm_payment",
-            [k.meta, k.expiry, k.events, k.order(order_id)],
+            [k.meta, k.expiry, k.events, k.orders],
             [order_id, payment_id, self.clock()],
         )
         order, _ = errors.order_of(reply)
@@ -384,7 +392,7 @@ class Engine:
         k = self.keys(sale_id_of_order(order_id))
         reply = await self._call(
             "request_refund",
-            [k.events, k.order(order_id)],
+            [k.events, k.orders],
             [order_id, user_id or "", self.clock(), reason],
         )
         return errors.order_of(reply)
@@ -394,7 +402,7 @@ class Engine:
         k = self.keys(sale_id_of_order(order_id))
         reply = await self._call(
             "refund",
-            [k.meta, k.buyers, k.ips, k.returned, k.events, k.order(order_id)],
+            [k.meta, k.buyers, k.ips, k.returned, k.events, k.orders],
             [order_id, self.clock(), reason],
         )
         return errors.order_of(reply)
@@ -404,7 +412,7 @@ class Engine:
         k = self.keys(sale_id_of_order(order_id))
         reply = await self._call(
             "reject_refund",
-            [k.events, k.order(order_id)],
+            [k.events, k.orders],
             [order_id, self.clock(), reason],
         )
         return errors.order_of(reply)
@@ -417,37 +425,41 @@ class Engine:
         return int(await self._call("ip_rate", [key], [REQUEST_WINDOW_TTL_S], cache=False))
 
     async def get_order(self, order_id: str) -> Order | None:
-        k = self.keys(sale_id_of_order(order_id))
-        values = await self.redis.hmget(k.order(order_id), ORDER_FIELDS)
-        if values[0] is None:
-            return None
-        return order_from_reply(values)
+        packed = await self.redis.hget(self.keys(sale_id_of_order(order_id)).orders, order_id)
+        return None if packed is None else order_from_record(packed)
+
+    async def get_orders(self, sale_id: str, order_ids: Sequence[str]) -> list[Order]:
+        """The orders of ``sale_id`` among ``order_ids`` (those it has), in that order."""
+        orders: list[Order] = []
+        for start in range(0, len(order_ids), 1000):
+            part = order_ids[start : start + 1000]
+            values = await self.redis.hmget(self.keys(sale_id).orders, part)
+            orders.extend(order_from_record(v) for v in values if v is not None)
+        return orders
 
     async def buyer_orders(self, sale_id: str, user_id: str) -> list[Order]:
-        k = self.keys(sale_id)
-        n = await self.redis.hget(k.buyers, f"n:{user_id}")
-        ids = [order_id_for(sale_id, user_id, i) for i in range(1, int(n or 0) + 1)]
-        orders = [await self.get_order(order_id) for order_id in ids]
-        return [order for order in orders if order is not None]
+        """A buyer's orders in a sale, oldest first: its released ones, then its live ones
+        (both kept in the buyers hash, so no scan of the sale)."""
+        released, live = await self.redis.hmget(
+            self.keys(sale_id).buyers, [history_field(user_id), live_field(user_id)]
+        )
+        ids = order_ids_in(sale_id, text(released or b"")) + order_ids_in(
+            sale_id, text(live or b"")
+        )
+        orders = await self.get_orders(sale_id, ids)
+        orders.sort(key=lambda order: order.created_at)
+        return orders
 
     async def order_ids(self, sale_id: str) -> list[str]:
-        """Every order id of a sale, from the buyers' purchase counters (no index needed)."""
-        ids: list[str] = []
-        async for field, value in self.redis.hscan_iter(self.keys(sale_id).buyers, match="n:*"):
-            user_id = text(field)[2:]
-            ids.extend(order_id_for(sale_id, user_id, i) for i in range(1, int(value) + 1))
-        return ids
+        """Every order id of a sale (the orders hash's fields)."""
+        return [text(f) async for f, _ in self.redis.hscan_iter(self.keys(sale_id).orders)]
 
     async def orders_of_sale(self, sale_id: str) -> list[Order]:
-        """Every order of a sale, read in pipelined batches."""
-        ids = await self.order_ids(sale_id)
-        orders: list[Order] = []
-        for start in range(0, len(ids), 1000):
-            pipe = self.redis.pipeline(transaction=False)
-            for order_id in ids[start : start + 1000]:
-                pipe.hmget(self.keys(sale_id).order(order_id), ORDER_FIELDS)
-            orders.extend(order_from_reply(v) for v in await pipe.execute() if v[0] is not None)
-        return orders
+        """Every order of a sale, read by HSCAN pages."""
+        return [
+            order_from_record(v)
+            async for _, v in self.redis.hscan_iter(self.keys(sale_id).orders, count=1000)
+        ]
 
     async def pending_order_ids(self, sale_id: str, *, limit: int = 10_000) -> list[str]:
         """Pending orders of a sale, earliest deadline first (the expiry schedule holds them)."""

@@ -152,6 +152,55 @@ ORDER_FIELDS = (
 )
 
 
+class OrderRecord(Struct, array_like=True):
+    """The packed order (lua/includes/order.lua): ORDER_FIELDS, then the request's
+    fingerprint, as one msgpack array in the sale's orders hash and in its events."""
+
+    order_id: str
+    sale_id: str
+    user_id: str
+    serial: str
+    serial_kind: str
+    status: str
+    version: int
+    created_ms: int
+    expires_ms: int
+    updated_ms: int
+    price_cents: int
+    currency: str
+    payment_id: str
+    reason: str
+    draw: int
+    ip: str
+    fingerprint: str = ""
+
+    def order(self) -> Order:
+        return Order(
+            order_id=self.order_id,
+            sale_id=self.sale_id,
+            user_id=self.user_id,
+            serial=int(self.serial) if self.serial_kind == "r" else self.serial,
+            status=self.status,  # type: ignore[arg-type]  # checked where decoded for storage
+            version=self.version,
+            created_at=ms_to_datetime(self.created_ms),
+            expires_at=ms_to_datetime(self.expires_ms),
+            updated_at=ms_to_datetime(self.updated_ms),
+            price_cents=self.price_cents,
+            currency=self.currency,
+            payment_id=self.payment_id or None,
+            reason=self.reason or None,
+            draw=None if self.draw < 0 else self.draw,
+        )
+
+
+decode_record = msgspec.msgpack.Decoder(OrderRecord).decode
+
+
+def order_from_record(packed: Any) -> Order:
+    """An order from its packed record (bytes, as redis-py reads it)."""
+    return decode_record(packed).order()
+
+
 def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

@@ -58,5 +58,4 @@ async def delete_sale(engine: Engine, sale_id: str) -> None:
     from flashsale.engine.keys import sales_registry
 
     keys = engine.keys(sale_id)
-    orders = [keys.order(order_id) for order_id in await engine.order_ids(sale_id)]
-    await engine.redis.unlink(*keys.all_fixed(), *orders, sales_registry(engine.namespace))
+    await engine.redis.unlink(*keys.all_fixed(), sales_registry(engine.namespace))

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flashsale.engine import errors
-from flashsale.engine.engine import Engine, order_id_for
-from flashsale.engine.models import SaleUpdate, SerialsSpec
+from flashsale.engine.engine import Engine
+from flashsale.engine.models import ORDER_ID, SaleUpdate, SerialsSpec
 from flashsale.errors import ValidationFailed
 
 from .helpers import assert_invariants, make_sale
@@ -47,7 +47,19 @@ async def test_limit_reached_names_the_buyers_live_orders(engine: Engine) -> Non
     with pytest.raises(errors.LimitReached) as refused:
         await engine.purchase("lim", "u1")
     assert refused.value.extra["order_ids"] == [order.order_id]
-    assert order.order_id == order_id_for("lim", "u1", 1)
+    assert ORDER_ID.match(order.order_id) and order.order_id.startswith("lim.")
+
+
+async def test_limit_reached_lists_at_most_ten_live_orders_newest_first(engine: Engine) -> None:
+    await make_sale(engine, "many", size=50, per_user_limit=12)
+    bought = [(await engine.purchase("many", "u1")).order.order_id for _ in range(12)]
+    await engine.cancel(bought[0])  # a released order is not listed, and frees a place
+    bought.append((await engine.purchase("many", "u1")).order.order_id)
+    with pytest.raises(errors.LimitReached) as refused:
+        await engine.purchase("many", "u1")
+    assert refused.value.extra["order_ids"] == bought[::-1][:10]
+    mine = await engine.buyer_orders("many", "u1")
+    assert [o.order_id for o in mine] == bought and mine[0].status == "cancelled"
 
 
 async def test_window_scheduled_open_closed(engine: Engine) -> None:
