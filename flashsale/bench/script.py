@@ -111,8 +111,26 @@ class Pair:
             await self.engine.redis.unlink(*[f"{tag}:{n}" for n in ("m", "b", "r", "o", "x", "e")])
 
 
+async def _evalsha_usec(engine: Engine) -> tuple[int, int]:
+    """(calls, microseconds) Redis spent in EVALSHA so far (INFO commandstats)."""
+    stats = (await engine.redis.info("commandstats")).get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
+async def _run(
+    engine: Engine, url: str, requests: int, pipeline: int, command: list[str]
+) -> tuple[float, float]:
+    """(calls per second, Redis microseconds per call) of one redis-benchmark run."""
+    calls0, usec0 = await _evalsha_usec(engine)
+    rate = await asyncio.to_thread(_benchmark, url, requests, pipeline, command)
+    calls1, usec1 = await _evalsha_usec(engine)
+    return rate, (usec1 - usec0) / max(calls1 - calls0, 1)
+
+
 async def measure(url: str, runs: int, requests: int) -> dict[str, Figure]:
-    """``script-p<N>`` / ``reference-p<N>`` calls per second and their ``ratio-p<N>``."""
+    """``script-p<N>`` / ``reference-p<N>`` calls per second and their ``ratio-p<N>``;
+    ``script-us`` / ``reference-us``: Redis's own time per call (INFO commandstats), the
+    figure least disturbed by other load on the machine."""
     engine = Engine.from_url(url, namespace="bench-script", max_connections=4)
     seen: dict[str, list[float]] = {}
     try:
@@ -124,13 +142,16 @@ async def measure(url: str, runs: int, requests: int) -> dict[str, Figure]:
                 sale_id, ours = await pair.ours_command(label)
                 tag, reference = await pair.reference_command(label)
                 try:
-                    rate = await asyncio.to_thread(_benchmark, url, requests, pipeline, ours)
-                    base = await asyncio.to_thread(_benchmark, url, requests, pipeline, reference)
+                    rate, us = await _run(engine, url, requests, pipeline, ours)
+                    base, base_us = await _run(engine, url, requests, pipeline, reference)
                 finally:
                     await pair.drop(sale_id, tag)
                 seen.setdefault(f"script-{label}", []).append(rate)
                 seen.setdefault(f"reference-{label}", []).append(base)
                 seen.setdefault(f"ratio-{label}", []).append(rate / base)
+                seen.setdefault("script-us", []).append(us)
+                seen.setdefault("reference-us", []).append(base_us)
+                seen.setdefault("ratio-us", []).append(base_us / us)
     finally:
         await engine.aclose()
     return {name: Figure(tuple(values)) for name, values in seen.items()}
@@ -150,6 +171,10 @@ def report(figures: dict[str, Figure], requests: int) -> str:
             f"| -P {pipeline} | {figures[f'script-{label}'].show()} | "
             f"{figures[f'reference-{label}'].show()} | {figures[f'ratio-{label}'].show('×', 2)} |"
         )
+    lines.append(
+        f"| Redis µs per call (INFO commandstats) | {figures['script-us'].show(' µs', 1)} | "
+        f"{figures['reference-us'].show(' µs', 1)} | {figures['ratio-us'].show('×', 2)} |"
+    )
     return "\n".join(lines)
 
 

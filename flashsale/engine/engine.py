@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -36,6 +37,7 @@ from flashsale.engine.models import (
     SaleUpdate,
     SerialsSpec,
     datetime_to_ms,
+    ms_to_datetime,
     order_from_record,
     order_from_reply,
     sale_from_meta,
@@ -69,6 +71,12 @@ def new_order_id(sale_id: str) -> str:
     """A fresh order id, ``<sale_id>.<20 hex>`` (80 random bits: ids are not guessable and
     do not collide; the sale, and so its slot, is in the id)."""
     return f"{sale_id}.{secrets.token_hex(LIVE_SUFFIX // 2)}"
+
+
+def legacy_order_id(sale_id: str, user_id: str, n: int) -> str:
+    """The id of a buyer's n-th order before packed records (ids were derived, not drawn)."""
+    digest = hashlib.sha1(f"{sale_id}\n{user_id}\n{n}".encode()).hexdigest()
+    return f"{sale_id}.{digest[:20]}"
 
 
 def _segment_args(spec: SerialsSpec) -> list[Arg]:
@@ -105,6 +113,11 @@ SCRIPTS = (
     "refund",
     "reject_refund",
     "ip_rate",
+    "upgrade_orders",
+    "start_delivery",
+    "confirm_delivery",
+    "fail_delivery",
+    "complete",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -249,6 +262,7 @@ class Engine:
                 key,
                 permutation.commitment(key),
                 now,
+                spec.after_sales_window_s * 1000,
                 *_segment_args(chunks[0]),
             ],
         )
@@ -280,7 +294,8 @@ class Engine:
         raw = await self.redis.hgetall(self.keys(sale_id).meta)
         if not raw:
             raise errors.SaleNotFound()
-        meta = {text(k): text(v) for k, v in raw.items()}
+        # "hot" and "cur" are packed copies for the purchase script (lua/includes/hot.lua)
+        meta = {text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur")}
         return sale_from_meta(meta, self.clock())
 
     async def sale_ids(self) -> list[str]:
@@ -335,6 +350,7 @@ class Engine:
     ) -> Purchase:
         k = self.keys(sale_id)
         idem_key = k.idempotency(user_id, idempotency_key) if idempotency_key else None
+        order_id, now = new_order_id(sale_id), self.clock()
         reply = await self._call(
             "purchase",
             k.purchase_keys(idem_key),
@@ -342,17 +358,36 @@ class Engine:
                 sale_id,
                 user_id,
                 ip or "",
-                self.clock(),
+                now,
                 "1" if idempotency_key else "",
                 fingerprint,
                 self.idempotency_ttl_s,
-                new_order_id(sale_id),
+                order_id,
             ],
         )
         code = int(reply[0])
+        if code == errors.Reply.CREATED:
+            # {1, serial, kind, expires_ms, price_cents, currency, draw}: the rest is ours
+            _, serial, kind, expires_ms, price_cents, currency, draw = reply
+            at = ms_to_datetime(now)
+            order = Order(
+                order_id=order_id,
+                sale_id=sale_id,
+                user_id=user_id,
+                serial=int(serial) if kind == "r" else serial,
+                status="pending_payment",
+                version=1,
+                created_at=at,
+                expires_at=ms_to_datetime(int(expires_ms)),
+                updated_at=at,
+                price_cents=int(price_cents),
+                currency=currency,
+                draw=None if int(draw) < 0 else int(draw),
+            )
+            return Purchase(order=order, replayed=False)
         if code < 0:
             raise errors.refusal(reply)
-        return Purchase(order=order_from_reply(reply[1:]), replayed=code == errors.Reply.REPLAYED)
+        return Purchase(order=order_from_reply(reply[1:]), replayed=True)
 
     async def _release(self, script: str, order_id: str, args: list[Arg]) -> Order:
         k = self.keys(sale_id_of_order(order_id))
@@ -417,6 +452,50 @@ class Engine:
         )
         return errors.order_of(reply)
 
+    # -- delivery (chain/moves.py) and completion -----------------------------------------
+
+    async def start_delivery(self, order_id: str) -> tuple[Order, bool]:
+        """paid -> delivering (before the first mint is signed); True when it already was."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call("start_delivery", [k.events, k.orders], [order_id, self.clock()])
+        return errors.order_of(reply)
+
+    async def confirm_delivery(self, order_id: str) -> tuple[Order, bool]:
+        """delivering -> delivered; completed by the timers after the after-sales window."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "confirm_delivery",
+            [k.meta, k.completion, k.events, k.orders],
+            [order_id, self.clock()],
+        )
+        return errors.order_of(reply)
+
+    async def fail_delivery(self, order_id: str, reason: str) -> tuple[Order, bool]:
+        """delivering -> paid (the deliverer gave up; an alert says why)."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "fail_delivery", [k.events, k.orders], [order_id, self.clock(), reason]
+        )
+        return errors.order_of(reply)
+
+    async def complete(self, order_id: str, *, user_id: str | None = None) -> tuple[Order, bool]:
+        """delivered -> completed: by its buyer (``user_id``) at any time, or by the timers
+        (no ``user_id``) once the window has passed (else ``NotDue``)."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._call(
+            "complete",
+            [k.completion, k.events, k.orders],
+            [order_id, user_id or "", self.clock()],
+        )
+        return errors.order_of(reply)
+
+    async def due_completions(self, sale_id: str, *, limit: int = 500) -> list[str]:
+        """Delivered orders whose after-sales window has passed, oldest first."""
+        members = await self.redis.zrangebyscore(
+            self.keys(sale_id).completion, "-inf", self.clock(), start=0, num=limit
+        )
+        return [text(m) for m in members]
+
     # -- the per-address request rate ------------------------------------------------------
 
     async def count_request(self, ip: str) -> int:
@@ -460,6 +539,30 @@ class Engine:
             order_from_record(v)
             async for _, v in self.redis.hscan_iter(self.keys(sale_id).orders, count=1000)
         ]
+
+    async def upgrade_orders(self, sale_id: str, *, chunk: int = 2000) -> int:
+        """Move a sale's orders written before packed records into the packed form
+        (lua/upgrade_orders-2.lua), ``chunk`` orders per script call; the number moved.
+        Run with no purchase in flight (``flashsale db upgrade``, docs/design.md)."""
+        k = self.keys(sale_id)
+        moved = 0
+        batch: list[Arg] = []
+        # HSCAN returns every field present throughout; the ones moved meanwhile are gone
+        async for field, value in self.redis.hscan_iter(k.buyers, match="n:*", count=1000):
+            user, n = text(field)[2:], int(value)
+            batch += [user, n, *(legacy_order_id(sale_id, user, i) for i in range(1, n + 1))]
+            if len(batch) >= chunk:
+                moved += await self._upgrade_chunk(k, batch)
+                batch = []
+        if batch:
+            moved += await self._upgrade_chunk(k, batch)
+        return moved
+
+    async def _upgrade_chunk(self, k: SaleKeys, batch: list[Arg]) -> int:
+        reply = await self._call(
+            "upgrade_orders", [k.buyers, k.orders], [k.order_prefix, *batch], cache=False
+        )
+        return int(reply[1])
 
     async def pending_order_ids(self, sale_id: str, *, limit: int = 10_000) -> list[str]:
         """Pending orders of a sale, earliest deadline first (the expiry schedule holds them)."""

@@ -16,6 +16,7 @@ class SaleKeys:
 
     __slots__ = (
         "buyers",
+        "completion",
         "events",
         "expiry",
         "idem_prefix",
@@ -48,6 +49,7 @@ class SaleKeys:
         self.ips = f"{tag}:ips"  # hash: live orders per client address
         self.returned = f"{tag}:returned"  # list: released serials, sold first
         self.expiry = f"{tag}:expiry"  # zset: pending orders by payment deadline
+        self.completion = f"{tag}:completion"  # zset: delivered orders by after-sales end
         self.events = f"{tag}:events"  # stream: every transition, for the write-behind
         self.orders = f"{tag}:orders"  # hash: order_id -> packed order (lua/includes/order.lua)
         self.order_prefix = f"{tag}:order:"  # + order_id: an order before 0.7 (engine/upgrade.py)
@@ -99,6 +101,7 @@ class SaleKeys:
             self.expiry,
             self.events,
             self.orders,
+            self.completion,
         ]
 
 

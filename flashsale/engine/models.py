@@ -71,6 +71,8 @@ class SaleCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     payment_timeout_s: Annotated[int, Meta(ge=1, le=86_400)] = 1800
     price_cents: Annotated[int, Meta(ge=0, le=10**12)] = 0
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "CNY"
+    # how long a delivered order stays open to after-sales before it is completed
+    after_sales_window_s: Annotated[int, Meta(ge=0, le=31_536_000)] = 604_800
 
     def __post_init__(self) -> None:
         if self.start_at and self.end_at and self.end_at <= self.start_at:
@@ -107,6 +109,7 @@ class Sale(Struct, kw_only=True):
     assignment_commitment: str | None = None
     assignment_key: str | None = None
     created_at: datetime | None = None
+    after_sales_window_s: int = 604_800
 
 
 class Order(Struct, kw_only=True):
@@ -287,6 +290,7 @@ def sale_from_meta(meta: dict[str, str], now_ms: int) -> Sale:
         assignment_commitment=meta.get("commitment") if random else None,
         assignment_key=meta.get("perm_key") if random and status == "closed" else None,
         created_at=ms_to_datetime(int(meta["created_ms"])),
+        after_sales_window_s=int(meta.get("after_sales_ms") or 604_800_000) // 1000,
     )
 
 

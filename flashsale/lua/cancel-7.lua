@@ -14,6 +14,8 @@
   Replies:
   {1, order fields...}           cancelled
   {-9, ''}                       order_not_found (also: not the caller's order)
+  {-16, 'delivering'}             order_in_delivery
+  {-17, status}                  order_delivered (delivered or completed)
   {-10, status, order fields...} order_not_pending
 ]]
 local rcall = redis.call
@@ -27,6 +29,8 @@ local order_id, caller, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local o = load_order(orders_key, order_id)
 if not o or (caller ~= '' and o[O_USER] ~= caller) then return {-9, ''} end
+local refused = in_delivery(o)
+if refused then return refused end
 if o[O_STATUS] ~= 'pending_payment' then return not_pending(o) end
 release(o)
 rcall('HINCRBY', meta_key, 'reserved', -1)

@@ -23,7 +23,7 @@
   ARGV[8] the new order's id ("<sale_id>.<20 hex>", random)
 
   Replies:
-  {1, order fields...}   new order (layout: ORDER_FIELDS)
+  {1, serial, serial_kind, expires_ms, price_cents, currency, draw}   new order
   {2, order fields...}   replay of the order remembered under the key
   {-1, ''} sale_not_found        {-2, ''} sale_not_open     {-3, ''} sale_paused
   {-4, ''} sale_closed           {-5, ''} sold_out
@@ -40,7 +40,6 @@ local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
 
 --@include order
 --@include live
---@include pool
 
 if has_idem then
   local remembered = rcall('GET', idem_key)
@@ -51,16 +50,21 @@ if has_idem then
   end
 end
 
-local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'end_ms', 'per_user_limit',
-  'per_ip_limit', 'timeout_ms', 'price_cents', 'currency', 'total', 'drawn',
-  'assignment', 'perm_key', 'cur_segment', 'reserved')
-local status = m[1]
-if not status then return {-1, ''} end
-if status == 'closed' or now >= tonumber(m[3]) then return {-4, ''} end
+local m = rcall('HMGET', meta_key, 'hot', 'drawn', 'reserved', 'cur')
+local hot = m[1]
+if not hot then -- a sale created before "hot" existed (or no sale)
+  --@include hot
+  hot = refresh_hot(meta_key)
+  if not hot then return {-1, ''} end
+end
+-- status, start, end, user limit, ip limit, timeout, price, currency, total, assignment, key
+local h = cmsgpack.unpack(hot)
+local status = h[1]
+if status == 'closed' or now >= h[3] then return {-4, ''} end
 if status == 'paused' then return {-3, ''} end
-if status ~= 'open' or now < tonumber(m[2]) then return {-2, ''} end
+if status ~= 'open' or now < h[2] then return {-2, ''} end
 
-local limit = tonumber(m[4])
+local limit = h[4]
 local live_field = 'l:' .. user
 local live = rcall('HGET', buyers_key, live_field) or ''
 if #live >= limit * SUFFIX then
@@ -68,7 +72,7 @@ if #live >= limit * SUFFIX then
   for _, id in ipairs(live_ids(live, sale_id .. '.', 10)) do reply[#reply + 1] = id end
   return reply
 end
-local ip_limit = tonumber(m[5])
+local ip_limit = h[5]
 if ip_limit > 0 and ip ~= '' and tonumber(rcall('HGET', ips_key, ip) or '0') >= ip_limit then
   return {-7, ip_limit}
 end
@@ -79,23 +83,37 @@ if back then
   kind, serial, draw = string.sub(back, 1, 1), string.sub(back, 3), -1
   rcall('HINCRBY', meta_key, 'reserved', 1)
 else
-  local drawn, total = tonumber(m[10]), tonumber(m[9])
-  if drawn >= total then return {-5, ''} end
-  local segment
-  serial, kind, segment = draw_serial(segments_key, items_key, drawn, tonumber(m[13]), m[11], m[12])
+  local drawn = tonumber(m[2])
+  if drawn >= h[9] then return {-5, ''} end
+  -- the current segment is cached in meta ("cur"): no segments read while it lasts,
+  -- and a sequential range draw needs no more than an addition
+  local seg = m[4] and cmsgpack.unpack(m[4])
+  local moved = not seg or drawn >= seg[5] + seg[4]
+  if not moved and seg[2] == 'r' and h[10] ~= 'random' then
+    serial = string.format('%d', seg[3] + drawn - seg[5])
+  else
+    --@include pool
+    if moved then seg = find_segment(segments_key, drawn, seg and seg[1] or 1) end
+    if seg then serial = serial_in(seg, drawn, items_key, h[10], h[11]) end
+  end
   if not serial then return redis.error_reply('ERR serial pool corrupt at draw ' .. drawn) end
-  draw = drawn
-  rcall('HSET', meta_key, 'drawn', drawn + 1, 'cur_segment', segment,
-    'reserved', tonumber(m[14]) + 1)
+  kind, draw = seg[2], drawn
+  if moved then
+    rcall('HSET', meta_key, 'drawn', drawn + 1, 'reserved', tonumber(m[3]) + 1,
+      'cur_segment', seg[1], 'cur', cmsgpack.pack(seg))
+  else
+    rcall('HSET', meta_key, 'drawn', drawn + 1, 'reserved', tonumber(m[3]) + 1)
+  end
 end
 
 rcall('HSET', buyers_key, live_field, live .. string.sub(order_id, -SUFFIX))
 if ip ~= '' then rcall('HINCRBY', ips_key, ip, 1) end
 
-local expires = now + tonumber(m[6])
+local expires = now + h[6]
 local o = {order_id, sale_id, user, serial, kind, 'pending_payment', 1, now, expires, now,
-  tonumber(m[7]), m[8], '', '', draw, ip, fingerprint}
+  h[7], h[8], '', '', draw, ip, fingerprint}
 save_order(orders_key, events_key, o, 'purchased')
 rcall('ZADD', expiry_key, expires, order_id)
 if has_idem then rcall('SET', idem_key, order_id, 'EX', ARGV[7]) end
-return order_reply(1, o)
+-- the engine knows the rest of a new order (its id, the buyer, the time, the status)
+return {1, serial, kind, expires, o[11], o[12], draw}

@@ -24,9 +24,8 @@ local order_id, now, reason = ARGV[1], ARGV[2], ARGV[3]
 --@include live
 --@include release
 
-local o = load_order(orders_key, order_id)
-if not o then return {-9, ''} end
-if o[O_STATUS] == 'refunded' then return order_reply(3, o) end
+local o, done = order_or_reply(orders_key, order_id, 'refunded')
+if done then return done end
 if o[O_STATUS] ~= 'refund_pending' then return not_pending(o) end
 release(o)
 rcall('HINCRBY', meta_key, 'sold', -1)

@@ -24,6 +24,7 @@ local now = ARGV[1]
 local status, end_ms, user_limit, ip_limit, timeout_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 
 --@include segments
+--@include hot
 
 local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version', 'peak_user_limit')
 if not m[1] then return {-1, ''} end
@@ -65,6 +66,7 @@ changes[#changes + 1] = version
 changes[#changes + 1] = 'updated_ms'
 changes[#changes + 1] = now
 rcall('HSET', meta_key, unpack(changes))
+refresh_hot(meta_key)
 
 local event = {'XADD', events_key, '*', 'type', 'sale_tuned', 'at_ms', now,
   'sale_id', rcall('HGET', meta_key, 'sale_id'), 'actor', ARGV[7]}

@@ -30,7 +30,10 @@ ORDER_EVENTS = frozenset(
         "cancelled",
         "expired",
         "paid",
+        "delivery_started",
+        "delivery_failed",
         "delivered",
+        "completed",
         "refund_requested",
         "refunded",
         "refund_rejected",
@@ -65,6 +68,7 @@ _INT_SETTINGS = frozenset(
         "timeout_ms",
         "price_cents",
         "total",
+        "after_sales_ms",
     }
 )
 
@@ -134,6 +138,28 @@ def _int(fields: dict[str, str], name: str) -> int:
         return int(raw)
     except ValueError:
         raise PoisonEntry(f"field {name} is not an integer: {raw[:40]!r}") from None
+
+
+def readable(raw: dict[Any, Any]) -> dict[str, Any]:
+    """A stream entry as JSON-able data, whatever it holds (a dead letter's payload):
+    a packed record becomes its fields, bytes that are not UTF-8 their hex."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        if key in ORDER_EVENTS and len(raw) == 1:
+            try:
+                record = msgspec.msgpack.decode(value)
+                if isinstance(record, list):
+                    out["type"] = key
+                    out.update(zip((*ORDER_FIELDS, "fingerprint"), record, strict=False))
+                    continue
+            except msgspec.DecodeError:
+                pass
+        try:
+            out[key] = value.decode() if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            out[key] = {"hex": value.hex()}
+    return out
 
 
 def decode(sale_id: str, stream_id: str, raw: dict[Any, Any]) -> Event:

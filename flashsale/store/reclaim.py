@@ -21,7 +21,7 @@ import asyncpg
 
 from flashsale.engine.codec import text
 from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
-from flashsale.store.events import int_or
+from flashsale.store.events import int_or, readable
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis, Entry, id_key
 from flashsale.store.transient import TRANSIENT_PG
@@ -147,7 +147,7 @@ class Reclaimer:
             why = reasons.get(
                 entry_id, "never persisted: every consumer holding it died (crash loop?)"
             )
-            payload = json.dumps({text(k): text(v) for k, v in fields.items()})
+            payload = json.dumps(readable(fields))
             count = deliveries.get(entry_id, 0)
             pipe.xadd(
                 keys.persist_dead,

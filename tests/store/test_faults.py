@@ -73,21 +73,25 @@ async def test_poison_event_is_dead_lettered_and_the_rest_flows(
             keys.events, {"type": "purchased", "at_ms": "x", "order_id": "nonsense"}
         )
         unknown = await engine.redis.xadd(keys.events, {"type": "teleported", "at_ms": "1"})
+        # a packed order event whose record does not decode (not msgpack at all)
+        garbled = await engine.redis.xadd(keys.events, {"paid": b"\xc1\xff not msgpack"})
         second = await buy_range(engine, sale_id, range(300, 600))
         await wait_drained(engine, namespace, sale_id, limit_s=30)
     assert len(first) + len(second) == 600
     dead = await engine.redis.xrange(keys.persist_dead)
     by_id = {f[b"stream_id"].decode(): f for _, f in dead}
-    assert set(by_id) == {poison.decode(), unknown.decode()}
+    assert set(by_id) == {poison.decode(), unknown.decode(), garbled.decode()}
     assert b"malformed event" in by_id[poison.decode()][b"reason"]
+    assert b"does not decode" in by_id[garbled.decode()][b"reason"]
+    assert json.loads(by_id[garbled.decode()][b"payload"])["paid"]["hex"].startswith("c1ff")
     assert b"unknown event type" in by_id[unknown.decode()][b"reason"]
     assert int(by_id[poison.decode()][b"deliveries"]) > FAST.max_deliveries
     assert json.loads(by_id[poison.decode()][b"payload"])["order_id"] == "nonsense"
     rows = await pg_pool.fetch("SELECT reason FROM dead_letters WHERE sale_id = $1", sale_id)
-    assert len(rows) == 2
+    assert len(rows) == 3
     report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
     assert report.ok, report.violations
-    assert report.persisted == 600 and report.stream.dead_letters == 2
+    assert report.persisted == 600 and report.stream.dead_letters == 3
 
 
 @pytest.mark.slow

@@ -9,12 +9,14 @@
   stream as one field named after the event: one HSET, one XADD, nothing
   re-read. The event's time is the order's updated_ms.
   Needs: rcall.
+
+  ORDER_FIELDS = {
+    'order_id', 'sale_id', 'user_id', 'serial', 'serial_kind', 'status', 'version',
+    'created_ms', 'expires_ms', 'updated_ms', 'price_cents', 'currency',
+    'payment_id', 'reason', 'draw', 'ip',
+  }
+  (documentation only: no table is built at run time)
 ]]
-local ORDER_FIELDS = {
-  'order_id', 'sale_id', 'user_id', 'serial', 'serial_kind', 'status', 'version',
-  'created_ms', 'expires_ms', 'updated_ms', 'price_cents', 'currency',
-  'payment_id', 'reason', 'draw', 'ip',
-}
 -- positions in the record (ORDER_FIELDS, then the fingerprint)
 local O_ID, O_USER, O_SERIAL, O_KIND, O_STATUS, O_VERSION = 1, 3, 4, 5, 6, 7
 local O_EXPIRES, O_UPDATED, O_PAYMENT, O_REASON, O_IP, O_FINGERPRINT = 9, 10, 13, 14, 16, 17
@@ -27,6 +29,15 @@ local function load_order(orders_key, order_id)
   return cmsgpack.unpack(packed)
 end
 
+-- The order, or the reply that ends the script: {-9} when there is none, {3, ...} when
+-- it is already in `done` (the transition was made before: a replay).
+local function order_or_reply(orders_key, order_id, done)
+  local o = load_order(orders_key, order_id)
+  if not o then return nil, {-9, ''} end
+  if o[O_STATUS] == done then return nil, {3, unpack(o, 1, O_REPLY)} end
+  return o, nil
+end
+
 -- {code, field1, field2, ...} in ORDER_FIELDS order.
 local function order_reply(code, o)
   return {code, unpack(o, 1, O_REPLY)}
@@ -35,6 +46,15 @@ end
 -- {-10, status, fields...}: the order is not in a status the transition accepts.
 local function not_pending(o)
   return {-10, o[O_STATUS], unpack(o, 1, O_REPLY)}
+end
+
+-- Cancelling is refused once delivery started: {-16} delivering, {-17} delivered or
+-- completed (after-sales instead); nil when the order's status allows it.
+local function in_delivery(o)
+  local status = o[O_STATUS]
+  if status == 'delivering' then return {-16, status} end
+  if status == 'delivered' or status == 'completed' then return {-17, status} end
+  return nil
 end
 
 -- Store the record and append it to the stream as one entry {event_type = record}.
