@@ -273,12 +273,12 @@ class Engine:
         if on_progress:
             on_progress(done, spec.serials.size)
         for chunk in chunks[1:]:
-            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor="create")
+            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor="create", loading=True)
             done += chunk.size
             if on_progress:
                 on_progress(done, spec.serials.size)
         if status == "loading":
-            await self.tune(sale_id, SaleUpdate(status="open"), actor="create")
+            await self.tune(sale_id, SaleUpdate(status="open"), actor="create", loading=True)
         return await self.get_sale(sale_id)
 
     @staticmethod
@@ -302,7 +302,11 @@ class Engine:
         members = await self.redis.smembers(sales_registry(self.namespace))
         return sorted(text(m) for m in members)
 
-    async def tune(self, sale_id: str, update: SaleUpdate, *, actor: str = "ops") -> Sale:
+    async def tune(
+        self, sale_id: str, update: SaleUpdate, *, actor: str = "ops", loading: bool = False
+    ) -> Sale:
+        """Change a live sale; refused (``SaleClosed``) once it is closed or past its end,
+        except for ``loading``: the creation adding its own chunks."""
         k = self.keys(sale_id)
 
         def opt(value: Any, scale: int = 1) -> Arg:
@@ -317,8 +321,13 @@ class Engine:
         if isinstance(update.end_at, datetime):
             end_ms = datetime_to_ms(update.end_at)
         add: list[Arg] = []
+        rest: list[SerialsSpec] = []
         if isinstance(update.add_serials, SerialsSpec):
-            add = _segment_args(update.add_serials)
+            # a long list goes in chunks, like creation's: no script holds Redis for long
+            first, *rest = self._chunks(update.add_serials)
+            if rest:
+                await self._refuse_known_items(k, update.add_serials)
+            add = _segment_args(first)
         reply = await self._call(
             "tune",
             [k.meta, k.segments, k.items, k.itemset, k.events],
@@ -330,12 +339,26 @@ class Engine:
                 opt(update.per_ip_limit),
                 opt(update.payment_timeout_s, 1000),
                 actor,
+                "1" if loading else "",
                 *add,
             ],
         )
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
+        for chunk in rest:
+            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor=actor, loading=loading)
         return await self.get_sale(sale_id)
+
+    async def _refuse_known_items(self, k: SaleKeys, serials: SerialsSpec) -> None:
+        """Refuse a chunked list up front when the sale has one of its serials already, so
+        that no chunk is added before a later one would be refused."""
+        items = serials.list or []
+        for start in range(0, len(items), LIST_CHUNK):
+            part = items[start : start + LIST_CHUNK]
+            seen = await self.redis.smismember(k.itemset, part)
+            for item, known in zip(part, seen, strict=True):
+                if known:
+                    raise errors.SerialsRefused(f"serial already in the sale: {item}")
 
     # -- orders ------------------------------------------------------------------------
 

@@ -192,10 +192,10 @@ def refusal(reply: list[Any]) -> FlashsaleError:
         # {-10, status, order fields...}: the order as it is, for callers that act on it
         order = order_from_reply(reply[2:]) if len(reply) > 2 else None
         return OrderNotPending(f"order is {detail}", status=detail, order=order)
-    if code == Reply.IN_DELIVERY:
-        return OrderInDelivery("the order is being delivered", status=detail)
-    if code == Reply.DELIVERED:
-        return OrderDelivered(f"the order is {detail}", status=detail)
+    if code in (Reply.IN_DELIVERY, Reply.DELIVERED):
+        refused = cancel_refused(detail)
+        assert refused is not None, reply
+        return refused
     if code == Reply.NOT_DUE:
         return NotDue(f"order is due at {detail} ms", due_ms=int(detail))
     if code == Reply.INVALID_CHANGE:
@@ -203,6 +203,16 @@ def refusal(reply: list[Any]) -> FlashsaleError:
     if code == Reply.SERIALS_REFUSED:
         return SerialsRefused(detail)
     return FlashsaleError(f"unexpected reply {reply!r}")
+
+
+def cancel_refused(status: str) -> FlashsaleError | None:
+    """Why an order in ``status`` cannot be cancelled because its delivery started (the
+    scripts' -16/-17), or None."""
+    if status == "delivering":
+        return OrderInDelivery("the order is being delivered", status=status)
+    if status in ("delivered", "completed"):
+        return OrderDelivered(f"the order is {status}", status=status)
+    return None
 
 
 def order_of(reply: list[Any]) -> tuple[Order, bool]:

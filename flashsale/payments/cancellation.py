@@ -83,6 +83,9 @@ class Cancellation:
             return await self._cancel_paid(order, user_id, reason)
         if order.status in ("cancelled", "refund_pending"):
             return order
+        refused = engine_errors.cancel_refused(order.status)
+        if refused is not None:  # delivery started: after-sales instead
+            raise refused
         raise errors.OrderNotCancellable(f"the order is {order.status}", status=order.status)
 
     async def _cancel_paid(self, order: Order, user_id: str | None, reason: str) -> Order:

@@ -121,6 +121,21 @@ class SaleEvent:
     def changes_json(self) -> str:
         return json.dumps(self.changes, sort_keys=True)
 
+    def repaired(self) -> SaleEvent | None:
+        """This event with text PostgreSQL cannot store (NUL) replaced by U+FFFD; None when
+        there is none (the refusal has another cause)."""
+
+        def fix(value: Any) -> Any:
+            return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+        changes = {k: fix(v) for k, v in self.changes.items()}
+        actor = fix(self.actor)
+        if changes == self.changes and actor == self.actor:
+            return None
+        return SaleEvent(
+            self.stream_id, self.type, self.at_ms, self.sale_id, self.version, actor, changes
+        )
+
 
 Event = OrderEvent | SaleEvent
 

@@ -315,7 +315,8 @@ class Persister:
                         break
                     await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
                     attempt += 1
-            # Some row is refused: find which with one savepoint per entry.
+            # Some row is refused: find which with one savepoint per entry. Only that
+            # entry is held (and dead-lettered after max_deliveries, with its reason).
             ok: list[Event] = []
             async with conn.transaction():
                 for event in events:
@@ -325,7 +326,35 @@ class Persister:
                         ok.append(event)
                     except REFUSED as exc:
                         failed[event.stream_id] = f"{type(exc).__name__}: {exc}"
+                        await self._repair_sale_event(conn, event, exc)
             return ok
+
+    async def _repair_sale_event(
+        self, conn: asyncpg.Connection, event: Event, exc: Exception
+    ) -> None:
+        """A sale event PostgreSQL refuses for its text (a NUL, say) is dead-lettered as it
+        is, but its sale's orders must not wait on it (they need the sale's row): the
+        event is also written with that text repaired (NUL -> U+FFFD, the entry's stream
+        id kept), so the sale exists and the rest of its stream flows."""
+        if not isinstance(event, SaleEvent) or not isinstance(exc, asyncpg.DataError):
+            return
+        repaired = event.repaired()
+        if repaired is None:
+            return
+        try:
+            async with conn.transaction():
+                await apply_events(conn, [repaired])
+        except REFUSED as again:
+            log.error("sale %s: event %s refused even repaired: %s", event.sale_id,
+                      event.stream_id, again)  # fmt: skip
+            return
+        log.error(
+            "sale %s: event %s refused by PostgreSQL (%s); written with its text repaired, "
+            "the original goes to the dead letters",
+            event.sale_id,
+            event.stream_id,
+            exc,
+        )
 
     # -- trimming and draining ---------------------------------------------------------
 

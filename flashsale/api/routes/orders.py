@@ -23,7 +23,7 @@ from flashsale.api.schemas import OrderOut
 from flashsale.api.state import AppState
 from flashsale.chain.views import Delivery, delivery_of
 from flashsale.engine import statuses
-from flashsale.engine.errors import OrderNotFound, OrderNotPending
+from flashsale.engine.errors import OrderNotFound, OrderNotPending, cancel_refused
 from flashsale.engine.models import ORDER_ID, SALE_ID_PATTERN, Order
 from flashsale.payments import errors as payment_errors
 
@@ -86,6 +86,21 @@ class OrdersController(Controller):
         return orders
 
     @post(
+        "/orders/{order_id:str}/complete",
+        summary="Complete a delivered order (its buyer): delivered -> completed; the timers "
+        "complete it anyway once the sale's after-sales window has passed",
+        status_code=200,
+        responses=problem_responses(401, 404, 409, 503),
+    )
+    async def complete_order(
+        self, request: Request[Any, Any, Any], order_id: FromPath[str]
+    ) -> Order:
+        if ORDER_ID.match(order_id) is None:
+            raise OrderNotFound()  # what a foreign order answers too
+        engine, user_id = _state(request).engine, principal_of(request).user_id
+        return (await engine.complete(order_id, user_id=user_id))[0]
+
+    @post(
         "/orders/{order_id:str}/cancel",
         status_code=200,
         responses=problem_responses(401, 404, 409, 503),
@@ -108,6 +123,9 @@ class OrdersController(Controller):
         order = await engine.get_order(order_id)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound()
+        refused = cancel_refused(order.status)  # delivery started: after-sales instead
+        if refused is not None:
+            raise refused
         if order.status not in statuses.CANCELLABLE:  # the same answer as the engine's, DB or not
             raise OrderNotPending(f"order is {order.status}", status=order.status, order=order)
         try:
