@@ -15,12 +15,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flashsale.engine import errors, permutation, scripts
+from flashsale.engine import active, errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.codec import text
 from flashsale.engine.keys import (
     LIVE_SUFFIX,
     SaleKeys,
+    active_sales,
     history_field,
     live_field,
     order_ids_in,
@@ -226,6 +227,13 @@ class Engine:
             raise
         return reply
 
+    async def _transition(self, name: str, keys: Sequence[Arg], args: list[Arg]) -> Any:
+        """An order's transition (ARGV[1] its id); its sale is active again once it moved."""
+        reply = await self._call(name, keys, args)
+        if int(reply[0]) > 0:
+            await self.touch(sale_id_of_order(str(args[0])))
+        return reply
+
     # -- sales -------------------------------------------------------------------------
 
     async def create_sale(
@@ -269,6 +277,7 @@ class Engine:
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
         await self.redis.sadd(sales_registry(self.namespace), sale_id)
+        await self.touch(sale_id)
         done = chunks[0].size
         if on_progress:
             on_progress(done, spec.serials.size)
@@ -297,6 +306,15 @@ class Engine:
         # "hot" and "cur" are packed copies for the purchase script (lua/includes/hot.lua)
         meta = {text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur")}
         return sale_from_meta(meta, self.clock())
+
+    async def touch(self, sale_id: str) -> None:
+        """The sale is active again (engine/active.py): after any transition but a purchase
+        (a purchase needs an open sale, which is never retired)."""
+        await self.redis.sadd(active_sales(self.namespace), sale_id)
+
+    async def active_sale_ids(self) -> list[str]:
+        """The sales ``persist`` and ``timers`` work on (engine/active.py)."""
+        return await active.active_sale_ids(self.redis, self.namespace)
 
     async def sale_ids(self) -> list[str]:
         members = await self.redis.smembers(sales_registry(self.namespace))
@@ -347,6 +365,7 @@ class Engine:
             raise errors.refusal(reply)
         for chunk in rest:
             await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor=actor, loading=loading)
+        await self.touch(sale_id)
         return await self.get_sale(sale_id)
 
     async def _refuse_known_items(self, k: SaleKeys, serials: SerialsSpec) -> None:
@@ -414,7 +433,7 @@ class Engine:
 
     async def _release(self, script: str, order_id: str, args: list[Arg]) -> Order:
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             script,
             [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.orders],
             [order_id, *args],
@@ -433,7 +452,7 @@ class Engine:
 
     async def confirm_payment(self, order_id: str, payment_id: str) -> Order:
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "confirm_payment",
             [k.meta, k.expiry, k.events, k.orders],
             [order_id, payment_id, self.clock()],
@@ -448,7 +467,7 @@ class Engine:
     ) -> tuple[Order, bool]:
         """paid -> refund_pending (cancelled before delivery); True when it already was."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "request_refund",
             [k.events, k.orders],
             [order_id, user_id or "", self.clock(), reason],
@@ -458,7 +477,7 @@ class Engine:
     async def refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> refunded: the serial returns to the pool; True on a replay."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "refund",
             [k.meta, k.buyers, k.ips, k.returned, k.events, k.orders],
             [order_id, self.clock(), reason],
@@ -468,7 +487,7 @@ class Engine:
     async def reject_refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> paid again (the buyer keeps the serial)."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "reject_refund",
             [k.events, k.orders],
             [order_id, self.clock(), reason],
@@ -480,13 +499,15 @@ class Engine:
     async def start_delivery(self, order_id: str) -> tuple[Order, bool]:
         """paid -> delivering (before the first mint is signed); True when it already was."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call("start_delivery", [k.events, k.orders], [order_id, self.clock()])
+        reply = await self._transition(
+            "start_delivery", [k.events, k.orders], [order_id, self.clock()]
+        )
         return errors.order_of(reply)
 
     async def confirm_delivery(self, order_id: str) -> tuple[Order, bool]:
         """delivering -> delivered; completed by the timers after the after-sales window."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "confirm_delivery",
             [k.meta, k.completion, k.events, k.orders],
             [order_id, self.clock()],
@@ -496,7 +517,7 @@ class Engine:
     async def fail_delivery(self, order_id: str, reason: str) -> tuple[Order, bool]:
         """delivering -> paid (the deliverer gave up; an alert says why)."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "fail_delivery", [k.events, k.orders], [order_id, self.clock(), reason]
         )
         return errors.order_of(reply)
@@ -505,7 +526,7 @@ class Engine:
         """delivered -> completed: by its buyer (``user_id``) at any time, or by the timers
         (no ``user_id``) once the window has passed (else ``NotDue``)."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "complete",
             [k.completion, k.events, k.orders],
             [order_id, user_id or "", self.clock()],

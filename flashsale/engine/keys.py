@@ -135,6 +135,17 @@ def order_ids_in(sale_id: str, suffixes: str) -> list[str]:
     ]
 
 
+def active_sales(namespace: str) -> str:
+    """Set of the sales persist and timers work on: a sale enters at creation (and at any
+    later transition), leaves once closed and drained (engine/active.py)."""
+    return f"{namespace}:sales:active"
+
+
+def active_sales_seeded(namespace: str) -> str:
+    """Marker: the active set was seeded from the registry (a store from before it)."""
+    return f"{namespace}:sales:active:seeded"
+
+
 def sale_id_of_order(order_id: str) -> str:
     """Order ids are ``<sale_id>.<hash>``: the sale (and so the slot) is in the id."""
     sale_id, _, _ = order_id.rpartition(".")

@@ -108,7 +108,7 @@ class Timers:
         service = self.service
         engine = service.engine
         claims: list[str] = []
-        for sale_id in await engine.sale_ids():
+        for sale_id in await engine.active_sale_ids():
             for order_id in await engine.due_expiries(sale_id, limit=self.batch):
                 claimed = await engine.redis.set(
                     expiry_claim_key(service, order_id),
@@ -134,7 +134,7 @@ class Timers:
         """Delivered orders whose sale's after-sales window passed: delivered -> completed
         (engine.complete checks the window again; a replay or a moved order is fine)."""
         engine = self.service.engine
-        for sale_id in await engine.sale_ids():
+        for sale_id in await engine.active_sale_ids():
             for order_id in await engine.due_completions(sale_id, limit=self.batch):
                 try:
                     _, replay = await engine.complete(order_id)

@@ -43,8 +43,9 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from flashsale.engine import statuses
+from flashsale.engine.active import active_sale_ids, retire
 from flashsale.engine.codec import text
-from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sales_registry
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
 from flashsale.engine.models import FAR_FUTURE_MS
 from flashsale.settings import PersistSettings
 from flashsale.store.events import (
@@ -120,6 +121,7 @@ class Persister:
         self._reclaimer = Reclaimer(redis, pool, self.name, self.config, self.stats)
         self._trim_at: dict[str, float] = {}
         self._discover_at = 0.0
+        self._idle: dict[str, int] = {}  # rounds in a row a sale had nothing to write
         self._ack_before_commit = ack_before_commit
         self._stop = asyncio.Event()
 
@@ -169,14 +171,31 @@ class Persister:
                 break
             if sale_id not in self._groups and not await self._ensure_group(sale_id):
                 continue
-            handled += await self._sale_step(sale_id)
+            got = await self._sale_step(sale_id)
+            self._idle[sale_id] = 0 if got else self._idle.get(sale_id, 0) + 1
+            handled += got
         return handled
 
     async def _discover(self) -> None:
+        """The active sales (engine/active.py), not every sale ever created; those closed
+        and drained leave the set here, so an idle write-behind costs the same with 10
+        or 10,000 finished sales."""
         if self._pinned is not None:
             return
-        members = await self.redis.smembers(sales_registry(self.namespace))
-        self._sales = sorted(text(m) for m in members)
+        sales = await active_sale_ids(self.redis, self.namespace)
+        now_ms = int(time.time() * 1000)
+        retired: set[str] = set()
+        for sale_id in sales:
+            if self._idle.get(sale_id, 0) < 2:  # handled something lately: not done yet
+                continue
+
+            async def undrained(sale_id: str = sale_id) -> bool:
+                return (await stream_lag(self.redis, self.namespace, sale_id)).entries > 0
+
+            if await retire(self.redis, self.namespace, sale_id, now_ms, undrained):
+                retired.add(sale_id)
+                self._idle.pop(sale_id, None)
+        self._sales = [s for s in sales if s not in retired]
 
     async def _ensure_group(self, sale_id: str) -> bool:
         key = SaleKeys(self.namespace, sale_id).events
