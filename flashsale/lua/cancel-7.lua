@@ -24,6 +24,7 @@ local expiry_key, events_key, orders_key = KEYS[5], KEYS[6], KEYS[7]
 local order_id, caller, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 --@include order
+--@include transition
 --@include live
 --@include release
 

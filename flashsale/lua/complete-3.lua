@@ -23,6 +23,7 @@ local completion_key, events_key, orders_key = KEYS[1], KEYS[2], KEYS[3]
 local order_id, caller, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 --@include order
+--@include transition
 
 local o = load_order(orders_key, order_id)
 if not o or (caller ~= '' and o[O_USER] ~= caller) then return {-9, ''} end

@@ -20,6 +20,7 @@ local meta_key, completion_key, events_key, orders_key = KEYS[1], KEYS[2], KEYS[
 local order_id, now = ARGV[1], tonumber(ARGV[2])
 
 --@include order
+--@include transition
 
 local o = load_order(orders_key, order_id)
 if not o then return {-9, ''} end

@@ -21,6 +21,7 @@ local meta_key, expiry_key, events_key, orders_key = KEYS[1], KEYS[2], KEYS[3], 
 local order_id, payment_id, now = ARGV[1], ARGV[2], ARGV[3]
 
 --@include order
+--@include transition
 
 local o = load_order(orders_key, order_id)
 if not o then return {-9, ''} end

@@ -20,6 +20,7 @@ local expiry_key, events_key, orders_key = KEYS[5], KEYS[6], KEYS[7]
 local order_id, now = ARGV[1], tonumber(ARGV[2])
 
 --@include order
+--@include transition
 --@include live
 --@include release
 

@@ -19,6 +19,7 @@ local events_key, orders_key = KEYS[1], KEYS[2]
 local order_id, now, reason = ARGV[1], ARGV[2], ARGV[3]
 
 --@include order
+--@include transition
 
 local o, done = order_or_reply(orders_key, order_id, 'paid')
 if done then return done end

@@ -21,6 +21,7 @@ local events_key, orders_key = KEYS[5], KEYS[6]
 local order_id, now, reason = ARGV[1], ARGV[2], ARGV[3]
 
 --@include order
+--@include transition
 --@include live
 --@include release
 

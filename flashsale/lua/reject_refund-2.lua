@@ -17,6 +17,7 @@ local events_key, orders_key = KEYS[1], KEYS[2]
 local order_id, now, reason = ARGV[1], ARGV[2], ARGV[3]
 
 --@include order
+--@include transition
 
 local o = load_order(orders_key, order_id)
 if not o then return {-9, ''} end

@@ -25,6 +25,7 @@ local events_key, orders_key = KEYS[1], KEYS[2]
 local order_id, caller, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 --@include order
+--@include transition
 
 local o = load_order(orders_key, order_id)
 if not o or (caller ~= '' and o[O_USER] ~= caller) then return {-9, ''} end

@@ -19,6 +19,7 @@ local events_key, orders_key = KEYS[1], KEYS[2]
 local order_id, now = ARGV[1], ARGV[2]
 
 --@include order
+--@include transition
 
 local o, done = order_or_reply(orders_key, order_id, 'delivering')
 if done then return done end

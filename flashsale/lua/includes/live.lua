@@ -8,7 +8,7 @@
                 purchase or refusal reads it)
 
   An order id is "<sale_id>.<20 hex>", so the suffix names it within the sale.
-  Needs: rcall, buyers_key, sale_id_prefix (sale_id .. '.').
+  Needs: rcall. (release.lua moves an order from live to history.)
 ]]
 local SUFFIX = 20
 
@@ -20,23 +20,4 @@ local function live_ids(live, prefix, max)
     if #ids >= max then break end
   end
   return ids
-end
-
--- The order no longer holds its serial: its suffix moves from live to history.
-local function unlist_live(user, order_id)
-  local suffix = string.sub(order_id, -SUFFIX)
-  local live = rcall('HGET', buyers_key, 'l:' .. user) or ''
-  local at = 1
-  while true do
-    local found = string.find(live, suffix, at, true)
-    if not found then break end
-    if (found - 1) % SUFFIX == 0 then
-      rcall('HSET', buyers_key, 'l:' .. user,
-        string.sub(live, 1, found - 1) .. string.sub(live, found + SUFFIX))
-      break
-    end
-    at = found + 1
-  end
-  local history = rcall('HGET', buyers_key, 'h:' .. user) or ''
-  rcall('HSET', buyers_key, 'h:' .. user, history .. suffix)
 end
