@@ -3,6 +3,10 @@ working: read, listed, counted against the limit, cancelled, expired."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+
 import pytest
 
 from flashsale.engine import errors
@@ -67,3 +71,31 @@ async def test_legacy_orders_are_moved_and_keep_every_guarantee(engine: Engine) 
     again = await engine.purchase("old", "u1")
     assert again.order.serial == 1  # the released serials are sold first
     await assert_invariants(engine, "old")
+
+
+async def test_db_upgrade_moves_every_sales_old_orders(
+    engine: Engine, redis_url: str, database_url: str, namespace: str
+) -> None:
+    """``flashsale db upgrade`` with FLASHSALE_REDIS_URL set runs the migrations, then moves
+    every sale's orders still in the old form (the CLI, in a process of its own)."""
+    await make_sale(engine, "cli-old", size=5)
+    held = await _legacy_order(
+        engine, "cli-old", "u1", 1, serial="1", status="pending_payment", draw=0
+    )
+    await engine.redis.hset(engine.keys("cli-old").buyers, mapping={"n:u1": 1, "c:u1": 1})
+    env = {
+        **os.environ,
+        "FLASHSALE_ENV": "dev",
+        "FLASHSALE_REDIS_URL": redis_url,
+        "FLASHSALE_DATABASE_URL": database_url,
+        "FLASHSALE_NAMESPACE": namespace,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flashsale.cli.main", "db", "upgrade",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert "redis: 1 orders of 1 sales moved to packed records" in out.decode()
+    order = await engine.get_order(held)
+    assert order is not None and order.status == "pending_payment"
