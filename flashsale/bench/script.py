@@ -157,6 +157,39 @@ async def measure(url: str, runs: int, requests: int) -> dict[str, Figure]:
     return {name: Figure(tuple(values)) for name, values in seen.items()}
 
 
+async def refusal_cost(url: str, history: int, requests: int) -> tuple[float, float]:
+    """Redis µs per refused purchase (limit reached) of a buyer with ``history`` released
+    orders and one live one, and of a buyer with just the live one (issue #12)."""
+    engine = Engine.from_url(url, namespace="bench-refusal", max_connections=4)
+    script = scripts.load("purchase")
+    try:
+        sale_id = f"refusal-{history}"
+        await engine.create_sale(
+            SaleCreate(
+                sale_id=sale_id,
+                name="refusal bench",
+                serials=SerialsSpec(range=(1, history + 10)),
+                start_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+        )
+        for _ in range(history):  # the long history: bought and cancelled
+            order = (await engine.purchase(sale_id, "veteran")).order
+            await engine.cancel(order.order_id)
+        for user in ("veteran", "newcomer"):
+            await engine.purchase(sale_id, user)  # now at the limit of 1
+        k = engine.keys(sale_id)
+        out: list[float] = []
+        for user in ("veteran", "newcomer"):
+            args = [sale_id, user, "", str(engine.clock()), "", "", "60", f"{sale_id}.{'0' * 20}"]
+            command = ["EVALSHA", script.sha, str(script.num_keys), *k.purchase_keys(), *args]
+            out.append((await _run(engine, url, requests, 16, command))[1])
+        await engine.redis.unlink(*k.all_fixed())
+        await engine.redis.srem(f"{engine.namespace}:sales", sale_id)
+    finally:
+        await engine.aclose()
+    return out[0], out[1]
+
+
 def report(figures: dict[str, Figure], requests: int) -> str:
     lines = [
         f"Purchase script vs the reference purchase, redis-benchmark -c 50, {requests:,} calls "
@@ -182,10 +215,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--history", type=int, default=10_000, help="past orders (refusal)")
     args = parser.parse_args(argv)
     with bench_redis_url() as url:
         figures = asyncio.run(measure(url, args.runs, args.requests))
+        veteran, newcomer = asyncio.run(refusal_cost(url, args.history, args.requests))
     print(report(figures, args.requests))
+    print(
+        f"\nRefused purchase (limit reached), Redis µs per call: a buyer with "
+        f"{args.history:,} past orders {veteran:.1f} µs, with none {newcomer:.1f} µs "
+        f"({veteran / newcomer:.2f}×; goal: the same)"
+    )
 
 
 if __name__ == "__main__":

@@ -18,3 +18,10 @@ async def test_script_bench_runs_both_scripts_and_reports_a_ratio(redis_url: str
     assert figures["script-us"].median > 0 and figures["reference-us"].median > 0
     text = report(figures, 2_000)
     assert "| -P 16 |" in text and "×" in text
+
+
+async def test_refusal_bench_runs_bounded(redis_url: str) -> None:
+    from flashsale.bench.script import refusal_cost
+
+    veteran, newcomer = await refusal_cost(redis_url, history=30, requests=500)
+    assert veteran > 0 and newcomer > 0  # a figure, not a speed claim
