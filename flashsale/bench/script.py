@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from flashsale.bench.common import Figure, bench_redis_url, machine_line
 from flashsale.engine import scripts
 from flashsale.engine.engine import Engine
-from flashsale.engine.models import SaleCreate, SerialsSpec
+from flashsale.engine.models import FAR_FUTURE_MS, SaleCreate, SerialsSpec
 
 TOTAL = 100_000_000
 LIMIT = 1_000_000
@@ -81,7 +81,8 @@ class Pair:
         )
         k = self.engine.keys(sale_id)
         now = str(self.engine.clock())
-        args = [sale_id, "u__rand_int__", "", now, "", "", "60", f"{sale_id}.00000000__rand_int__"]
+        order_id, deadline = f"{sale_id}.00000000__rand_int__", str(FAR_FUTURE_MS)
+        args = [sale_id, "u__rand_int__", "", now, "", "", "60", order_id, deadline]
         command = ["EVALSHA", self.ours.sha, str(self.ours.num_keys), *k.purchase_keys(), *args]
         return sale_id, command
 
@@ -181,6 +182,7 @@ async def refusal_cost(url: str, history: int, requests: int) -> tuple[float, fl
         out: list[float] = []
         for user in ("veteran", "newcomer"):
             args = [sale_id, user, "", str(engine.clock()), "", "", "60", f"{sale_id}.{'0' * 20}"]
+            args.append(str(FAR_FUTURE_MS))  # a deadline, as the engine always sends
             command = ["EVALSHA", script.sha, str(script.num_keys), *k.purchase_keys(), *args]
             out.append((await _run(engine, url, requests, 16, command))[1])
         await engine.redis.unlink(*k.all_fixed())

@@ -405,6 +405,9 @@ class Engine:
                 fingerprint,
                 self.idempotency_ttl_s,
                 order_id,
+                # when this caller stops waiting at the latest (queued, then in flight), by
+                # the wall clock whatever clock the sale runs on: Redis refuses it after
+                wall_clock_ms() + 2 * self.timeout_ms,
             ],
         )
         code = int(reply[0])

@@ -36,6 +36,7 @@ class Reply(IntEnum):
     SERIALS_REFUSED = -15
     IN_DELIVERY = -16
     DELIVERED = -17
+    DEADLINE_PASSED = -18
 
 
 class SaleNotFound(FlashsaleError):
@@ -196,6 +197,8 @@ def refusal(reply: list[Any]) -> FlashsaleError:
         refused = cancel_refused(detail)
         assert refused is not None, reply
         return refused
+    if code == Reply.DEADLINE_PASSED:
+        return EngineUnavailable("the call reached Redis after its deadline: nothing was done")
     if code == Reply.NOT_DUE:
         return NotDue(f"order is due at {detail} ms", due_ms=int(detail))
     if code == Reply.INVALID_CHANGE:

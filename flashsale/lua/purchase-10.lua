@@ -21,6 +21,8 @@
   ARGV[4] now_ms    ARGV[5] '1' when an Idempotency-Key came, else ''
   ARGV[6] request fingerprint       ARGV[7] idempotency TTL (s)
   ARGV[8] the new order's id ("<sale_id>.<20 hex>", random)
+  ARGV[9] deadline_ms by Redis' clock ('' = none): past it the caller has stopped waiting,
+          so the script does nothing (a call answered 503 never sells later)
 
   Replies:
   {1, serial, serial_kind, expires_ms, price_cents, currency, draw}   new order
@@ -30,6 +32,7 @@
   {-6, limit, order_id...}       limit_reached (user), with up to 10 live orders
   {-7, limit}                    limit_reached (ip)
   {-8, order_id}                 idempotency key reused with another request
+  {-18, ''}                      deadline passed: nothing done (engine_unavailable)
 ]]
 local rcall = redis.call
 local meta_key, segments_key, items_key, buyers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -40,6 +43,12 @@ local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
 
 --@include order
 --@include live
+
+local deadline = ARGV[9]
+if deadline and deadline ~= '' then
+  local t = rcall('TIME')
+  if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(deadline) then return {-18, ''} end
+end
 
 if has_idem then
   local remembered = rcall('GET', idem_key)
