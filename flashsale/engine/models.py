@@ -17,7 +17,7 @@ from flashsale.engine.codec import text
 from flashsale.engine.statuses import OrderStatus
 
 SALE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>, see order_id_for
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>, see new_order_id
 SALE_ID = re.compile(SALE_ID_PATTERN)
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 SaleId = Annotated[str, Meta(pattern=SALE_ID_PATTERN)]
