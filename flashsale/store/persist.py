@@ -1,7 +1,8 @@
 """The write-behind: every sale's event stream into PostgreSQL, at least once, idempotently.
 
 One consumer group (``persist``) per sale stream; any number of consumers (tasks
-or processes) share it. A consumer:
+or processes) share it. A consumer works on the active sales (engine/active.py)
+and retires those closed and drained. It:
 
 1. reads a batch with XREADGROUP (and, every ``reclaim_every_s``, takes over
    entries another consumer left pending for ``min_idle_ms`` with XAUTOCLAIM);
@@ -102,7 +103,7 @@ class Persister:
         sales: Sequence[str] | None = None,
         ack_before_commit: bool = False,
     ) -> None:
-        """``sales`` pins the consumer to those sales (else every sale in the registry).
+        """``sales`` pins the consumer to those sales (else the active sales, engine/active.py).
 
         ``ack_before_commit`` is a deliberately broken mode for the fault tests only:
         it acknowledges a batch before its transaction commits, so a crash in
