@@ -24,7 +24,7 @@ from flashsale.bench.common import Figure, bench_redis_url, machine_line
 from flashsale.engine import scripts
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import sales_registry
-from flashsale.engine.models import SaleCreate, SerialsSpec
+from flashsale.engine.models import FAR_FUTURE_MS, SaleCreate, SerialsSpec
 
 SALE_SIZE = 10_000_000  # a range: never sells out during the bench, costs no memory
 
@@ -86,7 +86,9 @@ def redis_benchmark(url: str, engine: Engine, sale_id: str, requests: int, pipel
         "",
         "",
         "60",
-        k.order_prefix,
+        # a 20-hex order id per call (redis-benchmark fills in 12 random digits)
+        f"{sale_id}.00000000__rand_int__",
+        str(FAR_FUTURE_MS),  # a deadline, as the engine always sends
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
     match = re.search(r"([\d.]+) requests per second", out.replace(",", ""))

@@ -115,6 +115,12 @@ def markdown(results: Results, heading: list[str]) -> str:
             "time and bytes stay flat from 10^3 to 10^7; list pools hold every serial.",
             "",
         ]
+    if results.script:
+        from flashsale.bench.script import report as script_report
+
+        lines += ["### Purchase script vs the reference purchase (Redis alone, same run)", ""]
+        lines += script_report(results.script, 0).split("\n")[2:]
+        lines.append("")
     if results.workers:
         base = results.workers.get(1)
         lines += [

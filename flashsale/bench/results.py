@@ -53,6 +53,7 @@ class Results:
     growth: list[Growth] = field(default_factory=list)
     drain: list[Drain] = field(default_factory=list)
     workers: dict[int, Figure] = field(default_factory=dict)
+    script: dict[str, Figure] = field(default_factory=dict)  # bench/script.py's figures
     notes: list[str] = field(default_factory=list)
 
 
@@ -95,5 +96,6 @@ def results_from_json(data: dict[str, Any]) -> Results:
             for d in data.get("drain") or []
         ],
         workers={int(k): fig(v) for k, v in data["workers"].items()},
+        script={k: fig(v) for k, v in (data.get("script") or {}).items()},
         notes=list(data.get("notes", [])),
     )

@@ -16,6 +16,9 @@ Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
 - ``drain``: the write-behind against a plain COPY (``bench/drain.py``, when
   this build has it).
 - ``workers``: HTTP purchase req/s with 1 and 2 API worker processes.
+- ``script``: the purchase script against the reference purchase in Redis alone
+  (``bench/script.py``: redis-benchmark ``-P 1`` and ``-P 16``, same run), our
+  rate ÷ the reference's.
 
 Every figure is the median of ``--runs`` runs with its spread (min–max). Redis
 is FLASHSALE_REDIS_URL and PostgreSQL FLASHSALE_DATABASE_URL, else private
@@ -62,7 +65,7 @@ from flashsale.bench.results import (
 from flashsale.devservers import free_port
 from flashsale.settings import Settings
 
-PARTS = ("layers", "latency", "growth", "drain", "workers")
+PARTS = ("layers", "latency", "growth", "drain", "workers", "script")
 LATENCY_CONNECTIONS = (100, 1000, 5000)
 GROWTH_SIZES = (10**3, 10**5, 10**7)
 WORKERS = (1, 2)
@@ -437,6 +440,15 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
     results = Results()
     with bench_redis_url() as redis_url:
         header_bits = [f"Redis {_redis_version(redis_url)}"]
+        if "script" in parts:
+            from flashsale.bench.script import measure
+
+            requests = 20_000 if cfg.quick else cfg.redis_requests
+            results.script = asyncio.run(measure(redis_url, cfg.runs, requests))
+            results.notes.append(
+                "script vs reference reproduces with "
+                f"`python -m flashsale.bench.script --runs {cfg.runs} --requests {requests}`"
+            )
         if "layers" in parts or "growth" in parts:
             if "layers" in parts:
                 asyncio.run(_layers_redis(redis_url, cfg, results))

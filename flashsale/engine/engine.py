@@ -15,13 +15,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flashsale.engine import errors, permutation, scripts
+from flashsale.engine import active, errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.codec import text
-from flashsale.engine.keys import SaleKeys, request_window, sale_id_of_order, sales_registry
+from flashsale.engine.keys import (
+    LIVE_SUFFIX,
+    SaleKeys,
+    active_sales,
+    history_field,
+    live_field,
+    order_ids_in,
+    request_window,
+    sale_id_of_order,
+    sales_registry,
+)
 from flashsale.engine.models import (
     FAR_FUTURE_MS,
-    ORDER_FIELDS,
     Order,
     Purchase,
     Sale,
@@ -29,6 +38,8 @@ from flashsale.engine.models import (
     SaleUpdate,
     SerialsSpec,
     datetime_to_ms,
+    ms_to_datetime,
+    order_from_record,
     order_from_reply,
     sale_from_meta,
 )
@@ -57,8 +68,14 @@ LIST_CHUNK = 20_000  # serials per script call when loading a long list (keeps R
 ProgressCallback = Callable[[int, int], None]
 
 
-def order_id_for(sale_id: str, user_id: str, n: int) -> str:
-    """Deterministic order id of a buyer's n-th purchase (mirrors purchase-9.lua)."""
+def new_order_id(sale_id: str) -> str:
+    """A fresh order id, ``<sale_id>.<20 hex>`` (80 random bits: ids are not guessable and
+    do not collide; the sale, and so its slot, is in the id)."""
+    return f"{sale_id}.{secrets.token_hex(LIVE_SUFFIX // 2)}"
+
+
+def legacy_order_id(sale_id: str, user_id: str, n: int) -> str:
+    """The id of a buyer's n-th order before packed records (ids were derived, not drawn)."""
     digest = hashlib.sha1(f"{sale_id}\n{user_id}\n{n}".encode()).hexdigest()
     return f"{sale_id}.{digest[:20]}"
 
@@ -97,6 +114,11 @@ SCRIPTS = (
     "refund",
     "reject_refund",
     "ip_rate",
+    "upgrade_orders",
+    "start_delivery",
+    "confirm_delivery",
+    "fail_delivery",
+    "complete",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -205,6 +227,13 @@ class Engine:
             raise
         return reply
 
+    async def _transition(self, name: str, keys: Sequence[Arg], args: list[Arg]) -> Any:
+        """An order's transition (ARGV[1] its id); its sale is active again once it moved."""
+        reply = await self._call(name, keys, args)
+        if int(reply[0]) > 0:
+            await self.touch(sale_id_of_order(str(args[0])))
+        return reply
+
     # -- sales -------------------------------------------------------------------------
 
     async def create_sale(
@@ -242,22 +271,24 @@ class Engine:
                 permutation.commitment(key),
                 now,
                 spec.merchant_id,
+                spec.after_sales_window_s * 1000,
                 *_segment_args(chunks[0]),
             ],
         )
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
         await self.redis.sadd(sales_registry(self.namespace), sale_id)
+        await self.touch(sale_id)
         done = chunks[0].size
         if on_progress:
             on_progress(done, spec.serials.size)
         for chunk in chunks[1:]:
-            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor="create")
+            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor="create", loading=True)
             done += chunk.size
             if on_progress:
                 on_progress(done, spec.serials.size)
         if status == "loading":
-            await self.tune(sale_id, SaleUpdate(status="open"), actor="create")
+            await self.tune(sale_id, SaleUpdate(status="open"), actor="create", loading=True)
         return await self.get_sale(sale_id)
 
     @staticmethod
@@ -273,14 +304,28 @@ class Engine:
         raw = await self.redis.hgetall(self.keys(sale_id).meta)
         if not raw:
             raise errors.SaleNotFound()
-        meta = {text(k): text(v) for k, v in raw.items()}
+        # "hot" and "cur" are packed copies for the purchase script (lua/includes/hot.lua)
+        meta = {text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur")}
         return sale_from_meta(meta, self.clock())
+
+    async def touch(self, sale_id: str) -> None:
+        """The sale is active again (engine/active.py): after any transition but a purchase
+        (a purchase needs an open sale, which is never retired)."""
+        await self.redis.sadd(active_sales(self.namespace), sale_id)
+
+    async def active_sale_ids(self) -> list[str]:
+        """The sales ``persist`` and ``timers`` work on (engine/active.py)."""
+        return await active.active_sale_ids(self.redis, self.namespace)
 
     async def sale_ids(self) -> list[str]:
         members = await self.redis.smembers(sales_registry(self.namespace))
         return sorted(text(m) for m in members)
 
-    async def tune(self, sale_id: str, update: SaleUpdate, *, actor: str = "ops") -> Sale:
+    async def tune(
+        self, sale_id: str, update: SaleUpdate, *, actor: str = "ops", loading: bool = False
+    ) -> Sale:
+        """Change a live sale; refused (``SaleClosed``) once it is closed or past its end,
+        except for ``loading``: the creation adding its own chunks."""
         k = self.keys(sale_id)
 
         def opt(value: Any, scale: int = 1) -> Arg:
@@ -295,8 +340,13 @@ class Engine:
         if isinstance(update.end_at, datetime):
             end_ms = datetime_to_ms(update.end_at)
         add: list[Arg] = []
+        rest: list[SerialsSpec] = []
         if isinstance(update.add_serials, SerialsSpec):
-            add = _segment_args(update.add_serials)
+            # a long list goes in chunks, like creation's: no script holds Redis for long
+            first, *rest = self._chunks(update.add_serials)
+            if rest:
+                await self._refuse_known_items(k, update.add_serials)
+            add = _segment_args(first)
         reply = await self._call(
             "tune",
             [k.meta, k.segments, k.items, k.itemset, k.events],
@@ -308,12 +358,27 @@ class Engine:
                 opt(update.per_ip_limit),
                 opt(update.payment_timeout_s, 1000),
                 actor,
+                "1" if loading else "",
                 *add,
             ],
         )
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
+        for chunk in rest:
+            await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor=actor, loading=loading)
+        await self.touch(sale_id)
         return await self.get_sale(sale_id)
+
+    async def _refuse_known_items(self, k: SaleKeys, serials: SerialsSpec) -> None:
+        """Refuse a chunked list up front when the sale has one of its serials already, so
+        that no chunk is added before a later one would be refused."""
+        items = serials.list or []
+        for start in range(0, len(items), LIST_CHUNK):
+            part = items[start : start + LIST_CHUNK]
+            seen = await self.redis.smismember(k.itemset, part)
+            for item, known in zip(part, seen, strict=True):
+                if known:
+                    raise errors.SerialsRefused(f"serial already in the sale: {item}")
 
     # -- orders ------------------------------------------------------------------------
 
@@ -328,6 +393,7 @@ class Engine:
     ) -> Purchase:
         k = self.keys(sale_id)
         idem_key = k.idempotency(user_id, idempotency_key) if idempotency_key else None
+        order_id, now = new_order_id(sale_id), self.clock()
         reply = await self._call(
             "purchase",
             k.purchase_keys(idem_key),
@@ -335,23 +401,45 @@ class Engine:
                 sale_id,
                 user_id,
                 ip or "",
-                self.clock(),
+                now,
                 "1" if idempotency_key else "",
                 fingerprint,
                 self.idempotency_ttl_s,
-                k.order_prefix,
+                order_id,
+                # when this caller stops waiting at the latest (queued, then in flight), by
+                # the wall clock whatever clock the sale runs on: Redis refuses it after
+                wall_clock_ms() + 2 * self.timeout_ms,
             ],
         )
         code = int(reply[0])
+        if code == errors.Reply.CREATED:
+            # {1, serial, kind, expires_ms, price_cents, currency, draw}: the rest is ours
+            _, serial, kind, expires_ms, price_cents, currency, draw = reply
+            at = ms_to_datetime(now)
+            order = Order(
+                order_id=order_id,
+                sale_id=sale_id,
+                user_id=user_id,
+                serial=int(serial) if kind == "r" else serial,
+                status="pending_payment",
+                version=1,
+                created_at=at,
+                expires_at=ms_to_datetime(int(expires_ms)),
+                updated_at=at,
+                price_cents=int(price_cents),
+                currency=currency,
+                draw=None if int(draw) < 0 else int(draw),
+            )
+            return Purchase(order=order, replayed=False)
         if code < 0:
             raise errors.refusal(reply)
-        return Purchase(order=order_from_reply(reply[1:]), replayed=code == errors.Reply.REPLAYED)
+        return Purchase(order=order_from_reply(reply[1:]), replayed=True)
 
     async def _release(self, script: str, order_id: str, args: list[Arg]) -> Order:
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             script,
-            [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.order(order_id)],
+            [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.orders],
             [order_id, *args],
         )
         order, _ = errors.order_of(reply)
@@ -368,9 +456,9 @@ class Engine:
 
     async def confirm_payment(self, order_id: str, payment_id: str) -> Order:
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "confirm_payment",
-            [k.meta, k.expiry, k.events, k.order(order_id)],
+            [k.meta, k.expiry, k.events, k.orders],
             [order_id, payment_id, self.clock()],
         )
         order, _ = errors.order_of(reply)
@@ -383,9 +471,9 @@ class Engine:
     ) -> tuple[Order, bool]:
         """paid -> refund_pending (cancelled before delivery); True when it already was."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "request_refund",
-            [k.events, k.order(order_id)],
+            [k.events, k.orders],
             [order_id, user_id or "", self.clock(), reason],
         )
         return errors.order_of(reply)
@@ -393,9 +481,9 @@ class Engine:
     async def refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> refunded: the serial returns to the pool; True on a replay."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "refund",
-            [k.meta, k.buyers, k.ips, k.returned, k.events, k.order(order_id)],
+            [k.meta, k.buyers, k.ips, k.returned, k.events, k.orders],
             [order_id, self.clock(), reason],
         )
         return errors.order_of(reply)
@@ -403,12 +491,58 @@ class Engine:
     async def reject_refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> paid again (the buyer keeps the serial)."""
         k = self.keys(sale_id_of_order(order_id))
-        reply = await self._call(
+        reply = await self._transition(
             "reject_refund",
-            [k.events, k.order(order_id)],
+            [k.events, k.orders],
             [order_id, self.clock(), reason],
         )
         return errors.order_of(reply)
+
+    # -- delivery (chain/moves.py) and completion -----------------------------------------
+
+    async def start_delivery(self, order_id: str) -> tuple[Order, bool]:
+        """paid -> delivering (before the first mint is signed); True when it already was."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._transition(
+            "start_delivery", [k.events, k.orders], [order_id, self.clock()]
+        )
+        return errors.order_of(reply)
+
+    async def confirm_delivery(self, order_id: str) -> tuple[Order, bool]:
+        """delivering -> delivered; completed by the timers after the after-sales window."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._transition(
+            "confirm_delivery",
+            [k.meta, k.completion, k.events, k.orders],
+            [order_id, self.clock()],
+        )
+        return errors.order_of(reply)
+
+    async def fail_delivery(self, order_id: str, reason: str) -> tuple[Order, bool]:
+        """delivering -> paid (the deliverer gave up; an alert says why)."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._transition(
+            "fail_delivery", [k.events, k.orders], [order_id, self.clock(), reason]
+        )
+        return errors.order_of(reply)
+
+    async def complete(self, order_id: str, *, user_id: str | None = None) -> tuple[Order, bool]:
+        """delivered -> completed: by its buyer (``user_id``) at any time, or by the timers
+        (no ``user_id``) once the window has passed (else ``NotDue``)."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._transition(
+            "complete",
+            [k.completion, k.events, k.orders],
+            [order_id, user_id or "", self.clock()],
+        )
+        return errors.order_of(reply)
+
+    async def due_completions(self, sale_id: str, *, limit: int = 500) -> list[str]:
+        """Delivered orders whose after-sales window has passed, oldest first."""
+        members = await self.redis.zrangebyscore(
+            self.keys(sale_id).completion, "-inf", self.clock(), start=0, num=limit
+        )
+        return [text(m) for m in members]
 
     # -- the per-address request rate ------------------------------------------------------
 
@@ -418,37 +552,65 @@ class Engine:
         return int(await self._call("ip_rate", [key], [REQUEST_WINDOW_TTL_S], cache=False))
 
     async def get_order(self, order_id: str) -> Order | None:
-        k = self.keys(sale_id_of_order(order_id))
-        values = await self.redis.hmget(k.order(order_id), ORDER_FIELDS)
-        if values[0] is None:
-            return None
-        return order_from_reply(values)
+        packed = await self.redis.hget(self.keys(sale_id_of_order(order_id)).orders, order_id)
+        return None if packed is None else order_from_record(packed)
+
+    async def get_orders(self, sale_id: str, order_ids: Sequence[str]) -> list[Order]:
+        """The orders of ``sale_id`` among ``order_ids`` (those it has), in that order."""
+        orders: list[Order] = []
+        for start in range(0, len(order_ids), 1000):
+            part = order_ids[start : start + 1000]
+            values = await self.redis.hmget(self.keys(sale_id).orders, part)
+            orders.extend(order_from_record(v) for v in values if v is not None)
+        return orders
 
     async def buyer_orders(self, sale_id: str, user_id: str) -> list[Order]:
-        k = self.keys(sale_id)
-        n = await self.redis.hget(k.buyers, f"n:{user_id}")
-        ids = [order_id_for(sale_id, user_id, i) for i in range(1, int(n or 0) + 1)]
-        orders = [await self.get_order(order_id) for order_id in ids]
-        return [order for order in orders if order is not None]
+        """A buyer's orders in a sale, oldest first: its released ones, then its live ones
+        (both kept in the buyers hash, so no scan of the sale)."""
+        released, live = await self.redis.hmget(
+            self.keys(sale_id).buyers, [history_field(user_id), live_field(user_id)]
+        )
+        ids = order_ids_in(sale_id, text(released or b"")) + order_ids_in(
+            sale_id, text(live or b"")
+        )
+        orders = await self.get_orders(sale_id, ids)
+        orders.sort(key=lambda order: order.created_at)
+        return orders
 
     async def order_ids(self, sale_id: str) -> list[str]:
-        """Every order id of a sale, from the buyers' purchase counters (no index needed)."""
-        ids: list[str] = []
-        async for field, value in self.redis.hscan_iter(self.keys(sale_id).buyers, match="n:*"):
-            user_id = text(field)[2:]
-            ids.extend(order_id_for(sale_id, user_id, i) for i in range(1, int(value) + 1))
-        return ids
+        """Every order id of a sale (the orders hash's fields)."""
+        return [text(f) async for f, _ in self.redis.hscan_iter(self.keys(sale_id).orders)]
 
     async def orders_of_sale(self, sale_id: str) -> list[Order]:
-        """Every order of a sale, read in pipelined batches."""
-        ids = await self.order_ids(sale_id)
-        orders: list[Order] = []
-        for start in range(0, len(ids), 1000):
-            pipe = self.redis.pipeline(transaction=False)
-            for order_id in ids[start : start + 1000]:
-                pipe.hmget(self.keys(sale_id).order(order_id), ORDER_FIELDS)
-            orders.extend(order_from_reply(v) for v in await pipe.execute() if v[0] is not None)
-        return orders
+        """Every order of a sale, read by HSCAN pages."""
+        return [
+            order_from_record(v)
+            async for _, v in self.redis.hscan_iter(self.keys(sale_id).orders, count=1000)
+        ]
+
+    async def upgrade_orders(self, sale_id: str, *, chunk: int = 2000) -> int:
+        """Move a sale's orders written before packed records into the packed form
+        (lua/upgrade_orders-2.lua), ``chunk`` orders per script call; the number moved.
+        Run with no purchase in flight (``flashsale db upgrade``, docs/design.md)."""
+        k = self.keys(sale_id)
+        moved = 0
+        batch: list[Arg] = []
+        # HSCAN returns every field present throughout; the ones moved meanwhile are gone
+        async for field, value in self.redis.hscan_iter(k.buyers, match="n:*", count=1000):
+            user, n = text(field)[2:], int(value)
+            batch += [user, n, *(legacy_order_id(sale_id, user, i) for i in range(1, n + 1))]
+            if len(batch) >= chunk:
+                moved += await self._upgrade_chunk(k, batch)
+                batch = []
+        if batch:
+            moved += await self._upgrade_chunk(k, batch)
+        return moved
+
+    async def _upgrade_chunk(self, k: SaleKeys, batch: list[Arg]) -> int:
+        reply = await self._call(
+            "upgrade_orders", [k.buyers, k.orders], [k.order_prefix, *batch], cache=False
+        )
+        return int(reply[1])
 
     async def pending_order_ids(self, sale_id: str, *, limit: int = 10_000) -> list[str]:
         """Pending orders of a sale, earliest deadline first (the expiry schedule holds them)."""

@@ -34,6 +34,9 @@ class Reply(IntEnum):
     NOT_DUE = -13
     INVALID_CHANGE = -14
     SERIALS_REFUSED = -15
+    IN_DELIVERY = -16
+    DELIVERED = -17
+    DEADLINE_PASSED = -18
 
 
 class SaleNotFound(FlashsaleError):
@@ -96,6 +99,21 @@ class OrderNotPending(FlashsaleError):
     code = "order_not_pending"
     status = 409
     advice = "The order moved on (see `order_status`): read it back instead of retrying."
+
+
+class OrderInDelivery(FlashsaleError):
+    code = "order_in_delivery"
+    status = 409
+    advice = (
+        "The order's token is being minted: it can no longer be cancelled. Wait for it to be "
+        "delivered, then open an after-sales ticket if something is wrong."
+    )
+
+
+class OrderDelivered(FlashsaleError):
+    code = "order_delivered"
+    status = 409
+    advice = "The order was delivered: it cannot be cancelled; open an after-sales ticket."
 
 
 class SaleExists(FlashsaleError):
@@ -175,13 +193,29 @@ def refusal(reply: list[Any]) -> FlashsaleError:
         # {-10, status, order fields...}: the order as it is, for callers that act on it
         order = order_from_reply(reply[2:]) if len(reply) > 2 else None
         return OrderNotPending(f"order is {detail}", status=detail, order=order)
+    if code in (Reply.IN_DELIVERY, Reply.DELIVERED):
+        refused = cancel_refused(detail)
+        assert refused is not None, reply
+        return refused
+    if code == Reply.DEADLINE_PASSED:
+        return EngineUnavailable("the call reached Redis after its deadline: nothing was done")
     if code == Reply.NOT_DUE:
-        return NotDue(f"order expires at {detail} ms", expires_ms=int(detail))
+        return NotDue(f"order is due at {detail} ms", due_ms=int(detail))
     if code == Reply.INVALID_CHANGE:
         return ValidationFailed(detail)
     if code == Reply.SERIALS_REFUSED:
         return SerialsRefused(detail)
     return FlashsaleError(f"unexpected reply {reply!r}")
+
+
+def cancel_refused(status: str) -> FlashsaleError | None:
+    """Why an order in ``status`` cannot be cancelled because its delivery started (the
+    scripts' -16/-17), or None."""
+    if status == "delivering":
+        return OrderInDelivery("the order is being delivered", status=status)
+    if status in ("delivered", "completed"):
+        return OrderDelivered(f"the order is {status}", status=status)
+    return None
 
 
 def order_of(reply: list[Any]) -> tuple[Order, bool]:

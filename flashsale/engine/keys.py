@@ -16,6 +16,7 @@ class SaleKeys:
 
     __slots__ = (
         "buyers",
+        "completion",
         "events",
         "expiry",
         "idem_prefix",
@@ -25,6 +26,7 @@ class SaleKeys:
         "meta",
         "namespace",
         "order_prefix",
+        "orders",
         "payexp_prefix",
         "persist_dead",
         "persist_failures",
@@ -43,12 +45,14 @@ class SaleKeys:
         self.segments = f"{tag}:segments"  # hash: serial segments
         self.items = f"{tag}:items"  # hash: explicit serials of list segments
         self.itemset = f"{tag}:itemset"  # set: explicit serials, to refuse duplicates
-        self.buyers = f"{tag}:buyers"  # hash: live orders and purchases per buyer
+        self.buyers = f"{tag}:buyers"  # hash: "l:<user>" live orders, "h:<user>" released
         self.ips = f"{tag}:ips"  # hash: live orders per client address
         self.returned = f"{tag}:returned"  # list: released serials, sold first
         self.expiry = f"{tag}:expiry"  # zset: pending orders by payment deadline
+        self.completion = f"{tag}:completion"  # zset: delivered orders by after-sales end
         self.events = f"{tag}:events"  # stream: every transition, for the write-behind
-        self.order_prefix = f"{tag}:order:"  # + order_id: hash of one order
+        self.orders = f"{tag}:orders"  # hash: order_id -> packed order (lua/includes/order.lua)
+        self.order_prefix = f"{tag}:order:"  # + order_id: an order before 0.7 (engine/upgrade.py)
         self.idem_prefix = f"{tag}:idem:"  # + digest: order_id under an Idempotency-Key
         # outside the engine's scripts: the API, the write-behind, the payment timers
         self.stats: str = f"{tag}:stats"  # hash: purchase outcomes (created, rej:<code>, ...)
@@ -56,7 +60,8 @@ class SaleKeys:
         self.persist_failures: str = f"{tag}:persist:failures"  # hash: stream id -> last failure
         self.payexp_prefix: str = f"{tag}:payexp:"  # + order_id: a timer's claim on an expiry
 
-    def order(self, order_id: str) -> str:
+    def legacy_order(self, order_id: str) -> str:
+        """The hash of one order in the form before packed records (engine/upgrade.py)."""
         return self.order_prefix + order_id
 
     def payment_expiry_claim(self, order_id: str) -> str:
@@ -69,7 +74,7 @@ class SaleKeys:
         return self.idem_prefix + digest
 
     def purchase_keys(self, idempotency_key: str | None = None) -> list[str]:
-        """KEYS of purchase-9.lua in order (meta stands in for a missing idempotency key)."""
+        """KEYS of purchase-10.lua in order (meta stands in for a missing idempotency key)."""
         return [
             self.meta,
             self.segments,
@@ -79,6 +84,7 @@ class SaleKeys:
             self.returned,
             self.expiry,
             self.events,
+            self.orders,
             idempotency_key or self.meta,
         ]
 
@@ -94,6 +100,8 @@ class SaleKeys:
             self.returned,
             self.expiry,
             self.events,
+            self.orders,
+            self.completion,
         ]
 
 
@@ -107,10 +115,35 @@ def sales_registry(namespace: str) -> str:
     return f"{namespace}:sales"
 
 
+LIVE_SUFFIX = 20  # hex digits after "<sale_id>." in an order id (lua/includes/live.lua)
+
+
+def live_field(user_id: str) -> str:
+    """The buyers-hash field of a buyer's live orders (their id suffixes, concatenated)."""
+    return f"l:{user_id}"
+
+
+def history_field(user_id: str) -> str:
+    """The buyers-hash field of a buyer's released orders (same form)."""
+    return f"h:{user_id}"
+
+
+def order_ids_in(sale_id: str, suffixes: str) -> list[str]:
+    """The order ids of a live or history field's value, oldest first."""
+    return [
+        f"{sale_id}.{suffixes[i : i + LIVE_SUFFIX]}" for i in range(0, len(suffixes), LIVE_SUFFIX)
+    ]
+
+
 def active_sales(namespace: str) -> str:
-    """Set of the sales still selling or with write-behind work (#12), kept by the engine:
-    /health and /metrics read it instead of every sale ever created (api/lag.py)."""
+    """Set of the sales persist and timers work on: a sale enters at creation (and at any
+    later transition), leaves once closed and drained (engine/active.py)."""
     return f"{namespace}:sales:active"
+
+
+def active_sales_seeded(namespace: str) -> str:
+    """Marker: the active set was seeded from the registry (a store from before it)."""
+    return f"{namespace}:sales:active:seeded"
 
 
 def sale_id_of_order(order_id: str) -> str:

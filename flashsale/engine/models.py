@@ -17,7 +17,7 @@ from flashsale.engine.codec import text
 from flashsale.engine.statuses import OrderStatus
 
 SALE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>, see order_id_for
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>, see new_order_id
 SALE_ID = re.compile(SALE_ID_PATTERN)
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 SaleId = Annotated[str, Meta(pattern=SALE_ID_PATTERN)]
@@ -73,6 +73,8 @@ class SaleCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     price_cents: Annotated[int, Meta(ge=0, le=10**12)] = 0
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "CNY"
     merchant_id: MerchantId = "platform"
+    # how long a delivered order stays open to after-sales before it is completed
+    after_sales_window_s: Annotated[int, Meta(ge=0, le=31_536_000)] = 604_800
 
     def __post_init__(self) -> None:
         if self.start_at and self.end_at and self.end_at <= self.start_at:
@@ -110,6 +112,7 @@ class Sale(Struct, kw_only=True):
     assignment_commitment: str | None = None
     assignment_key: str | None = None
     created_at: datetime | None = None
+    after_sales_window_s: int = 604_800
 
 
 class Order(Struct, kw_only=True):
@@ -153,6 +156,55 @@ ORDER_FIELDS = (
     "draw",
     "ip",
 )
+
+
+class OrderRecord(Struct, array_like=True):
+    """The packed order (lua/includes/order.lua): ORDER_FIELDS, then the request's
+    fingerprint, as one msgpack array in the sale's orders hash and in its events."""
+
+    order_id: str
+    sale_id: str
+    user_id: str
+    serial: str
+    serial_kind: str
+    status: str
+    version: int
+    created_ms: int
+    expires_ms: int
+    updated_ms: int
+    price_cents: int
+    currency: str
+    payment_id: str
+    reason: str
+    draw: int
+    ip: str
+    fingerprint: str = ""
+
+    def order(self) -> Order:
+        return Order(
+            order_id=self.order_id,
+            sale_id=self.sale_id,
+            user_id=self.user_id,
+            serial=int(self.serial) if self.serial_kind == "r" else self.serial,
+            status=self.status,  # type: ignore[arg-type]  # checked where decoded for storage
+            version=self.version,
+            created_at=ms_to_datetime(self.created_ms),
+            expires_at=ms_to_datetime(self.expires_ms),
+            updated_at=ms_to_datetime(self.updated_ms),
+            price_cents=self.price_cents,
+            currency=self.currency,
+            payment_id=self.payment_id or None,
+            reason=self.reason or None,
+            draw=None if self.draw < 0 else self.draw,
+        )
+
+
+decode_record = msgspec.msgpack.Decoder(OrderRecord).decode
+
+
+def order_from_record(packed: Any) -> Order:
+    """An order from its packed record (bytes, as redis-py reads it)."""
+    return decode_record(packed).order()
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -242,6 +294,7 @@ def sale_from_meta(meta: dict[str, str], now_ms: int) -> Sale:
         assignment_commitment=meta.get("commitment") if random else None,
         assignment_key=meta.get("perm_key") if random and status == "closed" else None,
         created_at=ms_to_datetime(int(meta["created_ms"])),
+        after_sales_window_s=int(meta.get("after_sales_ms") or 604_800_000) // 1000,
     )
 
 

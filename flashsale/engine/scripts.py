@@ -1,7 +1,8 @@
 """Lua scripts: read from package data, includes inlined, registered once.
 
 Scripts follow BullMQ's layout: ``lua/<transition>-<number of keys>.lua`` with
-shared pieces in ``lua/includes/`` inlined at ``--@include <name>`` lines, so
+shared pieces in ``lua/includes/`` inlined at ``--@include <name>`` lines (also inside
+a block: its functions are then created only when the block runs), so
 Redis still sees one script per transition.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-_INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^[ \t]*--@include (\w+)[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)

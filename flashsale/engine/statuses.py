@@ -5,9 +5,12 @@ the write-behind and the audit count them, PostgreSQL's live-order indexes
 mirror ``HOLDS_SERIAL`` (a test compares them with ``store/schema.sql``).
 
     pending_payment ──paid──> paid ──cancel before delivery──> refund_pending
-          │                                          approved ──> refunded
-          ├──timeout──> expired                      rejected ──> paid
+          │                    │                     approved ──> refunded
+          ├──timeout──> expired│                     rejected ──> paid
           └──cancel───> cancelled
+                               └──mint signed──> delivering ──confirmed──> delivered
+                                   (gave up: back to paid) <──┘                │
+                                            completed <──buyer, or the window passed
 """
 
 from __future__ import annotations
@@ -15,13 +18,21 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 OrderStatus = Literal[
-    "pending_payment", "paid", "expired", "cancelled", "refund_pending", "refunded", "delivered"
+    "pending_payment",
+    "paid",
+    "expired",
+    "cancelled",
+    "refund_pending",
+    "refunded",
+    "delivering",
+    "delivered",
+    "completed",
 ]
 ALL: Final = frozenset(get_args(OrderStatus))
 
 RESERVED: Final = frozenset({"pending_payment"})
 """Counted in the sale's ``reserved``: the serial waits for its payment."""
-SOLD: Final = frozenset({"paid", "delivered", "refund_pending"})
+SOLD: Final = frozenset({"paid", "delivering", "delivered", "completed", "refund_pending"})
 """Counted in the sale's ``sold``; refund_pending keeps its serial until an operator decides."""
 HOLDS_SERIAL: Final = RESERVED | SOLD
 """Live orders: each holds its serial and counts toward its buyer's and address's limits."""
@@ -29,9 +40,13 @@ RELEASED: Final = frozenset({"expired", "cancelled", "refunded"})
 """Final statuses whose serial went back to the pool."""
 CANCELLABLE: Final = frozenset({"pending_payment", "paid"})
 """A buyer or an operator may cancel: pending (released at once) or paid (refund for review)."""
-PAYMENT_KEPT: Final = frozenset({"paid", "delivered", "refund_pending", "refunded"})
+PAYMENT_KEPT: Final = frozenset(
+    {"paid", "delivering", "delivered", "completed", "refund_pending", "refunded"}
+)
 """Orders that were paid: their kept payment is theirs (refunded ones through a refund)."""
-PAID: Final = frozenset({"paid", "delivered"})
+PAID: Final = frozenset({"paid", "delivering", "delivered", "completed"})
 """Paid and not being refunded: the money is the sale's."""
+IN_DELIVERY: Final = frozenset({"delivering", "delivered", "completed"})
+"""Delivery started: no cancellation (409 order_in_delivery / order_delivered)."""
 
 assert HOLDS_SERIAL | RELEASED == ALL and not HOLDS_SERIAL & RELEASED

@@ -5,7 +5,7 @@
   money instead of keeping it silently; an order already paid by another
   payment is refused with that payment's id (a duplicate payment).
 
-  KEYS[1] meta   KEYS[2] expiry   KEYS[3] events   KEYS[4] order (hash)
+  KEYS[1] meta   KEYS[2] expiry   KEYS[3] events   KEYS[4] orders
 
   ARGV[1] order_id   ARGV[2] payment_id   ARGV[3] now_ms
 
@@ -17,23 +17,20 @@
                                  paid by another payment: see payment_id)
 ]]
 local rcall = redis.call
-local meta_key, expiry_key, events_key, order_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta_key, expiry_key, events_key, orders_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order_id, payment_id, now = ARGV[1], ARGV[2], ARGV[3]
 
 --@include order
+--@include transition
 
-local order = load_order(order_key)
-if not order then return {-9, ''} end
-if order.status == 'paid' and order.payment_id == payment_id then return order_reply(3, order) end
-if order.status ~= 'pending_payment' then
-  local reply = order_reply(-10, order)
-  table.insert(reply, 2, order.status)
-  return reply
-end
-update_order(order_key, order, {status = 'paid', payment_id = payment_id,
-  version = tonumber(order.version) + 1, updated_ms = now})
+local o = load_order(orders_key, order_id)
+if not o then return {-9, ''} end
+if o[O_STATUS] == 'paid' and o[O_PAYMENT] == payment_id then return order_reply(3, o) end
+if o[O_STATUS] ~= 'pending_payment' then return not_pending(o) end
+transition(o, 'paid', now)
+o[O_PAYMENT] = payment_id
 rcall('HINCRBY', meta_key, 'reserved', -1)
 rcall('HINCRBY', meta_key, 'sold', 1)
 rcall('ZREM', expiry_key, order_id)
-emit_order(events_key, order, 'paid', now)
-return order_reply(1, order)
+save_order(orders_key, events_key, o, 'paid')
+return order_reply(1, o)

@@ -16,7 +16,8 @@
   ARGV[12] perm_key (secret)  ARGV[13] commitment (hex sha256 of perm_key)
   ARGV[14] now_ms
   ARGV[15] merchant_id (who sells the drop; 'platform' by default)
-  ARGV[16...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
+  ARGV[16] after_sales_ms (how long a delivered order stays open to after-sales)
+  ARGV[17...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
 
   Replies:
   {1, total}            created
@@ -28,10 +29,11 @@ local meta_key, segments_key, items_key, itemset_key, events_key = KEYS[1], KEYS
 local now = ARGV[14]
 
 --@include segments
+--@include hot
 
 if rcall('EXISTS', meta_key) == 1 then return {-12, ''} end
 
-local spec = segment_spec(16)
+local spec = segment_spec(17)
 if not spec then return redis.error_reply('ERR bad segment spec') end
 -- meta must exist before append_segment counts segments; write it only once the
 -- serials are known to be acceptable (a list is checked against itself first)
@@ -49,11 +51,13 @@ rcall('HSET', meta_key,
   'perm_key', ARGV[12], 'commitment', ARGV[13], 'serials_kind', spec.kind,
   'merchant_id', ARGV[15],
   'created_ms', now, 'updated_ms', now, 'version', 1,
-  'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0)
+  'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0, 'after_sales_ms', ARGV[16])
+refresh_hot(meta_key)
 
 rcall('XADD', events_key, '*', 'type', 'sale_created', 'at_ms', now, 'sale_id', ARGV[1],
   'name', ARGV[2], 'status', ARGV[3], 'start_ms', ARGV[4], 'end_ms', ARGV[5],
   'per_user_limit', ARGV[6], 'per_ip_limit', ARGV[7], 'timeout_ms', ARGV[8],
   'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
-  'commitment', ARGV[13], 'merchant_id', ARGV[15], 'total', rcall('HGET', meta_key, 'total'), 'version', 1)
+  'commitment', ARGV[13], 'merchant_id', ARGV[15], 'after_sales_ms', ARGV[16],
+  'total', rcall('HGET', meta_key, 'total'), 'version', 1)
 return {1, rcall('HGET', meta_key, 'total')}

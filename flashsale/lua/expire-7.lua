@@ -3,7 +3,7 @@
   returns to the pool. Exactly once, whatever races it (cancel, payment).
 
   KEYS[1] meta   KEYS[2] buyers   KEYS[3] ips   KEYS[4] returned
-  KEYS[5] expiry KEYS[6] events   KEYS[7] order (hash)
+  KEYS[5] expiry KEYS[6] events   KEYS[7] orders
 
   ARGV[1] order_id
   ARGV[2] now_ms (the deadline must have passed)
@@ -16,23 +16,27 @@
 ]]
 local rcall = redis.call
 local meta_key, buyers_key, ips_key, returned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local expiry_key, events_key, order_key = KEYS[5], KEYS[6], KEYS[7]
-local now = tonumber(ARGV[2])
+local expiry_key, events_key, orders_key = KEYS[5], KEYS[6], KEYS[7]
+local order_id, now = ARGV[1], tonumber(ARGV[2])
 
 --@include order
+--@include transition
+--@include live
 --@include release
 
-local order = load_order(order_key)
-if not order then
-  rcall('ZREM', expiry_key, ARGV[1])
+local o = load_order(orders_key, order_id)
+if not o then
+  rcall('ZREM', expiry_key, order_id)
   return {-9, ''}
 end
-if order.status ~= 'pending_payment' then
-  rcall('ZREM', expiry_key, ARGV[1])
-  local reply = order_reply(-10, order)
-  table.insert(reply, 2, order.status)
-  return reply
+if o[O_STATUS] ~= 'pending_payment' then
+  rcall('ZREM', expiry_key, order_id)
+  return not_pending(o)
 end
-if now < tonumber(order.expires_ms) then return {-13, order.expires_ms} end
-release(order, order_key, 'expired', 'payment timeout', 'expired', now)
-return order_reply(1, order)
+if now < o[O_EXPIRES] then return {-13, o[O_EXPIRES]} end
+release(o)
+rcall('HINCRBY', meta_key, 'reserved', -1)
+rcall('ZREM', expiry_key, order_id)
+transition(o, 'expired', now, 'payment timeout')
+save_order(orders_key, events_key, o, 'expired')
+return order_reply(1, o)

@@ -5,7 +5,7 @@
   reject (reject_refund-2) makes the order paid again. Exactly once: a second
   request finds the order no longer paid and changes nothing.
 
-  KEYS[1] events   KEYS[2] order (hash)
+  KEYS[1] events   KEYS[2] orders
 
   ARGV[1] order_id
   ARGV[2] user_id of the caller, '' when ops ask
@@ -16,23 +16,23 @@
   {1, order fields...}           refund_pending now
   {3, order fields...}           already refund_pending (a replay)
   {-9, ''}                       order_not_found (also: not the caller's order)
-  {-10, status, order fields...} order_not_pending (not paid: pending, delivered, ...)
+  {-16, 'delivering'}             order_in_delivery
+  {-17, status}                  order_delivered (delivered or completed)
+  {-10, status, order fields...} order_not_pending (not paid: pending, delivering, ...)
 ]]
 local rcall = redis.call
-local events_key, order_key = KEYS[1], KEYS[2]
-local caller, now, reason = ARGV[2], ARGV[3], ARGV[4]
+local events_key, orders_key = KEYS[1], KEYS[2]
+local order_id, caller, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 --@include order
+--@include transition
 
-local order = load_order(order_key)
-if not order or (caller ~= '' and order.user_id ~= caller) then return {-9, ''} end
-if order.status == 'refund_pending' then return order_reply(3, order) end
-if order.status ~= 'paid' then
-  local reply = order_reply(-10, order)
-  table.insert(reply, 2, order.status)
-  return reply
-end
-update_order(order_key, order, {status = 'refund_pending', version = tonumber(order.version) + 1,
-  updated_ms = now, reason = reason})
-emit_order(events_key, order, 'refund_requested', now)
-return order_reply(1, order)
+local o = load_order(orders_key, order_id)
+if not o or (caller ~= '' and o[O_USER] ~= caller) then return {-9, ''} end
+if o[O_STATUS] == 'refund_pending' then return order_reply(3, o) end
+local refused = in_delivery(o)
+if refused then return refused end
+if o[O_STATUS] ~= 'paid' then return not_pending(o) end
+transition(o, 'refund_pending', now, reason)
+save_order(orders_key, events_key, o, 'refund_requested')
+return order_reply(1, o)

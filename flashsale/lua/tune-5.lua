@@ -5,16 +5,19 @@
   KEYS[1] meta   KEYS[2] segments   KEYS[3] items   KEYS[4] itemset   KEYS[5] events
 
   ARGV[1] now_ms
-  ARGV[2] status: 'open' | 'paused' | 'closed' | ''   (closed is final)
+  ARGV[2] status: 'open' | 'paused' | 'closed' | ''   (closed is final, and so is a
+          passed end_at: a random drop's key is revealed then, so nothing may reopen it)
   ARGV[3] end_ms            ARGV[4] per_user_limit (lowering it keeps orders already held)
   ARGV[5] per_ip_limit (0 = off)   ARGV[6] timeout_ms (applies to new orders)
   ARGV[7] actor (who asked; recorded in the event)
-  ARGV[8...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
+  ARGV[8] '1' while the creation adds its own chunks (a passed end_at does not stop it)
+  ARGV[9...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
 
   Replies:
   {1, version}        tuned
   {-1, ''}            sale_not_found
-  {-4, ''}            sale_closed (a closed sale cannot be tuned)
+  {-4, ''}            sale_closed (a closed sale, or one past its end, cannot be tuned;
+                      the creation's own chunks may still be added: ARGV[8])
   {-14, reason}       invalid change (end before start, kind mismatch, ...)
   {-15, reason}       serials refused (overlap, duplicate)
 ]]
@@ -24,10 +27,13 @@ local now = ARGV[1]
 local status, end_ms, user_limit, ip_limit, timeout_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 
 --@include segments
+--@include hot
 
-local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version', 'peak_user_limit')
+local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version', 'peak_user_limit',
+  'end_ms')
 if not m[1] then return {-1, ''} end
 if m[1] == 'closed' then return {-4, ''} end
+if ARGV[8] ~= '1' and tonumber(now) >= tonumber(m[6]) then return {-4, ''} end
 if status ~= '' and status ~= 'open' and status ~= 'paused' and status ~= 'closed' then
   return {-14, 'unknown status ' .. status}
 end
@@ -35,7 +41,7 @@ if end_ms ~= '' and tonumber(end_ms) <= tonumber(m[2]) then return {-14, 'end_at
 if user_limit ~= '' and tonumber(user_limit) < 1 then return {-14, 'per_user_limit must be at least 1'} end
 if ip_limit ~= '' and tonumber(ip_limit) < 0 then return {-14, 'per_ip_limit must not be negative'} end
 if timeout_ms ~= '' and tonumber(timeout_ms) < 1000 then return {-14, 'payment_timeout_s must be at least 1'} end
-local spec = segment_spec(8)
+local spec = segment_spec(9)
 if spec and spec.kind ~= m[3] then
   return {-14, 'add_serials must be of the kind the sale was created with (' .. m[3] .. ')'}
 end
@@ -65,6 +71,7 @@ changes[#changes + 1] = version
 changes[#changes + 1] = 'updated_ms'
 changes[#changes + 1] = now
 rcall('HSET', meta_key, unpack(changes))
+refresh_hot(meta_key)
 
 local event = {'XADD', events_key, '*', 'type', 'sale_tuned', 'at_ms', now,
   'sale_id', rcall('HGET', meta_key, 'sale_id'), 'actor', ARGV[7]}

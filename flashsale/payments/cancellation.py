@@ -109,6 +109,9 @@ class Cancellation:
             return order
         if order.status == "cancelled":
             return order
+        refused = engine_errors.cancel_refused(order.status)
+        if refused is not None:  # delivery started: after-sales instead
+            raise refused
         raise errors.OrderNotCancellable(f"the order is {order.status}", status=order.status)
 
     async def _kept_payment(self, order: Order) -> Mapping[str, Any] | None:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from flashsale.engine import errors as engine_errors
 from flashsale.engine.keys import sale_id_of_order
 from flashsale.payments.queries import q
 from flashsale.payments.refunds import Refunds
@@ -37,6 +38,7 @@ class TickStats:
     queried: int = 0
     repaired: int = 0
     refunds: int = 0
+    completed: int = 0
     errors: int = 0
 
 
@@ -73,13 +75,15 @@ class Timers:
 
     async def tick(self) -> TickStats:
         stats = TickStats()
-        for step in (
+        steps = (
             self._expire,
+            self._complete,
             self._query,
             self._repair,
             self._retry_refunds,
             self._finish_cancels,
-        ):
+        )
+        for step in steps:
             try:
                 await step(stats)
             except Exception:  # one failing step must not stop the others
@@ -111,7 +115,7 @@ class Timers:
         service = self.service
         engine = service.engine
         claims: list[str] = []
-        for sale_id in await engine.sale_ids():
+        for sale_id in await engine.active_sale_ids():
             for order_id in await engine.due_expiries(sale_id, limit=self.batch):
                 claimed = await engine.redis.set(
                     expiry_claim_key(service, order_id),
@@ -132,6 +136,18 @@ class Timers:
                 stats.expired += 1
             elif result == "deferred":
                 stats.expiry_deferred += 1
+
+    async def _complete(self, stats: TickStats) -> None:
+        """Delivered orders whose sale's after-sales window passed: delivered -> completed
+        (engine.complete checks the window again; a replay or a moved order is fine)."""
+        engine = self.service.engine
+        for sale_id in await engine.active_sale_ids():
+            for order_id in await engine.due_completions(sale_id, limit=self.batch):
+                try:
+                    _, replay = await engine.complete(order_id)
+                except (engine_errors.NotDue, engine_errors.OrderNotPending):
+                    continue
+                stats.completed += not replay
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

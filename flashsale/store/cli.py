@@ -40,6 +40,20 @@ async def db_upgrade(database_url: str) -> list[int]:
     return done
 
 
+async def redis_upgrade(settings: Settings) -> tuple[int, int]:
+    """Move every sale's orders still in the form before packed records (docs/design.md,
+    "Packed orders"); (sales touched, orders moved). Idempotent."""
+    engine = await open_engine(settings, tool=True)
+    sales = moved = 0
+    try:
+        for sale_id in await engine.sale_ids():
+            n = await engine.upgrade_orders(sale_id)
+            sales, moved = sales + (n > 0), moved + n
+    finally:
+        await engine.aclose()
+    return sales, moved
+
+
 async def run_persist(
     settings: Settings,
     *,
@@ -128,11 +142,18 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 @db_app.command("upgrade")
 def upgrade_command() -> None:
-    """Apply pending migrations (idempotent; safe from two processes at once)."""
+    """Apply pending migrations (idempotent; safe from two processes at once); with
+    FLASHSALE_REDIS_URL set, also move Redis orders still in the old form to packed records
+    (run it before starting the new version's servers)."""
     with config_errors():
-        url = need(Settings.from_env().database.url, "FLASHSALE_DATABASE_URL")
+        settings = Settings.from_env()
+        url = need(settings.database.url, "FLASHSALE_DATABASE_URL")
         done = asyncio.run(db_upgrade(url))
-    typer.echo(f"applied {', '.join(f'{v:04d}' for v in done)}" if done else "up to date")
+        typer.echo(f"applied {', '.join(f'{v:04d}' for v in done)}" if done else "up to date")
+        if settings.redis.url:
+            sales, moved = asyncio.run(redis_upgrade(settings))
+            if moved:
+                typer.echo(f"redis: {moved} orders of {sales} sales moved to packed records")
 
 
 def persist_command(

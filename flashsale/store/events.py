@@ -1,5 +1,10 @@
 """Decoding of the sale stream's entries (written by the Lua scripts, lua/includes/order.lua).
 
+An order event is one field: its name is the event type, its value the packed
+order record (``OrderRecord``), the event's time its ``updated_ms``. Sale
+events, and order events written before packed records (a stream not yet
+drained at the upgrade), are ``type``/field pairs.
+
 Anything that does not decode is a poison entry: the consumer never acknowledges
 it, and after N deliveries it goes to the dead-letter stream with the reason.
 """
@@ -10,9 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from flashsale.engine import statuses
 from flashsale.engine.codec import text
-from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS
+from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS, OrderRecord, decode_record
 
 # Every event type the order scripts emit (lua/*.lua, ``emit_order``). The refund
 # transitions (Engine.request_refund, refund, reject_refund): refund_requested
@@ -23,7 +30,10 @@ ORDER_EVENTS = frozenset(
         "cancelled",
         "expired",
         "paid",
+        "delivery_started",
+        "delivery_failed",
         "delivered",
+        "completed",
         "refund_requested",
         "refunded",
         "refund_rejected",
@@ -58,6 +68,7 @@ _INT_SETTINGS = frozenset(
         "timeout_ms",
         "price_cents",
         "total",
+        "after_sales_ms",
     }
 )
 
@@ -110,6 +121,21 @@ class SaleEvent:
     def changes_json(self) -> str:
         return json.dumps(self.changes, sort_keys=True)
 
+    def repaired(self) -> SaleEvent | None:
+        """This event with text PostgreSQL cannot store (NUL) replaced by U+FFFD; None when
+        there is none (the refusal has another cause)."""
+
+        def fix(value: Any) -> Any:
+            return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+        changes = {k: fix(v) for k, v in self.changes.items()}
+        actor = fix(self.actor)
+        if changes == self.changes and actor == self.actor:
+            return None
+        return SaleEvent(
+            self.stream_id, self.type, self.at_ms, self.sale_id, self.version, actor, changes
+        )
+
 
 Event = OrderEvent | SaleEvent
 
@@ -129,8 +155,34 @@ def _int(fields: dict[str, str], name: str) -> int:
         raise PoisonEntry(f"field {name} is not an integer: {raw[:40]!r}") from None
 
 
+def readable(raw: dict[Any, Any]) -> dict[str, Any]:
+    """A stream entry as JSON-able data, whatever it holds (a dead letter's payload):
+    a packed record becomes its fields, bytes that are not UTF-8 their hex."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        if key in ORDER_EVENTS and len(raw) == 1:
+            try:
+                record = msgspec.msgpack.decode(value)
+                if isinstance(record, list):
+                    out["type"] = key
+                    out.update(zip((*ORDER_FIELDS, "fingerprint"), record, strict=False))
+                    continue
+            except msgspec.DecodeError:
+                pass
+        try:
+            out[key] = value.decode() if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            out[key] = {"hex": value.hex()}
+    return out
+
+
 def decode(sale_id: str, stream_id: str, raw: dict[Any, Any]) -> Event:
     """One stream entry as an event of ``sale_id``'s stream, or PoisonEntry."""
+    if len(raw) == 1:
+        ((name, value),) = raw.items()
+        if text(name) in ORDER_EVENTS:
+            return _packed_order_event(sale_id, stream_id, text(name), value)
     try:  # the consumer reads bytes: the fast path
         fields = {k.decode(): v.decode() for k, v in raw.items()}
     except AttributeError:
@@ -165,16 +217,62 @@ def _sale_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> S
     return SaleEvent(stream_id, kind, at_ms, sale_id, version, f.get("actor"), changes)
 
 
+def _packed_order_event(sale_id: str, stream_id: str, kind: str, value: Any) -> OrderEvent:
+    try:
+        r: OrderRecord = decode_record(value if isinstance(value, bytes) else text(value).encode())
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise PoisonEntry(f"order record does not decode: {exc}") from None
+    _check_order(sale_id, r.order_id, r.sale_id, r.status, r.serial_kind, r.serial, r.user_id)
+    if r.version < 1:
+        raise PoisonEntry(f"version {r.version}")
+    return OrderEvent(
+        stream_id=stream_id,
+        type=kind,
+        at_ms=r.updated_ms,
+        order_id=r.order_id,
+        sale_id=sale_id,
+        user_id=r.user_id,
+        serial=r.serial,
+        serial_kind=r.serial_kind,
+        status=r.status,
+        version=r.version,
+        created_ms=r.created_ms,
+        expires_ms=r.expires_ms,
+        updated_ms=r.updated_ms,
+        price_cents=r.price_cents,
+        currency=r.currency,
+        payment_id=r.payment_id or None,
+        reason=r.reason or None,
+        draw=None if r.draw < 0 else r.draw,
+        ip=r.ip or None,
+    )
+
+
+def _check_order(
+    sale_id: str, order_id: str, of_sale: str, status: str, kind: str, serial: str, user: str
+) -> None:
+    if of_sale != sale_id or not order_id.startswith(sale_id + "."):
+        raise PoisonEntry(f"order {order_id!r} in the stream of {sale_id!r}")
+    if status not in statuses.ALL:
+        raise PoisonEntry(f"unknown status {status!r}")
+    if kind not in ("r", "l") or not serial or not user:
+        raise PoisonEntry("order without serial or buyer")
+
+
 def _order_event(sale_id: str, stream_id: str, kind: str, f: dict[str, str]) -> OrderEvent:
+    """An order event in the form before packed records (fields, ``type`` and ``at_ms``)."""
     missing = [name for name in ORDER_FIELDS if name not in f and name not in _OPTIONAL]
     if missing:
         raise PoisonEntry(f"order event without {missing}")
-    if f["sale_id"] != sale_id or not f["order_id"].startswith(sale_id + "."):
-        raise PoisonEntry(f"order {f['order_id']!r} in the stream of {sale_id!r}")
-    if f["status"] not in statuses.ALL:
-        raise PoisonEntry(f"unknown status {f['status']!r}")
-    if f["serial_kind"] not in ("r", "l") or not f["serial"] or not f["user_id"]:
-        raise PoisonEntry("order without serial or buyer")
+    _check_order(
+        sale_id,
+        f["order_id"],
+        f["sale_id"],
+        f["status"],
+        f["serial_kind"],
+        f["serial"],
+        f["user_id"],
+    )
     version = _int(f, "version")
     if version < 1:
         raise PoisonEntry(f"version {version}")

@@ -1,7 +1,8 @@
 """The write-behind: every sale's event stream into PostgreSQL, at least once, idempotently.
 
 One consumer group (``persist``) per sale stream; any number of consumers (tasks
-or processes) share it. A consumer:
+or processes) share it. A consumer works on the active sales (engine/active.py)
+and retires those closed and drained. It:
 
 1. reads a batch with XREADGROUP (and, every ``reclaim_every_s``, takes over
    entries another consumer left pending for ``min_idle_ms`` with XAUTOCLAIM);
@@ -43,8 +44,9 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from flashsale.engine import statuses
+from flashsale.engine.active import active_sale_ids, retire
 from flashsale.engine.codec import text
-from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sales_registry
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
 from flashsale.engine.models import FAR_FUTURE_MS
 from flashsale.settings import PersistSettings
 from flashsale.store.events import (
@@ -101,7 +103,7 @@ class Persister:
         sales: Sequence[str] | None = None,
         ack_before_commit: bool = False,
     ) -> None:
-        """``sales`` pins the consumer to those sales (else every sale in the registry).
+        """``sales`` pins the consumer to those sales (else the active sales, engine/active.py).
 
         ``ack_before_commit`` is a deliberately broken mode for the fault tests only:
         it acknowledges a batch before its transaction commits, so a crash in
@@ -120,6 +122,7 @@ class Persister:
         self._reclaimer = Reclaimer(redis, pool, self.name, self.config, self.stats)
         self._trim_at: dict[str, float] = {}
         self._discover_at = 0.0
+        self._idle: dict[str, int] = {}  # rounds in a row a sale had nothing to write
         self._ack_before_commit = ack_before_commit
         self._stop = asyncio.Event()
 
@@ -169,14 +172,31 @@ class Persister:
                 break
             if sale_id not in self._groups and not await self._ensure_group(sale_id):
                 continue
-            handled += await self._sale_step(sale_id)
+            got = await self._sale_step(sale_id)
+            self._idle[sale_id] = 0 if got else self._idle.get(sale_id, 0) + 1
+            handled += got
         return handled
 
     async def _discover(self) -> None:
+        """The active sales (engine/active.py), not every sale ever created; those closed
+        and drained leave the set here, so an idle write-behind costs the same with 10
+        or 10,000 finished sales."""
         if self._pinned is not None:
             return
-        members = await self.redis.smembers(sales_registry(self.namespace))
-        self._sales = sorted(text(m) for m in members)
+        sales = await active_sale_ids(self.redis, self.namespace)
+        now_ms = int(time.time() * 1000)
+        retired: set[str] = set()
+        for sale_id in sales:
+            if self._idle.get(sale_id, 0) < 2:  # handled something lately: not done yet
+                continue
+
+            async def undrained(sale_id: str = sale_id) -> bool:
+                return (await stream_lag(self.redis, self.namespace, sale_id)).entries > 0
+
+            if await retire(self.redis, self.namespace, sale_id, now_ms, undrained):
+                retired.add(sale_id)
+                self._idle.pop(sale_id, None)
+        self._sales = [s for s in sales if s not in retired]
 
     async def _ensure_group(self, sale_id: str) -> bool:
         key = SaleKeys(self.namespace, sale_id).events
@@ -315,7 +335,8 @@ class Persister:
                         break
                     await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
                     attempt += 1
-            # Some row is refused: find which with one savepoint per entry.
+            # Some row is refused: find which with one savepoint per entry. Only that
+            # entry is held (and dead-lettered after max_deliveries, with its reason).
             ok: list[Event] = []
             async with conn.transaction():
                 for event in events:
@@ -325,7 +346,35 @@ class Persister:
                         ok.append(event)
                     except REFUSED as exc:
                         failed[event.stream_id] = f"{type(exc).__name__}: {exc}"
+                        await self._repair_sale_event(conn, event, exc)
             return ok
+
+    async def _repair_sale_event(
+        self, conn: asyncpg.Connection, event: Event, exc: Exception
+    ) -> None:
+        """A sale event PostgreSQL refuses for its text (a NUL, say) is dead-lettered as it
+        is, but its sale's orders must not wait on it (they need the sale's row): the
+        event is also written with that text repaired (NUL -> U+FFFD, the entry's stream
+        id kept), so the sale exists and the rest of its stream flows."""
+        if not isinstance(event, SaleEvent) or not isinstance(exc, asyncpg.DataError):
+            return
+        repaired = event.repaired()
+        if repaired is None:
+            return
+        try:
+            async with conn.transaction():
+                await apply_events(conn, [repaired])
+        except REFUSED as again:
+            log.error("sale %s: event %s refused even repaired: %s", event.sale_id,
+                      event.stream_id, again)  # fmt: skip
+            return
+        log.error(
+            "sale %s: event %s refused by PostgreSQL (%s); written with its text repaired, "
+            "the original goes to the dead letters",
+            event.sale_id,
+            event.stream_id,
+            exc,
+        )
 
     # -- trimming and draining ---------------------------------------------------------
 

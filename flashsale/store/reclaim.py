@@ -21,10 +21,10 @@ import asyncpg
 
 from flashsale.engine.codec import text
 from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
-from flashsale.store.events import int_or
+from flashsale.store.events import int_or, readable
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis, Entry, id_key
-from flashsale.store.transient import TRANSIENT_PG
+from flashsale.store.transient import REFUSED, TRANSIENT_PG
 
 log = logging.getLogger("flashsale.persist")
 
@@ -147,7 +147,7 @@ class Reclaimer:
             why = reasons.get(
                 entry_id, "never persisted: every consumer holding it died (crash loop?)"
             )
-            payload = json.dumps({text(k): text(v) for k, v in fields.items()})
+            payload = json.dumps(readable(fields))
             count = deliveries.get(entry_id, 0)
             pipe.xadd(
                 keys.persist_dead,
@@ -160,7 +160,10 @@ class Reclaimer:
                     "consumer": self.consumer,
                 },
             )
-            rows.append((sale_id, entry_id, count, why, payload))
+            # the row for PostgreSQL: text it cannot store (NUL, the likely poison) repaired
+            rows.append(
+                (sale_id, entry_id, count, _storable(why), payload.replace("\\u0000", "\ufffd"))
+            )
             log.error(
                 "sale %s: entry %s dead-lettered after %d deliveries: %s",
                 sale_id,
@@ -170,9 +173,15 @@ class Reclaimer:
             )
         pipe.xack(keys.events, PERSIST_GROUP, *[e[0] for e in entries])
         pipe.hdel(keys.persist_failures, *[f for e in entries for f in (e[0], f"{e[0]}#n")])
-        with contextlib.suppress(*TRANSIENT_PG):  # the Redis stream is the record of last resort
+        # the Redis stream is the record of last resort: a refused row never blocks the XACK
+        with contextlib.suppress(*TRANSIENT_PG, *REFUSED):
             async with self.pool.acquire() as conn:
                 await conn.executemany(q("insert_dead_letter"), rows)
         await pipe.execute()
         self.counts.dead_lettered += len(entries)
         self.counts.entries += len(entries)
+
+
+def _storable(value: str) -> str:
+    """``value`` with the one character PostgreSQL's text refuses (NUL) replaced."""
+    return value.replace("\x00", "\ufffd")

@@ -50,7 +50,8 @@ CREATE TABLE orders (
     serial          text NOT NULL,
     serial_kind     "char" NOT NULL CHECK (serial_kind IN ('r', 'l')),
     status          text NOT NULL CHECK (status IN ('pending_payment', 'paid', 'expired',
-                        'cancelled', 'refund_pending', 'refunded', 'delivered')),
+                        'cancelled', 'refund_pending', 'refunded', 'delivering', 'delivered',
+                        'completed')),  -- 0007
     version         integer NOT NULL CHECK (version >= 1),
     created_at      timestamptz NOT NULL,
     expires_at      timestamptz NOT NULL,
@@ -68,11 +69,14 @@ CREATE TABLE orders (
 );
 
 -- The last line of defence against a double sale, even if Redis were wrong.
--- Live: every status that holds a serial, refund_pending included (0003).
+-- Live: every status that holds a serial, refund_pending (0003) and delivery's (0007)
+-- included.
 CREATE UNIQUE INDEX orders_live_serial_key ON orders (sale_id, serial)
-    WHERE status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
+    WHERE status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
+                     'refund_pending');
 CREATE UNIQUE INDEX orders_live_buyer_key ON orders (sale_id, user_id)
-    WHERE one_per_buyer AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending');
+    WHERE one_per_buyer AND status IN ('pending_payment', 'paid', 'delivering', 'delivered',
+                                       'completed', 'refund_pending');
 CREATE INDEX orders_sale_status_idx ON orders (sale_id, status, created_at, order_id);  -- 0006
 CREATE INDEX orders_user_created_idx ON orders (user_id, created_at, order_id);  -- 0008
 CREATE INDEX orders_sale_user_idx ON orders (sale_id, user_id);

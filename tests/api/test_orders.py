@@ -7,6 +7,8 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from flashsale.engine.engine import Engine
+
 from .helpers import problem
 
 Client = AsyncTestClient[Litestar]
@@ -76,3 +78,26 @@ async def test_cancel(client: Client, make_sale: Any, buyer: Any, admin: dict[st
     r = await client.post(f"/v1/orders/{again['order_id']}/cancel", headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     problem(await client.post("/v1/orders/nope/cancel", headers=admin), 404, "order_not_found")
+
+
+async def test_complete_a_delivered_order_and_cancel_refused_once_delivery_started(
+    client: Client, make_sale: Any, buyer: Any, engine: Engine
+) -> None:
+    await make_sale(sale_id="o9", after_sales_window_s=3600)
+    sale = (await client.get("/v1/sales/o9")).json()
+    assert sale["after_sales_window_s"] == 3600
+    order_id = (await _buy(client, "o9", buyer("me")))["order_id"]
+    await engine.confirm_payment(order_id, "pay-1")
+    await engine.start_delivery(order_id)
+    cancel = f"/v1/orders/{order_id}/cancel"
+    complete = f"/v1/orders/{order_id}/complete"
+    problem(await client.post(cancel, headers=buyer("me")), 409, "order_in_delivery")
+    problem(await client.post(complete, headers=buyer("me")), 409, "order_not_pending")
+    await engine.confirm_delivery(order_id)
+    problem(await client.post(cancel, headers=buyer("me")), 409, "order_delivered")
+    problem(await client.post(complete, headers=buyer("stranger")), 404, "order_not_found")
+    done = await client.post(complete, headers=buyer("me"))
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+    again = await client.post(complete, headers=buyer("me"))
+    assert again.status_code == 200 and again.json()["version"] == done.json()["version"]
+    problem(await client.post(cancel, headers=buyer("me")), 409, "order_delivered")

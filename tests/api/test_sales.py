@@ -71,6 +71,9 @@ async def test_create_twice_is_409_sale_exists(client: Client, make_sale: Any, a
         {"name": "x", "serials": {"list": ["a", "a"]}},  # duplicate
         {"name": "x", "serials": {"range": [1, 2]}, "sale_id": "no spaces"},
         {"name": "x", "serials": {"range": [1, 2]}, "currency": "yuan"},
+        # the server draws a random drop's key: a client may not choose it (issue #12)
+        {"name": "x", "serials": {"range": [1, 2]}, "assignment": "random", "assignment_key": "k"},
+        {"name": "x", "serials": {"range": [1, 2]}, "after_sales_window_s": -1},
         {"name": "", "serials": {"range": [1, 2]}},
         {"serials": {"range": [1, 2]}},  # missing name
         {

@@ -355,3 +355,39 @@ async def test_an_order_cancelled_before_its_delivery_is_not_minted_until_paid_a
     await wait_status(chain_pool, order_id, "confirmed")
     assert await txs_when_settled(chain_pool, order_id) == ["confirmed"]
     assert await owner(running, chain_pool, "drop", 2) == BUYERS[2]
+
+
+async def test_delivery_moves_the_order_to_delivered_then_completed_in_redis_and_postgres(
+    engine: Engine, chain_pool: asyncpg.Pool, make_deliverer: Any
+) -> None:
+    from flashsale.engine import errors
+
+    orders = await paid_orders(engine, chain_pool, "drop", ["u1", "u2"])
+    await set_addresses(chain_pool, {"u1": BUYERS[0], "u2": BUYERS[1]})
+    running = make_deliverer()
+    running.start()
+    for order in orders:
+        await wait_status(chain_pool, order.order_id, "confirmed")
+    await running.halt()
+    first, second = (o.order_id for o in orders)
+    for order_id in (first, second):
+        got = await engine.get_order(order_id)
+        assert got is not None and got.status == "delivered"
+    with pytest.raises(errors.OrderDelivered):
+        await engine.request_refund(first, user_id="u1", reason="too late")
+    assert (await engine.complete(first, user_id="u1"))[0].status == "completed"
+    now = engine.clock()
+    engine.clock = lambda: now + 604_800_000 + 1  # the default after-sales window passed
+    assert await engine.due_completions("drop") == [second]
+    assert (await engine.complete(second))[0].status == "completed"
+    await _persist(engine, chain_pool)
+    rows = await chain_pool.fetch("SELECT status FROM orders ORDER BY order_id")
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    kinds = await chain_pool.fetch(
+        "SELECT type FROM order_events WHERE order_id = $1 ORDER BY version", first
+    )
+    assert [r["type"] for r in kinds] == [
+        "purchased", "paid", "delivery_started", "delivered", "completed"
+    ]  # fmt: skip
+    done = await engine.get_order(first)
+    assert done is not None and (await delivery_of(chain_pool, done)).status == "confirmed"

@@ -7,7 +7,7 @@ from typing import Any
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order, Sale, SaleCreate, SerialsSpec
-from flashsale.engine.statuses import HOLDS_SERIAL
+from flashsale.engine.statuses import HOLDS_SERIAL, SOLD
 
 
 async def make_sale(
@@ -35,7 +35,7 @@ async def assert_invariants(engine: Engine, sale_id: str) -> list[Order]:
     # in ``sold`` and in its buyer's limit, until an operator decides.
     live = [o for o in orders if o.status in HOLDS_SERIAL]
     pending = sum(o.status == "pending_payment" for o in orders)
-    paid = sum(o.status in ("paid", "delivered", "refund_pending") for o in orders)
+    paid = sum(o.status in SOLD for o in orders)
     assert sale.reserved == pending, (sale.reserved, pending)
     assert sale.sold == paid, (sale.sold, paid)
     assert sale.available + sale.reserved + sale.sold == sale.total
@@ -58,5 +58,4 @@ async def delete_sale(engine: Engine, sale_id: str) -> None:
     from flashsale.engine.keys import sales_registry
 
     keys = engine.keys(sale_id)
-    orders = [keys.order(order_id) for order_id in await engine.order_ids(sale_id)]
-    await engine.redis.unlink(*keys.all_fixed(), *orders, sales_registry(engine.namespace))
+    await engine.redis.unlink(*keys.all_fixed(), sales_registry(engine.namespace))

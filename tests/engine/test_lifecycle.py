@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flashsale.engine import errors
-from flashsale.engine.engine import Engine, order_id_for
-from flashsale.engine.models import SaleUpdate, SerialsSpec
+from flashsale.engine.engine import Engine
+from flashsale.engine.models import ORDER_ID, SaleUpdate, SerialsSpec
 from flashsale.errors import ValidationFailed
 
 from .helpers import assert_invariants, make_sale
@@ -47,7 +47,19 @@ async def test_limit_reached_names_the_buyers_live_orders(engine: Engine) -> Non
     with pytest.raises(errors.LimitReached) as refused:
         await engine.purchase("lim", "u1")
     assert refused.value.extra["order_ids"] == [order.order_id]
-    assert order.order_id == order_id_for("lim", "u1", 1)
+    assert ORDER_ID.match(order.order_id) and order.order_id.startswith("lim.")
+
+
+async def test_limit_reached_lists_at_most_ten_live_orders_newest_first(engine: Engine) -> None:
+    await make_sale(engine, "many", size=50, per_user_limit=12)
+    bought = [(await engine.purchase("many", "u1")).order.order_id for _ in range(12)]
+    await engine.cancel(bought[0])  # a released order is not listed, and frees a place
+    bought.append((await engine.purchase("many", "u1")).order.order_id)
+    with pytest.raises(errors.LimitReached) as refused:
+        await engine.purchase("many", "u1")
+    assert refused.value.extra["order_ids"] == bought[::-1][:10]
+    mine = await engine.buyer_orders("many", "u1")
+    assert [o.order_id for o in mine] == bought and mine[0].status == "cancelled"
 
 
 async def test_window_scheduled_open_closed(engine: Engine) -> None:
@@ -142,3 +154,18 @@ async def test_explicit_list_sale_and_long_list_loading(engine: Engine) -> None:
         await engine.tune("list", SaleUpdate(add_serials=SerialsSpec(list=["A-00001", "B-1"])))
     await engine.tune("list", SaleUpdate(add_serials=SerialsSpec(list=["B-1"])))
     assert (await engine.get_sale("list")).total == 45_001
+
+
+async def test_a_purchase_reaching_redis_past_its_deadline_does_nothing(engine: Engine) -> None:
+    """The caller stopped waiting (it heard 503): a late script must not sell."""
+    from flashsale.engine.engine import new_order_id
+
+    await make_sale(engine, "late", size=3)
+    k = engine.keys("late")
+    late = ["late", "u1", "", engine.clock(), "", "", 60, new_order_id("late"), 1]  # 1970
+    reply = await engine._call("purchase", k.purchase_keys(), late)
+    assert isinstance(errors.refusal(reply), errors.EngineUnavailable)
+    sale = await engine.get_sale("late")
+    assert (sale.available, sale.reserved) == (3, 0)
+    assert await engine.buyer_orders("late", "u1") == []
+    assert (await engine.purchase("late", "u1")).order.serial == 1  # a timely one sells

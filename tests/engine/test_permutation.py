@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.models import SaleUpdate
+from flashsale.engine.models import SaleUpdate, decode_record
 from flashsale.engine.permutation import permute
 
 from .helpers import all_orders, make_sale
@@ -60,6 +61,9 @@ async def test_verify_recomputes_every_draw_and_catches_a_forged_serial(engine: 
     assert report.ok and report.checked == 350 and report.resold == 1, report
     # forge one order's serial: verification must name it
     victim = orders[5]
-    await engine.redis.hset(engine.keys("audit-me").order(victim.order_id), "serial", "999999")
+    orders_key = engine.keys("audit-me").orders
+    record = decode_record(await engine.redis.hget(orders_key, victim.order_id))
+    record.serial = "999999"
+    await engine.redis.hset(orders_key, victim.order_id, msgspec.msgpack.encode(record))
     forged = await verify_sale(engine, "audit-me")
     assert not forged.ok and victim.order_id in forged.mismatches[0]

@@ -117,7 +117,7 @@ class EngineMachine(RuleBasedStateMachine):
         m.orders[got.order_id] = ModelOrder(user, serial, "pending_payment", self.now + TIMEOUT_MS)
 
     def _pick(self, data: st.DataObject) -> str:
-        return data.draw(st.sampled_from(sorted(self.model.orders)))
+        return data.draw(st.sampled_from(list(self.model.orders)))  # bought order: ids are random
 
     @precondition(lambda self: self.model.orders)
     @rule(data=st.data(), by_owner=st.booleans())

@@ -43,7 +43,13 @@ def test_quick_bench_writes_tables_and_chart(
     text = out.read_text()
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "2 cores" in text or "cores" in text
-    for row in ("(ceiling)", "engine from Python", "PostgreSQL only", "| range | 10,000,000 |"):
+    for row in (
+        "(ceiling)",
+        "engine from Python",
+        "PostgreSQL only",
+        "| range | 10,000,000 |",
+        "Purchase script vs the reference purchase",
+    ):
         assert row in text, text
     assert "drain / COPY" in text or "bench/drain.py is not in this build" in text, text
     if shutil.which("wrk"):

@@ -50,3 +50,29 @@ async def test_balance_payment_needs_the_password_and_pays_at_once(flow: Flow) -
     assert [e.kind for e in wallet.entries] == ["debit", "credit"]
     audit = await money_audit(flow.pool, sale.sale_id, flow.engine)
     assert audit.ok, audit.violations
+
+
+async def test_the_timers_complete_delivered_orders_once_the_window_passed(flow: Flow) -> None:
+    closing = await flow.sale(after_sales_window_s=0)  # complete as soon as delivered
+    lasting = await flow.sale()  # the default window: a week
+    done, kept = await flow.buy(closing.sale_id, "u1"), await flow.buy(lasting.sale_id, "u1")
+    for order in (done, kept):
+        await flow.engine.confirm_payment(order.order_id, f"pay-{order.order_id}")
+        await flow.engine.start_delivery(order.order_id)
+        await flow.engine.confirm_delivery(order.order_id)
+    timers = flow.start_timers()
+
+    async def completed() -> bool:
+        order = await flow.engine.get_order(done.order_id)
+        return order is not None and order.status == "completed"
+
+    await eventually(completed)
+    ticks = timers[0].totals.ticks
+    await eventually(lambda: _after(timers[0].totals.ticks, ticks + 2))
+    await flow.stop_timers()
+    still = await flow.engine.get_order(kept.order_id)
+    assert still is not None and still.status == "delivered"
+
+
+async def _after(now: int, wanted: int) -> bool:
+    return now >= wanted

@@ -71,8 +71,7 @@ async def test_planted_inconsistencies_are_seen(
 
     # 2. Redis half-replays a purchase: a serial drawn and a buyer counted, no order
     await engine.redis.hincrby(keys.meta, "drawn", 1)
-    await engine.redis.hincrby(keys.buyers, "n:ghost", 1)
-    await engine.redis.hincrby(keys.buyers, "c:ghost", 1)
+    await engine.redis.hset(keys.buyers, "l:ghost", "0" * 20)  # listed live, no such order
     report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
     codes = {v.code for v in report.violations}
     assert {"pool_mismatch", "counted_without_order", "buyer_count_mismatch"} <= codes, codes

@@ -73,21 +73,55 @@ async def test_poison_event_is_dead_lettered_and_the_rest_flows(
             keys.events, {"type": "purchased", "at_ms": "x", "order_id": "nonsense"}
         )
         unknown = await engine.redis.xadd(keys.events, {"type": "teleported", "at_ms": "1"})
+        # a packed order event whose record does not decode (not msgpack at all)
+        garbled = await engine.redis.xadd(keys.events, {"paid": b"\xc1\xff not msgpack"})
         second = await buy_range(engine, sale_id, range(300, 600))
         await wait_drained(engine, namespace, sale_id, limit_s=30)
     assert len(first) + len(second) == 600
     dead = await engine.redis.xrange(keys.persist_dead)
     by_id = {f[b"stream_id"].decode(): f for _, f in dead}
-    assert set(by_id) == {poison.decode(), unknown.decode()}
+    assert set(by_id) == {poison.decode(), unknown.decode(), garbled.decode()}
     assert b"malformed event" in by_id[poison.decode()][b"reason"]
+    assert b"does not decode" in by_id[garbled.decode()][b"reason"]
+    assert json.loads(by_id[garbled.decode()][b"payload"])["paid"]["hex"].startswith("c1ff")
     assert b"unknown event type" in by_id[unknown.decode()][b"reason"]
     assert int(by_id[poison.decode()][b"deliveries"]) > FAST.max_deliveries
     assert json.loads(by_id[poison.decode()][b"payload"])["order_id"] == "nonsense"
     rows = await pg_pool.fetch("SELECT reason FROM dead_letters WHERE sale_id = $1", sale_id)
-    assert len(rows) == 2
+    assert len(rows) == 3
     report = await audit_sale(engine.redis, pg_pool, namespace, sale_id)
     assert report.ok, report.violations
-    assert report.persisted == 600 and report.stream.dead_letters == 2
+    assert report.persisted == 600 and report.stream.dead_letters == 3
+
+
+async def test_events_postgresql_refuses_hold_back_nothing_else_of_their_sale(
+    engine: Engine, pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    """A sale named with a NUL and a buyer id with one: PostgreSQL refuses both rows. Each
+    event alone goes to the dead letters; every other order of the sale is persisted."""
+    sale_id = f"nul-{namespace}"
+    await make_sale(engine, sale_id, size=100, name="bad\x00name")
+    good = await buy_range(engine, sale_id, range(50))
+    bad = (await engine.purchase(sale_id, "u\x00x")).order
+    later = await buy_range(engine, sale_id, range(50, 80))
+    keys = engine.keys(sale_id)
+    async with consuming(Persister(engine.redis, pg_pool, namespace=namespace, config=FAST)):
+        await wait_drained(engine, namespace, sale_id, limit_s=30)
+    persisted = {
+        r["order_id"]
+        for r in await pg_pool.fetch("SELECT order_id FROM orders WHERE sale_id = $1", sale_id)
+    }
+    assert persisted == {o.order_id for o in good + later}
+    name = await pg_pool.fetchval("SELECT name FROM sales WHERE sale_id = $1", sale_id)
+    assert name == "bad\ufffdname"  # the sale's row, its text repaired
+    dead = await engine.redis.xrange(keys.persist_dead)
+    payloads = [json.loads(fields[b"payload"]) for _, fields in dead]
+    assert len(dead) == 2
+    assert {p.get("type") for p in payloads} == {"sale_created", "purchased"}
+    assert any(p.get("order_id") == bad.order_id for p in payloads)
+    assert all(b"Error" in fields[b"reason"] for _, fields in dead)
+    rows = await pg_pool.fetch("SELECT reason FROM dead_letters WHERE sale_id = $1", sale_id)
+    assert len(rows) == 2  # PostgreSQL's copy of the dead letters, their text repaired
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from flashsale.api.schemas import OrderOut
 from flashsale.api.state import AppState
 from flashsale.chain.views import Delivery, delivery_of
 from flashsale.engine import statuses
-from flashsale.engine.errors import OrderNotFound, OrderNotPending
+from flashsale.engine.errors import OrderNotFound, OrderNotPending, cancel_refused
 from flashsale.engine.models import ORDER_ID, SALE_ID_PATTERN, Order
 from flashsale.engine.statuses import OrderStatus
 from flashsale.payments import errors as payment_errors
@@ -107,6 +107,21 @@ class OrdersController(Controller):
         return Response(page.items, headers=next_link(request, page.next_cursor))
 
     @post(
+        "/orders/{order_id:str}/complete",
+        summary="Complete a delivered order (its buyer): delivered -> completed; the timers "
+        "complete it anyway once the sale's after-sales window has passed",
+        status_code=200,
+        responses=problem_responses(401, 404, 409, 503),
+    )
+    async def complete_order(
+        self, request: Request[Any, Any, Any], order_id: FromPath[str]
+    ) -> Order:
+        if ORDER_ID.match(order_id) is None:
+            raise OrderNotFound()  # what a foreign order answers too
+        engine, user_id = _state(request).engine, principal_of(request).user_id
+        return (await engine.complete(order_id, user_id=user_id))[0]
+
+    @post(
         "/orders/{order_id:str}/cancel",
         status_code=200,
         responses=problem_responses(401, 404, 409, 503),
@@ -129,6 +144,9 @@ class OrdersController(Controller):
         order = await engine.get_order(order_id)
         if order is None or (user_id is not None and order.user_id != user_id):
             raise OrderNotFound()
+        refused = cancel_refused(order.status)  # delivery started: after-sales instead
+        if refused is not None:
+            raise refused
         retry = order.status == "refund_pending"  # the refund asked again: answered again
         if order.status not in statuses.CANCELLABLE and not retry:  # as the engine answers
             raise OrderNotPending(f"order is {order.status}", status=order.status, order=order)

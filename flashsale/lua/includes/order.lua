@@ -1,54 +1,42 @@
 --[[
-  Order record helpers, inlined into every script that touches an order.
+  Order records, inlined into every script that touches an order.
 
-  ORDER_FIELDS is the positional layout of every order reply; it is mirrored by
-  ORDER_FIELDS in engine/models.py (a test keeps the two equal). Scripts keep
-  the order as a Lua table, change it, write the changed fields, and build the
-  event and the reply from the table: no re-read of what they just wrote.
+  An order is one msgpack array (cmsgpack) in the sale's orders hash, field =
+  order id: ORDER_FIELDS in this order, then the request fingerprint. It is
+  mirrored by ORDER_FIELDS in engine/models.py (a test keeps the two equal);
+  the write-behind decodes the same array with msgspec. Every transition
+  writes the packed record back and appends the SAME bytes to the sale's
+  stream as one field named after the event: one HSET, one XADD, nothing
+  re-read. The event's time is the order's updated_ms.
+  Needs: rcall.
+
+  ORDER_FIELDS = {
+    'order_id', 'sale_id', 'user_id', 'serial', 'serial_kind', 'status', 'version',
+    'created_ms', 'expires_ms', 'updated_ms', 'price_cents', 'currency',
+    'payment_id', 'reason', 'draw', 'ip',
+  }
+  (documentation only: no table is built at run time)
 ]]
-local ORDER_FIELDS = {
-  'order_id', 'sale_id', 'user_id', 'serial', 'serial_kind', 'status', 'version',
-  'created_ms', 'expires_ms', 'updated_ms', 'price_cents', 'currency',
-  'payment_id', 'reason', 'draw', 'ip',
-}
+-- positions in the record (ORDER_FIELDS, then the fingerprint)
+local O_ID, O_USER, O_SERIAL, O_KIND, O_STATUS, O_VERSION = 1, 3, 4, 5, 6, 7
+local O_EXPIRES, O_UPDATED, O_PAYMENT, O_REASON, O_IP, O_FINGERPRINT = 9, 10, 13, 14, 16, 17
+local O_REPLY = 16 -- the reply carries ORDER_FIELDS, never the fingerprint
 
--- The order hash as a table, or nil when it does not exist.
-local function load_order(order_key)
-  local values = rcall('HMGET', order_key, unpack(ORDER_FIELDS))
-  if not values[1] then return nil end
-  local order = {}
-  for i, field in ipairs(ORDER_FIELDS) do order[field] = values[i] or '' end
-  return order
+-- The order as a Lua array, or nil when the sale has no such order.
+local function load_order(orders_key, order_id)
+  local packed = rcall('HGET', orders_key, order_id)
+  if not packed then return nil end
+  return cmsgpack.unpack(packed)
 end
 
 -- {code, field1, field2, ...} in ORDER_FIELDS order.
-local function order_reply(code, order)
-  local reply = {code}
-  for i, field in ipairs(ORDER_FIELDS) do reply[i + 1] = order[field] end
-  return reply
+local function order_reply(code, o)
+  return {code, unpack(o, 1, O_REPLY)}
 end
 
--- Append the order's state after a transition to the sale's event stream: the
--- write-behind upserts it keyed by (order_id, version). Empty fields are left out.
-local function emit_order(events_key, order, event_type, now)
-  local args = {'XADD', events_key, '*', 'type', event_type, 'at_ms', now}
-  for _, field in ipairs(ORDER_FIELDS) do
-    local value = order[field]
-    if value ~= '' then
-      args[#args + 1] = field
-      args[#args + 1] = value
-    end
-  end
-  rcall(unpack(args))
-end
-
--- Write the given fields of the order both to its hash and to the table.
-local function update_order(order_key, order, changes)
-  local args = {'HSET', order_key}
-  for field, value in pairs(changes) do
-    order[field] = value
-    args[#args + 1] = field
-    args[#args + 1] = value
-  end
-  rcall(unpack(args))
+-- Store the record and append it to the stream as one entry {event_type = record}.
+local function save_order(orders_key, events_key, o, event_type)
+  local packed = cmsgpack.pack(o)
+  rcall('HSET', orders_key, o[O_ID], packed)
+  rcall('XADD', events_key, '*', event_type, packed)
 end

@@ -24,22 +24,23 @@ local function permute(x, size, key)
   return x
 end
 
--- Returns serial, kind ('r' or 'l'), segment number for draw number `draw`,
--- starting the segment search at `segment` (draws only move forward).
-local function draw_serial(segments_key, items_key, draw, segment, assignment, perm_key)
+-- The serial of draw `draw` in a segment {number, kind, lo, size, offset}.
+local function serial_in(seg, draw, items_key, assignment, perm_key)
+  local j = draw - seg[5]
+  if assignment == 'random' then j = permute(j, seg[4], perm_key .. ':' .. seg[1]) end
+  if seg[2] == 'r' then return string.format('%d', seg[3] + j) end
+  return rcall('HGET', items_key, seg[1] .. ':' .. j)
+end
+
+-- The segment holding draw `draw` as {number, kind, lo, size, offset}, searching from
+-- segment `segment` on (draws only move forward); nil past the last segment.
+local function find_segment(segments_key, draw, segment)
   while true do
     local seg = rcall('HMGET', segments_key, segment .. ':kind', segment .. ':lo',
       segment .. ':size', segment .. ':off')
-    if not seg[1] then return nil, nil, segment end
+    if not seg[1] then return nil end
     local size, offset = tonumber(seg[3]), tonumber(seg[4])
-    if draw < offset + size then
-      local j = draw - offset
-      if assignment == 'random' then j = permute(j, size, perm_key .. ':' .. segment) end
-      if seg[1] == 'r' then
-        return string.format('%d', tonumber(seg[2]) + j), 'r', segment
-      end
-      return rcall('HGET', items_key, segment .. ':' .. j), 'l', segment
-    end
+    if draw < offset + size then return {segment, seg[1], tonumber(seg[2]), size, offset} end
     segment = segment + 1
   end
 end

@@ -1,19 +1,34 @@
 --[[
-  Release a pending order: its serial goes back to the pool (sold again before
-  fresh draws), the buyer's and the address's live counts go down, the
-  reservation ends and the expiry is unscheduled. Shared by cancel and expire
-  so that both undo a purchase the same way, exactly once.
-  Needs: meta_key, buyers_key, ips_key, returned_key, expiry_key, events_key.
+  Release an order's serial: it goes back to the pool (sold again before fresh
+  draws), the order leaves its buyer's live orders and its address's count.
+  Shared by cancel, expire and refund so that all undo a purchase the same
+  way, exactly once (each checks the order's status first).
+  Needs: rcall, buyers_key, ips_key, returned_key, and includes order, live.
 ]]
-local function release(order, order_key, new_status, reason, event_type, now)
-  rcall('RPUSH', returned_key, order.serial_kind .. ':' .. order.serial)
-  rcall('HINCRBY', buyers_key, 'c:' .. order.user_id, -1)
-  if order.ip ~= '' then
-    if rcall('HINCRBY', ips_key, order.ip, -1) <= 0 then rcall('HDEL', ips_key, order.ip) end
+-- The order no longer holds its serial: its suffix moves from live to history.
+local function unlist_live(user, order_id)
+  local suffix = string.sub(order_id, -SUFFIX)
+  local live = rcall('HGET', buyers_key, 'l:' .. user) or ''
+  local at = 1
+  while true do
+    local found = string.find(live, suffix, at, true)
+    if not found then break end
+    if (found - 1) % SUFFIX == 0 then
+      rcall('HSET', buyers_key, 'l:' .. user,
+        string.sub(live, 1, found - 1) .. string.sub(live, found + SUFFIX))
+      break
+    end
+    at = found + 1
   end
-  rcall('HINCRBY', meta_key, 'reserved', -1)
-  rcall('ZREM', expiry_key, order.order_id)
-  update_order(order_key, order, {status = new_status, version = tonumber(order.version) + 1,
-    updated_ms = now, reason = reason})
-  emit_order(events_key, order, event_type, now)
+  local history = rcall('HGET', buyers_key, 'h:' .. user) or ''
+  rcall('HSET', buyers_key, 'h:' .. user, history .. suffix)
+end
+
+local function release(o)
+  rcall('RPUSH', returned_key, o[O_KIND] .. ':' .. o[O_SERIAL])
+  unlist_live(o[O_USER], o[O_ID])
+  local ip = o[O_IP]
+  if ip ~= '' then
+    if rcall('HINCRBY', ips_key, ip, -1) <= 0 then rcall('HDEL', ips_key, ip) end
+  end
 end

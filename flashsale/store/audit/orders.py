@@ -1,9 +1,9 @@
 """The deep audit: every order of a sale, Redis against PostgreSQL, chunk by chunk.
 
-The buyers hash gives every order id (order ids are a function of (sale, buyer,
-n)), so there is no keyspace SCAN: buyers are taken in chunks of about
-``chunk`` orders, each chunk read in one MULTI (every key is in the sale's
-slot) and compared with PostgreSQL by one query that returns only the
+The buyers hash gives every order id (each buyer's live and released orders,
+``engine/keys.py``), so there is no keyspace SCAN: buyers are taken in chunks
+of about ``chunk`` orders, each chunk read in one MULTI (every key is in the
+sale's slot) and compared with PostgreSQL by one query that returns only the
 differences. Memory stays bounded by the chunk. The per-buyer and per-order
 checks below run on each chunk; their violations add up in ``OrderScan``.
 """
@@ -17,16 +17,14 @@ import asyncpg
 
 from flashsale.engine import statuses
 from flashsale.engine.codec import text
-from flashsale.engine.engine import order_id_for
-from flashsale.engine.keys import SaleKeys
+from flashsale.engine.keys import SaleKeys, history_field, live_field, order_ids_in
+from flashsale.engine.models import decode_record
 from flashsale.store.audit.report import EXAMPLES, Violation, violation
-from flashsale.store.events import int_or
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis
 
 CHUNK = 5000  # orders per Redis pipeline and per PostgreSQL comparison
 MAX_TRACKED = 100_000  # orders behind in PostgreSQL remembered for the re-check
-_ORDER_READ = ("status", "version", "user_id")
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Buyer:
 
     user: str
     orders: list[tuple[str, Any]]  # (order id, [status, version, user_id]); no order: status None
-    counted: Any  # its ``c:<user>`` field: its live orders as Redis counts them
+    counted: int  # its live orders as the buyers hash lists them (what the limit reads)
     complete: bool  # False: still buying while read, so its counts are not checked
 
 
@@ -85,7 +83,7 @@ def counted_without_order(buyer: Buyer) -> list[Violation]:
 
 def buyer_count_mismatch(buyer: Buyer, live: int) -> list[Violation]:
     """The buyer's live-order count in Redis is not the number of its live orders."""
-    counted = int_or(buyer.counted)
+    counted = buyer.counted
     if live == counted:
         return []
     return [
@@ -158,11 +156,11 @@ async def scan_orders(
 ) -> OrderScan:
     """Every buyer's orders, ``chunk`` orders at a time, against PostgreSQL."""
     scan = OrderScan()
-    batch: list[tuple[str, int]] = []
-    in_batch = 0  # orders of the buyers in the batch
-    async for field, value in redis.hscan_iter(keys.buyers, match="n:*", count=2000):
-        batch.append((text(field)[2:], int(value)))
-        in_batch += int(value)
+    batch: list[str] = []
+    in_batch = 0  # orders of the buyers in the batch (live ones: history is read later)
+    async for field, value in redis.hscan_iter(keys.buyers, match="l:*", count=2000):
+        batch.append(text(field)[2:])
+        in_batch += 1 + len(value) // 20
         if in_batch >= chunk:
             await _scan_chunk(redis, pool, keys, sale_id, batch, max_limit, scan)
             batch, in_batch = [], 0
@@ -176,7 +174,7 @@ async def _scan_chunk(
     pool: asyncpg.Pool,
     keys: SaleKeys,
     sale_id: str,
-    buyers: list[tuple[str, int]],
+    buyers: list[str],
     max_limit: int,
     scan: OrderScan,
 ) -> None:
@@ -226,50 +224,70 @@ async def _scan_chunk(
         scan.add(await postgres_ahead(redis, keys, ahead))
 
 
+def _fields(users: list[str]) -> list[str]:
+    return [f for user in users for f in (history_field(user), live_field(user))]
+
+
+def _record(packed: Any) -> list[Any]:
+    if packed is None:
+        return [None, None, None]
+    r = decode_record(packed)
+    return [r.status, r.version, r.user_id]
+
+
 async def _read_buyers(
-    redis: AnyRedis, keys: SaleKeys, sale_id: str, buyers: list[tuple[str, int]]
+    redis: AnyRedis, keys: SaleKeys, sale_id: str, buyers: list[str]
 ) -> list[Buyer]:
-    # One MULTI per chunk (every key is in the sale's slot): the buyers' orders, their
-    # purchase counts and live counts are read in one atomic snapshot, even during a
-    # live sale. A buyer who bought again since the scan read its count is read again
-    # (up to 3 times; one still buying is left to the next audit for its count checks).
+    # One MULTI per chunk (every key is in the sale's slot): the buyers' orders and
+    # their live and released lists, read in one atomic snapshot, even during a live
+    # sale. The ids come from a read just before; a buyer whose lists moved in between
+    # is read again (up to 3 times; one still buying is left to the next audit).
     read: list[Buyer] = []
     todo = buyers
+    listed = await redis.hmget(keys.buyers, _fields(todo))
     for attempt in range(3):
+        ids = {
+            user: order_ids_in(sale_id, text(listed[2 * n] or b""))
+            + order_ids_in(sale_id, text(listed[2 * n + 1] or b""))
+            for n, user in enumerate(todo)
+        }
+        every = [order_id for user in todo for order_id in ids[user]]
         pipe = redis.pipeline(transaction=True)
-        for user, n in todo:
-            for i in range(1, n + 1):
-                pipe.hmget(keys.order(order_id_for(sale_id, user, i)), _ORDER_READ)
-        pipe.hmget(keys.buyers, [f"c:{user}" for user, _ in todo])
-        pipe.hmget(keys.buyers, [f"n:{user}" for user, _ in todo])
+        pipe.hmget(keys.buyers, _fields(todo))
+        if every:
+            pipe.hmget(keys.orders, every)
         replies = await pipe.execute()
-        held_now, n_now = replies[-2], replies[-1]
-        moved: list[tuple[str, int]] = []
-        at = 0
-        for (user, n), c, n2 in zip(todo, held_now, n_now, strict=True):
-            orders = [
-                (order_id_for(sale_id, user, i), replies[at + i - 1]) for i in range(1, n + 1)
-            ]
-            at += n
-            if int_or(n2) != n and attempt < 2:
-                moved.append((user, int_or(n2)))
+        now_listed = replies[0]
+        records = iter(replies[1] if every else [])
+        moved: list[str] = []
+        moved_listed: list[Any] = []
+        for n, user in enumerate(todo):
+            orders = [(order_id, _record(next(records))) for order_id in ids[user]]
+            before, after = listed[2 * n : 2 * n + 2], now_listed[2 * n : 2 * n + 2]
+            if before != after and attempt < 2:
+                moved.append(user)
+                moved_listed += after
                 continue
-            read.append(Buyer(user, orders, c, int_or(n2) == n))
+            live = text(after[1] or b"")
+            read.append(Buyer(user, orders, len(live) // 20, before == after))
         if not moved:
             break
-        todo = moved
+        todo, listed = moved, moved_listed
     return read
 
 
 async def read_orders(
     redis: AnyRedis, keys: SaleKeys, order_ids: list[str]
 ) -> list[tuple[str, int] | None]:
-    """(status, version) of each order in Redis now, in one MULTI; None when it is gone."""
-    pipe = redis.pipeline(transaction=True)
-    for order_id in order_ids:
-        pipe.hmget(keys.order(order_id), ["status", "version"])
-    replies = await pipe.execute()
-    return [None if v[0] is None else (text(v[0]), int(v[1])) for v in replies]
+    """(status, version) of each order in Redis now, in one read; None when it is gone."""
+    if not order_ids:
+        return []
+    values = await redis.hmget(keys.orders, order_ids)
+    out: list[tuple[str, int] | None] = []
+    for packed in values:
+        status, version, _ = _record(packed)
+        out.append(None if status is None else (status, version))
+    return out
 
 
 async def still_behind(

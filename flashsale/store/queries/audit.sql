@@ -18,7 +18,8 @@ SELECT status, count(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status;
 -- Live here and below: the statuses that hold a serial, refund_pending included.
 SELECT serial, count(*) AS n, array_agg(order_id ORDER BY order_id) AS orders
 FROM orders
-WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
+WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
+                                       'refund_pending')
 GROUP BY serial HAVING count(*) > 1
 ORDER BY serial LIMIT 20;
 
@@ -26,7 +27,8 @@ ORDER BY serial LIMIT 20;
 -- Invariant 3: no buyer over the highest per-user limit the sale ever had.
 SELECT user_id, count(*) AS n
 FROM orders
-WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
+WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
+                                       'refund_pending')
 GROUP BY user_id HAVING count(*) > $2
 ORDER BY n DESC, user_id LIMIT 20;
 
@@ -34,7 +36,8 @@ ORDER BY n DESC, user_id LIMIT 20;
 SELECT ip, count(*) AS n
 FROM orders
 WHERE sale_id = $1 AND ip IS NOT NULL
-  AND status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
+  AND status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
+                                       'refund_pending')
 GROUP BY ip HAVING count(*) > $2
 ORDER BY n DESC, ip LIMIT 20;
 
@@ -51,7 +54,8 @@ WHERE o.order_id IS NULL OR o.version <> r.version OR o.status <> r.status;
 SELECT o.serial, o.order_id
 FROM unnest($2::text[]) AS p(serial)
 JOIN orders o ON o.sale_id = $1 AND o.serial = p.serial
-           AND o.status IN ('pending_payment', 'paid', 'delivered', 'refund_pending')
+           AND o.status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
+                                       'refund_pending')
 LIMIT 20;
 
 -- name: audit_dead_letters

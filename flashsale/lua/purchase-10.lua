@@ -1,0 +1,128 @@
+--[[
+  purchase-10: sell one serial to a buyer, in one round trip.
+  Order of checks: idempotent replay, sale window and status, per-user limit,
+  per-IP limit, then the pool (serials released by cancel/expire first, then
+  fresh draws). Nothing is written until every check has passed. The order id
+  is drawn by the engine (Python), not here.
+
+  KEYS[1] meta       hash   settings and counters (drawn, reserved, sold, ...)
+  KEYS[2] segments   hash   serial segments
+  KEYS[3] items      hash   explicit serials of list segments
+  KEYS[4] buyers     hash   "l:<user>" live order suffixes, "h:<user>" released ones
+  KEYS[5] ips        hash   "<ip>" live orders from that address
+  KEYS[6] returned   list   released serials ("r:42", "l:A-001"), sold first
+  KEYS[7] expiry     zset   order_id scored by its payment deadline (ms)
+  KEYS[8] events     stream the sale's event stream
+  KEYS[9] orders     hash   order_id -> packed order (includes/order.lua)
+  KEYS[10] idem      string order_id remembered under (buyer, Idempotency-Key);
+                            any key of the sale when the request has none
+
+  ARGV[1] sale_id   ARGV[2] user_id   ARGV[3] ip ('' when not tracked)
+  ARGV[4] now_ms    ARGV[5] '1' when an Idempotency-Key came, else ''
+  ARGV[6] request fingerprint       ARGV[7] idempotency TTL (s)
+  ARGV[8] the new order's id ("<sale_id>.<20 hex>", random)
+  ARGV[9] deadline_ms by Redis' clock ('' = none): past it the caller has stopped waiting,
+          so the script does nothing (a call answered 503 never sells later)
+
+  Replies:
+  {1, serial, serial_kind, expires_ms, price_cents, currency, draw}   new order
+  {2, order fields...}   replay of the order remembered under the key
+  {-1, ''} sale_not_found        {-2, ''} sale_not_open     {-3, ''} sale_paused
+  {-4, ''} sale_closed           {-5, ''} sold_out
+  {-6, limit, order_id...}       limit_reached (user), with up to 10 live orders
+  {-7, limit}                    limit_reached (ip)
+  {-8, order_id}                 idempotency key reused with another request
+  {-18, ''}                      deadline passed: nothing done (engine_unavailable)
+]]
+local rcall = redis.call
+local meta_key, segments_key, items_key, buyers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ips_key, returned_key, expiry_key, events_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local orders_key, idem_key = KEYS[9], KEYS[10]
+local sale_id, user, ip, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
+
+--@include order
+--@include live
+
+local deadline = ARGV[9]
+if deadline and deadline ~= '' then
+  local t = rcall('TIME')
+  if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(deadline) then return {-18, ''} end
+end
+
+if has_idem then
+  local remembered = rcall('GET', idem_key)
+  if remembered then
+    local o = load_order(orders_key, remembered)
+    if not o or o[O_FINGERPRINT] ~= fingerprint then return {-8, remembered} end
+    return order_reply(2, o)
+  end
+end
+
+local m = rcall('HMGET', meta_key, 'hot', 'drawn', 'reserved', 'cur')
+local hot = m[1]
+if not hot then -- a sale created before "hot" existed (or no sale)
+  --@include hot
+  hot = refresh_hot(meta_key)
+  if not hot then return {-1, ''} end
+end
+-- status, start, end, user limit, ip limit, timeout, price, currency, total, assignment, key
+local h = cmsgpack.unpack(hot)
+local status = h[1]
+if status == 'closed' or now >= h[3] then return {-4, ''} end
+if status == 'paused' then return {-3, ''} end
+if status ~= 'open' or now < h[2] then return {-2, ''} end
+
+local limit = h[4]
+local live_field = 'l:' .. user
+local live = rcall('HGET', buyers_key, live_field) or ''
+if #live >= limit * SUFFIX then
+  local reply = {-6, limit}
+  for _, id in ipairs(live_ids(live, sale_id .. '.', 10)) do reply[#reply + 1] = id end
+  return reply
+end
+local ip_limit = h[5]
+if ip_limit > 0 and ip ~= '' and tonumber(rcall('HGET', ips_key, ip) or '0') >= ip_limit then
+  return {-7, ip_limit}
+end
+
+local serial, kind, draw
+local back = rcall('LPOP', returned_key)
+if back then
+  kind, serial, draw = string.sub(back, 1, 1), string.sub(back, 3), -1
+  rcall('HINCRBY', meta_key, 'reserved', 1)
+else
+  local drawn = tonumber(m[2])
+  if drawn >= h[9] then return {-5, ''} end
+  -- the current segment is cached in meta ("cur"): no segments read while it lasts,
+  -- and a sequential range draw needs no more than an addition
+  local seg = m[4] and cmsgpack.unpack(m[4])
+  local moved = not seg or drawn >= seg[5] + seg[4]
+  if not moved and seg[2] == 'r' and h[10] ~= 'random' then
+    serial = string.format('%d', seg[3] + drawn - seg[5])
+  else
+    --@include pool
+    if moved then seg = find_segment(segments_key, drawn, seg and seg[1] or 1) end
+    if seg then serial = serial_in(seg, drawn, items_key, h[10], h[11]) end
+  end
+  if not serial then return redis.error_reply('ERR serial pool corrupt at draw ' .. drawn) end
+  kind, draw = seg[2], drawn
+  if moved then
+    rcall('HSET', meta_key, 'drawn', drawn + 1, 'reserved', tonumber(m[3]) + 1,
+      'cur_segment', seg[1], 'cur', cmsgpack.pack(seg))
+  else
+    rcall('HSET', meta_key, 'drawn', drawn + 1, 'reserved', tonumber(m[3]) + 1)
+  end
+end
+
+rcall('HSET', buyers_key, live_field, live .. string.sub(order_id, -SUFFIX))
+if ip ~= '' then rcall('HINCRBY', ips_key, ip, 1) end
+
+local expires = now + h[6]
+local o = {order_id, sale_id, user, serial, kind, 'pending_payment', 1, now, expires, now,
+  h[7], h[8], '', '', draw, ip, fingerprint}
+save_order(orders_key, events_key, o, 'purchased')
+rcall('ZADD', expiry_key, expires, order_id)
+if has_idem then rcall('SET', idem_key, order_id, 'EX', ARGV[7]) end
+-- the engine knows the rest of a new order (its id, the buyer, the time, the status)
+return {1, serial, kind, expires, o[11], o[12], draw}
