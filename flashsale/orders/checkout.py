@@ -130,7 +130,8 @@ class Checkouts:
             try:
                 sales.append(await self.engine.get_sale(item.sale_id))
             except engine_errors.SaleNotFound:
-                raise ValidationFailed(f"items[{i}]: no sale {item.sale_id}") from None
+                # as a purchase of that sale answers
+                raise engine_errors.SaleNotFound(f"items[{i}]: no sale {item.sale_id}") from None
         if len({s.currency for s in sales}) > 1:
             raise ValidationFailed("a checkout pays in one currency: the cart mixes currencies")
         return sales

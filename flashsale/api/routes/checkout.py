@@ -58,7 +58,7 @@ class CheckoutsController(Controller):
                 description="Replay: the answer first given under this Idempotency-Key",
                 generate_examples=False,
             ),
-            **problem_responses(400, 401, 409, 413, 422, 429, 503),
+            **problem_responses(400, 401, 404, 409, 413, 422, 429, 503),
         },
         summary="Buy a cart across drops: every serial or none, bills split by merchant",
         description="Each serial is bought through the purchase path; when one is refused, "
