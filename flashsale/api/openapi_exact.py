@@ -12,6 +12,8 @@ document Litestar caches is completed in place, once:
   (``SHAPES``): one of ``range`` or ``list``, a method's required field;
 - a header the server requires is ``required`` (Idempotency-Key of a wallet
   credit; the server answers 428 without it);
+- a body the server may go without (``OPTIONAL_BODIES``: a decision's note) is not
+  ``required``;
 - OpenAPI links chain create sale -> purchase -> pay, read, cancel, so a
   stateful client (schemathesis' stateful phase) walks the flow.
 
@@ -155,6 +157,13 @@ def _links(doc: Doc) -> None:
             response.setdefault("links", {}).update(links)
 
 
+# operations whose body is optional (``data: ... | None = None``): Litestar marks it required
+OPTIONAL_BODIES = (
+    ("/v1/admin/refunds/{refund_id}/approve", "post"),
+    ("/v1/admin/refunds/{refund_id}/reject", "post"),
+)
+
+
 def make_exact(doc: Doc) -> Doc:
     """Complete Litestar's document in place (see the module docstring); returns it."""
     schemas: dict[str, Doc] = doc.get("components", {}).get("schemas", {})
@@ -185,6 +194,10 @@ def make_exact(doc: Doc) -> Doc:
         for parameter in doc["paths"][path][method].get("parameters", []):
             if parameter["in"] == "header" and parameter["name"] == header:
                 parameter["required"] = True
+    for path, method in OPTIONAL_BODIES:
+        body = doc["paths"].get(path, {}).get(method, {}).get("requestBody")
+        if body is not None:
+            body["required"] = False
     _links(doc)
     return doc
 

@@ -11,7 +11,10 @@ server requires (flashsale/api/openapi_exact.py says what it can):
   positive case's key is derived from its path and body (the same request
   replays, another one never reuses a key);
 - an integer is sent as a JSON integer (``1``, not ``1.0``: JSON Schema counts
-  ``1.0`` as an integer, the server's strict decoding does not).
+  ``1.0`` as an integer, the server's strict decoding does not);
+- a cart names each sale once (with its quantity) and holds at most
+  MAX_CART_SERIALS serials in all: JSON Schema's ``uniqueItems`` compares whole items,
+  and no keyword sums a field over them.
 
 Only positive cases are touched: a negative case keeps the violation it was made for.
 """
@@ -25,6 +28,7 @@ from typing import Any
 import schemathesis
 
 from flashsale.engine.models import MAX_TOTAL
+from flashsale.orders.models import MAX_CART_SERIALS
 
 KIND = "add_serials must be of the kind the sale was created with"
 LATE = "2999-01-01T00:00:00Z"  # after any start_at below, and after now
@@ -50,6 +54,28 @@ def _fix_range(spec: Any) -> None:
         spec["range"] = [low, min(high, low + MAX_TOTAL - 1)]
 
 
+def _once_per_sale(items: Any) -> None:
+    if not isinstance(items, list):
+        return
+    kept, seen = [], set()
+    for item in items:
+        sale = item.get("sale_id") if isinstance(item, dict) else None
+        if sale is not None and sale in seen:
+            continue
+        if sale is not None:
+            seen.add(sale)
+        kept.append(item)
+    room, capped = MAX_CART_SERIALS, []
+    for item in kept:
+        if isinstance(item, dict) and type(item.get("quantity", 1)) is int:
+            if room < 1:
+                continue
+            item["quantity"] = min(item.get("quantity", 1), room)
+            room -= item["quantity"]
+        capped.append(item)
+    items[:] = capped
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if not case.meta or not case.meta.generation.mode.is_positive:
@@ -60,6 +86,7 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
         case.body = _integers(case.body)
         _fix_range(case.body.get("serials"))
         _fix_range(case.body.get("add_serials"))
+        _once_per_sale(case.body.get("items"))
         if isinstance(case.body.get("end_at"), str):
             case.body["end_at"] = LATE
             if isinstance(case.body.get("start_at"), str):

@@ -160,11 +160,11 @@ def test_schemathesis_all_checks_and_the_stateful_phase_find_nothing(
         "--max-examples",
         "5",
         "--max-time",
-        "45",
+        "60",  # the stateful phase comes last: it needs its share to follow the links
         "--seed",
         "2",
         "--workers",
-        "2",
+        "1",  # with 2, hypothesis' lambda reprs crash now and then inside schemathesis 4.32
         "--generation-allow-x00",
         "false",  # NUL is refused at the edge, by design (docs/design.md)
         "--request-retries",
@@ -172,7 +172,7 @@ def test_schemathesis_all_checks_and_the_stateful_phase_find_nothing(
         "--request-timeout",
         "20",
     ]
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150)
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     summary = done.stdout[-12000:]
     assert done.returncode == 0, summary
     assert re.search(r"\b[1-9]\d* generated, [1-9]\d* passed", summary), summary
