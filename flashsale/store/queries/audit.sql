@@ -13,6 +13,14 @@ FROM sales WHERE sale_id = $1;
 -- name: audit_status_counts
 SELECT status, count(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status;
 
+-- name: audit_kept_count
+-- Orders refunded after delivery (event refunded_after_delivery): their token stays with
+-- the buyer, so their serial stays counted in the sale's sold (Redis meta "kept").
+SELECT count(*) FROM orders o
+WHERE o.sale_id = $1 AND o.status = 'refunded'
+  AND EXISTS (SELECT 1 FROM order_events e
+              WHERE e.order_id = o.order_id AND e.type = 'refunded_after_delivery');
+
 -- name: audit_live_serial_twice
 -- Invariant 2: no serial held by two live orders (the unique index should make this empty).
 -- Live here and below: the statuses that hold a serial, refund_pending included.

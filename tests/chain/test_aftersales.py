@@ -1,0 +1,211 @@
+"""After-sales on orders really delivered: bought and paid over HTTP, minted on a real
+hardhat node by the deliverer, then a ticket with evidence, decided by ops over HTTP.
+
+An approved ticket refunds the payment once and the order becomes ``refunded`` while its
+token stays with the buyer: the serial never returns to the pool and stays sold (the
+audit agrees); a rejected one leaves the order delivered; a ticket past the window: 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from flashsale.engine.engine import Engine
+from flashsale.store.audit import audit_sale
+from flashsale.store.persist import Persister
+from tests.api.conftest import bearer
+from tests.api.helpers import problem
+from tests.chain.helpers import BUYERS, set_addresses, wait_status
+from tests.orders.conftest import Client, app_client, buy_with_balance
+
+pytestmark = pytest.mark.timeout(120)
+
+ADMIN = bearer("ops-aftersales", admin=True)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PRICE, CREDIT = 1200, 5000
+
+
+@pytest.fixture
+async def client(
+    redis_url: str, chain_db: str, namespace: str, engine: Engine
+) -> AsyncIterator[Client]:
+    async with app_client(redis_url, namespace, chain_db) as c:
+        yield c
+
+
+async def delivered(
+    client: Client,
+    engine: Engine,
+    pool: asyncpg.Pool,
+    make_deliverer: Any,
+    sale_id: str,
+    names: list[str],
+) -> list[tuple[str, dict[str, str]]]:
+    """One order per buyer bought and paid (balance) over HTTP, minted and delivered."""
+    created = await client.post(
+        "/v1/sales",
+        json={
+            "sale_id": sale_id,
+            "name": "drop",
+            "serials": {"range": [1, 10]},
+            "price_cents": PRICE,
+            "per_user_limit": 1,
+        },
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.text
+    bought: list[tuple[str, dict[str, str]]] = []
+    for name in names:
+        headers = bearer(name)
+        order = await buy_with_balance(client, sale_id, name, headers, CREDIT)
+        bought.append((order["order_id"], headers))
+    await Persister(engine.redis, pool, namespace=engine.namespace, sales=[sale_id]).drain()
+    await set_addresses(pool, dict(zip(names, BUYERS, strict=False)))
+    running = make_deliverer()
+    running.start()
+    for order_id, _ in bought:
+        await wait_status(pool, order_id, "confirmed")
+    await running.halt()
+    for order_id, headers in bought:
+        read = (await client.get(f"/v1/orders/{order_id}", headers=headers)).json()
+        assert read["status"] == "delivered", read
+    return bought
+
+
+async def ticket(client: Client, order_id: str, headers: dict[str, str]) -> Any:
+    return await client.post(
+        f"/v1/orders/{order_id}/after-sales",
+        data={"reason": "the art is not the one shown"},
+        files=[("evidence", ("proof.png", PNG, "image/png"))],
+        headers=headers,
+    )
+
+
+async def status_of(client: Client, order_id: str, headers: dict[str, str]) -> str:
+    status: str = (await client.get(f"/v1/orders/{order_id}", headers=headers)).json()["status"]
+    return status
+
+
+async def balance(client: Client, headers: dict[str, str]) -> tuple[int, int]:
+    body = (await client.get("/v1/me/wallet", headers=headers)).json()
+    refunds = [e for e in body["entries"] if e["kind"] == "refund"]
+    return int(body["balance_cents"]), len(refunds)
+
+
+async def test_approved_refunds_once_rejected_stays_delivered_and_the_serial_stays_sold(
+    client: Client,
+    engine: Engine,
+    chain_pool: asyncpg.Pool,
+    make_deliverer: Any,
+    namespace: str,
+) -> None:
+    sale_id = f"{namespace}-as"
+    names = [f"{namespace}-{n}" for n in ("approved", "rejected", "completed")]
+    (approved, h1), (rejected, h2), (completed, h3) = await delivered(
+        client, engine, chain_pool, make_deliverer, sale_id, names
+    )
+    before = (await client.get(f"/v1/sales/{sale_id}")).json()
+    assert before["sold"] == 3
+
+    # a completed order (by its buyer) is still within the window
+    done = await client.post(f"/v1/orders/{completed}/complete", headers=h3)
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+
+    tickets = {}
+    for order_id, headers in ((approved, h1), (rejected, h2), (completed, h3)):
+        opened = await ticket(client, order_id, headers)
+        assert opened.status_code == 201, opened.text
+        assert opened.json()["evidence"][0]["content_type"] == "image/png"
+        tickets[order_id] = opened.json()["ticket_id"]
+
+    # two concurrent approvals: one decision, one refund
+    base = f"/v1/admin/after-sales/{tickets[approved]}"
+    answers = await asyncio.gather(
+        *(client.post(f"{base}/approve", json={"note": "ok"}, headers=ADMIN) for _ in range(2))
+    )
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert {a.json()["status"] for a in answers} == {"approved"}
+    assert len({a.json()["refund_id"] for a in answers}) == 1
+    assert await status_of(client, approved, h1) == "refunded"
+    assert await balance(client, h1) == (CREDIT, 1)
+    # the other decision now: 409, nothing moves
+    problem(
+        await client.post(f"{base}/reject", json={}, headers=ADMIN), 409, "ticket_already_decided"
+    )
+    assert await balance(client, h1) == (CREDIT, 1)
+
+    rejected_answer = await client.post(
+        f"/v1/admin/after-sales/{tickets[rejected]}/reject", json={"note": "no"}, headers=ADMIN
+    )
+    assert rejected_answer.status_code == 200 and rejected_answer.json()["status"] == "rejected"
+    assert await status_of(client, rejected, h2) == "delivered"
+    assert await balance(client, h2) == (CREDIT - PRICE, 0)
+
+    approved_completed = await client.post(
+        f"/v1/admin/after-sales/{tickets[completed]}/approve", json={}, headers=ADMIN
+    )
+    assert approved_completed.status_code == 200, approved_completed.text
+    assert await status_of(client, completed, h3) == "refunded"
+    assert await balance(client, h3) == (CREDIT, 1)
+
+    # a refunded order takes no new ticket
+    problem(await ticket(client, approved, h1), 409, "order_not_eligible")
+
+    # the tokens stay minted: no serial back in the pool, still sold
+    after = (await client.get(f"/v1/sales/{sale_id}")).json()
+    assert (after["sold"], after["available"]) == (before["sold"], before["available"])
+    assert await engine.redis.llen(engine.keys(sale_id).returned) == 0
+    assert int(await engine.redis.hget(engine.keys(sale_id).meta, "kept")) == 2
+
+    # persisted by the write-behind; the audit agrees with Redis and PostgreSQL
+    await Persister(engine.redis, chain_pool, namespace=engine.namespace, sales=[sale_id]).drain()
+    rows = {
+        r["order_id"]: r["status"]
+        for r in await chain_pool.fetch(
+            "SELECT order_id, status FROM orders WHERE sale_id = $1", sale_id
+        )
+    }
+    assert rows == {approved: "refunded", rejected: "delivered", completed: "refunded"}
+    events = await chain_pool.fetchval(
+        "SELECT count(*) FROM order_events WHERE type = 'refunded_after_delivery'"
+        " AND order_id = ANY($1)",
+        [approved, completed],
+    )
+    assert events == 2
+    report = await audit_sale(engine.redis, chain_pool, engine.namespace, sale_id)
+    assert report.ok, report.violations
+
+
+async def test_a_ticket_past_the_window_is_refused(
+    client: Client,
+    engine: Engine,
+    chain_pool: asyncpg.Pool,
+    make_deliverer: Any,
+    namespace: str,
+) -> None:
+    sale_id = f"{namespace}-late"
+    ((order_id, headers),) = await delivered(
+        client, engine, chain_pool, make_deliverer, sale_id, [f"{namespace}-late"]
+    )
+    # the token was confirmed on chain eight days ago (the window is seven)
+    await chain_pool.execute(
+        "UPDATE deliveries SET confirmed_at = confirmed_at - interval '8 days' WHERE order_id = $1",
+        order_id,
+    )
+    problem(await ticket(client, order_id, headers), 409, "order_not_eligible")
+    assert (
+        await chain_pool.fetchval(
+            "SELECT count(*) FROM after_sales_tickets WHERE order_id = $1", order_id
+        )
+        == 0
+    )
+    await chain_pool.execute(
+        "UPDATE deliveries SET confirmed_at = now() - interval '6 days' WHERE order_id = $1",
+        order_id,
+    )
+    assert (await ticket(client, order_id, headers)).status_code == 201
