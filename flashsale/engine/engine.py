@@ -501,11 +501,12 @@ class Engine:
 
     async def refund_delivered(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """delivered | completed -> refunded (an approved after-sales ticket, its money
-        back): the token stays with the buyer, so the serial stays sold (meta ``kept``)."""
+        back): the token stays with the buyer, so the serial stays sold (meta ``kept``) and
+        the order stays in its buyer's and address's counts."""
         k = self.keys(sale_id_of_order(order_id))
         reply = await self._transition(
             "refund_delivered",
-            [k.meta, k.buyers, k.ips, k.completion, k.events, k.orders],
+            [k.meta, k.completion, k.events, k.orders],
             [order_id, self.clock(), reason],
         )
         return errors.order_of(reply)

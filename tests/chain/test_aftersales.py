@@ -15,12 +15,16 @@ from typing import Any
 import asyncpg
 import pytest
 
+from flashsale.chain.addresses import checksummed
+from flashsale.chain.rpc import ChainClient
+from flashsale.devservers.chain import EmbeddedChain
 from flashsale.engine.engine import Engine
+from flashsale.loadtest.demo_delivery import demo_address
 from flashsale.store.audit import audit_sale
 from flashsale.store.persist import Persister
 from tests.api.conftest import bearer
 from tests.api.helpers import problem
-from tests.chain.helpers import BUYERS, set_addresses, wait_status
+from tests.chain.helpers import set_addresses, wait_status
 from tests.orders.conftest import Client, app_client, buy_with_balance
 
 pytestmark = pytest.mark.timeout(120)
@@ -65,7 +69,7 @@ async def delivered(
         order = await buy_with_balance(client, sale_id, name, headers, CREDIT)
         bought.append((order["order_id"], headers))
     await Persister(engine.redis, pool, namespace=engine.namespace, sales=[sale_id]).drain()
-    await set_addresses(pool, dict(zip(names, BUYERS, strict=False)))
+    await set_addresses(pool, {name: demo_address(name) for name in names})
     running = make_deliverer()
     running.start()
     for order_id, _ in bought:
@@ -103,21 +107,22 @@ async def test_approved_refunds_once_rejected_stays_delivered_and_the_serial_sta
     chain_pool: asyncpg.Pool,
     make_deliverer: Any,
     namespace: str,
+    chain: EmbeddedChain,
 ) -> None:
     sale_id = f"{namespace}-as"
-    names = [f"{namespace}-{n}" for n in ("approved", "rejected", "completed")]
-    (approved, h1), (rejected, h2), (completed, h3) = await delivered(
+    names = [f"{namespace}-{n}" for n in ("approved", "rejected", "completed", "raced")]
+    (approved, h1), (rejected, h2), (completed, h3), (raced, h4) = await delivered(
         client, engine, chain_pool, make_deliverer, sale_id, names
     )
     before = (await client.get(f"/v1/sales/{sale_id}")).json()
-    assert before["sold"] == 3
+    assert before["sold"] == 4
 
     # a completed order (by its buyer) is still within the window
     done = await client.post(f"/v1/orders/{completed}/complete", headers=h3)
     assert done.status_code == 200 and done.json()["status"] == "completed", done.text
 
     tickets = {}
-    for order_id, headers in ((approved, h1), (rejected, h2), (completed, h3)):
+    for order_id, headers in ((approved, h1), (rejected, h2), (completed, h3), (raced, h4)):
         opened = await ticket(client, order_id, headers)
         assert opened.status_code == 201, opened.text
         assert opened.json()["evidence"][0]["content_type"] == "image/png"
@@ -153,14 +158,49 @@ async def test_approved_refunds_once_rejected_stays_delivered_and_the_serial_sta
     assert await status_of(client, completed, h3) == "refunded"
     assert await balance(client, h3) == (CREDIT, 1)
 
-    # a refunded order takes no new ticket
+    # approval against rejection at once: one decision, the order follows it
+    base = f"/v1/admin/after-sales/{tickets[raced]}"
+    answers = await asyncio.gather(
+        client.post(f"{base}/approve", json={}, headers=ADMIN),
+        client.post(f"{base}/reject", json={}, headers=ADMIN),
+    )
+    won = [a for a in answers if a.status_code == 200]
+    assert len(won) == 1, [a.text for a in answers]
+    problem(next(a for a in answers if a.status_code != 200), 409, "ticket_already_decided")
+    if won[0].json()["status"] == "approved":
+        assert await status_of(client, raced, h4) == "refunded"
+        assert await balance(client, h4) == (CREDIT, 1)
+    else:
+        assert await status_of(client, raced, h4) == "delivered"
+        assert await balance(client, h4) == (CREDIT - PRICE, 0)
+
+    # a refunded order takes no new ticket; its buyer still holds the token (1 per buyer)
     problem(await ticket(client, approved, h1), 409, "order_not_eligible")
+    problem(
+        await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=h1),
+        409,
+        "limit_reached",
+    )
 
     # the tokens stay minted: no serial back in the pool, still sold
     after = (await client.get(f"/v1/sales/{sale_id}")).json()
     assert (after["sold"], after["available"]) == (before["sold"], before["available"])
     assert await engine.redis.llen(engine.keys(sale_id).returned) == 0
-    assert int(await engine.redis.hget(engine.keys(sale_id).meta, "kept")) == 2
+    kept = 2 + (won[0].json()["status"] == "approved")
+    assert int(await engine.redis.hget(engine.keys(sale_id).meta, "kept")) == kept
+
+    # read back from the chain: the refunded order's token is still its buyer's
+    token = await chain_pool.fetchrow(
+        "SELECT d.token_id, c.contract FROM deliveries d JOIN sale_contracts c USING (sale_id)"
+        " WHERE d.order_id = $1",
+        approved,
+    )
+    rpc = ChainClient(chain.url)
+    try:
+        owner = await rpc.owner_of(token["contract"], int(token["token_id"]))
+    finally:
+        await rpc.close()
+    assert owner == checksummed(demo_address(names[0]))
 
     # persisted by the write-behind; the audit agrees with Redis and PostgreSQL
     await Persister(engine.redis, chain_pool, namespace=engine.namespace, sales=[sale_id]).drain()
@@ -170,13 +210,19 @@ async def test_approved_refunds_once_rejected_stays_delivered_and_the_serial_sta
             "SELECT order_id, status FROM orders WHERE sale_id = $1", sale_id
         )
     }
-    assert rows == {approved: "refunded", rejected: "delivered", completed: "refunded"}
+    raced_status = "refunded" if kept == 3 else "delivered"
+    assert rows == {
+        approved: "refunded",
+        rejected: "delivered",
+        completed: "refunded",
+        raced: raced_status,
+    }
     events = await chain_pool.fetchval(
         "SELECT count(*) FROM order_events WHERE type = 'refunded_after_delivery'"
         " AND order_id = ANY($1)",
-        [approved, completed],
+        [approved, rejected, completed, raced],
     )
-    assert events == 2
+    assert events == kept
     report = await audit_sale(engine.redis, chain_pool, engine.namespace, sale_id)
     assert report.ok, report.violations
 

@@ -152,14 +152,14 @@ async def check_orders_match_counters(s: Snapshot) -> list[Violation]:
     if not (s.deep and s.settled):
         return []
     c, scan = s.counts, s.scan
-    if scan.pending == c.reserved and scan.paid + c.kept == c.sold:
+    if (scan.pending, scan.paid + scan.kept, scan.kept) == (c.reserved, c.sold, c.kept):
         return []
     return [
         violation(
             "counter_mismatch",
             f"orders in Redis: {scan.pending} pending, {scan.paid} "
-            f"paid/delivered/refund_pending, {c.kept} refunded after delivery; "
-            f"counters: reserved {c.reserved}, sold {c.sold}",
+            f"paid/delivered/refund_pending, {scan.kept} refunded after delivery; "
+            f"counters: reserved {c.reserved}, sold {c.sold}, kept {c.kept}",
         )
     ]
 

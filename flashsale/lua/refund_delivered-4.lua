@@ -1,14 +1,15 @@
 --[[
-  refund_delivered-6: an approved after-sales ticket of a delivered (or
+  refund_delivered-4: an approved after-sales ticket of a delivered (or
   completed) order was refunded; delivered | completed -> refunded. The
   token was minted to the buyer, so the serial never returns to the pool: it
   stays counted in the sale's `sold`, and the meta's `kept` counts these
-  orders (the audit checks sold = orders in paid statuses + kept). The order
-  leaves its buyer's live orders and its address's count, as any refund, and
-  its completion schedule. Exactly once: refunded answers 3.
+  orders (the audit checks sold = orders in paid statuses + kept). The buyer
+  still holds the token: the order stays in its buyer's live orders and its
+  address's count (the limits count tokens held; the audit counts a refunded
+  order listed live as kept). It leaves its completion schedule. Exactly
+  once: refunded answers 3.
 
-  KEYS[1] meta   KEYS[2] buyers   KEYS[3] ips   KEYS[4] completion
-  KEYS[5] events KEYS[6] orders
+  KEYS[1] meta   KEYS[2] completion   KEYS[3] events   KEYS[4] orders
 
   ARGV[1] order_id   ARGV[2] now_ms   ARGV[3] reason
 
@@ -19,20 +20,16 @@
   {-10, status, order fields...} order_not_pending (not delivered or completed)
 ]]
 local rcall = redis.call
-local meta_key, buyers_key, ips_key, completion_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local events_key, orders_key = KEYS[5], KEYS[6]
+local meta_key, completion_key, events_key, orders_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order_id, now, reason = ARGV[1], ARGV[2], ARGV[3]
 
 --@include order
 --@include transition
---@include live
---@include release
 
 local o, done = order_or_reply(orders_key, order_id, 'refunded')
 if done then return done end
 local status = o[O_STATUS]
 if status ~= 'delivered' and status ~= 'completed' then return not_pending(o) end
-unlist(o)
 rcall('ZREM', completion_key, order_id)
 rcall('HINCRBY', meta_key, 'kept', 1)
 transition(o, 'refunded', now, reason)
