@@ -9,23 +9,34 @@ audit agrees); a rejected one leaves the order delivered; a ticket past the wind
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
+from flashsale.api.app import create_app
 from flashsale.chain.addresses import checksummed
 from flashsale.chain.rpc import ChainClient
 from flashsale.devservers.chain import EmbeddedChain
+from flashsale.devservers.ports import free_port
 from flashsale.engine.engine import Engine
 from flashsale.loadtest.demo_delivery import demo_address
+from flashsale.payments.paysim.control import PaysimControl
+from flashsale.payments.provider import SimProvider
+from flashsale.payments.refunds import Refunds
+from flashsale.payments.service import PaymentService
+from flashsale.settings import PaymentsSettings
 from flashsale.store.audit import audit_sale
 from flashsale.store.persist import Persister
-from tests.api.conftest import bearer
+from tests.api.conftest import app_settings, bearer
 from tests.api.helpers import problem
 from tests.chain.helpers import set_addresses, wait_status
 from tests.orders.conftest import Client, app_client, buy_with_balance
+from tests.payments.conftest import SECRET, paysim  # noqa: F401  (the simulator fixture)
+from tests.paysim.paysim_harness import PaysimProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,6 +53,13 @@ async def client(
         yield c
 
 
+Pay = Callable[[Client, str, str, dict[str, str]], Awaitable[dict[str, Any]]]
+
+
+async def by_balance(client: Client, sale_id: str, name: str, headers: dict[str, str]) -> Any:
+    return await buy_with_balance(client, sale_id, name, headers, CREDIT)
+
+
 async def delivered(
     client: Client,
     engine: Engine,
@@ -49,8 +67,9 @@ async def delivered(
     make_deliverer: Any,
     sale_id: str,
     names: list[str],
+    pay: Pay = by_balance,
 ) -> list[tuple[str, dict[str, str]]]:
-    """One order per buyer bought and paid (balance) over HTTP, minted and delivered."""
+    """One order per buyer bought and paid (``pay``) over HTTP, minted and delivered."""
     created = await client.post(
         "/v1/sales",
         json={
@@ -66,7 +85,7 @@ async def delivered(
     bought: list[tuple[str, dict[str, str]]] = []
     for name in names:
         headers = bearer(name)
-        order = await buy_with_balance(client, sale_id, name, headers, CREDIT)
+        order = await pay(client, sale_id, name, headers)
         bought.append((order["order_id"], headers))
     await Persister(engine.redis, pool, namespace=engine.namespace, sales=[sale_id]).drain()
     await set_addresses(pool, {name: demo_address(name) for name in names})
@@ -255,3 +274,91 @@ async def test_a_ticket_past_the_window_is_refused(
         order_id,
     )
     assert (await ticket(client, order_id, headers)).status_code == 201
+
+
+async def test_a_provider_payment_is_refunded_once_the_provider_answers(
+    redis_url: str,
+    chain_db: str,
+    namespace: str,
+    engine: Engine,
+    chain_pool: asyncpg.Pool,
+    make_deliverer: Any,
+    paysim: PaysimProcess,  # noqa: F811
+) -> None:
+    provider = SimProvider(paysim.url, SECRET, timeout_s=15.0)
+    control = PaysimControl(paysim.url, timeout_s=15.0)
+    service = PaymentService(chain_pool, engine, {"sim": provider})
+
+    async def by_provider(client: Client, sale_id: str, name: str, headers: dict[str, str]) -> Any:
+        order = (
+            await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=headers)
+        ).json()
+        payment = (
+            await client.post(
+                f"/v1/orders/{order['order_id']}/payments",
+                json={"method": "provider", "provider": "sim"},
+                headers=headers,
+            )
+        ).json()
+        await control.pay(payment["pay_url"])  # the buyer pays at the provider
+        row = await chain_pool.fetchrow(
+            "SELECT * FROM payments WHERE payment_id = $1", payment["payment_id"]
+        )
+        assert await service.query_attempt(row) == "kept"  # the callback goes nowhere here
+        return order
+
+    sim_settings = replace(
+        app_settings(redis_url, namespace, database_url=chain_db),
+        payments=PaymentsSettings(paysim_url=paysim.url, paysim_secret=SECRET),
+    )
+    # the same app while the provider cannot be reached (nothing listens on its port)
+    down_settings = replace(
+        sim_settings,
+        payments=PaymentsSettings(
+            paysim_url=f"http://127.0.0.1:{free_port()}", paysim_secret=SECRET
+        ),
+    )
+    try:
+        async with (
+            AsyncTestClient(app=create_app(sim_settings)) as client,
+            AsyncTestClient(app=create_app(down_settings)) as down,
+        ):
+            ((order_id, headers),) = await delivered(
+                client,
+                engine,
+                chain_pool,
+                make_deliverer,
+                f"{namespace}-sim",
+                [f"{namespace}-sim"],
+                by_provider,
+            )
+            opened = await ticket(client, order_id, headers)
+            assert opened.status_code == 201, opened.text
+            base = f"/v1/admin/after-sales/{opened.json()['ticket_id']}"
+            approved = await down.post(f"{base}/approve", json={}, headers=ADMIN)
+            assert approved.status_code == 200 and approved.json()["status"] == "approved"
+            # the money is not back yet: the order stays delivered, the refund waits
+            assert await status_of(client, order_id, headers) == "delivered"
+            refund = await chain_pool.fetchrow(
+                "SELECT * FROM refunds WHERE refund_id = $1", approved.json()["refund_id"]
+            )
+            assert refund["status"] == "approved" and refund["last_error"]
+            problem(await ticket(client, order_id, headers), 409, "order_not_eligible")
+
+            # the timers try again once the provider answers (due now, not after back-off)
+            await chain_pool.execute(
+                "UPDATE refunds SET next_attempt_at = now() WHERE refund_id = $1",
+                refund["refund_id"],
+            )
+            assert await Refunds(service).retry_due() == 1
+            assert await status_of(client, order_id, headers) == "refunded"
+            again = await client.post(f"{base}/approve", json={}, headers=ADMIN)
+            assert again.status_code == 200 and again.json()["status"] == "approved"
+            payment = await chain_pool.fetchrow(
+                "SELECT provider_trade_no FROM payments WHERE order_id = $1", order_id
+            )
+            trade = await provider.query(payment["provider_trade_no"])
+            assert trade.refunded_cents == PRICE  # once
+    finally:
+        await control.aclose()
+        await provider.aclose()
