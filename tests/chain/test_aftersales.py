@@ -24,6 +24,7 @@ from flashsale.devservers.chain import EmbeddedChain
 from flashsale.devservers.ports import free_port
 from flashsale.engine.engine import Engine
 from flashsale.loadtest.demo_delivery import demo_address
+from flashsale.payments.audit import money_audit
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.provider import SimProvider
 from flashsale.payments.refunds import Refunds
@@ -244,6 +245,8 @@ async def test_approved_refunds_once_rejected_stays_delivered_and_the_serial_sta
     assert events == kept
     report = await audit_sale(engine.redis, chain_pool, engine.namespace, sale_id)
     assert report.ok, report.violations
+    money = await money_audit(chain_pool, sale_id, engine)
+    assert money.ok, money
 
 
 async def test_a_ticket_past_the_window_is_refused(

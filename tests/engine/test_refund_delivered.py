@@ -8,7 +8,8 @@ import pytest
 
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
-from flashsale.engine.models import Order
+from flashsale.engine.models import Order, SaleUpdate
+from flashsale.engine.verify import verify_sale
 
 from .helpers import assert_invariants, make_sale
 
@@ -71,3 +72,12 @@ async def test_only_delivered_or_completed_orders_are_refunded_so(engine: Engine
     sale = await engine.get_sale("rd2")
     assert (sale.sold, sale.reserved) == (2, 1)
     await assert_invariants(engine, "rd2")
+
+
+async def test_verify_still_recomputes_a_refunded_delivered_orders_draw(engine: Engine) -> None:
+    await make_sale(engine, "rd3", size=20, assignment="random", per_user_limit=5)
+    orders = [await _delivered(engine, "rd3", f"u{n}") for n in range(3)]
+    await engine.refund_delivered(orders[1].order_id, reason="after-sales t")
+    await engine.tune("rd3", SaleUpdate(status="closed"))
+    report = await verify_sale(engine, "rd3")
+    assert report.ok and (report.checked, report.resold) == (3, 0), report
