@@ -113,6 +113,7 @@ SCRIPTS = (
     "request_refund",
     "refund",
     "reject_refund",
+    "refund_delivered",
     "ip_rate",
     "upgrade_orders",
     "start_delivery",
@@ -494,6 +495,18 @@ class Engine:
         reply = await self._transition(
             "reject_refund",
             [k.events, k.orders],
+            [order_id, self.clock(), reason],
+        )
+        return errors.order_of(reply)
+
+    async def refund_delivered(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
+        """delivered | completed -> refunded (an approved after-sales ticket, its money
+        back): the token stays with the buyer, so the serial stays sold (meta ``kept``) and
+        the order stays in its buyer's and address's counts."""
+        k = self.keys(sale_id_of_order(order_id))
+        reply = await self._transition(
+            "refund_delivered",
+            [k.meta, k.completion, k.events, k.orders],
             [order_id, self.clock(), reason],
         )
         return errors.order_of(reply)

@@ -11,6 +11,10 @@ mirror ``HOLDS_SERIAL`` (a test compares them with ``store/schema.sql``).
                                └──mint signed──> delivering ──confirmed──> delivered
                                    (gave up: back to paid) <──┘                │
                                             completed <──buyer, or the window passed
+    delivered | completed ──after-sales ticket approved, money back──> refunded
+        (refund_delivered: the token stays with the buyer, so the serial never returns to
+        the pool and stays in the sale's sold, and the order stays in its buyer's and
+        address's limits; the meta's ``kept`` counts these orders)
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ SOLD: Final = frozenset({"paid", "delivering", "delivered", "completed", "refund
 HOLDS_SERIAL: Final = RESERVED | SOLD
 """Live orders: each holds its serial and counts toward its buyer's and address's limits."""
 RELEASED: Final = frozenset({"expired", "cancelled", "refunded"})
-"""Final statuses whose serial went back to the pool."""
+"""Final statuses. The serial went back to the pool, except for an order refunded after
+delivery: its token was minted, so it stays sold (``kept``) and in its buyer's limit."""
 CANCELLABLE: Final = frozenset({"pending_payment", "paid"})
 """A buyer or an operator may cancel: pending (released at once) or paid (refund for review)."""
 PAYMENT_KEPT: Final = frozenset(

@@ -38,6 +38,7 @@ from flashsale.connect import need
 from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
 from flashsale.devservers.chain import EmbeddedChain
 from flashsale.loadtest.burst import BurstResult, burst
+from flashsale.loadtest.demo_aftersales import approve_one
 from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
@@ -205,7 +206,9 @@ async def drive(
             for line in outcome.summary():
                 story.result(line)
 
-        with story.step("delivery: each paid order's token minted to its buyer's address"):
+        with story.step(
+            "delivery: each paid order's token minted to its buyer's address; one after-sales"
+        ):
             delivery: DeliveryOutcome = await deliver_paid(
                 client,
                 need(settings.chain.url, "FLASHSALE_CHAIN_URL"),
@@ -216,6 +219,11 @@ async def drive(
             )
             for line in delivery.summary().strip().splitlines():
                 story.result(line.strip())
+            if delivery.delivered:  # one ticket approved: refunded, the token kept
+                first = delivery.delivered[0]
+                told, problem = await approve_one(client, first, tokens[first["_buyer"]], admin)
+                story.result(told or f"PROBLEM: {problem}")
+                delivery.problems += [problem] if problem else []
         client_violations = result.violations(1, outcome.statuses)
 
         with story.step("orders after the drop: a cart of two merchants, coins, one bill"):

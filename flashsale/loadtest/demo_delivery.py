@@ -34,6 +34,7 @@ class DeliveryOutcome:
     checked: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    delivered: list[dict[str, Any]] = field(default_factory=list)  # orders read back on chain
 
     @property
     def ok(self) -> bool:
@@ -117,6 +118,7 @@ async def deliver_paid(
             if owner != checksummed(demo_address(order["_buyer"])):
                 outcome.problems.append(f"token {delivery['token_id']} is owned by {owner}")
             outcome.checked += 1
+            outcome.delivered.append(order)
     finally:
         await rpc.close()
     return outcome

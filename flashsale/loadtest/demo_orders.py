@@ -1,8 +1,6 @@
 """The orders-after-the-drop part of the demo: a cart of two drops from two merchants, paid
 with coins and the balance through the parent bill in one debit, then one buy again.
-
-(An after-sales ticket needs a delivered order: it joins the story once the engine
-moves orders to ``delivered``.)
+(The after-sales ticket of a delivered order is in ``demo_aftersales``.)
 """
 
 from __future__ import annotations

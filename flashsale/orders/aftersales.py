@@ -5,10 +5,13 @@ A ticket is opened on a delivered order within its sale's after-sales window
 PostgreSQL by content hash. The decision is a conditional UPDATE of an open
 ticket, so of two concurrent decisions one wins and the other is answered
 ``ticket_already_decided`` (the same decision again answers the ticket
-unchanged). Approval is the operator's decision to refund: the order moves to
-``refund_pending`` through the engine, a refund request is opened for its kept
-payment and approved at once through the payment flow's refunds (balance at
-once, provider money through the provider), which makes the order ``refunded``.
+unchanged). Approval is the operator's decision to refund: a refund request
+is opened for the order's kept payment and approved at once through the
+payment flow's refunds (balance at once, provider money once the provider
+confirms); once the money is back the order becomes ``refunded`` through
+``Engine.refund_delivered``: its token was minted to the buyer, so its serial
+never returns to the pool and stays counted as sold. Until then the order
+stays delivered (and a second ticket is refused: a refund is under way).
 Each step is idempotent: approving again finishes a refund an outage stopped.
 """
 
@@ -35,12 +38,13 @@ from flashsale.orders.queries import q
 from flashsale.payments import errors as payment_errors
 from flashsale.payments.context import new_id
 from flashsale.payments.queries import q as payment_q
-from flashsale.payments.refunds import Refunds
+from flashsale.payments.refunds import AFTER_SALES, Refunds
 from flashsale.payments.service import PaymentService
 from flashsale.payments.settlement import open_refund
 
 ELIGIBLE: frozenset[str] = frozenset({"delivered", "completed"})
 """Statuses a ticket may be opened on (DESIGN: delivered orders, within the window)."""
+REFUNDABLE: frozenset[str] = ELIGIBLE | {"refunded"}  # refunded: approving again is a replay
 DEFAULT_WINDOW_S = 604_800  # a sale's after_sales_window_s when it has none
 
 
@@ -64,9 +68,11 @@ class AfterSales:
         order = await self.service.ctx.owned_order(order_id, user_id)
         if order.status not in self.eligible:
             raise OrderNotEligible(f"the order is {order.status}", order_status=order.status)
+        if order.payment_id and await self.pool.fetchval(q("refund_of_payment"), order.payment_id):
+            raise OrderNotEligible("a refund of this order is under way", order_status=order.status)
         try:
             sale = await self.service.engine.get_sale(order.sale_id)
-            window_s = int(getattr(sale, "after_sales_window_s", DEFAULT_WINDOW_S))
+            window_s = sale.after_sales_window_s
         except engine_errors.SaleNotFound:
             window_s = DEFAULT_WINDOW_S
         # the window runs from the token's confirmation on chain (else the order's last move)
@@ -177,7 +183,8 @@ class AfterSales:
         return await self.get(ticket_id, None)
 
     async def _refund(self, ticket: Ticket, actor: str) -> None:
-        """Refund the ticket's order once: refund_pending, a refund request, approved."""
+        """Refund the ticket's delivered order once: a refund request, approved at once;
+        its execution moves the order to ``refunded`` (Engine.refund_delivered)."""
         service = self.service
         order = await service.ctx.owned_order(ticket.order_id, None)
         payment = await self.pool.fetchrow(
@@ -185,18 +192,13 @@ class AfterSales:
         )
         if payment is None or payment["settlement"] != "kept":
             raise payment_errors.OrderNotCancellable("the order has no kept payment to refund")
-        if order.status not in ("refund_pending", "refunded"):
-            try:
-                await service.engine.request_refund(
-                    order.order_id, user_id=None, reason=f"after-sales {ticket.ticket_id}"
-                )
-            except engine_errors.OrderNotPending as exc:
-                status = exc.extra.get("status")
-                raise OrderNotEligible(
-                    f"the order is {status}: it cannot be refunded now", order_status=status
-                ) from exc
+        if order.status not in REFUNDABLE:
+            raise OrderNotEligible(
+                f"the order is {order.status}: it cannot be refunded now",
+                order_status=order.status,
+            )
         async with self.pool.acquire() as conn:
-            await open_refund(conn, payment, "after_sales", ticket.ticket_id, cancels_order=True)
+            await open_refund(conn, payment, AFTER_SALES, ticket.ticket_id, cancels_order=True)
         refund_id = await self.pool.fetchval(q("refund_of_payment"), payment["payment_id"])
         await self.pool.execute(q("set_ticket_refund"), ticket.ticket_id, refund_id)
         refunds = Refunds(service)

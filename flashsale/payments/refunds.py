@@ -11,7 +11,9 @@ reach the provider stays ``approved`` and the timers retry it with back-off.
 
 For a paid order cancelled before delivery (``cancels_order``), the order's
 Redis state follows the decision: approved and executed -> refunded (serial
-back to the pool), rejected -> paid again.
+back to the pool), rejected -> paid again. For a delivered order whose
+after-sales ticket was approved (reason ``after_sales``): executed ->
+refunded with its serial still sold (the token stays with the buyer).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from flashsale.payments.models import Refund, RefundStatus, row_to
 from flashsale.payments.provider import ProviderProtocolError, ProviderRejected, ProviderUnavailable
 from flashsale.payments.queries import q
 from flashsale.payments.service import PaymentService
+
+AFTER_SALES = "after_sales"
+"""The reason of a refund an approved after-sales ticket opened (a delivered order)."""
 
 RefundOutcome = Literal["pending", "rejected", "executed", "queued", "refused"]
 
@@ -165,14 +170,18 @@ class Refunds:
         await self.pool.execute(q("retry_refund_later"), row["refund_id"], error, delay)
 
     async def _settle_order(self, row: Mapping[str, Any]) -> None:
-        """Move a refund_pending order as the decision says (refunded, or paid again)."""
+        """Move the order as the decision says (refunded, or paid again)."""
         engine = self.service.engine
         reason = f"refund {row['refund_id']} {row['status']}"
+        after_sales = row["reason"] == AFTER_SALES  # a delivered order: its token stays
         try:
             if row["status"] == "refunded":
-                await engine.refund(row["order_id"], reason=reason)
+                if after_sales:
+                    await engine.refund_delivered(row["order_id"], reason=reason)
+                else:
+                    await engine.refund(row["order_id"], reason=reason)
                 await order_released(self.pool, row["order_id"], "refunded")
-            else:
+            elif not after_sales:
                 await engine.reject_refund(row["order_id"], reason=reason)
         except engine_errors.OrderNotPending:
             pass  # moved already (a replay): nothing left to do

@@ -23,7 +23,8 @@ from flashsale.engine.models import FAR_FUTURE_MS, ORDER_FIELDS, OrderRecord, de
 
 # Every event type the order scripts emit (lua/*.lua, ``emit_order``). The refund
 # transitions (Engine.request_refund, refund, reject_refund): refund_requested
-# (paid -> refund_pending), refunded (-> refunded), refund_rejected (-> paid again).
+# (paid -> refund_pending), refunded (-> refunded), refund_rejected (-> paid again);
+# refunded_after_delivery (Engine.refund_delivered: delivered | completed -> refunded).
 ORDER_EVENTS = frozenset(
     {
         "purchased",
@@ -37,6 +38,7 @@ ORDER_EVENTS = frozenset(
         "refund_requested",
         "refunded",
         "refund_rejected",
+        "refunded_after_delivery",
     }
 )
 SALE_EVENTS = frozenset({"sale_created", "sale_tuned"})

@@ -50,6 +50,7 @@ def test_the_demo_is_a_short_story_with_its_logs_in_a_file(
     steps = [line for line in lines if re.match(r"^\[\d/8\] ", line)]
     assert len(steps) == 8, story  # the embedded-servers step is skipped: services are given
     assert any("the server: each purchase took p50" in line for line in lines), story
+    assert any("after-sales: ticket" in line and "refunded" in line for line in lines), story
     assert not any(re.match(r"^\d{4}-\d\d-\d\dT", line) for line in lines), "no log lines"
     [named] = re.findall(r"The servers' logs go to (\S+)", done.stdout)
     log = Path(named)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -39,12 +40,19 @@ async def pool(orders_database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+@contextlib.asynccontextmanager
+async def app_client(redis_url: str, namespace: str, database_url: str) -> AsyncIterator[Client]:
+    """The real app on this Redis namespace and database, through a test client."""
+    settings = app_settings(redis_url, namespace, database_url=database_url)
+    async with AsyncTestClient(app=create_app(settings)) as c:
+        yield c
+
+
 @pytest.fixture
 async def client(
     redis_url: str, orders_database_url: str, namespace: str, engine: Engine
 ) -> AsyncIterator[Client]:
-    settings = app_settings(redis_url, namespace, database_url=orders_database_url)
-    async with AsyncTestClient(app=create_app(settings)) as c:
+    async with app_client(redis_url, namespace, orders_database_url) as c:
         yield c
 
 
@@ -124,3 +132,21 @@ async def place(client: Client, headers: dict[str, str], body: dict[str, Any]) -
 async def service(pool: asyncpg.Pool, engine: Engine) -> PaymentService:
     """The payment flow on the test's engine and pool, as the timers run it."""
     return PaymentService(pool, engine, {})
+
+
+async def buy_with_balance(
+    client: Client, sale_id: str, buyer: str, headers: dict[str, str], credit_cents: int
+) -> dict[str, Any]:
+    """``buyer`` credited, with a payment password, buys in ``sale_id`` and pays by balance."""
+    await credit(client, buyer, credit_cents)
+    await set_password(client, headers)
+    order: dict[str, Any] = (
+        await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=headers)
+    ).json()
+    paid = await client.post(
+        f"/v1/orders/{order['order_id']}/payments",
+        json={"method": "balance", "payment_password": PASSWORD},
+        headers=headers,
+    )
+    assert paid.status_code == 201, paid.text
+    return order

@@ -11,11 +11,14 @@ query that returns only the differences. Memory stays bounded by the chunk.
 Checks (checks.py, each with its stable codes):
 - counters: ``sold + reserved + available == total`` with every term >= 0, and
   the pool agrees (``drawn - len(returned) == reserved + sold``), and the
-  orders agree (pending == reserved, paid + delivered + refund_pending == sold:
-  a cancelled paid order keeps its serial until its refund is decided);
+  orders agree (pending == reserved, paid + delivered + refund_pending + kept
+  == sold: a cancelled paid order keeps its serial until its refund is decided,
+  and an order refunded after delivery keeps it for good, its token minted;
+  ``kept`` in the meta == those orders, in Redis and in PostgreSQL);
 - invariant 2: no serial held by two live orders (PostgreSQL), and no serial
   waiting in the pool of released serials while a live order holds it;
-- invariant 3: no buyer (or address) over the highest limit the sale had;
+- invariant 3: no buyer (or address) over the highest limit the sale had
+  (an order refunded after delivery counts: its buyer holds the token);
 - every buyer counted in Redis has its orders, and its live count matches
   (orders.py, checked chunk by chunk);
 - invariant 4: every order Redis acknowledged is in PostgreSQL with the same

@@ -152,14 +152,14 @@ async def check_orders_match_counters(s: Snapshot) -> list[Violation]:
     if not (s.deep and s.settled):
         return []
     c, scan = s.counts, s.scan
-    if scan.pending == c.reserved and scan.paid == c.sold:
+    if (scan.pending, scan.paid + scan.kept, scan.kept) == (c.reserved, c.sold, c.kept):
         return []
     return [
         violation(
             "counter_mismatch",
             f"orders in Redis: {scan.pending} pending, {scan.paid} "
-            "paid/delivered/refund_pending; "
-            f"counters: reserved {c.reserved}, sold {c.sold}",
+            f"paid/delivered/refund_pending, {scan.kept} refunded after delivery; "
+            f"counters: reserved {c.reserved}, sold {c.sold}, kept {c.kept}",
         )
     ]
 
@@ -201,17 +201,18 @@ async def check_postgres_matches_counters(s: Snapshot) -> list[Violation]:
         now = {
             r["status"]: int(r["n"]) for r in await conn.fetch(q("audit_status_counts"), s.sale_id)
         }
+        pg_kept = int(await conn.fetchval(q("audit_kept_count"), s.sale_id))
     pg_pending = now.get("pending_payment", 0)
     pg_sold = sum(now.get(status, 0) for status in statuses.SOLD)
     c = s.counts
-    if (pg_pending, pg_sold) == (c.reserved, c.sold):
+    if (pg_pending, pg_sold + pg_kept, pg_kept) == (c.reserved, c.sold, c.kept):
         return []
     return [
         violation(
             "counter_mismatch",
             f"PostgreSQL: {pg_pending} pending, {pg_sold} paid/delivered/"
-            "refund_pending; Redis: "
-            f"reserved {c.reserved}, sold {c.sold}",
+            f"refund_pending, {pg_kept} refunded after delivery; Redis: "
+            f"reserved {c.reserved}, sold {c.sold}, kept {c.kept}",
         )
     ]
 

@@ -35,6 +35,7 @@ class Buyer:
     orders: list[tuple[str, Any]]  # (order id, [status, version, user_id]); no order: status None
     counted: int  # its live orders as the buyers hash lists them (what the limit reads)
     complete: bool  # False: still buying while read, so its counts are not checked
+    listed_live: frozenset[str] = frozenset()  # the order ids its live list names
 
 
 class OrderScan:
@@ -44,6 +45,7 @@ class OrderScan:
         self.orders = 0
         self.pending = 0
         self.paid = 0
+        self.kept = 0  # refunded after delivery, still listed live (the token is held)
         self.matched = 0  # orders found in PostgreSQL (any version)
         self.behind: set[str] = set()  # missing or older in PostgreSQL when compared
         self.untracked = 0  # behind, beyond MAX_TRACKED
@@ -191,6 +193,9 @@ async def _scan_chunk(
             scan.orders += 1
             if status in statuses.HOLDS_SERIAL:
                 live[buyer.user] = live.get(buyer.user, 0) + 1
+            elif status == "refunded" and order_id in buyer.listed_live:
+                scan.kept += 1  # refunded after delivery: its buyer still holds the token
+                live[buyer.user] = live.get(buyer.user, 0) + 1
             if status == "pending_payment":
                 scan.pending += 1
             elif status in statuses.SOLD:
@@ -269,7 +274,8 @@ async def _read_buyers(
                 moved_listed += after
                 continue
             live = text(after[1] or b"")
-            read.append(Buyer(user, orders, len(live) // 20, before == after))
+            live_ids = frozenset(order_ids_in(sale_id, live))
+            read.append(Buyer(user, orders, len(live) // 20, before == after, live_ids))
         if not moved:
             break
         todo, listed = moved, moved_listed

@@ -28,9 +28,10 @@ class RedisCounts(msgspec.Struct, kw_only=True):
     sold: int = 0
     available: int = 0
     returned: int = 0
+    kept: int = 0  # refunded after delivery: the token stays with its buyer, still sold
     orders: int = 0  # orders found through the buyers (deep audit only)
     pending: int = 0
-    paid: int = 0  # paid, delivered or refund_pending: what ``sold`` counts
+    paid: int = 0  # paid, delivered or refund_pending: what ``sold`` counts besides ``kept``
 
 
 class StreamState(msgspec.Struct, kw_only=True):

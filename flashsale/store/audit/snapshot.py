@@ -26,7 +26,16 @@ from flashsale.store.lag import StreamLag, stream_lag
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis
 
-_META = ("sale_id", "total", "drawn", "reserved", "sold", "per_user_limit", "peak_user_limit")
+_META = (
+    "sale_id",
+    "total",
+    "drawn",
+    "reserved",
+    "sold",
+    "per_user_limit",
+    "peak_user_limit",
+    "kept",
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ async def read_snapshot(
         counts.reserved, counts.sold = int_or(meta[3]), int_or(meta[4])
         counts.available = counts.total - counts.reserved - counts.sold
         counts.returned = returned
+        counts.kept = int_or(meta[7])
 
     async with pool.acquire() as conn:
         sale_row = await conn.fetchrow(q("audit_sale"), sale_id)

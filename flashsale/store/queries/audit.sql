@@ -13,6 +13,14 @@ FROM sales WHERE sale_id = $1;
 -- name: audit_status_counts
 SELECT status, count(*) AS n FROM orders WHERE sale_id = $1 GROUP BY status;
 
+-- name: audit_kept_count
+-- Orders refunded after delivery (event refunded_after_delivery): their token stays with
+-- the buyer, so their serial stays counted in the sale's sold (Redis meta "kept").
+SELECT count(*) FROM orders o
+WHERE o.sale_id = $1 AND o.status = 'refunded'
+  AND EXISTS (SELECT 1 FROM order_events e
+              WHERE e.order_id = o.order_id AND e.type = 'refunded_after_delivery');
+
 -- name: audit_live_serial_twice
 -- Invariant 2: no serial held by two live orders (the unique index should make this empty).
 -- Live here and below: the statuses that hold a serial, refund_pending included.
@@ -24,20 +32,27 @@ GROUP BY serial HAVING count(*) > 1
 ORDER BY serial LIMIT 20;
 
 -- name: audit_buyers_over_limit
--- Invariant 3: no buyer over the highest per-user limit the sale ever had.
+-- Invariant 3: no buyer over the highest per-user limit the sale ever had. An order
+-- refunded after delivery still counts: its buyer holds the token (as Redis counts it).
 SELECT user_id, count(*) AS n
-FROM orders
-WHERE sale_id = $1 AND status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
-                                       'refund_pending')
+FROM orders o
+WHERE sale_id = $1 AND (status IN ('pending_payment', 'paid', 'delivering', 'delivered',
+                                   'completed', 'refund_pending')
+                        OR status = 'refunded' AND EXISTS (
+                            SELECT 1 FROM order_events e WHERE e.order_id = o.order_id
+                              AND e.type = 'refunded_after_delivery'))
 GROUP BY user_id HAVING count(*) > $2
 ORDER BY n DESC, user_id LIMIT 20;
 
 -- name: audit_ips_over_limit
 SELECT ip, count(*) AS n
-FROM orders
+FROM orders o
 WHERE sale_id = $1 AND ip IS NOT NULL
-  AND status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
-                                       'refund_pending')
+  AND (status IN ('pending_payment', 'paid', 'delivering', 'delivered', 'completed',
+                  'refund_pending')
+       OR status = 'refunded' AND EXISTS (
+           SELECT 1 FROM order_events e WHERE e.order_id = o.order_id
+             AND e.type = 'refunded_after_delivery'))
 GROUP BY ip HAVING count(*) > $2
 ORDER BY n DESC, ip LIMIT 20;
 
