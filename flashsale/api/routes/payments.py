@@ -211,7 +211,8 @@ class PaymentsController(Controller):
         description="The Idempotency-Key header is required (428 idempotency_key_required "
         "without it): a credit retried after a lost answer must not be paid twice. The same "
         "key with the same body answers the wallet again (200, credited once); with another "
-        "body, 422 idempotency_key_reused.",
+        "body (another kind too: one key credits the balance or the coins, never both), "
+        "422 idempotency_key_reused.",
     )
     async def credit(
         self,

@@ -45,7 +45,15 @@ SELECT * FROM wallet_entries
  ORDER BY entry_id DESC
  LIMIT $4;
 
+-- name: lock_credit_key
+-- Orders two credits of one buyer with one Idempotency-Key (either ledger) until commit.
+SELECT pg_advisory_xact_lock(hashtextextended('credit:' || $1 || E'\n' || $2, 0));
+
 -- name: credit_by_key
--- The credit an Idempotency-Key was first used for (a replay must repeat it exactly).
-SELECT amount_cents, currency, reason FROM wallet_entries
+-- The credit an Idempotency-Key was first used for, in either ledger (a replay must
+-- repeat it exactly, kind included).
+SELECT 'balance' AS kind, amount_cents, currency, reason FROM wallet_entries
+ WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'credit'
+UNION ALL
+SELECT 'coins', amount_cents, currency, reason FROM coin_entries
  WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'credit';
