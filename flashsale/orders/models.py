@@ -24,7 +24,7 @@ class CheckoutItem(Struct, forbid_unknown_fields=True, kw_only=True):
 class CheckoutCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     """``{"items": [{"sale_id", "quantity"}], "coins_cents": 0}``."""
 
-    items: Annotated[list[CheckoutItem], Meta(max_length=MAX_CART_SERIALS)]
+    items: Annotated[list[CheckoutItem], Meta(min_length=1, max_length=MAX_CART_SERIALS)]
     coins_cents: Annotated[int, Meta(ge=0, le=10**12)] = 0
 
 

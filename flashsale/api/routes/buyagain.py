@@ -33,6 +33,9 @@ class BuyAgainController(Controller):
         security=BEARER,
         status_code=201,
         responses={
+            201: ResponseSpec(
+                data_container=PurchaseOut, description="A new order", generate_examples=False
+            ),
             200: ResponseSpec(
                 data_container=PurchaseOut,
                 description="Replay: the answer first given under this Idempotency-Key",
