@@ -10,6 +10,7 @@ per payment and a refund credit once per refund.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -168,18 +169,28 @@ async def ledger(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Ledger:
-    """A buyer's balances and a page of their ledger in every currency (or one)."""
-    before = decode_cursor(cursor, 1)[0] if cursor else None
-    if before is not None and not isinstance(before, int):
-        raise ValidationFailed("cursor is not one this server gave out")
-    rows = await pool.fetch(q("ledger_entries"), user_id, currency, before, check_limit(limit) + 1)
+    """A buyer's balances and coins, and a page of the movements of both in every currency
+    (or one), latest first."""
+    after: tuple[datetime | None, str | None, int | None] = (None, None, None)
+    if cursor:
+        at, kind, entry_id = decode_cursor(cursor, 3)
+        try:
+            after = (datetime.fromisoformat(at), kind, int(entry_id))
+        except (TypeError, ValueError):
+            raise ValidationFailed("cursor is not one this server gave out") from None
+        if kind not in ("balance", "coins") or after[0] is None or after[0].tzinfo is None:
+            raise ValidationFailed("cursor is not one this server gave out")
+    rows = await pool.fetch(q("ledger_entries"), user_id, currency, *after, check_limit(limit) + 1)
     shown = rows[:limit]
     balances = await pool.fetch(q("ledger_balances"), user_id)
+    last = shown[-1] if len(rows) > limit else None
     return Ledger(
         user_id=user_id,
         balances=[row_to(Balance, r) for r in balances],
         entries=[row_to(LedgerEntry, r) for r in shown],
-        next_cursor=encode_cursor(shown[-1]["entry_id"]) if len(rows) > limit else None,
+        next_cursor=None
+        if last is None
+        else encode_cursor(last["created_at"].isoformat(), last["ledger"], last["entry_id"]),
     )
 
 
