@@ -39,6 +39,8 @@ async def test_every_body_of_every_write_endpoint(db_client: Client, engine: Eng
         for method, operation in operations.items():
             if method not in ("post", "put", "patch") or "requestBody" not in operation:
                 continue
+            if "application/json" not in operation["requestBody"]["content"]:
+                continue  # a multipart form (after-sales evidence): no JSON text to judge
             url = re.sub(r"\{sale_id\}", "t1", path)
             url = re.sub(r"\{[a-z_]+\}", "x1", url)
             r = await db_client.request(
