@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.transport import TransportOptions
+from flashsale.store import migrate
 
 os.environ["FLASHSALE_ENV"] = "dev"
 
@@ -57,22 +58,58 @@ def pg_admin_url(_embedded: tuple[str, str] | None) -> str:
     return url
 
 
+async def pg_admin(pg_admin_url: str, sql: str) -> None:
+    """One statement on the server's admin database (CREATE or DROP DATABASE)."""
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def new_database(pg_admin_url: str, prefix: str) -> Iterator[str]:
+    """A database created for the block and dropped after it (its URL)."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    asyncio.run(pg_admin(pg_admin_url, f'CREATE DATABASE "{name}"'))
+    base, _, _ = pg_admin_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(pg_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def database_url(pg_admin_url: str) -> Iterator[str]:
     """A database of the suite's own, dropped at the end of the session."""
-    name = f"flashsale_test_{secrets.token_hex(4)}"
+    with new_database(pg_admin_url, "flashsale_test") as url:
+        yield url
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base, _, _ = pg_admin_url.rpartition("/")
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url: str) -> str:
+    """The suite's database with every migration applied (idempotent: others may too)."""
+    asyncio.run(migrate.upgrade(database_url))
+    return database_url
+
+
+@contextlib.asynccontextmanager
+async def pool_on(url: str, max_size: int = 4) -> AsyncIterator[asyncpg.Pool]:
+    """A small asyncpg pool on ``url`` for the block."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def own_database_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of the test's own: for a server whose deliverer records its local
+    chain's genesis, which the next test with a chain of its own must not find."""
+    with new_database(pg_admin_url, "flashsale_own") as url:
+        yield url
 
 
 @pytest.fixture

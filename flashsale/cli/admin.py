@@ -178,7 +178,7 @@ def ledger(
     cursor: Cursor = None,
     json_out: JsonOut = False,
 ) -> None:
-    """A buyer's balances and wallet ledger, latest first."""
+    """A buyer's balances and coins, and the movements of both, latest first."""
 
     async def work(desk: Desk) -> Any:
         return await wallet.ledger(
@@ -189,13 +189,18 @@ def ledger(
     if json_out:
         print_json(found)
         return
-    balances = ", ".join(f"{b.balance_cents / 100:,.2f} {b.currency}" for b in found.balances)
+    balances = ", ".join(
+        f"{b.balance_cents / 100:,.2f} {b.currency}"
+        + (f" + {b.coins_cents / 100:,.2f} coins" if b.coins_cents else "")
+        for b in found.balances
+    )
     typer.echo(f"buyer {user_id}: {balances or 'no wallet'}")
-    columns = ("entry", "when", "kind", "amount", "balance after", "actor", "reason")
+    columns = ("entry", "when", "ledger", "kind", "amount", "balance after", "actor", "reason")
     rows = [
         (
             str(e.entry_id),
             e.created_at.isoformat(timespec="seconds"),
+            e.ledger,
             e.kind,
             f"{e.amount_cents / 100:+,.2f} {e.currency}",
             f"{e.balance_after_cents / 100:,.2f}",

@@ -9,6 +9,9 @@ provider callbacks find their way back. The deliverer (``flashsale deliver``)
 runs against FLASHSALE_CHAIN_URL; unset, in dev mode, against a local chain
 started here (``flashsale chain``, with its funded development key; outside dev
 mode that key is refused, so delivery stays off until the URL and key are set).
+The children inherit the supervisor's environment, so FLASHSALE_PERSIST_METRICS_PORT,
+FLASHSALE_TIMERS_METRICS_PORT and FLASHSALE_DELIVER_METRICS_PORT set for it give
+each worker its /metrics port (said when the worker starts).
 SIGTERM or SIGINT stops every child (SIGTERM, then SIGKILL after a grace
 period) and the supervisor exits.
 """
@@ -91,16 +94,25 @@ def plan(
                 server,
             ),
         ),
-        Child("persist", _cli("persist")),
-        Child("timers", _cli("timers")),
+        Child("persist", _cli("persist"), note=_metrics(settings, settings.metrics.persist_port)),
+        Child("timers", _cli("timers"), note=_metrics(settings, settings.metrics.timers_port)),
     ]
     return children
+
+
+def _metrics(settings: Settings, port: int | None) -> str:
+    """Where a worker's /metrics answers (its FLASHSALE_*_METRICS_PORT), or nothing when off."""
+    return f" with /metrics at http://{settings.metrics.host}:{port}/metrics" if port else ""
+
+
+def _deliver(settings: Settings) -> Child:
+    return Child("deliver", _cli("deliver"), note=_metrics(settings, settings.metrics.deliver_port))
 
 
 def _chain(settings: Settings, env: dict[str, str]) -> list[Child]:
     """The deliverer, and a local chain for it when no chain is configured (dev mode)."""
     if settings.chain.url:
-        return [Child("deliver", _cli("deliver"))]
+        return [_deliver(settings)]
     if settings.env != "dev":
         print("supervisor: delivery off (set FLASHSALE_CHAIN_URL and FLASHSALE_CHAIN_KEY)")
         return []
@@ -110,7 +122,7 @@ def _chain(settings: Settings, env: dict[str, str]) -> list[Child]:
     # the deliverer waits (and retries) until the chain answers
     return [
         Child("chain", _cli("chain", "--port", str(chain_port))),
-        Child("deliver", _cli("deliver")),
+        _deliver(settings),
     ]
 
 

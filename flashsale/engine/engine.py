@@ -1,4 +1,10 @@
-"""The engine: a typed async API over the Lua scripts, one round trip per transition."""
+"""The engine: a typed async API over the Lua scripts, one round trip per transition.
+
+Over 500 lines for a reason: every script call of the project is a method of this one
+class (as BullMQ keeps every command in one backend class), so the whole Redis contract
+reads in one place; the keys, codecs, refusal codes and transport live in modules of
+their own beside it.
+"""
 
 from __future__ import annotations
 

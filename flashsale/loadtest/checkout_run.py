@@ -13,7 +13,6 @@ coins of its orders still paid for.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ from flashsale.api.tokens import mint_token
 from flashsale.engine.statuses import SOLD
 from flashsale.loadtest.burst import Holding, holding_violations
 from flashsale.loadtest.seen import Seen
-from flashsale.settings import Settings, config_errors
 
 if TYPE_CHECKING:
     from flashsale.loadtest.runner import Options
@@ -97,20 +95,20 @@ def _coins(client: httpx.Client, secret: str, buyers: Sequence[str]) -> dict[str
 def run_checkout(opts: Options, echo: Callable[[str], None] = print) -> int:
     """The checkout load test; 0 on PASS, 1 on FAIL, 2 when it could not start."""
     from flashsale.loadtest.housekeeping import clean_up
-    from flashsale.loadtest.runner import read_back, run_locust, sale_body, settle
+    from flashsale.loadtest.runner import (
+        begin,
+        conclude,
+        reachable,
+        read_back,
+        sale_body,
+        settle,
+        timed_run,
+    )
 
-    with config_errors():
-        secret = Settings.from_env().checked_jwt_secret()
-    admin = _auth(opts.admin_token or mint_token(secret, "loadtest-ops", admin=True))
-    out_dir = opts.reports_dir / opts.run
-    out_dir.mkdir(parents=True, exist_ok=True)
+    secret, admin, out_dir = begin(opts)
     sale_ids = [f"lt-{opts.run}"[:62] + f"-{name}" for name, _, _ in DROPS]
     with httpx.Client(base_url=opts.host, timeout=30, limits=httpx.Limits(max_connections=4)) as c:
-        try:
-            c.get("/health")
-        except httpx.HTTPError as exc:
-            echo(f"could not reach {opts.host}: {exc!r}")
-            echo("verdict: FAIL")
+        if not reachable(c, opts, echo):
             return 2
         for sale_id, (_, merchant, price) in zip(sale_ids, DROPS, strict=True):
             body = sale_body(opts, sale_id) | {"merchant_id": merchant, "price_cents": price}
@@ -123,10 +121,8 @@ def run_checkout(opts: Options, echo: Callable[[str], None] = print) -> int:
             f"drops {', '.join(sale_ids)}: {opts.serials:,} serials each for {opts.users:,} "
             f"carts; running locust (checkout, at most {opts.run_time_s} s) ..."
         )
-        started = time.monotonic()
         extra = {"sale_ids": sale_ids, "coins_cents": COINS_CENTS}
-        rc = run_locust(opts, sale_ids[0], out_dir, secret, extra)
-        echo(f"locust finished in {time.monotonic() - started:.1f} s; settling ...")
+        rc = timed_run(opts, sale_ids[0], out_dir, secret, echo, extra)
         seen, carts = Seen.load_dir(out_dir), load_carts(out_dir)
         settled = {
             s: settle(c, s, admin, opts.drain_timeout_s, until_no_pending=True) for s in sale_ids
@@ -159,12 +155,7 @@ def run_checkout(opts: Options, echo: Callable[[str], None] = print) -> int:
         *cleanup,
         f"reports: {out_dir}",
     ]
-    for line in lines:
-        echo(line)
-    for violation in violations:
-        echo(f"VIOLATION: {violation}")
-    echo(f"verdict: {'PASS' if not violations else 'FAIL'}")
-    return 0 if not violations else 1
+    return conclude(lines, violations, echo)
 
 
 def judge_checkout(

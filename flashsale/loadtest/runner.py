@@ -391,6 +391,53 @@ def summary(
     return lines
 
 
+def begin(opts: Options) -> tuple[str, dict[str, str], Path]:
+    """The JWT secret (buyer tokens are minted from it, whatever --admin-token says), the
+    admin's headers and the run's report folder (made)."""
+    with config_errors():
+        secret = Settings.from_env().checked_jwt_secret()
+    admin = _auth(opts.admin_token or mint_token(secret, "loadtest-ops", admin=True))
+    out_dir = opts.reports_dir / opts.run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return secret, admin, out_dir
+
+
+def reachable(client: httpx.Client, opts: Options, echo: Callable[[str], None]) -> bool:
+    """Whether the server answers; if not, says so with a FAIL verdict."""
+    try:
+        client.get("/health")
+    except httpx.HTTPError as exc:
+        echo(f"could not reach {opts.host}: {exc!r}")
+        echo("verdict: FAIL")
+        return False
+    return True
+
+
+def timed_run(
+    opts: Options,
+    sale_id: str,
+    out_dir: Path,
+    secret: str,
+    echo: Callable[[str], None],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """``run_locust``, saying how long it took; locust's exit code."""
+    started = time.monotonic()
+    rc = run_locust(opts, sale_id, out_dir, secret, extra)
+    echo(f"locust finished in {time.monotonic() - started:.1f} s; settling ...")
+    return rc
+
+
+def conclude(lines: list[str], violations: list[str], echo: Callable[[str], None]) -> int:
+    """The report, each violation and the verdict; 0 on PASS, 1 on FAIL."""
+    for line in lines:
+        echo(line)
+    for violation in violations:
+        echo(f"VIOLATION: {violation}")
+    echo(f"verdict: {'PASS' if not violations else 'FAIL'}")
+    return 0 if not violations else 1
+
+
 def run(opts: Options, echo: Callable[[str], None] = print) -> int:
     """The whole load test; 0 on PASS, 1 on FAIL, 2 when it could not start."""
     opts = opts.resolve()
@@ -398,19 +445,11 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
         from flashsale.loadtest.checkout_run import run_checkout
 
         return run_checkout(opts, echo)
-    with config_errors():  # buyer tokens are minted from it, whatever --admin-token says
-        secret = Settings.from_env().checked_jwt_secret()
-    admin = _auth(opts.admin_token or mint_token(secret, "loadtest-ops", admin=True))
+    secret, admin, out_dir = begin(opts)
     sale_id = f"lt-{opts.run}"[:64]
-    out_dir = opts.reports_dir / opts.run
-    out_dir.mkdir(parents=True, exist_ok=True)
     limits = httpx.Limits(max_connections=4)
     with httpx.Client(base_url=opts.host, timeout=30, limits=limits) as client:
-        try:
-            client.get("/health")
-        except httpx.HTTPError as exc:
-            echo(f"could not reach {opts.host}: {exc!r}")
-            echo("verdict: FAIL")
+        if not reachable(client, opts, echo):
             return 2
         setup_problems = prepare_payers(opts, secret, admin, echo)
         created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
@@ -423,9 +462,7 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
             f"sale {sale_id}: {opts.serials:,} serials for {opts.users:,} users; running "
             f"locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
         )
-        started = time.monotonic()
-        rc = run_locust(opts, sale_id, out_dir, secret)
-        echo(f"locust finished in {time.monotonic() - started:.1f} s; settling ...")
+        rc = timed_run(opts, sale_id, out_dir, secret, echo)
         seen = Seen.load_dir(out_dir)
         if not seen.buyers:
             tail = (out_dir / "locust.log").read_text(errors="replace")[-2000:]
@@ -451,9 +488,4 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
         report |= {"sale_id": sale_id, "sale": sale, "audit": audit, "reports": str(out_dir)}
         print(json.dumps(report), flush=True)
         return 0 if not violations else 1
-    for line in lines:
-        echo(line)
-    for violation in violations:
-        echo(f"VIOLATION: {violation}")
-    echo(f"verdict: {verdict}")
-    return 0 if not violations else 1
+    return conclude(lines, violations, echo)

@@ -227,6 +227,28 @@ class OneJourney(Client):
     def _journey(self) -> None:
         raise NotImplementedError
 
+    def _pay_with_provider(self, path: str, what: str) -> bool:
+        """Start a provider payment at ``path`` (``what``: ``payment`` or ``bill payment``)
+        and pay it at the simulator's pay_url; whether the simulator took it."""
+        status, body, _, _ = self.call(
+            "POST",
+            path,
+            f"{what} (provider)",
+            body={"method": "provider", "provider": "sim"},
+            expected=frozenset({201, 409}),
+        )
+        if status != 201 or not isinstance(body, dict) or not body.get("pay_url"):
+            SEEN.payments[f"provider refused {_code(status, body)}"] += 1
+            refused = "provider" if what == "payment" else what
+            SEEN.sample(f"{refused} refused {_code(status, body)}", body)
+            return False
+        SEEN.payments["provider started"] += 1
+        status, sim, _, _ = self.call(
+            "POST", str(body["pay_url"]), "simulator pay_url", body={}, headers={}
+        )
+        SEEN.payments[f"provider pay_url {'ok' if status == 200 else _code(status, sim)}"] += 1
+        return status == 200
+
 
 class DropBuyer(OneJourney):
     """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
@@ -318,23 +340,7 @@ class DropBuyer(OneJourney):
         return None
 
     def _pay_provider(self, order: dict[str, Any]) -> None:
-        order_id = order["order_id"]
-        status, body, _, _ = self.call(
-            "POST",
-            f"/v1/orders/{order_id}/payments",
-            "payment (provider)",
-            body={"method": "provider", "provider": "sim"},
-            expected=frozenset({201, 409}),
-        )
-        if status != 201 or not isinstance(body, dict) or not body.get("pay_url"):
-            SEEN.payments[f"provider refused {_code(status, body)}"] += 1
-            SEEN.sample(f"provider refused {_code(status, body)}", body)
-            return
-        SEEN.payments["provider started"] += 1
-        status, sim, _, _ = self.call(
-            "POST", str(body["pay_url"]), "simulator pay_url", body={}, headers={}
-        )
-        SEEN.payments[f"provider pay_url {'ok' if status == 200 else _code(status, sim)}"] += 1
+        self._pay_with_provider(f"/v1/orders/{order['order_id']}/payments", "payment")
 
     def _pay_balance(self, order: dict[str, Any]) -> None:
         """Pay from the wallet the runner credited, with the password it set."""
@@ -491,23 +497,7 @@ class CartBuyer(OneJourney):
         # else: the orders expire, their coins come back
 
     def _pay_bill(self, bill: dict[str, Any]) -> bool:
-        status, body, _, _ = self.call(
-            "POST",
-            f"/v1/bills/{bill.get('bill_id')}/payments",
-            "bill payment (provider)",
-            body={"method": "provider", "provider": "sim"},
-            expected=frozenset({201, 409}),
-        )
-        if status != 201 or not isinstance(body, dict) or not body.get("pay_url"):
-            SEEN.payments[f"provider refused {_code(status, body)}"] += 1
-            SEEN.sample(f"bill payment refused {_code(status, body)}", body)
-            return False
-        SEEN.payments["provider started"] += 1
-        status, sim, _, _ = self.call(
-            "POST", str(body["pay_url"]), "simulator pay_url", body={}, headers={}
-        )
-        SEEN.payments[f"provider pay_url {'ok' if status == 200 else _code(status, sim)}"] += 1
-        return status == 200
+        return self._pay_with_provider(f"/v1/bills/{bill.get('bill_id')}/payments", "bill payment")
 
 
 def _out_dir() -> Path:

@@ -92,15 +92,7 @@ async def credit(
 ) -> None:
     """Ops credit coins; the same Idempotency-Key credits once (as a balance credit)."""
     await wallet.credit_once(
-        pool,
-        move,
-        q("coin_credit_by_key"),
-        user_id,
-        amount_cents,
-        currency,
-        reason,
-        actor,
-        idempotency_key,
+        pool, move, "coins", user_id, amount_cents, currency, reason, actor, idempotency_key
     )
 
 

@@ -113,28 +113,36 @@ class Refund(Struct, kw_only=True):
 
 
 class LedgerEntry(Struct, kw_only=True):
-    """One movement of a buyer's wallet, as an admin reads it."""
+    """One movement of a buyer's balance or coins, as an admin reads it."""
 
     entry_id: int
+    """Unique within its ``ledger``."""
     currency: str
     amount_cents: int
     balance_after_cents: int
-    kind: Literal["credit", "debit", "reversal", "refund"]
+    kind: Literal["credit", "debit", "reversal", "refund", "spend", "return"]
+    """Balance: credit, debit, reversal, refund; coins: credit, spend, return."""
     reason: str
     actor: str
     payment_id: str | None
     refund_id: str | None
     idempotency_key: str | None
     created_at: datetime
+    ledger: Literal["balance", "coins"] = "balance"
+    checkout_id: str | None = None
+    """Coins: the checkout that spent them, or whose order gave them back."""
+    order_id: str | None = None
+    """Coins: the order that gave them back."""
 
 
 class Balance(Struct, kw_only=True):
     currency: str
     balance_cents: int
+    coins_cents: int = 0
 
 
 class Ledger(Struct, kw_only=True):
-    """A buyer's balances and one page of their ledger, latest first."""
+    """A buyer's balances and coins, and one page of both ledgers' movements, latest first."""
 
     user_id: str
     balances: list[Balance]

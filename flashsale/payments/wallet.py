@@ -10,6 +10,7 @@ per payment and a refund credit once per refund.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -79,6 +80,9 @@ async def ledger_move(
     return int(balance)
 
 
+CreditKind = Literal["balance", "coins"]
+
+
 async def credit(
     pool: asyncpg.Pool,
     user_id: str,
@@ -94,15 +98,7 @@ async def credit(
     is; the same key with another credit is ``idempotency_key_reused``.
     """
     await credit_once(
-        pool,
-        move,
-        q("credit_by_key"),
-        user_id,
-        amount_cents,
-        currency,
-        reason,
-        actor,
-        idempotency_key,
+        pool, move, "balance", user_id, amount_cents, currency, reason, actor, idempotency_key
     )
     return await read(pool, user_id, currency)
 
@@ -110,7 +106,7 @@ async def credit(
 async def credit_once(
     pool: asyncpg.Pool,
     move_in: Callable[..., Awaitable[int]],
-    credit_by_key_sql: str,
+    kind: CreditKind,
     user_id: str,
     amount_cents: int,
     currency: str,
@@ -118,33 +114,38 @@ async def credit_once(
     actor: str,
     idempotency_key: str | None,
 ) -> None:
-    """A credit through ``move_in`` (a ledger's ``move``), once per Idempotency-Key; the
-    same key with another amount, currency or reason is ``idempotency_key_reused``."""
+    """A credit through ``move_in`` (a ledger's ``move``), once per Idempotency-Key.
+
+    The key binds the whole credit across both ledgers: the same key with another
+    kind, amount, currency or reason is ``idempotency_key_reused``. Each ledger's
+    unique index alone would let one key credit the balance and the coins.
+    """
     if amount_cents <= 0:
         raise ValidationFailed("amount_cents must be positive")
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                await move_in(
-                    conn,
-                    user_id,
-                    currency,
+    async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None:
+            # Two credits with one key wait for each other: the second sees the first.
+            await conn.execute(q("lock_credit_key"), user_id, idempotency_key)
+            first = await conn.fetchrow(q("credit_by_key"), user_id, idempotency_key)
+            if first is not None:
+                if (first["kind"], first["amount_cents"], first["currency"], first["reason"]) != (
+                    kind,
                     amount_cents,
-                    "credit",
-                    reason=reason,
-                    actor=actor,
-                    idempotency_key=idempotency_key,
-                )
-        except asyncpg.UniqueViolationError:
-            first = await conn.fetchrow(credit_by_key_sql, user_id, idempotency_key)
-            if first is not None and (
-                first["amount_cents"],
-                first["currency"],
-                first["reason"],
-            ) != (amount_cents, currency, reason):
-                raise IdempotencyMismatch(
-                    "this Idempotency-Key was used for another credit"
-                ) from None
+                    currency,
+                    reason,
+                ):
+                    raise IdempotencyMismatch("this Idempotency-Key was used for another credit")
+                return  # a replay: credited once already
+        await move_in(
+            conn,
+            user_id,
+            currency,
+            amount_cents,
+            "credit",
+            reason=reason,
+            actor=actor,
+            idempotency_key=idempotency_key,
+        )
 
 
 async def read(
@@ -168,18 +169,28 @@ async def ledger(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Ledger:
-    """A buyer's balances and a page of their ledger in every currency (or one)."""
-    before = decode_cursor(cursor, 1)[0] if cursor else None
-    if before is not None and not isinstance(before, int):
-        raise ValidationFailed("cursor is not one this server gave out")
-    rows = await pool.fetch(q("ledger_entries"), user_id, currency, before, check_limit(limit) + 1)
+    """A buyer's balances and coins, and a page of the movements of both in every currency
+    (or one), latest first."""
+    after: tuple[datetime | None, str | None, int | None] = (None, None, None)
+    if cursor:
+        at, kind, entry_id = decode_cursor(cursor, 3)
+        try:
+            after = (datetime.fromisoformat(at), kind, int(entry_id))
+        except (TypeError, ValueError):
+            raise ValidationFailed("cursor is not one this server gave out") from None
+        if kind not in ("balance", "coins") or after[0] is None or after[0].tzinfo is None:
+            raise ValidationFailed("cursor is not one this server gave out")
+    rows = await pool.fetch(q("ledger_entries"), user_id, currency, *after, check_limit(limit) + 1)
     shown = rows[:limit]
     balances = await pool.fetch(q("ledger_balances"), user_id)
+    last = shown[-1] if len(rows) > limit else None
     return Ledger(
         user_id=user_id,
         balances=[row_to(Balance, r) for r in balances],
         entries=[row_to(LedgerEntry, r) for r in shown],
-        next_cursor=encode_cursor(shown[-1]["entry_id"]) if len(rows) > limit else None,
+        next_cursor=None
+        if last is None
+        else encode_cursor(last["created_at"].isoformat(), last["ledger"], last["entry_id"]),
     )
 
 

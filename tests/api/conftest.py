@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,16 +13,8 @@ from flashsale.api.app import create_app
 from flashsale.api.tokens import mint_token
 from flashsale.engine.engine import Engine
 from flashsale.settings import ApiSettings, DatabaseSettings, RedisSettings, Settings
-from flashsale.store import migrate
 
 SECRET = "test-secret-for-the-api-suite-0123456789"
-
-
-@pytest.fixture(scope="session")
-def migrated_database_url(database_url: str) -> str:
-    """The suite's database with every migration applied (idempotent: others may too)."""
-    asyncio.run(migrate.upgrade(database_url))
-    return database_url
 
 
 def app_settings(

@@ -106,21 +106,41 @@ async def test_a_buyers_ledger_pages_and_shows_balances(db_client: Client) -> No
             headers=ADMIN | {"Idempotency-Key": f"ledger-{n}-{id(client)}"},
         )
         assert r.status_code == 200, r.text
+    coins = {"amount_cents": 40, "reason": "coins gift", "currency": "EUR", "kind": "coins"}
+    r = await client.post(
+        f"/v1/admin/wallets/{user}/credit",
+        json=coins,
+        headers=ADMIN | {"Idempotency-Key": f"ledger-coins-{id(client)}"},
+    )
+    assert r.status_code == 200, r.text
     r = await client.get(f"/v1/admin/buyers/{user}/ledger?limit=2", headers=ADMIN)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert {b["currency"]: b["balance_cents"] for b in body["balances"]} == {"CNY": 350, "USD": 700}
-    assert [e["amount_cents"] for e in body["entries"]] == [700, 250]
-    assert body["entries"][0]["actor"] == "ops-desk" and body["next_cursor"]
+    assert {b["currency"]: (b["balance_cents"], b["coins_cents"]) for b in body["balances"]} == {
+        "CNY": (350, 0),
+        "EUR": (0, 40),
+        "USD": (700, 0),
+    }
+    # the coin movements stand in the same timeline, each saying its ledger
+    assert [(e["ledger"], e["amount_cents"]) for e in body["entries"]] == [
+        ("coins", 40),
+        ("balance", 700),
+    ]
+    assert body["entries"][0]["kind"] == "credit" and body["entries"][0]["reason"] == "coins gift"
+    assert body["entries"][1]["actor"] == "ops-desk" and body["next_cursor"]
     assert NEXT.match(r.headers["link"])
     r = await client.get(
         f"/v1/admin/buyers/{user}/ledger?limit=2&cursor={body['next_cursor']}", headers=ADMIN
     )
     rest = r.json()
-    assert [e["amount_cents"] for e in rest["entries"]] == [100]
+    assert [e["amount_cents"] for e in rest["entries"]] == [250, 100]
     assert rest["next_cursor"] is None and "link" not in r.headers
     r = await client.get(f"/v1/admin/buyers/{user}/ledger?currency=USD", headers=ADMIN)
     assert [e["currency"] for e in r.json()["entries"]] == ["USD"]
+    r = await client.get(f"/v1/admin/buyers/{user}/ledger?currency=EUR", headers=ADMIN)
+    assert [(e["ledger"], e["currency"]) for e in r.json()["entries"]] == [("coins", "EUR")]
+    r = await client.get(f"/v1/admin/buyers/{user}/ledger?cursor=WzFd", headers=ADMIN)
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"  # not our cursor
 
 
 async def test_unlock_and_reset_a_payment_password_leave_a_trail(db_client: Client) -> None:

@@ -26,10 +26,13 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from flashsale.api.tokens import mint_token
 from flashsale.devservers import ChildProcess, free_port
+from flashsale.engine.engine import Engine
+from flashsale.orders.aftersales import AfterSales, Upload
+from flashsale.payments.service import PaymentService
 
 from .conftest import SECRET
 from .test_server import Server, running
@@ -43,6 +46,9 @@ WAIT_S = 15
 ADMIN = mint_token(SECRET, "ops-console", admin=True)
 SALE = "genesis-console"
 PASSWORD = {"password": "246810"}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.7\n" + b"x" * 90
+DOWNLOADS = Path(tempfile.mkdtemp(prefix="console-downloads-"))
 
 
 def bearer(user: str, *, admin: bool = False) -> dict[str, str]:
@@ -91,6 +97,11 @@ def browser() -> Iterator[WebDriver]:
         "--force-device-scale-factor=1",
     ):
         options.add_argument(argument)
+    # evidence files the console saves land here, for the test to read back
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(DOWNLOADS), "download.prompt_for_download": False},
+    )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         yield driver
@@ -161,18 +172,60 @@ def drop(api: httpx.Client) -> dict[str, Any]:
     for i in range(3):  # limit_reached
         assert api.post(f"/v1/sales/{SALE}/purchase", json={}, headers=bearer(f"b{i}")).status_code
     buyer = bearer("refund-me")
-    order = api.post(f"/v1/sales/{SALE}/purchase", json={}, headers=buyer).json()
+    order = _paid_order(api, SALE, "refund-me")
+    r = api.post(f"/v1/orders/{order['order_id']}/cancel", headers=buyer)
+    assert r.json()["status"] == "refund_pending", r.text
+    return {"refund": order, "pending": pending[0].json()}
+
+
+def _paid_order(api: httpx.Client, sale_id: str, user: str) -> dict[str, Any]:
+    """An order of ``user`` in ``sale_id``, paid from a wallet credited for it."""
+    buyer = bearer(user)
+    order: dict[str, Any] = api.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=buyer).json()
     assert api.put("/v1/me/payment-password", json=PASSWORD, headers=buyer).status_code == 204
     credit = {"amount_cents": 9900, "reason": "console test"}
     idem = {"Idempotency-Key": f"credit-{order['order_id']}"}
     headers = bearer("ops", admin=True) | idem
-    assert api.post("/v1/admin/wallets/refund-me/credit", json=credit, headers=headers).is_success
+    assert api.post(f"/v1/admin/wallets/{user}/credit", json=credit, headers=headers).is_success
     pay = {"method": "balance", "payment_password": PASSWORD["password"]}
     r = api.post(f"/v1/orders/{order['order_id']}/payments", json=pay, headers=buyer)
     assert r.status_code == 201, r.text
-    r = api.post(f"/v1/orders/{order['order_id']}/cancel", headers=buyer)
-    assert r.json()["status"] == "refund_pending", r.text
-    return {"refund": order, "pending": pending[0].json()}
+    return order
+
+
+@pytest.fixture(scope="module")
+def tickets(
+    api: httpx.Client, server: Server, redis_url: str, migrated_database_url: str
+) -> list[str]:
+    """Two after-sales tickets on paid orders of a sale of their own: one with a PNG and
+    a PDF, one without evidence. Tickets are for delivered orders; until the engine
+    delivers, they are opened through an AfterSales that takes paid ones (as
+    tests/orders/test_aftersales.py does), on the server's Redis and PostgreSQL."""
+    sale = f"{SALE}-tickets"
+    body = {"sale_id": sale, "name": "Tickets drop", "serials": {"range": [1, 10]}}
+    r = api.post("/v1/sales", json=body | {"price_cents": 4900}, headers=bearer("ops", admin=True))
+    assert r.status_code == 201, r.text
+    orders = [_paid_order(api, sale, user) for user in ("unhappy-a", "unhappy-b")]
+
+    async def open_tickets() -> list[str]:
+        engine = Engine.from_url(redis_url, namespace=server.namespace)
+        pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=2)
+        assert pool is not None
+        try:
+            desk = AfterSales(PaymentService(pool, engine, {}), eligible=frozenset({"paid"}))
+            a = await desk.open(
+                orders[0]["order_id"],
+                "unhappy-a",
+                "the token shows another picture",
+                [Upload(PNG), Upload(PDF)],
+            )
+            b = await desk.open(orders[1]["order_id"], "unhappy-b", "changed my mind", [])
+            return [a.ticket_id, b.ticket_id]
+        finally:
+            await pool.close()
+            await engine.aclose()
+
+    return asyncio.run(open_tickets())
 
 
 async def _execute(url: str, sql: str, *args: Any) -> None:
@@ -188,6 +241,7 @@ def test_the_console_in_a_browser(
     server: Server,
     api: httpx.Client,
     drop: dict[str, Any],
+    tickets: list[str],
     migrated_database_url: str,
 ) -> None:
     page = Page(browser, server.url)
@@ -304,6 +358,49 @@ def test_the_console_in_a_browser(
     decided = next(r for r in listed if r["refund_id"] == refund_id)
     assert decided["status"] == "refunded" and decided["executed_at"], decided
     page.until(lambda: refund_id not in page.text("refunds-table"), "gone from the pending queue")
+
+    # the after-sales queue: evidence saved with the token, approve and reject with notes
+    admin = bearer("ops", admin=True)
+    evidenced, plain = tickets
+    page("nav-tickets").click()
+    page.until(lambda: plain in page.text("tickets-table"), "the open tickets")
+    table = page.text("tickets-table")
+    assert evidenced in table and "the token shows another picture" in table
+    assert "png · 72 B" in table and "pdf · 99 B" in table
+    page.shot("after-sales")
+    ticket = api.get(f"/v1/after-sales/{evidenced}", headers=admin).json()
+    png = ticket["evidence"][0]["evidence_id"]
+    browser.find_element(By.CSS_SELECTOR, f'a[data-evidence="{png}"]').click()
+    saved = DOWNLOADS / f"{png}.png"
+    page.until(saved.exists, "the evidence saved")
+    page.until(lambda: saved.read_bytes() == PNG, "the evidence's bytes")
+    buttons = f'#tickets-table button[data-ticket="{evidenced}"]'
+    browser.find_element(By.CSS_SELECTOR, buttons + ".primary").click()
+    assert ticket["order_id"] in page.confirm(note="picture checked: wrong token")
+    page.until(lambda: f"ticket {evidenced}: approved, refund" in page.text("toast"), "approved")
+    approved = api.get(f"/v1/after-sales/{evidenced}", headers=admin).json()
+    assert approved["status"] == "approved" and approved["note"] == "picture checked: wrong token"
+    refunds = api.get("/v1/admin/refunds", headers=admin).json()
+    refund = next(r for r in refunds if r["refund_id"] == approved["refund_id"])
+    assert refund["order_id"] == ticket["order_id"] and refund["status"] == "refunded", refund
+    page.until(lambda: evidenced not in page.text("tickets-table"), "gone from the open queue")
+    # a rejection cancelled at the dialog sends nothing; confirmed, it keeps its note
+    reject = f'#tickets-table button[data-ticket="{plain}"].danger'
+    browser.find_element(By.CSS_SELECTOR, reject).click()
+    page.until(page.dialog_open, "the dialog")
+    page("confirm-cancel").click()
+    assert api.get(f"/v1/after-sales/{plain}", headers=admin).json()["status"] == "open"
+    browser.find_element(By.CSS_SELECTOR, reject).click()
+    page.confirm(note="outside the rules")
+    page.until(lambda: f"ticket {plain}: rejected" in page.text("toast"), "rejected")
+    rejected = api.get(f"/v1/after-sales/{plain}", headers=admin).json()
+    assert (rejected["status"], rejected["note"], rejected["refund_id"]) == (
+        "rejected",
+        "outside the rules",
+        None,
+    )
+    Select(page("ticket-status")).select_by_value("")
+    page.until(lambda: "outside the rules" in page.text("tickets-table"), "decided tickets")
 
     # signing out forgets the token
     page("sign-out").click()

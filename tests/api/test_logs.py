@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -123,21 +124,44 @@ async def test_each_request_has_an_access_line_and_an_id(
     assert all(r.fields["duration_ms"] >= 0 for r in lines)  # type: ignore[attr-defined]
 
 
+def _scrape(url: str, timeout_s: float = 30.0) -> str:
+    """The text at ``url`` once it answers (a worker binds its port after it starts)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            answer = httpx.get(url, timeout=5)
+            answer.raise_for_status()
+            return answer.text
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # polling a port that is not bound yet: no event to await
+
+
 def test_every_process_logs_json_lines(
-    redis_url: str, database_url: str, namespace: str, tmp_path: Path
+    redis_url: str, own_database_url: str, namespace: str, tmp_path: Path
 ) -> None:
     """`serve --with-workers` runs the supervisor, the API (granian and its workers),
-    persist, timers and a simulator: with FLASHSALE_LOG_FORMAT=json every line is JSON."""
+    persist, timers and a simulator: with FLASHSALE_LOG_FORMAT=json every line is JSON.
+    The workers' FLASHSALE_*_METRICS_PORT set for the supervisor give each its /metrics
+    (one start of the supervisor for both: it is the slow part). A database of its own:
+    the deliverer records its local chain's genesis there."""
+    database_url = own_database_url
     asyncio.run(migrate.upgrade(database_url))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
-        "FLASHSALE_ENV": "dev",
-        "FLASHSALE_REDIS_URL": redis_url,
-        "FLASHSALE_DATABASE_URL": database_url,
-        "FLASHSALE_NAMESPACE": namespace,
-        "FLASHSALE_LOG_FORMAT": "json",
-        "FLASHSALE_DURABILITY": "fast",
-    }
+    metrics = {worker: free_port() for worker in ("persist", "timers", "deliver")}
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
+        | {
+            "FLASHSALE_ENV": "dev",
+            "FLASHSALE_REDIS_URL": redis_url,
+            "FLASHSALE_DATABASE_URL": database_url,
+            "FLASHSALE_NAMESPACE": namespace,
+            "FLASHSALE_LOG_FORMAT": "json",
+            "FLASHSALE_DURABILITY": "fast",
+        }
+        | {f"FLASHSALE_{w.upper()}_METRICS_PORT": str(p) for w, p in metrics.items()}
+    )
     log = tmp_path / "serve.log"
     server = ChildProcess(
         [
@@ -160,6 +184,9 @@ def test_every_process_logs_json_lines(
     try:
         answer = httpx.get(f"http://127.0.0.1:{port}/health", headers={"X-Request-Id": "json-1"})
         assert answer.headers["x-request-id"] == "json-1"
+        for worker, metrics_port in metrics.items():
+            scraped = _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert f"flashsale_{worker}_" in scraped, (worker, scraped[:400])
     finally:
         server.stop()
     lines = [line for line in log.read_text().splitlines() if line.strip()]
@@ -174,5 +201,9 @@ def test_every_process_logs_json_lines(
     assert all({"ts", "level", "process", "msg"} <= set(p) for p in records), records
     processes = {p["process"] for p in records}
     assert {"supervisor", "api", "persist", "timers", "paysim"} <= processes
+    said = " ".join(p["msg"] for p in records if p["process"] == "supervisor")
+    for worker, metrics_port in metrics.items():  # the supervisor says where to scrape
+        assert f"started {worker} (pid" in said
+        assert f"/metrics at http://127.0.0.1:{metrics_port}/metrics" in said
     [access] = [p for p in parsed if p.get("request_id") == "json-1"]
     assert (access["method"], access["path"], access["status"]) == ("GET", "/health", 200)

@@ -75,7 +75,7 @@ async def test_every_series_moves(
         body = {"sale_id": sale_id, "name": "metrics", "serials": {"range": [1, 1]}}
         body["price_cents"] = 990
         assert (await client.post("/v1/sales", json=body, headers=ADMIN)).status_code == 201
-        await _paid_order(client, sale_id, "payer")  # a purchase and a wallet payment
+        await _paid_order(client, sale_id, "metrics-payer")  # a purchase and a wallet payment
         for user in ("late-1", "late-2"):  # sold_out from Redis, then from memory
             r = await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=bearer(user))
             assert r.status_code == 409, r.text

@@ -10,12 +10,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 
 from flashsale.store import migrate
 
-from ..conftest import delete_namespace
+from ..conftest import delete_namespace, new_database
 
 
 @dataclass
@@ -41,20 +40,10 @@ class Cli:
         )
 
 
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def cli(redis_url: str, database_url: str, pg_admin_url: str) -> Iterator[Cli]:
     asyncio.run(migrate.upgrade(database_url))
     namespace = f"t{secrets.token_hex(5)}"
-    empty = f"flashsale_empty_{secrets.token_hex(4)}"
-    asyncio.run(_admin(pg_admin_url, f'CREATE DATABASE "{empty}"'))
     base, _, _ = pg_admin_url.rpartition("/")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
         "FLASHSALE_ENV": "dev",
@@ -62,6 +51,6 @@ def cli(redis_url: str, database_url: str, pg_admin_url: str) -> Iterator[Cli]:
         "FLASHSALE_DATABASE_URL": database_url,
         "FLASHSALE_NAMESPACE": namespace,
     }
-    yield Cli(env, f"{base}/{empty}", f"{base}/flashsale_missing_{secrets.token_hex(4)}")
-    asyncio.run(_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)'))
+    with new_database(pg_admin_url, "flashsale_empty") as empty:
+        yield Cli(env, empty, f"{base}/flashsale_missing_{secrets.token_hex(4)}")
     asyncio.run(delete_namespace(redis_url, namespace))

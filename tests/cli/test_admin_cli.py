@@ -11,6 +11,7 @@ import asyncpg
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
+from flashsale.orders import coins
 from flashsale.payments import wallet
 from flashsale.payments.passwords import PasswordPolicy, Passwords
 from flashsale.store.persist import Persister
@@ -33,6 +34,7 @@ async def _setup(cli: Cli, sale_id: str, buyer: str) -> list[str]:
         orders = [(await engine.purchase(sale_id, f"{buyer}-{i}")).order.order_id for i in range(3)]
         await Persister(engine.redis, pool, namespace=engine.namespace).drain(timeout_s=30)
         await wallet.credit(pool, buyer, 1234, "CNY", "goodwill", "ops", f"k-{sale_id}")
+        await coins.credit(pool, buyer, 500, "CNY", "welcome coins", "ops", f"c-{sale_id}")
         await Passwords(pool, QUICK_HASH).set(buyer, "135790", None)
         return orders
     finally:
@@ -67,7 +69,9 @@ def test_the_admin_desk_from_a_shell(cli: Cli) -> None:
 
     done = cli.run("admin", "ledger", buyer)
     assert done.returncode == 0, done.stderr
-    assert f"buyer {buyer}: 12.34 CNY" in done.stdout and "goodwill" in done.stdout
+    assert f"buyer {buyer}: 12.34 CNY + 5.00 coins" in done.stdout and "goodwill" in done.stdout
+    [coin_line] = [line for line in done.stdout.splitlines() if "welcome coins" in line]
+    assert coin_line.split()[2:5] == ["coins", "credit", "+5.00"], coin_line
 
     done = cli.run("admin", "unlock-password", buyer, "--reason", "ticket 9: locked out")
     assert done.returncode == 0, done.stderr

@@ -59,6 +59,36 @@ def running_server(env: dict[str, str], log: Path, *, workers: int = 1) -> Itera
         yield url
 
 
+@contextlib.contextmanager
+def load_server(
+    redis_url: str, database_url: str, namespace: str, log: Path
+) -> Iterator[tuple[dict[str, str], str]]:
+    """``running_server`` on a namespace deleted afterwards: its environment and URL."""
+    env = server_env(redis_url, database_url, namespace)
+    try:
+        with running_server(env, log) as url:
+            yield env, url
+    finally:
+        delete_namespace(redis_url, namespace)
+
+
+def loadtest(
+    env: dict[str, str],
+    scenario: str,
+    url: str,
+    *flags: str,
+    timeout: float = 100,
+    **options: object,
+) -> subprocess.CompletedProcess[str]:
+    """``flashsale loadtest <scenario> --host <url> <flags> --<option> <value>...`` as the
+    CLI runs it, in a process of its own (locust monkey-patches sockets)."""
+    command = [sys.executable, "-m", "flashsale.loadtest.cli", "loadtest", scenario, "--host", url]
+    command += flags
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def delete_namespace(redis_url: str, namespace: str) -> None:
     client = redis.Redis.from_url(redis_url)
     try:

@@ -1,91 +1,44 @@
 """A short locust ``drop`` against a real server process: exit 0, verdict PASS, clean audit.
 
 The server is ``flashsale serve --with-workers`` (write-behind and timers) on the
-suite's Redis and PostgreSQL; the load test runs as the CLI does, in a process
-of its own (locust monkey-patches sockets), and locust in a child of that.
+suite's Redis and a PostgreSQL database of its own; the load test runs as the CLI
+does, in a process of its own (locust monkey-patches sockets), and locust in a
+child of that.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .servers import delete_namespace, running_server, server_env
+from .servers import loadtest
 
 pytestmark = pytest.mark.slow
 
 
-def test_drop_passes_with_a_clean_audit(
-    redis_url: str, database_url: str, namespace: str, tmp_path: Path
-) -> None:
-    env = server_env(redis_url, database_url, namespace)
-    try:
-        with running_server(env, tmp_path / "server.log") as url:
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "flashsale.loadtest.cli",
-                    "loadtest",
-                    "drop",
-                    "--host",
-                    url,
-                    "--users",
-                    "400",
-                    "--spawn-rate",
-                    "200",
-                    "--serials",
-                    "40",
-                    "--run-time",
-                    "30",
-                    "--payment-timeout",
-                    "6",  # a payment starts at least 2 s before the deadline: 4 s to start
-                    "--drain-timeout",
-                    "20",
-                    "--reports-dir",
-                    str(tmp_path / "reports"),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=100,
-            )
-            closed = [
-                line.split()[2]
-                for line in done.stdout.splitlines()
-                if line.startswith("cleanup: sale ")
-            ]
-            status = httpx.get(f"{url}/v1/sales/{closed[0]}").json()["status"] if closed else None
-            # --json: the report as one JSON object on stdout, the progress on stderr
-            bots = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "flashsale.loadtest.cli",
-                    "loadtest",
-                    "bots",
-                    "--host",
-                    url,
-                    "--users",
-                    "3",
-                    "--run-time",
-                    "4",
-                    "--json",
-                    "--reports-dir",
-                    str(tmp_path / "bots"),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=100,
-            )
-    finally:
-        delete_namespace(redis_url, namespace)
+def test_drop_passes_with_a_clean_audit(served: tuple[dict[str, str], str], tmp_path: Path) -> None:
+    env, url = served
+    done = loadtest(
+        env,
+        "drop",
+        url,
+        users=400,
+        spawn_rate=200,
+        serials=40,
+        run_time=30,
+        payment_timeout=6,  # a payment starts at least 2 s before the deadline: 4 s to start
+        drain_timeout=20,
+        reports_dir=tmp_path / "reports",
+    )
+    closed = [
+        line.split()[2] for line in done.stdout.splitlines() if line.startswith("cleanup: sale ")
+    ]
+    status = httpx.get(f"{url}/v1/sales/{closed[0]}").json()["status"] if closed else None
+    # --json: the report as one JSON object on stdout, the progress on stderr
+    bots = loadtest(env, "bots", url, "--json", users=3, run_time=4, reports_dir=tmp_path / "bots")
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr
     report = "\n".join(lines) + "\n" + done.stderr[-2000:]

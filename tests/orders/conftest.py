@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,29 +14,18 @@ from litestar.testing import AsyncTestClient
 from flashsale.api.app import create_app
 from flashsale.engine.engine import Engine
 from flashsale.payments.service import PaymentService
-from flashsale.store import migrate
 from tests.api.conftest import app_settings, bearer
+from tests.conftest import pool_on
 
 Client = AsyncTestClient[Litestar]
 ADMIN = bearer("ops-orders", admin=True)
 PASSWORD = "pay-pass-123"
 
 
-@pytest.fixture(scope="session")
-def orders_database_url(database_url: str) -> str:
-    """The suite's database with every migration applied (idempotent: others may too)."""
-    asyncio.run(migrate.upgrade(database_url))
-    return database_url
-
-
 @pytest.fixture
-async def pool(orders_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=4)
-    assert pool is not None
-    try:
+async def pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with pool_on(migrated_database_url) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @contextlib.asynccontextmanager
@@ -50,9 +38,9 @@ async def app_client(redis_url: str, namespace: str, database_url: str) -> Async
 
 @pytest.fixture
 async def client(
-    redis_url: str, orders_database_url: str, namespace: str, engine: Engine
+    redis_url: str, migrated_database_url: str, namespace: str, engine: Engine
 ) -> AsyncIterator[Client]:
-    async with app_client(redis_url, namespace, orders_database_url) as c:
+    async with app_client(redis_url, namespace, migrated_database_url) as c:
         yield c
 
 

@@ -33,13 +33,13 @@ SIM = {"method": "provider", "provider": "sim"}
 @pytest.fixture
 async def sim_client(
     redis_url: str,
-    orders_database_url: str,
+    migrated_database_url: str,
     namespace: str,
     engine: Engine,
     paysim: PaysimProcess,  # noqa: F811
 ) -> AsyncIterator[Client]:
     settings = replace(
-        app_settings(redis_url, namespace, database_url=orders_database_url),
+        app_settings(redis_url, namespace, database_url=migrated_database_url),
         payments=PaymentsSettings(paysim_url=paysim.url, paysim_secret=SECRET),
     )
     async with AsyncTestClient(app=create_app(settings)) as c:

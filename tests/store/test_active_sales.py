@@ -58,11 +58,11 @@ async def test_the_set_is_seeded_once_from_the_registry(engine: Engine, namespac
 
 
 async def test_the_idle_bench_runs_bounded_and_reports_flat_calls(
-    redis_url: str, store_database_url: str
+    redis_url: str, migrated_database_url: str
 ) -> None:
     from flashsale.bench.active import measure, report
 
-    figures = {n: await measure(redis_url, store_database_url, n) for n in (2, 20)}
+    figures = {n: await measure(redis_url, migrated_database_url, n) for n in (2, 20)}
     assert all(f["active"] == 0 for f in figures.values())  # every closed sale retired
     # no figure asserted: the Redis call counts are server-wide (the bench's own Redis is
     # private; the suite's is shared), and speed is the bench's business

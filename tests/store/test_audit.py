@@ -91,13 +91,13 @@ async def test_cli_audit_exits_non_zero_on_a_planted_inconsistency(
     pg_pool: asyncpg.Pool,
     namespace: str,
     redis_url: str,
-    store_database_url: str,
+    migrated_database_url: str,
 ) -> None:
     sale_id = await _sale(engine, pg_pool, namespace, "cli")
     env = {
         **os.environ,
         "FLASHSALE_REDIS_URL": redis_url,
-        "FLASHSALE_DATABASE_URL": store_database_url,
+        "FLASHSALE_DATABASE_URL": migrated_database_url,
         "FLASHSALE_NAMESPACE": namespace,
     }
     argv = [sys.executable, "-m", "flashsale.store.cli", "audit", sale_id]

@@ -69,7 +69,7 @@ async def test_persist_and_audit_sales_spread_over_shards(
 
 
 async def test_persist_audit_and_recover_commands_take_the_cluster_from_the_settings(
-    cluster: EmbeddedRedisCluster, store_database_url: str
+    cluster: EmbeddedRedisCluster, migrated_database_url: str
 ) -> None:
     """FLASHSALE_REDIS_CLUSTER reaches the commands, not only the API: `persist`, `audit`
     and `recover` open a RedisCluster; `recover` checks every master's AOF (a forced
@@ -77,7 +77,7 @@ async def test_persist_audit_and_recover_commands_take_the_cluster_from_the_sett
     namespace = f"c{secrets.token_hex(3)}"
     settings = Settings(
         redis=RedisSettings(url=cluster.url, cluster=True, namespace=namespace),
-        database=DatabaseSettings(url=store_database_url),
+        database=DatabaseSettings(url=migrated_database_url),
         persist=PersistSettings(batch_size=50),
     )
     engine = await open_engine(settings)

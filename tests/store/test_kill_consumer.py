@@ -189,12 +189,12 @@ async def run_kill_sale(
 async def test_kill_9_consumers_ten_times_loses_nothing(
     engine: Engine,
     redis_url: str,
-    store_database_url: str,
+    migrated_database_url: str,
     namespace: str,
     pg_pool: asyncpg.Pool,
 ) -> None:
     run = await run_kill_sale(
-        engine, redis_url, store_database_url, namespace, pg_pool, ack_before_commit=False
+        engine, redis_url, migrated_database_url, namespace, pg_pool, ack_before_commit=False
     )
     report = run.report
     assert report is not None
@@ -218,14 +218,14 @@ async def test_kill_9_consumers_ten_times_loses_nothing(
 async def test_ack_before_commit_is_caught(
     engine: Engine,
     redis_url: str,
-    store_database_url: str,
+    migrated_database_url: str,
     namespace: str,
     pg_pool: asyncpg.Pool,
 ) -> None:
     run = await run_kill_sale(
         engine,
         redis_url,
-        store_database_url,
+        migrated_database_url,
         namespace,
         pg_pool,
         ack_before_commit=True,

@@ -65,9 +65,9 @@ def test_every_query_asked_for_exists_and_every_query_is_asked_for(package: str)
 
 @pytest.mark.parametrize(("package", "name"), ALL_QUERIES, ids=[n for _, n in ALL_QUERIES])
 async def test_query_prepares_against_the_migrated_schema(
-    store_database_url: str, package: str, name: str
+    migrated_database_url: str, package: str, name: str
 ) -> None:
-    conn = await asyncpg.connect(store_database_url)
+    conn = await asyncpg.connect(migrated_database_url)
     try:
         await conn.prepare(load(package)[name])
     finally:

@@ -25,7 +25,7 @@ async def test_sigterm_finishes_the_batch_in_hand(
     pg_pool: asyncpg.Pool,
     namespace: str,
     redis_url: str,
-    store_database_url: str,
+    migrated_database_url: str,
 ) -> None:
     sale_id = f"term-{namespace}"
     await make_sale(engine, sale_id, size=20_000)
@@ -33,7 +33,7 @@ async def test_sigterm_finishes_the_batch_in_hand(
     env = {
         **os.environ,
         "FS_REDIS_URL": redis_url,
-        "FS_DATABASE_URL": store_database_url,
+        "FS_DATABASE_URL": migrated_database_url,
         "FS_NAMESPACE": namespace,
         "FLASHSALE_PERSIST_BATCH_SIZE": "2000",
     }

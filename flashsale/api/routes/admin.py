@@ -125,7 +125,7 @@ class AdminController(Controller):
     @get(
         "/buyers/{user_id:str}/ledger",
         responses=problem_responses(400, 401, 403, 422, 503),
-        summary="A buyer's balances and wallet ledger, latest first (admin; paged)",
+        summary="A buyer's balances, coins and movements of both, latest first (admin; paged)",
     )
     async def ledger(
         self,

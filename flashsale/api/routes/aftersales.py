@@ -17,8 +17,9 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Body, FromPath, QueryParameter
 
-from flashsale.api.auth import principal_of, require_admin, require_user
+from flashsale.api.auth import principal_of, require_user
 from flashsale.api.problems import PayloadTooLarge, UnsupportedMediaType, problem_responses
+from flashsale.api.routes import review
 from flashsale.api.routes.payments import _order_id, payment_service
 from flashsale.errors import ValidationFailed
 from flashsale.orders.aftersales import AfterSales, Upload
@@ -97,15 +98,6 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[str, list[Upload]
     return reason, uploads
 
 
-async def _decide(
-    request: Request[Any, Any, Any], ticket_id: str, data: TicketDecision | None, *, approve: bool
-) -> Ticket:
-    desk = after_sales(request)
-    decide = desk.approve if approve else desk.reject
-    note = data.note if data else None
-    return await decide(_ticket_id(ticket_id), principal_of(request).user_id, note)
-
-
 class AfterSalesController(Controller):
     path = "/v1"
     tags = ["orders"]  # noqa: RUF012
@@ -169,13 +161,7 @@ class AfterSalesController(Controller):
             },
         )
 
-    @get(
-        "/admin/after-sales",
-        guards=[require_admin],
-        security=BEARER,
-        responses=problem_responses(400, 401, 403, 503),
-        summary="After-sales tickets for review (admin), oldest first",
-    )
+    @review.listing("/admin/after-sales", "After-sales tickets for review (admin), oldest first")
     async def list_tickets(
         self,
         request: Request[Any, Any, Any],
@@ -185,13 +171,9 @@ class AfterSalesController(Controller):
     ) -> list[Ticket]:
         return await after_sales(request).by_status(status)
 
-    @post(
+    @review.decision(
         "/admin/after-sales/{ticket_id:str}/approve",
-        guards=[require_admin],
-        security=BEARER,
-        status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
-        summary="Approve a ticket: its order's payment is refunded, once",
+        "Approve a ticket: its order's payment is refunded, once",
     )
     async def approve(
         self,
@@ -199,15 +181,12 @@ class AfterSalesController(Controller):
         ticket_id: FromPath[str],
         data: Annotated[TicketDecision | None, Body()] = None,
     ) -> Ticket:
-        return await _decide(request, ticket_id, data, approve=True)
+        return await review.decide(
+            request, after_sales(request).approve, _ticket_id(ticket_id), data
+        )
 
-    @post(
-        "/admin/after-sales/{ticket_id:str}/reject",
-        guards=[require_admin],
-        security=BEARER,
-        status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
-        summary="Reject a ticket: the order stays as it is",
+    @review.decision(
+        "/admin/after-sales/{ticket_id:str}/reject", "Reject a ticket: the order stays as it is"
     )
     async def reject(
         self,
@@ -215,4 +194,6 @@ class AfterSalesController(Controller):
         ticket_id: FromPath[str],
         data: Annotated[TicketDecision | None, Body()] = None,
     ) -> Ticket:
-        return await _decide(request, ticket_id, data, approve=False)
+        return await review.decide(
+            request, after_sales(request).reject, _ticket_id(ticket_id), data
+        )

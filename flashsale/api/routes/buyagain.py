@@ -7,13 +7,12 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from flashsale.api.auth import principal_of, require_user
-from flashsale.api.problems import problem_responses
 from flashsale.api.routes.checkout import IdempotencyKey
 from flashsale.api.routes.payments import _order_id
+from flashsale.api.routes.sales import order_responses
 from flashsale.api.schemas import PurchaseOut
 from flashsale.api.state import AppState
 from flashsale.engine.errors import OrderNotFound, SaleNotFound
@@ -32,19 +31,7 @@ class BuyAgainController(Controller):
         guards=[require_user],
         security=BEARER,
         status_code=201,
-        responses={
-            201: ResponseSpec(
-                data_container=PurchaseOut,
-                description="The new order",
-                generate_examples=False,
-            ),
-            200: ResponseSpec(
-                data_container=PurchaseOut,
-                description="Replay: the answer first given under this Idempotency-Key",
-                generate_examples=False,
-            ),
-            **problem_responses(400, 401, 404, 409, 422, 429, 503),
-        },
+        responses=order_responses(400, 401, 404, 409, 422, 429, 503),
         summary="Buy again from the sale of one of the caller's orders (any status)",
         description="A new order as a purchase makes it: 409 sold_out, sale_closed, "
         "sale_paused, limit_reached, or sale_delisted when the drop is gone.",

@@ -25,6 +25,7 @@ from flashsale.api.problems import (
     Problem,
     problem_responses,
 )
+from flashsale.api.routes import review
 from flashsale.api.state import AppState
 from flashsale.api.tokens import MAX_USER_ID
 from flashsale.engine.models import ORDER_ID
@@ -211,7 +212,8 @@ class PaymentsController(Controller):
         description="The Idempotency-Key header is required (428 idempotency_key_required "
         "without it): a credit retried after a lost answer must not be paid twice. The same "
         "key with the same body answers the wallet again (200, credited once); with another "
-        "body, 422 idempotency_key_reused.",
+        "body (another kind too: one key credits the balance or the coins, never both), "
+        "422 idempotency_key_reused.",
     )
     async def credit(
         self,
@@ -235,13 +237,7 @@ class PaymentsController(Controller):
             kind=data.kind,
         )
 
-    @get(
-        "/admin/refunds",
-        guards=[require_admin],
-        security=BEARER,
-        responses=problem_responses(400, 401, 403, 503),
-        summary="Refund requests for review (admin)",
-    )
+    @review.listing("/admin/refunds", "Refund requests for review (admin)")
     async def list_refunds(
         self,
         request: Request[Any, Any, Any],
@@ -252,13 +248,9 @@ class PaymentsController(Controller):
         refunds: list[Refund] = await Refunds(payment_service(request)).list(status)
         return refunds
 
-    @post(
+    @review.decision(
         "/admin/refunds/{refund_id:str}/approve",
-        guards=[require_admin],
-        security=BEARER,
-        status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
-        summary="Approve a refund: paid back once, however often it is approved",
+        "Approve a refund: paid back once, however often it is approved",
     )
     async def approve(
         self,
@@ -266,26 +258,15 @@ class PaymentsController(Controller):
         refund_id: FromPath[str],
         data: Annotated[RefundDecision | None, Body()] = None,
     ) -> Refund:
-        note = data.note if data else None
-        return await Refunds(payment_service(request)).approve(
-            _refund_id(refund_id), principal_of(request).user_id, note
-        )
+        desk = Refunds(payment_service(request))
+        return await review.decide(request, desk.approve, _refund_id(refund_id), data)
 
-    @post(
-        "/admin/refunds/{refund_id:str}/reject",
-        guards=[require_admin],
-        security=BEARER,
-        status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
-        summary="Reject a refund: the money is kept",
-    )
+    @review.decision("/admin/refunds/{refund_id:str}/reject", "Reject a refund: the money is kept")
     async def reject(
         self,
         request: Request[Any, Any, Any],
         refund_id: FromPath[str],
         data: Annotated[RefundDecision | None, Body()] = None,
     ) -> Refund:
-        note = data.note if data else None
-        return await Refunds(payment_service(request)).reject(
-            _refund_id(refund_id), principal_of(request).user_id, note
-        )
+        desk = Refunds(payment_service(request))
+        return await review.decide(request, desk.reject, _refund_id(refund_id), data)

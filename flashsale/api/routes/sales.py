@@ -55,6 +55,21 @@ def _check_sale_id(sale_id: str) -> None:
         raise SaleNotFound()
 
 
+def order_responses(*problems: int) -> dict[int, ResponseSpec]:
+    """A purchase's answers: 201 a new order, 200 its replay under the same key, problems."""
+    return {
+        201: ResponseSpec(
+            data_container=PurchaseOut, description="A new order", generate_examples=False
+        ),
+        200: ResponseSpec(
+            data_container=PurchaseOut,
+            description="Replay: the answer first given under this Idempotency-Key",
+            generate_examples=False,
+        ),
+        **problem_responses(*problems),
+    }
+
+
 class SalesController(Controller):
     path = "/v1/sales"
     tags = ["sales"]  # noqa: RUF012
@@ -116,17 +131,7 @@ class SalesController(Controller):
         security=BEARER,
         operation_class=PurchaseOperation,
         status_code=201,
-        responses={
-            201: ResponseSpec(
-                data_container=PurchaseOut, description="A new order", generate_examples=False
-            ),
-            200: ResponseSpec(
-                data_container=PurchaseOut,
-                description="Replay: the answer first given under this Idempotency-Key",
-                generate_examples=False,
-            ),
-            **problem_responses(400, 401, 404, 409, 413, 422, 429, 503),
-        },
+        responses=order_responses(400, 401, 404, 409, 413, 422, 429, 503),
         summary="Buy one serial (buyer)",
     )
     async def purchase(self, request: Request[Any, Any, Any]) -> ASGIResponse:

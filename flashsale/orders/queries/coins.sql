@@ -18,11 +18,6 @@ RETURNING entry_id;
 -- name: coin_balance
 SELECT coins_cents FROM coin_wallets WHERE user_id = $1 AND currency = $2;
 
--- name: coin_credit_by_key
--- The credit an Idempotency-Key was first used for (a replay must repeat it exactly).
-SELECT amount_cents, currency, reason FROM coin_entries
- WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'credit';
-
 -- name: coins_of_order
 -- What an order of a checkout carries in coins, and whose they are.
 SELECT o.order_id, o.coins_cents, c.user_id, c.currency, c.checkout_id

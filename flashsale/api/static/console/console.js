@@ -8,7 +8,7 @@ const TOKEN_KEY = "flashsale.console.token";
 const LIVE_EVERY_MS = 1000;
 const LIST_EVERY_MS = 3000;
 const $ = (id) => document.getElementById(id);
-const views = ["signin", "view-sales", "view-sale", "view-audit", "view-refunds"];
+const views = ["signin", "view-sales", "view-sale", "view-audit", "view-refunds", "view-tickets"];
 let polling = null; // the one poll running, for the view shown
 let previous = null; // the last live sample, for rates
 let currentSale = null;
@@ -151,6 +151,7 @@ async function route() {
   if (page === "sale" && id) return saleView(decodeURIComponent(id));
   if (page === "audit" && id) return auditView(decodeURIComponent(id));
   if (page === "refunds") return refundsView();
+  if (page === "after-sales") return ticketsView();
   return salesView();
 }
 
@@ -339,52 +340,121 @@ function renderAudit(report) {
   table.hidden = report.violations.length === 0;
 }
 
-// Refunds waiting for a decision (duplicate and late payments, cancellations).
-async function refundsView() {
-  show("view-refunds");
+// A review queue: the items of one status (a select), polled, one row each.
+function queueView(name, path, toRow) {
+  show(`view-${name}s`);
   const load = async () => {
-    const status = $("refund-status").value;
-    const refunds = (await api("GET", "/v1/admin/refunds" + (status ? "?status=" + status : ""))).data;
-    const body = $("refunds-table").tBodies[0];
+    const status = $(`${name}-status`).value;
+    const items = (await api("GET", path + (status ? "?status=" + status : ""))).data;
+    const body = $(`${name}s-table`).tBodies[0];
     body.replaceChildren();
-    for (const refund of refunds) {
-      const actions = el("span", null, "buttons");
-      if (refund.status === "pending") {
-        for (const decision of ["approve", "reject"]) {
-          const button = el("button", decision === "approve" ? "Approve" : "Reject");
-          button.type = "button";
-          button.className = decision === "approve" ? "primary" : "danger";
-          button.dataset.refund = refund.refund_id;
-          button.onclick = () => decide(refund, decision, load);
-          actions.append(button);
-        }
-      }
-      body.append(
-        row([el("code", refund.refund_id), el("code", refund.order_id),
-          new Num(money(refund.amount_cents, refund.currency)), refund.method, refund.reason,
-          when(refund.created_at), badge(refund.status), actions]),
-      );
-    }
-    $("refunds-empty").hidden = refunds.length > 0;
+    for (const item of items) body.append(row(toRow(item, load)));
+    $(`${name}s-empty`).hidden = items.length > 0;
   };
-  $("refund-status").onchange = () => poll(load, LIST_EVERY_MS);
+  $(`${name}-status`).onchange = () => poll(load, LIST_EVERY_MS);
   poll(load, LIST_EVERY_MS);
 }
 
-async function decide(refund, decision, reload) {
-  const what = decision === "approve"
-    ? `Pay back ${money(refund.amount_cents, refund.currency)} (${refund.method}) for order ${refund.order_id}.`
-    : `Keep the money of order ${refund.order_id}: no refund.`;
-  const answer = await confirmAction(`${decision === "approve" ? "Approve" : "Reject"} refund ${refund.refund_id}`, what, true);
+// Refunds waiting for a decision (duplicate and late payments, cancellations).
+function refundsView() {
+  queueView("refund", "/v1/admin/refunds", (refund, load) => [
+    el("code", refund.refund_id), el("code", refund.order_id),
+    new Num(money(refund.amount_cents, refund.currency)), refund.method, refund.reason,
+    when(refund.created_at), badge(refund.status),
+    refund.status === "pending"
+      ? decisionButtons("refund", refund.refund_id, (d) => decideRefund(refund, d, load))
+      : el("span"),
+  ]);
+}
+
+// Approve and Reject buttons of one item of a review queue (data-<kind> names it).
+function decisionButtons(kind, id, onDecision) {
+  const actions = el("span", null, "buttons");
+  for (const decision of ["approve", "reject"]) {
+    const button = el("button", decision === "approve" ? "Approve" : "Reject");
+    button.type = "button";
+    button.className = decision === "approve" ? "primary" : "danger";
+    button.dataset[kind] = id;
+    button.onclick = () => onDecision(decision);
+    actions.append(button);
+  }
+  return actions;
+}
+
+// Confirm a decision with its note, send it, say what came of it, reload the queue.
+async function review(title, what, path, said, reload) {
+  const answer = await confirmAction(title, what, true);
   if (!answer) return;
   try {
     const body = answer.note ? { note: answer.note } : undefined;
-    const done = (await api("POST", `/v1/admin/refunds/${encodeURIComponent(refund.refund_id)}/${decision}`, body)).data;
-    toast(`refund ${done.refund_id}: ${done.status}` + (done.executed_at ? ", paid back" : ""));
+    toast(said((await api("POST", path, body)).data));
   } catch (error) {
     toast(`${error.code}: ${error.message}`, true);
   }
   await reload();
+}
+
+function decideRefund(refund, decision, reload) {
+  const what = decision === "approve"
+    ? `Pay back ${money(refund.amount_cents, refund.currency)} (${refund.method}) for order ${refund.order_id}.`
+    : `Keep the money of order ${refund.order_id}: no refund.`;
+  return review(
+    `${decision === "approve" ? "Approve" : "Reject"} refund ${refund.refund_id}`, what,
+    `/v1/admin/refunds/${encodeURIComponent(refund.refund_id)}/${decision}`,
+    (done) => `refund ${done.refund_id}: ${done.status}` + (done.executed_at ? ", paid back" : ""),
+    reload,
+  );
+}
+
+// After-sales tickets waiting for a decision: the buyer's reason and evidence files.
+function ticketsView() {
+  queueView("ticket", "/v1/admin/after-sales", (ticket, load) => {
+    const files = el("span", null, "files");
+    for (const evidence of ticket.evidence) files.append(evidenceLink(ticket, evidence));
+    if (!ticket.evidence.length) files.append(el("span", "none", "muted"));
+    const outcome = ticket.status === "open"
+      ? decisionButtons("ticket", ticket.ticket_id, (d) => decideTicket(ticket, d, load))
+      : el("span", [ticket.note, ticket.refund_id && "refund " + ticket.refund_id].filter(Boolean).join(" · "), "muted");
+    return [el("code", ticket.ticket_id), el("code", ticket.order_id), ticket.user_id,
+      ticket.reason, files, when(ticket.created_at), badge(ticket.status), outcome];
+  });
+}
+
+// An evidence file needs the admin token, which a plain link cannot send: the first
+// click fetches the bytes and saves them under the evidence id (as the server names it).
+function evidenceLink(ticket, evidence) {
+  const ext = { "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "application/pdf": "pdf" };
+  const link = el("a", `${ext[evidence.content_type] || "file"} · ${number(evidence.bytes)} B`);
+  link.href = "#";
+  link.title = `${evidence.evidence_id} (sha256 ${evidence.sha256})`;
+  link.dataset.evidence = evidence.evidence_id;
+  link.download = `${evidence.evidence_id}.${ext[evidence.content_type] || "bin"}`;
+  link.onclick = async (event) => {
+    if (link.href.startsWith("blob:")) return; // fetched before: the browser saves it
+    event.preventDefault();
+    const path = `/v1/after-sales/${encodeURIComponent(ticket.ticket_id)}/evidence/${encodeURIComponent(evidence.evidence_id)}`;
+    try {
+      const response = await fetch(path, { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) } });
+      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+      link.href = URL.createObjectURL(await response.blob());
+      link.click();
+    } catch (error) {
+      toast(`${error.code || "error"}: ${error.message}`, true);
+    }
+  };
+  return link;
+}
+
+function decideTicket(ticket, decision, reload) {
+  const what = decision === "approve"
+    ? `Refund the payment of order ${ticket.order_id} (once, through the refunds) and close the ticket.`
+    : `Keep order ${ticket.order_id} as it is: no refund.`;
+  return review(
+    `${decision === "approve" ? "Approve" : "Reject"} ticket ${ticket.ticket_id}`, what,
+    `/v1/admin/after-sales/${encodeURIComponent(ticket.ticket_id)}/${decision}`,
+    (done) => `ticket ${done.ticket_id}: ${done.status}` + (done.refund_id ? `, refund ${done.refund_id}` : ""),
+    reload,
+  );
 }
 
 // -- signing in and out ----------------------------------------------------------------
