@@ -14,6 +14,7 @@ document Litestar caches is completed in place, once:
   credit; the server answers 428 without it);
 - a body the server may go without (``OPTIONAL_BODIES``: a decision's note) is not
   ``required``;
+- an answer of file bytes names every media type it can have (``FILE_ANSWERS``);
 - OpenAPI links chain create sale -> purchase -> pay, read, cancel, so a
   stateful client (schemathesis' stateful phase) walks the flow.
 
@@ -32,6 +33,7 @@ from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin
 
 from flashsale.engine.models import MAX_SERIAL
+from flashsale.orders.evidence import MEDIA_TYPES as EVIDENCE_MEDIA_TYPES
 from flashsale.payments.setup import PROVIDER_URLS
 
 Doc = dict[str, Any]
@@ -161,7 +163,15 @@ def _links(doc: Doc) -> None:
 OPTIONAL_BODIES = (
     ("/v1/admin/refunds/{refund_id}/approve", "post"),
     ("/v1/admin/refunds/{refund_id}/reject", "post"),
+    ("/v1/admin/after-sales/{ticket_id}/approve", "post"),
+    ("/v1/admin/after-sales/{ticket_id}/reject", "post"),
 )
+
+
+# answers that are a stored file's bytes, in any of the media types it may have
+FILE_ANSWERS = {
+    ("/v1/after-sales/{ticket_id}/evidence/{evidence_id}", "get"): EVIDENCE_MEDIA_TYPES,
+}
 
 
 def make_exact(doc: Doc) -> Doc:
@@ -198,6 +208,11 @@ def make_exact(doc: Doc) -> Doc:
         body = doc["paths"].get(path, {}).get(method, {}).get("requestBody")
         if body is not None:
             body["required"] = False
+    for (path, method), media_types in FILE_ANSWERS.items():
+        answer = doc["paths"].get(path, {}).get(method, {}).get("responses", {}).get("200")
+        if answer is not None:
+            binary = {"schema": {"type": "string", "format": "binary"}}
+            answer["content"] = {media_type: dict(binary) for media_type in media_types}
     _links(doc)
     return doc
 

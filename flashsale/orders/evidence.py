@@ -10,6 +10,9 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_REASON_CHARS = 2000
 
 
+MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")  # what sniff() names
+
+
 def sniff(data: bytes) -> str | None:
     """The media type of PNG, JPEG, WebP or PDF bytes; None for anything else."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -197,10 +197,10 @@ def _paid_order(api: httpx.Client, sale_id: str, user: str) -> dict[str, Any]:
 def tickets(
     api: httpx.Client, server: Server, redis_url: str, migrated_database_url: str
 ) -> list[str]:
-    """Two after-sales tickets on paid orders of a sale of their own: one with a PNG and
-    a PDF, one without evidence. Tickets are for delivered orders; until the engine
-    delivers, they are opened through an AfterSales that takes paid ones (as
-    tests/orders/test_aftersales.py does), on the server's Redis and PostgreSQL."""
+    """Two after-sales tickets on delivered orders of a sale of their own: one with a PNG
+    and a PDF, one without evidence, on the server's Redis and PostgreSQL. The orders are
+    paid over HTTP and moved to delivered through the engine's own transitions (what the
+    deliverer calls; tests/chain mints them on a real chain)."""
     sale = f"{SALE}-tickets"
     body = {"sale_id": sale, "name": "Tickets drop", "serials": {"range": [1, 10]}}
     r = api.post("/v1/sales", json=body | {"price_cents": 4900}, headers=bearer("ops", admin=True))
@@ -212,7 +212,10 @@ def tickets(
         pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=2)
         assert pool is not None
         try:
-            desk = AfterSales(PaymentService(pool, engine, {}), eligible=frozenset({"paid"}))
+            for order in orders:
+                await engine.start_delivery(order["order_id"])
+                await engine.confirm_delivery(order["order_id"])
+            desk = AfterSales(PaymentService(pool, engine, {}))
             a = await desk.open(
                 orders[0]["order_id"],
                 "unhappy-a",

@@ -53,6 +53,11 @@ class CheckoutsController(Controller):
         security=BEARER,
         status_code=201,
         responses={
+            201: ResponseSpec(
+                data_container=CheckoutOut,
+                description="The checkout: its orders, its parent bill, a bill per merchant",
+                generate_examples=False,
+            ),
             200: ResponseSpec(
                 data_container=CheckoutOut,
                 description="Replay: the answer first given under this Idempotency-Key",
