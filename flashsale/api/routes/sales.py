@@ -20,15 +20,11 @@ from litestar.params import FromPath, JSONBody
 from litestar.response.base import ASGIResponse
 
 from flashsale.api import metrics
+from flashsale.api.answers import json_answer, refusal
 from flashsale.api.auth import bearer_principal, principal_of, require_admin
 from flashsale.api.body import PurchaseOperation, decode_purchase_body, strict_body
 from flashsale.api.body import fingerprint as request_fingerprint
-from flashsale.api.problems import (
-    PG_UNREACHABLE,
-    PROBLEM_JSON,
-    problem_bytes,
-    problem_responses,
-)
+from flashsale.api.problems import PG_UNREACHABLE, problem_responses
 from flashsale.api.schemas import PurchaseOut, SaleOut
 from flashsale.api.state import AppState
 from flashsale.chain.views import sale_chain
@@ -42,7 +38,8 @@ BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _encode = msgspec.json.Encoder().encode
 
-_SOLD_OUT_STATUS, _SOLD_OUT_BODY = problem_bytes(SoldOut())
+_SOLD_OUT = refusal(SoldOut())
+_SALE_NOT_FOUND = refusal(SaleNotFound())
 
 
 def _state(request: Request[Any, Any, Any]) -> AppState:
@@ -164,12 +161,9 @@ class SalesController(Controller):
             metrics.SOLD_OUT_SHORT_CIRCUIT.inc()
             metrics.count_purchase("sold_out")
             state.stats.count(sale_id, "rej:sold_out")
-            return ASGIResponse(
-                body=_SOLD_OUT_BODY, status_code=_SOLD_OUT_STATUS, media_type=PROBLEM_JSON
-            )
+            return _SOLD_OUT
         if SALE_ID.match(sale_id) is None:
-            status, problem = problem_bytes(SaleNotFound())
-            return ASGIResponse(body=problem, status_code=status, media_type=PROBLEM_JSON)
+            return _SALE_NOT_FOUND
         fingerprint = ""
         if idempotency_key is not None:
             fingerprint = request_fingerprint(parsed)
@@ -189,16 +183,10 @@ class SalesController(Controller):
             if code != "sale_not_found":
                 state.stats.count(sale_id, f"rej:{code}")
             metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
-            status, problem = problem_bytes(exc)
-            headers = {"retry-after": "1"} if status == 503 else None
-            return ASGIResponse(
-                body=problem, status_code=status, media_type=PROBLEM_JSON, headers=headers
-            )
+            return refusal(exc)
         replayed = result.replayed
         outcome = "replayed" if replayed else "created"
         metrics.count_purchase(outcome)
         state.stats.count(sale_id, outcome)
         metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
-        return ASGIResponse(
-            body=_encode(PurchaseOut.of(result.order)), status_code=200 if replayed else 201
-        )
+        return json_answer(_encode(PurchaseOut.of(result.order)), 200 if replayed else 201)
