@@ -158,7 +158,7 @@ class SalesController(Controller):
         # A replay must reach Redis (its first answer is remembered there), so only
         # requests without an Idempotency-Key may be answered sold_out from memory.
         if idempotency_key is None and state.sold_out.hit(sale_id, started):
-            metrics.SOLD_OUT_SHORT_CIRCUIT.inc()
+            metrics.count(metrics.SOLD_OUT_SHORT_CIRCUIT)
             metrics.count_purchase("sold_out")
             state.stats.count(sale_id, "rej:sold_out")
             return _SOLD_OUT
@@ -182,11 +182,11 @@ class SalesController(Controller):
             metrics.count_purchase(code)
             if code != "sale_not_found":
                 state.stats.count(sale_id, f"rej:{code}")
-            metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
+            metrics.observe(metrics.PURCHASE_SECONDS, perf_counter() - started)
             return refusal(exc)
         replayed = result.replayed
         outcome = "replayed" if replayed else "created"
         metrics.count_purchase(outcome)
         state.stats.count(sale_id, outcome)
-        metrics.PURCHASE_SECONDS.observe(perf_counter() - started)
+        metrics.observe(metrics.PURCHASE_SECONDS, perf_counter() - started)
         return json_answer(_encode(PurchaseOut.of(result.order)), 200 if replayed else 201)
