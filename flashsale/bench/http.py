@@ -280,7 +280,7 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
     pgid = process.pid
     try:
         for path in (ECHO, purchase):  # warm-up: JIT-free, but caches, pools, token cache
-            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=2)
+            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=args.warmup)
         for label, path in (("bare POST (echo)", ECHO), ("purchase", purchase)):
             results.append(measured(label, path, args.connections, None))
         rate = args.paced_rate or args.paced_share * results[0].rps
@@ -336,11 +336,12 @@ def summary(results: list[WrkResult]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per endpoint")
     parser.add_argument("--connections", type=int, default=64, help="closed-loop connections")
     parser.add_argument("--paced-connections", type=int, default=1000)
     parser.add_argument(
@@ -358,10 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Redis to use; default: a private embedded one, so other traffic on a shared "
         "Redis does not blur the figures",
     )
-    args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(argv: list[str]) -> str:
+    """The Markdown report of one run with these command-line arguments (wrk installed)."""
+    args = parser().parse_args(argv)
     servers = ["granian", "uvicorn"] if args.server == "both" else [args.server]
     results: list[WrkResult] = []
     with contextlib.ExitStack() as stack:
@@ -370,9 +373,20 @@ def main(argv: list[str] | None = None) -> int:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))
         for server in servers:
             results.extend(bench_server(server, args, Path(tmp)))
-    shown = [a for a in (argv if argv is not None else sys.argv[1:])]
+    shown = [a for a in argv if not a.startswith("redis://")]
+    if "--redis-url" in shown:
+        shown.remove("--redis-url")
     command = "python -m flashsale.bench.http " + " ".join(shlex.quote(a) for a in shown)
-    print(markdown(results, command.strip()))
+    return markdown(results, command.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(argv if argv is not None else sys.argv[1:])
+    parser().parse_args(argv)  # --help and bad arguments before anything starts
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    print(run(argv))
     return 0
 
 
