@@ -8,6 +8,7 @@ from litestar import Litestar
 from flashsale import logs
 from flashsale.api.access import access_log
 from flashsale.api.allow import exact_allow
+from flashsale.api.gcsettle import settle
 from flashsale.api.plugin import FlashsalePlugin
 from flashsale.api.text import CheckedRequest, text_guard
 from flashsale.engine.engine import Engine
@@ -39,7 +40,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 
 def served_app() -> Litestar:
-    """The factory each server worker calls: logs in the one format, then the API."""
+    """The factory each server worker calls: logs in the one format, then the API, whose
+    long-lived objects leave the garbage collector's sight once it has started."""
     settings = Settings.from_env()
     logs.configure("api", settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    app.on_startup.append(settle)  # after the lifespan's pools: see api/gcsettle.py
+    return app

@@ -6,6 +6,14 @@ memory-mapped files there and whichever worker answers ``GET /metrics``
 aggregates all of them (prometheus_client multiprocess mode). Without the
 variable (tests, a single process) the ordinary in-memory registry is used.
 
+The request path pays a counter increment, not a metric update: counts and
+observations wait in this process's memory (``count``, ``observe``) and reach
+the metric values once a second (each worker's ``flush_every`` task), at every
+scrape this worker answers, and when the worker stops. A scrape may so miss up
+to a second of another worker's requests; in multiprocess mode every update is
+a write to a shared memory map under a lock, which cost more than the purchase's
+own Python work.
+
 Values known only at scrape time (the write-behind's lag, from
 ``flashsale.store.lag.lag``) are computed then, in a registry of their own,
 and appended.
@@ -13,7 +21,9 @@ and appended.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -77,11 +87,52 @@ PURCHASE_OUTCOMES = (
 _PURCHASE_CHILD = {outcome: PURCHASES.labels(outcome) for outcome in PURCHASE_OUTCOMES}
 
 
+# Counter child -> increments not yet applied; histogram child -> [sum, count per bucket...]
+_COUNTS: dict[Any, int] = {}
+_OBSERVED: dict[Any, list[float]] = {}
+FLUSH_S = 1.0
+
+
+def count(child: Any) -> None:
+    """One more on a counter (or a counter child), applied at the next flush."""
+    _COUNTS[child] = _COUNTS.get(child, 0) + 1
+
+
+def observe(child: Any, seconds: float) -> None:
+    """One observation of a histogram child with ``_BUCKETS``, applied at the next flush."""
+    pending = _OBSERVED.get(child)
+    if pending is None:
+        pending = _OBSERVED[child] = [0.0] * (len(_BUCKETS) + 1)
+    pending[0] += seconds
+    pending[1 + bisect_left(_BUCKETS, seconds)] += 1  # the first bucket whose bound holds it
+
+
+def flush() -> None:
+    """Apply what waited in memory to the metric values (shared files in multiprocess mode)."""
+    counts, observed = list(_COUNTS.items()), list(_OBSERVED.items())
+    _COUNTS.clear()
+    _OBSERVED.clear()
+    for child, n in counts:
+        child.inc(n)
+    for child, pending in observed:
+        # Histogram.observe's own two steps (its sum, then the one bucket), n at a time
+        child._sum.inc(pending[0])
+        for bucket, times in zip(child._buckets, pending[1:], strict=True):
+            if times:
+                bucket.inc(times)
+
+
+async def flush_every(interval_s: float = FLUSH_S) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        flush()
+
+
 def count_purchase(outcome: str) -> None:
     child = _PURCHASE_CHILD.get(outcome)
     if child is None:
         child = _PURCHASE_CHILD[outcome] = PURCHASES.labels(outcome)
-    child.inc()
+    count(child)
 
 
 HTTP_REQUESTS = Counter(
@@ -116,7 +167,7 @@ class _RouteChildren:
             child = self.by_status[status] = HTTP_REQUESTS.labels(
                 self.route, self.method, str(status)
             )
-        child.inc()
+        count(child)
 
 
 # route template -> method -> children: bound once, then two dict lookups per request
@@ -136,7 +187,7 @@ def observe_http(scope: HTTPScope, status: int, seconds: float) -> None:
     if children is None:
         children = by_method[method] = _RouteChildren(route, method)
     children.count(status)
-    children.seconds.observe(seconds)
+    observe(children.seconds, seconds)
 
 
 class _ScrapeTime(Collector):
@@ -177,6 +228,7 @@ def exposition(lags: list[StreamLag] | None, named: set[str] | None = None) -> t
     ``named``: the sales whose id may appear as a label (None: all); the others
     count in the total only (public metrics name no drop before its opening).
     """
+    flush()  # this worker's own counts are never late
     if MULTIPROCESS:
         from prometheus_client import multiprocess
 

@@ -26,7 +26,7 @@ from litestar.types import (
     Send,
 )
 
-from flashsale.api.metrics import RATE_LIMITED
+from flashsale.api import metrics
 from flashsale.api.problems import PROBLEM_JSON, RateLimited, problem_bytes
 from flashsale.engine.engine import Engine
 
@@ -83,7 +83,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
             if limiter is not None:
                 ip = state.client_ip(scope)
                 if not await limiter.allow(ip):
-                    RATE_LIMITED.inc()
+                    metrics.count(metrics.RATE_LIMITED)
                     await send(_START)
                     await send(_BODY_EVENT)
                     return

@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 
 from flashsale import logs
+from flashsale.api import metrics
 from flashsale.api.clientip import ClientAddress
 from flashsale.api.ratelimit import IpRateLimiter
 from flashsale.api.tokens import TokenVerifier
@@ -157,6 +158,7 @@ class AppState:
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.stats.run()))
         self._tasks.append(asyncio.create_task(logs.flush_access_every()))
+        self._tasks.append(asyncio.create_task(metrics.flush_every()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -167,4 +169,5 @@ class AppState:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.stats.flush()
+        metrics.flush()
         logs.flush_access()

@@ -8,9 +8,15 @@ big enough never to sell out (every purchase in the run creates an order),
 1. closed loop, ``--connections`` connections: echo, then purchase → req/s,
    p50, p99, and purchase/echo as a ratio;
 2. paced, ``--paced-connections`` open connections each waiting so that all
-   together offer about ``--paced-rate`` req/s (wrk's ``delay()``) → p50, p99.
+   together offer about ``--paced-share`` × the bare POST's closed-loop rate
+   (or ``--paced-rate`` req/s; wrk's ``delay()``) → p50, p99.
 
-Prints Markdown table rows and the command that reproduces them. Needs
+Every phase also gives the server's CPU per request: the CPU time (user +
+system, from ``/proc``) of the server's worker processes over the wrk run,
+divided by the requests wrk counted. The supervisor is left out; it serves
+nothing. Prints Markdown table rows, a summary line per server (purchase ÷
+bare req/s, CPU µs per request of both, paced p99 of both) and the command
+that reproduces them. Needs
 ``wrk`` (``apt-get install -y wrk``); Redis is a private embedded server
 unless ``--redis-url`` is given (keys then live in a namespace of their own,
 deleted afterwards). Every phase is bounded in time.
@@ -87,6 +93,8 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    requests: int = 0
+    cpu_us: float = float("nan")  # workers' CPU time per request, microseconds
 
 
 def _ms(value: str) -> float:
@@ -95,6 +103,32 @@ def _ms(value: str) -> float:
         return float("nan")
     number, unit = float(match.group(1)), match.group(2)
     return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk_requests(output: str) -> int:
+    """How many requests wrk completed (its ``N requests in Xs`` line)."""
+    match = re.search(r"(\d+) requests in", output)
+    return int(match.group(1)) if match else 0
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes in process group ``pgid``,
+    its leader (the supervisor, which serves no request) left out."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == pgid:
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if int(fields[2]) == pgid:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLOCK_TICKS
 
 
 def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
@@ -224,30 +258,35 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
     url = f"http://127.0.0.1:{port}"
     purchase = f"/v1/sales/{SALE_ID}/purchase"
     results: list[WrkResult] = []
+
+    def measured(label: str, path: str, connections: int, pause_ms: int | None) -> WrkResult:
+        script = closed if pause_ms is None else paced
+        cpu_before = group_cpu_s(pgid)
+        out = run_wrk(
+            url,
+            path,
+            script,
+            tokens,
+            connections=connections,
+            duration_s=args.duration,
+            pause_ms=pause_ms,
+        )
+        cpu = group_cpu_s(pgid) - cpu_before
+        n = wrk_requests(out)
+        cpu_us = 1e6 * cpu / n if n else float("nan")
+        return WrkResult(label, server, args.workers, connections, *parse_wrk(out), n, cpu_us)
+
+    assert process.pid is not None  # started: it leads a process group of its own
+    pgid = process.pid
     try:
         for path in (ECHO, purchase):  # warm-up: JIT-free, but caches, pools, token cache
-            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=2)
+            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=args.warmup)
         for label, path in (("bare POST (echo)", ECHO), ("purchase", purchase)):
-            out = run_wrk(
-                url, path, closed, tokens, connections=args.connections, duration_s=args.duration
-            )
-            results.append(
-                WrkResult(label, server, args.workers, args.connections, *parse_wrk(out))
-            )
-        pause_ms = max(1, round(1000 * args.paced_connections / args.paced_rate))
+            results.append(measured(label, path, args.connections, None))
+        rate = args.paced_rate or args.paced_share * results[0].rps
+        pause_ms = max(1, round(1000 * args.paced_connections / rate))
         for label, path in (("bare POST (echo), paced", ECHO), ("purchase, paced", purchase)):
-            out = run_wrk(
-                url,
-                path,
-                paced,
-                tokens,
-                connections=args.paced_connections,
-                duration_s=args.duration,
-                pause_ms=pause_ms,
-            )
-            results.append(
-                WrkResult(label, server, args.workers, args.paced_connections, *parse_wrk(out))
-            )
+            results.append(measured(label, path, args.paced_connections, pause_ms))
     finally:
         process.stop()
         asyncio.run(_cleanup(redis_url, namespace))
@@ -257,8 +296,8 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
 def markdown(results: list[WrkResult], command: str) -> str:
     lines = [
         "| server | workers | endpoint | connections | req/s | p50 ms | p99 ms | errors "
-        "| vs bare |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| CPU µs/req | vs bare |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     bare: dict[tuple[str, int], float] = {}
     for r in results:
@@ -268,31 +307,64 @@ def markdown(results: list[WrkResult], command: str) -> str:
         ratio = f"{r.rps / base:.2f}×" if base and not r.label.startswith("bare") else "1.00×"
         lines.append(
             f"| {r.server} | {r.workers} | {r.label} | {r.connections} | {r.rps:,.0f} | "
-            f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.non_2xx + r.socket_errors} | {ratio} |"
+            f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.non_2xx + r.socket_errors} | "
+            f"{r.cpu_us:.1f} | {ratio} |"
         )
+    lines.append("")
+    lines += summary(results)
     lines.append("")
     lines.append(f"Reproduce: `{command}`")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def summary(results: list[WrkResult]) -> list[str]:
+    """One line per server: the figures issue #14 asks for, each beside its baseline."""
+    lines = []
+    for server in dict.fromkeys(r.server for r in results):
+        by = {r.label: r for r in results if r.server == server}
+        bare, buy = by.get("bare POST (echo)"), by.get("purchase")
+        bare_paced, buy_paced = by.get("bare POST (echo), paced"), by.get("purchase, paced")
+        if not (bare and buy and bare_paced and buy_paced):
+            continue
+        lines.append(
+            f"- {server}: purchase ÷ bare POST **{buy.rps / bare.rps:.2f}×** "
+            f"({buy.rps:,.0f} / {bare.rps:,.0f} req/s); CPU per request "
+            f"{buy.cpu_us:.1f} µs vs {bare.cpu_us:.1f} µs ({buy.cpu_us / bare.cpu_us:.2f}×); "
+            f"p99 at {buy_paced.connections:,} paced connections ({bare_paced.rps:,.0f} req/s) "
+            f"{buy_paced.p99_ms:.1f} ms vs {bare_paced.p99_ms:.1f} ms"
+        )
+    return lines
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per endpoint")
     parser.add_argument("--connections", type=int, default=64, help="closed-loop connections")
     parser.add_argument("--paced-connections", type=int, default=1000)
-    parser.add_argument("--paced-rate", type=float, default=2000.0, help="offered req/s in total")
+    parser.add_argument(
+        "--paced-share",
+        type=float,
+        default=0.2,
+        help="paced phases offer this share of the bare POST's closed-loop req/s",
+    )
+    parser.add_argument(
+        "--paced-rate", type=float, default=None, help="offered req/s in total (else the share)"
+    )
     parser.add_argument(
         "--redis-url",
         default=None,
         help="Redis to use; default: a private embedded one, so other traffic on a shared "
         "Redis does not blur the figures",
     )
-    args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(argv: list[str]) -> str:
+    """The Markdown report of one run with these command-line arguments (wrk installed)."""
+    args = parser().parse_args(argv)
     servers = ["granian", "uvicorn"] if args.server == "both" else [args.server]
     results: list[WrkResult] = []
     with contextlib.ExitStack() as stack:
@@ -301,9 +373,20 @@ def main(argv: list[str] | None = None) -> int:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flashsale-bench-"))
         for server in servers:
             results.extend(bench_server(server, args, Path(tmp)))
-    shown = [a for a in (argv if argv is not None else sys.argv[1:])]
+    shown = [a for a in argv if not a.startswith("redis://")]
+    if "--redis-url" in shown:
+        shown.remove("--redis-url")
     command = "python -m flashsale.bench.http " + " ".join(shlex.quote(a) for a in shown)
-    print(markdown(results, command.strip()))
+    return markdown(results, command.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(argv if argv is not None else sys.argv[1:])
+    parser().parse_args(argv)  # --help and bad arguments before anything starts
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    print(run(argv))
     return 0
 
 

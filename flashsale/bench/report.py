@@ -121,6 +121,12 @@ def markdown(results: Results, heading: list[str]) -> str:
         lines += ["### Purchase script vs the reference purchase (Redis alone, same run)", ""]
         lines += script_report(results.script, 0).split("\n")[2:]
         lines.append("")
+    if results.handler:
+        lines += [
+            "### The purchase handler against a bare POST (granian and uvicorn, same run)",
+            "",
+        ]
+        lines += [results.handler, ""]
     if results.workers:
         base = results.workers.get(1)
         lines += [

@@ -54,6 +54,7 @@ class Results:
     drain: list[Drain] = field(default_factory=list)
     workers: dict[int, Figure] = field(default_factory=dict)
     script: dict[str, Figure] = field(default_factory=dict)  # bench/script.py's figures
+    handler: str = ""  # bench/http.py's Markdown: purchase handler vs bare POST
     notes: list[str] = field(default_factory=list)
 
 
@@ -97,5 +98,6 @@ def results_from_json(data: dict[str, Any]) -> Results:
         ],
         workers={int(k): fig(v) for k, v in data["workers"].items()},
         script={k: fig(v) for k, v in (data.get("script") or {}).items()},
+        handler=str(data.get("handler") or ""),
         notes=list(data.get("notes", [])),
     )

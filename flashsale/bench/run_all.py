@@ -19,6 +19,9 @@ Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
 - ``script``: the purchase script against the reference purchase in Redis alone
   (``bench/script.py``: redis-benchmark ``-P 1`` and ``-P 16``, same run), our
   rate ÷ the reference's.
+- ``handler``: the purchase handler against the bare POST, granian and uvicorn
+  (``bench/http.py``: req/s ratio, the workers' CPU µs per request, p99 at
+  1,000 connections paced at 0.2× the bare rate; one run each).
 
 Every figure is the median of ``--runs`` runs with its spread (min–max). Redis
 is FLASHSALE_REDIS_URL and PostgreSQL FLASHSALE_DATABASE_URL, else private
@@ -65,7 +68,7 @@ from flashsale.bench.results import (
 from flashsale.devservers import free_port
 from flashsale.settings import Settings
 
-PARTS = ("layers", "latency", "growth", "drain", "workers", "script")
+PARTS = ("layers", "latency", "growth", "drain", "workers", "script", "handler")
 LATENCY_CONNECTIONS = (100, 1000, 5000)
 GROWTH_SIZES = (10**3, 10**5, 10**7)
 WORKERS = (1, 2)
@@ -391,6 +394,13 @@ def _workers(redis_url: str, cfg: Config, results: Results) -> None:
             )
 
 
+def _handler(redis_url: str, cfg: Config, results: Results) -> None:
+    from flashsale.bench import http
+
+    seconds = ["--duration", "1", "--warmup", "1"] if cfg.quick else ["--duration", "10"]
+    results.handler = http.run(["--server", "both", *seconds, "--redis-url", redis_url])
+
+
 def parse_drain_rows(text: str) -> list[tuple[int, int, float, float]]:
     """(orders, consumers, drain/s, COPY/s) of every row ``bench/drain.py`` printed."""
     rows: list[tuple[int, int, float, float]] = []
@@ -460,7 +470,7 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                     asyncio.run(_pg_peer(database_url, cfg, results))
                 if "drain" in parts:
                     _drain(cfg, results, redis_url, database_url)
-        needs_http = parts & {"layers", "latency", "workers"}
+        needs_http = parts & {"layers", "latency", "workers", "handler"}
         if needs_http and shutil.which("wrk") is None:
             results.notes.append("HTTP parts skipped: wrk is not installed (apt-get install wrk)")
         elif needs_http:
@@ -468,6 +478,8 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                 _http_layers_and_latency(redis_url, cfg, results, parts)
             if "workers" in parts:
                 _workers(redis_url, cfg, results)
+            if "handler" in parts:
+                _handler(redis_url, cfg, results)
     return results, header_bits
 
 

@@ -113,7 +113,9 @@ def bench(
     runs: Annotated[int | None, typer.Option(help="Runs per figure (default 3, quick 1).")] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Only these parts: layers, latency, growth, drain, workers."),
+        typer.Option(
+            help="Only these parts: layers, latency, growth, drain, workers, script, handler."
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Markdown tables.")] = Path("bench/results/latest.md"),
     chart: Annotated[Path, typer.Option(help="PNG chart.")] = Path("docs/bench.png"),

@@ -127,3 +127,30 @@ def test_http_series_are_bound_once_per_route() -> None:
     odd = {"type": "http", "method": "BREW", "path_template": None}
     metrics.observe_http(odd, 418, 0.001)  # type: ignore[arg-type]
     assert "OTHER" in metrics._HTTP_CHILDREN[metrics.UNMATCHED]  # methods stay bounded
+
+
+def test_counts_wait_in_memory_and_flush_as_observe_would() -> None:
+    """The hot path's count/observe, flushed, equal prometheus_client's own inc/observe."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from flashsale.api import metrics
+
+    registry = CollectorRegistry()
+    mine = Histogram("mine", "batched", buckets=metrics._BUCKETS, registry=registry)
+    theirs = Histogram("theirs", "direct", buckets=metrics._BUCKETS, registry=registry)
+    counter = Counter("hits", "batched", registry=registry)
+    values = [0.0001, 0.0005, 0.0007, 0.003, 0.003, 0.02, 2.4, 99.0]
+    for value in values:
+        metrics.observe(mine, value)
+        theirs.observe(value)
+        metrics.count(counter)
+    assert registry.get_sample_value("hits_total") == 0  # not yet: in memory until a flush
+    metrics.flush()
+    assert registry.get_sample_value("hits_total") == len(values)
+    for bound in ("0.0005", "0.001", "0.005", "0.05", "2.5", "+Inf"):
+        assert registry.get_sample_value("mine_bucket", {"le": bound}) == (
+            registry.get_sample_value("theirs_bucket", {"le": bound})
+        ), bound
+    assert registry.get_sample_value("mine_sum") == registry.get_sample_value("theirs_sum")
+    metrics.flush()  # nothing twice
+    assert registry.get_sample_value("hits_total") == len(values)

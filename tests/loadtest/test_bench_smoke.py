@@ -53,7 +53,14 @@ def test_quick_bench_writes_tables_and_chart(
         assert row in text, text
     assert "drain / COPY" in text or "bench/drain.py is not in this build" in text, text
     if shutil.which("wrk"):
-        for row in ("HTTP purchase endpoint", "| 5,000 |", "| 2 |"):
+        for row in (
+            "HTTP purchase endpoint",
+            "| 5,000 |",
+            "| 2 |",
+            "The purchase handler against a bare POST",
+            "- granian: purchase ÷ bare POST",
+            "- uvicorn: purchase ÷ bare POST",
+        ):
             assert row in text, text
     else:
         assert "wrk is not installed" in text
