@@ -32,6 +32,7 @@ from flashsale.api.tokens import mint_token
 from flashsale.devservers import ChildProcess, free_port
 from flashsale.engine.engine import Engine
 from flashsale.orders.aftersales import AfterSales, Upload
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.service import PaymentService
 
 from .conftest import SECRET
@@ -212,7 +213,9 @@ def tickets(
         pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=2)
         assert pool is not None
         try:
-            desk = AfterSales(PaymentService(pool, engine, {}), eligible=frozenset({"paid"}))
+            desk = AfterSales(
+                PaymentService(pool, engine, {}, bills=BillSettlement), eligible=frozenset({"paid"})
+            )
             a = await desk.open(
                 orders[0]["order_id"],
                 "unhappy-a",
