@@ -38,6 +38,7 @@ from flashsale.api.state import AppState, SaleStats, SoldOutCache
 from flashsale.api.tokens import TokenVerifier
 from flashsale.connect import need, open_engine, open_pool
 from flashsale.engine.engine import Engine
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.setup import close_providers, payment_service
 from flashsale.settings import Settings
 
@@ -110,7 +111,7 @@ class FlashsalePlugin(InitPluginProtocol):
             # As `flashsale timers` builds it (payments/setup.py); callbacks to
             # FLASHSALE_PUBLIC_URL (unset: the server's own address, see
             # AppState.payment_service).
-            payments = payment_service(settings, pg_pool, engine)
+            payments = payment_service(settings, pg_pool, engine, BillSettlement)
         state = AppState(
             settings=settings,
             engine=engine,

@@ -35,6 +35,7 @@ from flashsale.cli.boundary import ToolGroup
 from flashsale.cli.serve import Server
 from flashsale.connect import verify_durability
 from flashsale.loadtest import cli as loadtest_cli
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments import cli as payments_cli
 from flashsale.settings import (
     ConfigError,
@@ -56,8 +57,7 @@ app = typer.Typer(
 app.add_typer(sale.app, name="sale")
 app.add_typer(admin.app, name="admin")  # sales, orders, serials, ledgers, passwords
 store_cli.register(app)  # persist, audit, recover, db upgrade
-app.add_typer(payments_cli.app, name="payments")  # refund review, money audit, ...
-app.command("timers")(payments_cli.timers)
+payments_cli.register(app, bills=BillSettlement)  # timers, refund review, money audit, ...
 loadtest_cli.register(app)  # loadtest drop|bots|browse, bench
 chain_cli.register(app)  # chain (a local node), deliver
 

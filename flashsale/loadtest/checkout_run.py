@@ -15,17 +15,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from flashsale.api.tokens import mint_token
 from flashsale.engine.statuses import SOLD
 from flashsale.loadtest.burst import Holding, holding_violations
+from flashsale.loadtest.housekeeping import clean_up
+from flashsale.loadtest.options import Options
+from flashsale.loadtest.runner import (
+    begin,
+    conclude,
+    reachable,
+    read_back,
+    sale_body,
+    settle,
+    timed_run,
+)
 from flashsale.loadtest.seen import Seen
-
-if TYPE_CHECKING:
-    from flashsale.loadtest.runner import Options
 
 DROPS = (("a", "merchant-1", 9900), ("b", "merchant-1", 4900), ("c", "merchant-2", 2900))
 COINS_CENTS = 3000  # each buyer's coins, credited by the buyer's locust user at its start
@@ -94,17 +102,6 @@ def _coins(client: httpx.Client, secret: str, buyers: Sequence[str]) -> dict[str
 
 def run_checkout(opts: Options, echo: Callable[[str], None] = print) -> int:
     """The checkout load test; 0 on PASS, 1 on FAIL, 2 when it could not start."""
-    from flashsale.loadtest.housekeeping import clean_up
-    from flashsale.loadtest.runner import (
-        begin,
-        conclude,
-        reachable,
-        read_back,
-        sale_body,
-        settle,
-        timed_run,
-    )
-
     secret, admin, out_dir = begin(opts)
     sale_ids = [f"lt-{opts.run}"[:62] + f"-{name}" for name, _, _ in DROPS]
     with httpx.Client(base_url=opts.host, timeout=30, limits=httpx.Limits(max_connections=4)) as c:

@@ -79,9 +79,12 @@ def loadtest(
 ) -> None:
     """Run a locust scenario headless against HOST and judge it: one VIOLATION line per
     broken invariant, `verdict: PASS|FAIL` last, exit 1 on FAIL."""
-    from flashsale.loadtest.runner import REPORTS, Options, run
+    from flashsale.loadtest.checkout_run import run_checkout
+    from flashsale.loadtest.options import REPORTS, Options
+    from flashsale.loadtest.runner import run
 
-    code = run(
+    start = run_checkout if scenario is Scenario.checkout else run  # carts: a runner of its own
+    code = start(
         Options(
             scenario=scenario.value,
             host=host.rstrip("/"),
@@ -99,7 +102,7 @@ def loadtest(
             reports_dir=reports_dir or REPORTS,
             keep=keep,
             json_out=json_out,
-        ),
+        ).resolve(),
         echo=lambda line: typer.echo(line, err=json_out),
     )
     raise typer.Exit(code)

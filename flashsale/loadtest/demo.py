@@ -43,7 +43,7 @@ from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
-from flashsale.loadtest.runner import REPORTS
+from flashsale.loadtest.options import REPORTS
 from flashsale.loadtest.story import Story
 from flashsale.settings import Settings, config_errors
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import httpx
 
 from flashsale.api.tokens import mint_token
-
-if TYPE_CHECKING:
-    from flashsale.loadtest.runner import Options
+from flashsale.loadtest.options import Options
 
 PRICE_CENTS = 9900  # of every load-test sale, and the test money a wallet buyer gets
 PASSWORD = "loadtest-pay-123456"  # the payment password of the buyers who pay from a wallet

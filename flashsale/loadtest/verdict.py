@@ -6,14 +6,12 @@ tested on hand-made records (tests/loadtest/test_verdict.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flashsale.engine.statuses import HOLDS_SERIAL
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
+from flashsale.loadtest.options import Options
 from flashsale.loadtest.seen import Seen
-
-if TYPE_CHECKING:
-    from flashsale.loadtest.runner import Options
 
 REFUNDS = frozenset({"refund_pending", "refunded"})
 

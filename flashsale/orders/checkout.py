@@ -23,8 +23,6 @@ from flashsale.engine import errors as engine_errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order, Sale
 from flashsale.errors import FlashsaleError, ValidationFailed
-from flashsale.orders import coins
-from flashsale.orders.errors import InsufficientCoins
 from flashsale.orders.models import (
     MAX_CART_SERIALS,
     Bill,
@@ -34,7 +32,9 @@ from flashsale.orders.models import (
     SubOrder,
 )
 from flashsale.orders.queries import q
+from flashsale.payments import coins
 from flashsale.payments.context import new_id
+from flashsale.payments.errors import InsufficientCoins
 
 log = logging.getLogger(__name__)
 _decode_answer = msgspec.json.Decoder(CheckoutOut).decode

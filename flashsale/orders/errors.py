@@ -5,12 +5,6 @@ from __future__ import annotations
 from flashsale.errors import FlashsaleError
 
 
-class InsufficientCoins(FlashsaleError):
-    code = "insufficient_coins"
-    status = 409
-    advice = "The buyer holds fewer coins than `coins_cents`: ask for fewer; nothing was bought."
-
-
 class BillNotFound(FlashsaleError):
     code = "bill_not_found"
     status = 404

@@ -39,9 +39,9 @@ import asyncpg
 
 from flashsale.engine import statuses
 from flashsale.engine.engine import Engine
-from flashsale.orders import coins as coin_ledger
-from flashsale.orders.coins import coins_given_back
+from flashsale.payments import coins as coin_ledger
 from flashsale.payments import wallet
+from flashsale.payments.coins import coins_given_back
 from flashsale.payments.models import MoneyAudit
 from flashsale.payments.queries import q
 

@@ -22,11 +22,11 @@ from flashsale.crashpoints import crash_point
 from flashsale.engine import errors as engine_errors
 from flashsale.engine.models import Order
 from flashsale.errors import FlashsaleError
-from flashsale.orders.release import order_released
 from flashsale.payments import errors
 from flashsale.payments.context import PaymentContext
 from flashsale.payments.failures import Failure
 from flashsale.payments.queries import q
+from flashsale.payments.release import order_released
 from flashsale.payments.settlement import Settlement, open_refund
 
 INVALIDATION_PAGE = 1000

@@ -1,10 +1,7 @@
 """``flashsale payments ...`` and ``flashsale timers``: configured by the ``Settings``.
 
-Register in the top-level CLI with::
-
-    from flashsale.payments import cli as payments_cli
-    app.add_typer(payments_cli.app, name="payments")
-    app.command("timers")(payments_cli.timers)
+Register in the top-level CLI with ``register(app, bills=BillSettlement)``: the settler of
+bill payments lives in ``flashsale/orders``, above payments, so it is handed in.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from flashsale.payments.failures import TABLE, markdown_table
 from flashsale.payments.models import MoneyAudit, Refund, RefundStatus
 from flashsale.payments.refunds import RefundOutcome, Refunds, outcome
 from flashsale.payments.service import PaymentService
+from flashsale.payments.settlement import BillPaymentsFactory
 from flashsale.payments.setup import PROVIDER_URLS, close_providers, payment_service
 from flashsale.payments.timers import Timers
 from flashsale.settings import ConfigError, Settings, config_errors, load_or_exit
@@ -39,6 +37,23 @@ NEEDS = ("FLASHSALE_REDIS_URL", "FLASHSALE_DATABASE_URL")
 T = TypeVar("T")
 
 
+@dataclasses.dataclass
+class _Wiring:
+    """What the top-level CLI hands in at ``register`` (None until then: no bills)."""
+
+    bills: BillPaymentsFactory | None = None
+
+
+_WIRING = _Wiring()
+
+
+def register(app_: typer.Typer, bills: BillPaymentsFactory) -> None:
+    """``flashsale payments ...`` and ``flashsale timers``, settling bills with ``bills``."""
+    _WIRING.bills = bills
+    app_.add_typer(app, name="payments")  # refund review, money audit, ...
+    app_.command("timers")(timers)
+
+
 @contextlib.asynccontextmanager
 async def open_service(settings: Settings, *, tool: bool = True) -> AsyncIterator[PaymentService]:
     """The payment flow on an engine and a pool of its own, closed afterwards."""
@@ -48,7 +63,7 @@ async def open_service(settings: Settings, *, tool: bool = True) -> AsyncIterato
         stack.push_async_callback(engine.aclose)
         pool = await open_pool(settings)
         stack.push_async_callback(pool.close)
-        service = payment_service(settings, pool, engine)
+        service = payment_service(settings, pool, engine, _WIRING.bills)
         stack.push_async_callback(close_providers, service)
         yield service
 

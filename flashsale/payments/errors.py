@@ -13,6 +13,7 @@ from flashsale.errors import FlashsaleError, ValidationFailed
 
 __all__ = [
     "InsufficientBalance",
+    "InsufficientCoins",
     "OrderNotCancellable",
     "OrderNotFound",
     "OrderNotPayable",
@@ -27,6 +28,12 @@ __all__ = [
     "UnknownProvider",
     "ValidationFailed",
 ]
+
+
+class InsufficientCoins(FlashsaleError):
+    code = "insufficient_coins"
+    status = 409
+    advice = "The buyer holds fewer coins than `coins_cents`: ask for fewer; nothing was bought."
 
 
 class OrderNotPayable(FlashsaleError):

@@ -25,12 +25,12 @@ import asyncpg
 
 from flashsale.engine import errors as engine_errors
 from flashsale.errors import FlashsaleError
-from flashsale.orders.release import order_released
 from flashsale.payments import errors, wallet
 from flashsale.payments.failures import Failure
 from flashsale.payments.models import Refund, RefundStatus, row_to
 from flashsale.payments.provider import ProviderProtocolError, ProviderRejected, ProviderUnavailable
 from flashsale.payments.queries import q
+from flashsale.payments.release import order_released
 from flashsale.payments.service import PaymentService
 
 AFTER_SALES = "after_sales"

@@ -22,9 +22,7 @@ import asyncpg
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order
-from flashsale.orders import coins
-from flashsale.orders.bill_settlement import BillSettlement
-from flashsale.payments import wallet
+from flashsale.payments import coins, wallet
 from flashsale.payments.attempts import Attempts
 from flashsale.payments.callbacks import Callbacks
 from flashsale.payments.cancellation import Cancellation
@@ -33,7 +31,7 @@ from flashsale.payments.failures import Failure
 from flashsale.payments.models import CallbackAnswer, Payment, PaymentCreate, Wallet
 from flashsale.payments.passwords import PasswordPolicy, Passwords
 from flashsale.payments.provider import Provider
-from flashsale.payments.settlement import Outcome, Settlement
+from flashsale.payments.settlement import BillPaymentsFactory, Outcome, Settlement
 
 __all__ = ["PaymentService", "PaymentSettings", "gather_bounded"]
 
@@ -47,11 +45,14 @@ class PaymentService:
         settings: PaymentSettings | None = None,
         *,
         password_policy: PasswordPolicy | None = None,
+        bills: BillPaymentsFactory | None = None,
     ) -> None:
+        """``bills`` settles payments of bills (``orders.bill_settlement.BillSettlement``);
+        without it every payment is taken as an order's own."""
         self.ctx = PaymentContext(pool, engine, providers, settings or PaymentSettings())
         self.passwords = Passwords(pool, password_policy)
         self.settlement = Settlement(self.ctx)
-        self.settlement.bills = BillSettlement(self.ctx, self.settlement)
+        self.settlement.bills = bills(self.ctx, self.settlement) if bills is not None else None
         self.callbacks = Callbacks(self.ctx, self.settlement)
         self.cancellation = Cancellation(self.ctx, self.settlement)
         self.attempts = Attempts(self.ctx, self.passwords, self.settlement, self.cancellation)

@@ -25,7 +25,7 @@ again by its out_trade_no and closed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -67,11 +67,17 @@ class TradeFacts:
 
 
 class BillPayments(Protocol):
-    """Settles payments whose ``order_id`` is a bill (flashsale/orders/bill_settlement)."""
+    """Settles payments whose ``order_id`` is a bill; implemented above, by flashsale/orders."""
 
     def pays_a_bill(self, order_ref: str) -> bool: ...
     async def settle(self, row: Mapping[str, Any]) -> Outcome: ...
     async def payable(self, row: Mapping[str, Any]) -> bool: ...
+
+
+# Builds the settler of bill payments over the flow's context and settlement. Payments
+# sit below orders, so whoever builds a ``PaymentService`` passes it (orders implements
+# it: ``flashsale.orders.bill_settlement.BillSettlement``).
+BillPaymentsFactory = Callable[[PaymentContext, "Settlement"], BillPayments]
 
 
 class Settlement:

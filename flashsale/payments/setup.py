@@ -15,6 +15,7 @@ import asyncpg
 from flashsale.engine.engine import Engine
 from flashsale.payments.provider import Provider, SimProvider
 from flashsale.payments.service import PaymentService, PaymentSettings
+from flashsale.payments.settlement import BillPaymentsFactory
 from flashsale.settings import ConfigError, Settings
 
 __all__ = [
@@ -60,9 +61,15 @@ def payment_settings_from(settings: Settings) -> PaymentSettings:
     return knobs
 
 
-def payment_service(settings: Settings, pool: asyncpg.Pool, engine: Engine) -> PaymentService:
-    """The flow on this process's pool and engine; close with ``close_providers``."""
-    return PaymentService(pool, engine, providers_from(settings), payment_settings_from(settings))
+def payment_service(
+    settings: Settings, pool: asyncpg.Pool, engine: Engine, bills: BillPaymentsFactory | None
+) -> PaymentService:
+    """The flow on this process's pool and engine, ``bills`` settling payments of bills
+    (``orders.bill_settlement.BillSettlement``, handed in from above: orders sits over
+    payments); close with ``close_providers``."""
+    return PaymentService(
+        pool, engine, providers_from(settings), payment_settings_from(settings), bills=bills
+    )
 
 
 async def close_providers(service: PaymentService) -> None:

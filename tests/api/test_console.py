@@ -32,6 +32,7 @@ from flashsale.api.tokens import mint_token
 from flashsale.devservers import ChildProcess, free_port
 from flashsale.engine.engine import Engine
 from flashsale.orders.aftersales import AfterSales, Upload
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.service import PaymentService
 
 from .conftest import SECRET
@@ -215,7 +216,7 @@ def tickets(
             for order in orders:
                 await engine.start_delivery(order["order_id"])
                 await engine.confirm_delivery(order["order_id"])
-            desk = AfterSales(PaymentService(pool, engine, {}))
+            desk = AfterSales(PaymentService(pool, engine, {}, bills=BillSettlement))
             a = await desk.open(
                 orders[0]["order_id"],
                 "unhappy-a",

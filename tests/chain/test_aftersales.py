@@ -24,6 +24,7 @@ from flashsale.devservers.chain import EmbeddedChain
 from flashsale.devservers.ports import free_port
 from flashsale.engine.engine import Engine
 from flashsale.loadtest.demo_delivery import demo_address
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.audit import money_audit
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.provider import SimProvider
@@ -290,7 +291,7 @@ async def test_a_provider_payment_is_refunded_once_the_provider_answers(
 ) -> None:
     provider = SimProvider(paysim.url, SECRET, timeout_s=15.0)
     control = PaysimControl(paysim.url, timeout_s=15.0)
-    service = PaymentService(chain_pool, engine, {"sim": provider})
+    service = PaymentService(chain_pool, engine, {"sim": provider}, bills=BillSettlement)
 
     async def by_provider(client: Client, sale_id: str, name: str, headers: dict[str, str]) -> Any:
         order = (

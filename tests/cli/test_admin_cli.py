@@ -11,8 +11,7 @@ import asyncpg
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
-from flashsale.orders import coins
-from flashsale.payments import wallet
+from flashsale.payments import coins, wallet
 from flashsale.payments.passwords import PasswordPolicy, Passwords
 from flashsale.store.persist import Persister
 

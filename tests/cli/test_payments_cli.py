@@ -8,6 +8,11 @@ import secrets
 
 import asyncpg
 
+import flashsale.cli.main  # noqa: F401  (registers the payments commands with their wiring)
+from flashsale.orders.bill_settlement import BillSettlement
+from flashsale.payments.cli import open_service
+from flashsale.settings import Settings
+
 from .conftest import Cli
 
 PAYMENT = """
@@ -80,3 +85,14 @@ def test_an_unreachable_provider_leaves_the_refund_queued(cli: Cli) -> None:
     body = json.loads(done.stdout)
     assert body["outcome"] == "queued" and body["refund"]["status"] == "approved"
     assert body["refund"]["last_error"] and body["refund"]["next_attempt_at"]
+
+
+def test_the_timers_and_payments_commands_settle_bills(cli: Cli) -> None:
+    """Payments sit below orders: the `flashsale` command hands the bill settler in, so the
+    service `flashsale timers` and `flashsale payments ...` open settles bills (#11)."""
+
+    async def bills_of_the_service() -> object:
+        async with open_service(Settings.from_env(cli.env)) as service:
+            return service.settlement.bills
+
+    assert isinstance(asyncio.run(bills_of_the_service()), BillSettlement)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
 from flashsale.loadtest.generator import generator_lines
-from flashsale.loadtest.runner import Options
+from flashsale.loadtest.options import Options
 from flashsale.loadtest.seen import Bought, Seen
 from flashsale.loadtest.verdict import judge, to_read_back
 

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
 from flashsale.engine.engine import Engine
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.service import PaymentService
 from tests.api.conftest import app_settings, bearer
 from tests.conftest import pool_on
@@ -119,7 +120,7 @@ async def place(client: Client, headers: dict[str, str], body: dict[str, Any]) -
 @pytest.fixture
 async def service(pool: asyncpg.Pool, engine: Engine) -> PaymentService:
     """The payment flow on the test's engine and pool, as the timers run it."""
-    return PaymentService(pool, engine, {})
+    return PaymentService(pool, engine, {}, bills=BillSettlement)
 
 
 async def buy_with_balance(

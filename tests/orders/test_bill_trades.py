@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from flashsale.api.app import create_app
 from flashsale.engine.engine import Engine
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.audit import money_audit
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.provider import SimProvider
@@ -57,7 +58,7 @@ async def sim(
     provider = SimProvider(paysim.url, SECRET, timeout_s=15.0)
     control = PaysimControl(paysim.url, timeout_s=15.0)
     try:
-        yield PaymentService(pool, engine, {"sim": provider}), control
+        yield PaymentService(pool, engine, {"sim": provider}, bills=BillSettlement), control
     finally:
         await control.aclose()
         await provider.aclose()

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from flashsale.orders.release import order_released
+from flashsale.payments.release import order_released
 from tests.api.helpers import problem
 
 from .conftest import Client, credit, sale_counts, wallet

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flashsale.orders.coins import coins_given_back, spread
+from flashsale.payments.coins import coins_given_back, spread
 
 
 @given(st.lists(st.integers(0, 10**9), min_size=1, max_size=20), st.data())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from flashsale.engine.engine import Engine
+from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.audit import money_audit
 from flashsale.payments.models import PaymentCreate
 from flashsale.payments.passwords import PasswordPolicy
@@ -42,7 +43,9 @@ async def test_cancel_paid_order_refund_approved_and_rejected_are_persisted(
 ) -> None:
     sale_id = f"refunds-{namespace}"
     await make_sale(engine, sale_id, size=3)
-    service = PaymentService(pg_pool, engine, {}, password_policy=LIGHT_PASSWORDS)
+    service = PaymentService(
+        pg_pool, engine, {}, password_policy=LIGHT_PASSWORDS, bills=BillSettlement
+    )
     refunds = Refunds(service)
     orders = {}
     for user in ("keeper", "quitter"):

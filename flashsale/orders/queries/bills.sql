@@ -1,12 +1,5 @@
 -- Bills (orders/bills.py): the parent bill of a checkout and its merchant bills.
 
--- name: close_bills_of_order
--- An order of these bills expired, was cancelled or refunded: they cannot be paid whole.
-UPDATE bills b SET status = 'closed', closed_reason = $2, updated_at = now()
-  FROM checkout_orders o
- WHERE o.order_id = $1 AND b.checkout_id = o.checkout_id AND b.status = 'open'
-   AND (b.kind = 'parent' OR b.merchant_id = o.merchant_id);
-
 -- name: bill_by_id
 -- A bill with its orders in checkout order (a merchant bill: its merchant's only).
 SELECT b.*, array(

@@ -15,10 +15,10 @@ from typing import Any, Literal
 import asyncpg
 
 from flashsale.engine import statuses
-from flashsale.orders.errors import InsufficientCoins
-from flashsale.orders.queries import q
 from flashsale.payments import wallet
+from flashsale.payments.errors import InsufficientCoins
 from flashsale.payments.models import CoinEntry, row_to
+from flashsale.payments.queries import q
 
 CoinKind = Literal["credit", "spend", "return"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from flashsale.orders import coins
-from flashsale.orders.queries import q
+from flashsale.payments import coins
+from flashsale.payments.queries import q
 
 
 async def order_released(pool: asyncpg.Pool, order_id: str, status: str) -> int:

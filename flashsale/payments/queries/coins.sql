@@ -1,4 +1,4 @@
--- Coins (orders/coins.py): a balance per buyer and currency, a ledger row per movement.
+-- Coins (payments/coins.py): a balance per buyer and currency, a ledger row per movement.
 
 -- name: ensure_coin_wallet
 INSERT INTO coin_wallets (user_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING;
