@@ -1,5 +1,9 @@
 """Every benchmark in one go: ``flashsale bench`` or ``python -m flashsale.bench.run_all``.
 
+Over 500 lines for a reason: it is the one place that orders the parts of a full run and
+the baselines each is measured against in the same run; each part's own measuring lives
+in its module (``bench/http.py``, ``script.py``, ``engine.py``, ...).
+
 Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
 (the chart the README shows). Parts (``--only`` picks some):
 

@@ -1,5 +1,9 @@
 """The locust scenarios (a locustfile): ``DropBuyer``, ``Bot`` and ``Browser``.
 
+Over 500 lines for a reason: it is the one file locust loads in its own gevent-patched
+process, so every scenario's user class and the journey steps they share live here;
+what the wrapper needs (records, options, verdict) lives in modules that never import it.
+
 Run by ``flashsale loadtest drop|bots|browse`` in a process of its own (locust
 monkey-patches sockets with gevent: never import this module anywhere else).
 The wrapper creates the sale and passes the run's plan in ``FLASHSALE_LT`` (JSON);
