@@ -117,6 +117,7 @@ def _link(operation_id: str, description: str, **parameters: str) -> Doc:
 
 def _links(doc: Doc) -> None:
     """create sale -> read, tune, audit, purchase; purchase -> pay, read, cancel the order;
+    checkout -> its parent bill, read and paid; an after-sales ticket -> read, decided;
     the refund queue -> approve, reject."""
     ids = _operation_ids(doc)
     sale = "$response.body#/sale_id"
@@ -151,6 +152,26 @@ def _links(doc: Doc) -> None:
         ),
         "Reject": _link(
             ids[("/v1/admin/refunds/{refund_id}/reject", "post")], "Reject", refund_id=refund
+        ),
+    }
+    bill = "$response.body#/bill/bill_id"
+    for status in ("201", "200"):
+        chains[("/v1/checkouts", "post", status)] = {
+            "GetBill": _link(ids[("/v1/bills/{bill_id}", "get")], "Its parent bill", bill_id=bill),
+            "PayBill": _link(
+                ids[("/v1/bills/{bill_id}/payments", "post")], "Pay the parent bill", bill_id=bill
+            ),
+        }
+    ticket = "$response.body#/ticket_id"
+    chains[("/v1/orders/{order_id}/after-sales", "post", "201")] = {
+        "GetTicket": _link(
+            ids[("/v1/after-sales/{ticket_id}", "get")], "Read it", ticket_id=ticket
+        ),
+        "ApproveTicket": _link(
+            ids[("/v1/admin/after-sales/{ticket_id}/approve", "post")], "Approve", ticket_id=ticket
+        ),
+        "RejectTicket": _link(
+            ids[("/v1/admin/after-sales/{ticket_id}/reject", "post")], "Reject", ticket_id=ticket
         ),
     }
     for (path, method, status), links in chains.items():

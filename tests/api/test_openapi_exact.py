@@ -99,6 +99,12 @@ async def test_required_headers_and_links(client: Client) -> None:
     bought = doc["paths"]["/v1/sales/{sale_id}/purchase"]["post"]["responses"]["201"]["links"]
     assert bought["Pay"]["operationId"] == ids[("/v1/orders/{order_id}/payments", "post")]
     assert bought["Pay"]["parameters"] == {"order_id": "$response.body#/order_id"}
+    cart = doc["paths"]["/v1/checkouts"]["post"]["responses"]["201"]["links"]
+    assert cart["PayBill"]["operationId"] == ids[("/v1/bills/{bill_id}/payments", "post")]
+    assert cart["PayBill"]["parameters"] == {"bill_id": "$response.body#/bill/bill_id"}
+    opened = doc["paths"]["/v1/orders/{order_id}/after-sales"]["post"]["responses"]["201"]
+    approve = ids[("/v1/admin/after-sales/{ticket_id}/approve", "post")]
+    assert opened["links"]["ApproveTicket"]["operationId"] == approve
 
 
 async def test_405_and_options_name_every_method_of_the_resource(client: Client) -> None:
