@@ -55,6 +55,38 @@ async def _reconnect(engine: Engine, sale_id: str) -> None:
     raise AssertionError("the engine did not reconnect")
 
 
+MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+
+
+def _inside_a_multi(data: bytes, start: int) -> int | None:
+    """An offset in the middle of the last complete MULTI block that starts after
+    ``start``, inside a command: half of a script's writes kept, the rest torn."""
+    at = data.rfind(MULTI, start)
+    while at >= 0:
+        cut = _half_of_block(data, at + len(MULTI))
+        if cut is not None:
+            return cut
+        at = data.rfind(MULTI, start, at)  # that block was torn at the kill: an earlier one
+    return None
+
+
+def _half_of_block(data: bytes, pos: int) -> int | None:
+    ends: list[int] = []
+    try:
+        while not data.startswith(b"*1\r\n$4\r\nEXEC\r\n", pos):
+            end = data.index(b"\r\n", pos)
+            for _ in range(int(data[pos + 1 : end])):  # "*N": N bulk strings follow
+                length_end = data.index(b"\r\n", end + 2)
+                end = length_end + 2 + int(data[end + 3 : length_end])  # "$len" then bytes
+            pos = end + 2
+            ends.append(pos)
+    except ValueError:  # the block runs past the end of the file
+        return None
+    # a few bytes into the next command: Redis reverts a block cut between two commands,
+    # but a torn command is truncated to the last whole one, leaving the MULTI open
+    return ends[len(ends) // 2 - 1] + 5 if len(ends) >= 2 else None
+
+
 async def power_loss_trials(
     pg_pool: asyncpg.Pool, namespace: str, *, trials: int, use_recover: bool
 ) -> list[tuple[bool | None, bool, AuditReport]]:
@@ -98,6 +130,8 @@ async def power_loss_trials(
             aof = server.aof_files()[-1]
             size = aof.stat().st_size
             cut = rng.randrange(safe_size, size) if size > safe_size else size
+            if not use_recover:  # the hazard itself: a cut just after a script's first write
+                cut = _inside_a_multi(aof.read_bytes(), safe_size) or cut
             with aof.open("r+b") as fh:
                 fh.truncate(cut)
             cuts.append((safe_size, size, cut))
