@@ -15,7 +15,7 @@ left ``refund_pending`` completes it and answers as the first would have.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from flashsale.crashpoints import crash_point
@@ -182,20 +182,21 @@ class Cancellation:
 
     async def invalidate_pending_orders(
         self, sale_id: str, reason: str, *, page: int = INVALIDATION_PAGE
-    ) -> list[str]:
+    ) -> AsyncIterator[list[str]]:
         """Seed 001: the sale's price changed or it was delisted; its pending orders can no
         longer be paid. Each is cancelled with ``reason`` (its trades closed first).
 
-        Page by page until none is left (a cancelled order leaves the expiry schedule,
-        so the next page starts where this one ended); one that cannot be cancelled
-        now is stepped over, never a reason to stop early."""
-        cancelled: list[str] = []
+        Yields the ids cancelled, page by page, until none is left (a cancelled order
+        leaves the expiry schedule, so the next page starts where this one ended): memory
+        and an answer stay bounded by the page whatever the sale's size. One that cannot
+        be cancelled now is stepped over, never a reason to stop early."""
         skipped: set[str] = set()
         while True:
             ids = await self.ctx.engine.pending_order_ids(sale_id, limit=len(skipped) + page)
             todo = [order_id for order_id in ids if order_id not in skipped]
             if not todo:
-                return cancelled
+                return
+            cancelled: list[str] = []
             for order_id in todo:
                 try:
                     order = await self.cancel_order(order_id, None, reason=reason, force=True)
@@ -206,3 +207,4 @@ class Cancellation:
                     cancelled.append(order_id)
                 else:
                     skipped.add(order_id)  # paid meanwhile, and the like
+            yield cancelled

@@ -249,18 +249,27 @@ def invalidate(
     reason: Annotated[str, typer.Option()] = "sale delisted",
     json_out: JsonOption = False,
 ) -> None:
-    """Cancel every pending order of a sale (price changed, delisted); their trades close."""
+    """Cancel every pending order of a sale (price changed, delisted); their trades close.
 
-    async def work(service: PaymentService) -> list[str]:
+    Reports page by page as it goes (with --json: one line per page, then the total),
+    so a sale with a million pending orders never builds one answer of them all."""
+
+    async def work(service: PaymentService) -> int:
         await service.engine.get_sale(sale_id)  # sale_not_found for a typo
-        cancelled: list[str] = await service.invalidate_pending_orders(sale_id, reason)
-        return cancelled
+        total = 0
+        async for cancelled in service.invalidate_pending_orders(sale_id, reason):
+            total += len(cancelled)
+            if json_out:
+                _json({"sale_id": sale_id, "cancelled": cancelled})
+            else:
+                typer.echo(f"cancelled {len(cancelled)} pending orders of sale {sale_id}")
+        return total
 
-    cancelled = _run(work)
+    total = _run(work)
     if json_out:
-        _json({"sale_id": sale_id, "cancelled": cancelled})
+        _json({"sale_id": sale_id, "total": total})
     else:
-        typer.echo(f"cancelled {len(cancelled)} pending orders of sale {sale_id}")
+        typer.echo(f"cancelled {total} pending orders of sale {sale_id} in all")
 
 
 @app.command("audit")

@@ -15,7 +15,7 @@ Wallets and payment passwords have modules of their own (``wallet``, ``passwords
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import asyncpg
@@ -118,8 +118,9 @@ class PaymentService:
     ) -> Order:
         return await self.cancellation.cancel_order(order_id, user_id, reason=reason, force=force)
 
-    async def invalidate_pending_orders(self, sale_id: str, reason: str) -> list[str]:
-        return await self.cancellation.invalidate_pending_orders(sale_id, reason)
+    def invalidate_pending_orders(self, sale_id: str, reason: str) -> AsyncIterator[list[str]]:
+        """The ids cancelled, page by page (``Cancellation.invalidate_pending_orders``)."""
+        return self.cancellation.invalidate_pending_orders(sale_id, reason)
 
     # -- wallet and password ---------------------------------------------------------
 

@@ -9,6 +9,8 @@ import secrets
 import asyncpg
 
 import flashsale.cli.main  # noqa: F401  (registers the payments commands with their wiring)
+from flashsale.engine.engine import Engine
+from flashsale.engine.models import SaleCreate, SerialsSpec
 from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.cli import open_service
 from flashsale.settings import Settings
@@ -96,3 +98,29 @@ def test_the_timers_and_payments_commands_settle_bills(cli: Cli) -> None:
             return service.settlement.bills
 
     assert isinstance(asyncio.run(bills_of_the_service()), BillSettlement)
+
+
+async def _pending_orders(cli: Cli, sale_id: str, count: int) -> list[str]:
+    engine = Engine.from_url(
+        cli.env["FLASHSALE_REDIS_URL"], namespace=cli.env["FLASHSALE_NAMESPACE"]
+    )
+    try:
+        await engine.create_sale(
+            SaleCreate(sale_id=sale_id, name="delisted", serials=SerialsSpec(range=(1, count)))
+        )
+        return [(await engine.purchase(sale_id, f"inv-{i}")).order.order_id for i in range(count)]
+    finally:
+        await engine.aclose()
+
+
+def test_invalidation_reports_page_by_page_then_the_total(cli: Cli) -> None:
+    sale_id = f"inv-{secrets.token_hex(3)}"
+    orders = asyncio.run(_pending_orders(cli, sale_id, 3))
+    done = cli.run("payments", "invalidate", sale_id, "--json")
+    assert done.returncode == 0, done.stderr
+    *pages, total = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(i for page in pages for i in page["cancelled"]) == sorted(orders)
+    assert total == {"sale_id": sale_id, "total": 3}
+    again = cli.run("payments", "invalidate", sale_id)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"cancelled 0 pending orders of sale {sale_id} in all"

@@ -167,7 +167,8 @@ async def test_refusals_change_nothing(
         "order_not_payable",
     )
     # a delisted item: its orders are cancelled, so its bills can no longer be paid
-    await service.invalidate_pending_orders(sales[1]["sale_id"], "sale delisted")
+    async for _ in service.invalidate_pending_orders(sales[1]["sale_id"], "sale delisted"):
+        pass
     await credit(client, user("refused")[0], 1)
     problem(await client.post(path, json=BALANCE, headers=headers), 409, "bill_not_payable")
     assert (await _bill(client, headers, out["bill"]))["status"] == "closed"

@@ -332,7 +332,11 @@ async def test_price_change_or_delisting_cancels_pending_orders(flow: Flow) -> N
     a = await flow.buy(sale.sale_id, "pa")
     b = await flow.buy(sale.sale_id, "pb")
     pa = await _attempt(flow, a)
-    cancelled = await flow.service.invalidate_pending_orders(sale.sale_id, "sale delisted")
+    cancelled = [
+        i
+        async for page in flow.service.invalidate_pending_orders(sale.sale_id, "sale delisted")
+        for i in page
+    ]
     assert sorted(cancelled) == sorted([a.order_id, b.order_id])
     got = await flow.engine.get_order(a.order_id)
     assert got is not None and got.status == "cancelled" and got.reason == "sale delisted"

@@ -62,8 +62,12 @@ async def test_the_money_audit_walks_kept_payments_in_pages(flow: Flow) -> None:
 async def test_invalidation_cancels_every_pending_order_page_by_page(flow: Flow) -> None:
     sale = await flow.sale(size=12)
     orders = [await flow.buy(sale.sale_id, f"inv{i}") for i in range(12)]
-    cancelled = await flow.service.cancellation.invalidate_pending_orders(
-        sale.sale_id, "price changed", page=5
-    )
-    assert sorted(cancelled) == sorted(o.order_id for o in orders)
+    pages = [
+        page
+        async for page in flow.service.cancellation.invalidate_pending_orders(
+            sale.sale_id, "price changed", page=5
+        )
+    ]
+    assert [len(page) for page in pages] == [5, 5, 2]  # the answer is paged too
+    assert sorted(i for page in pages for i in page) == sorted(o.order_id for o in orders)
     assert await flow.engine.pending_order_ids(sale.sale_id) == []
