@@ -154,7 +154,14 @@ def test_the_cluster_deployment_scales_every_process_over_a_durable_cluster() ->
         )
     assert services["proxy"]["ports"] == ["127.0.0.1:8000:8000"], "only the proxy is published"
     assert not any("ports" in services[n] for n in services if n != "proxy")
-    assert "api:8000" in (DEPLOY / "cluster" / "nginx.conf").read_text()
+    proxy = (DEPLOY / "cluster" / "nginx.conf").read_text()
+    assert "api:8000" in proxy
+    assert re.search(r"location = /metrics \{\s*return 404;", proxy), "metrics stay inside"
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    [api] = [job for job in scrape["scrape_configs"] if job["job_name"] == "flashsale-api"]
+    assert api["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 8000}], (
+        "each API replica is scraped, not whichever one `api` resolves to first"
+    )
 
 
 def test_the_cluster_deployment_names_only_variables_that_exist() -> None:
