@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from flashsale.loadtest.burst import BurstResult
 
 PASSWORD = "demo-pay-123456"
 SHOWN_PROBLEMS = 5
+PATIENCE = 6  # tries of one call answered 503 (each after its Retry-After)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PaymentOutcome:
     statuses: dict[str, str] = field(default_factory=dict)  # order_id -> status at the end
     refunds_pending: int = 0
     paid_twice: int = 0  # orders whose two provider trades were both paid
+    retried: int = 0  # calls answered 503 and sent again, as a buyer's app would
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -45,7 +47,7 @@ class PaymentOutcome:
             f"payments started: {started}",
             f"orders now: {final}",
             f"paid twice: {self.paid_twice} · refunds waiting for an operator: "
-            f"{self.refunds_pending}",
+            f"{self.refunds_pending} · calls retried after a 503: {self.retried}",
         ]
         lines += [f"PROBLEM: {p}" for p in self.problems[:SHOWN_PROBLEMS]]
         if len(self.problems) > SHOWN_PROBLEMS:
@@ -55,6 +57,21 @@ class PaymentOutcome:
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def _patient(
+    outcome: PaymentOutcome, call: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response:
+    """``call`` until it is not a 503, at most PATIENCE times: a 503 other than
+    ``outcome_unknown`` means nothing happened (docs/design.md), so a buyer's app sends
+    the same request again after ``Retry-After``, and so does the demo."""
+    for _ in range(PATIENCE - 1):
+        answer = await call()
+        if answer.status_code != 503:
+            return answer
+        outcome.retried += 1
+        await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+    return await call()
 
 
 async def pay_some(
@@ -89,10 +106,13 @@ async def pay_some(
             token = tokens[order["_buyer"]]
             pay_urls: list[str] = []
             for _ in range(times):
-                started = await client.post(
-                    f"/v1/orders/{order['order_id']}/payments",
-                    json={"method": "provider", "provider": "sim"},
-                    headers=_auth(token),
+                started = await _patient(
+                    outcome,
+                    lambda: client.post(
+                        f"/v1/orders/{order['order_id']}/payments",
+                        json={"method": "provider", "provider": "sim"},
+                        headers=_auth(token),
+                    ),
                 )
                 if started.status_code != 201:
                     outcome.problems.append(f"provider payment refused: {started.text}")
@@ -110,18 +130,31 @@ async def pay_some(
 
         async def balance(order: dict[str, Any]) -> None:
             buyer, token = order["_buyer"], tokens[order["_buyer"]]
-            await client.post(
-                f"/v1/admin/wallets/{buyer}/credit",
-                json={"amount_cents": order["price_cents"], "reason": "demo top-up"},
-                headers=_auth(admin) | {"Idempotency-Key": f"demo-top-up-{order['order_id']}"},
+            credited = await _patient(
+                outcome,
+                lambda: client.post(
+                    f"/v1/admin/wallets/{buyer}/credit",
+                    json={"amount_cents": order["price_cents"], "reason": "demo top-up"},
+                    headers=_auth(admin) | {"Idempotency-Key": f"demo-top-up-{order['order_id']}"},
+                ),
             )
-            await client.put(
-                "/v1/me/payment-password", json={"password": PASSWORD}, headers=_auth(token)
+            password = await _patient(
+                outcome,
+                lambda: client.put(
+                    "/v1/me/payment-password", json={"password": PASSWORD}, headers=_auth(token)
+                ),
             )
-            paid = await client.post(
-                f"/v1/orders/{order['order_id']}/payments",
-                json={"method": "balance", "payment_password": PASSWORD},
-                headers=_auth(token),
+            for step, answer in (("top-up", credited), ("payment password", password)):
+                if not answer.is_success:
+                    outcome.problems.append(f"{step} refused: {answer.text}")
+                    return
+            paid = await _patient(
+                outcome,
+                lambda: client.post(
+                    f"/v1/orders/{order['order_id']}/payments",
+                    json={"method": "balance", "payment_password": PASSWORD},
+                    headers=_auth(token),
+                ),
             )
             if paid.status_code != 201:
                 outcome.problems.append(f"balance payment refused: {paid.text}")
