@@ -388,7 +388,16 @@ class PersistSettings:
         "PERSIST_DISCOVER_EVERY_S", 1.0, "how often new sales are looked for (s)", _number()
     )
     idle_sleep_s: float = _var(
-        "PERSIST_IDLE_SLEEP_S", 0.02, "pause when no stream has work (s)", _number()
+        "PERSIST_IDLE_SLEEP_S",
+        0.02,
+        "pause when no stream has work, on a Redis Cluster (s)",
+        _number(),
+    )
+    idle_block_s: float = _var(
+        "PERSIST_IDLE_BLOCK_S",
+        1.0,
+        "longest blocking read over every active sale's stream when idle, one server (s; 0: poll)",
+        _number(),
     )
     backoff_initial_s: float = _var(
         "PERSIST_BACKOFF_INITIAL_S",

@@ -8,6 +8,10 @@ measured: ``Persister.step`` with discovery at every step, and the timers' sale
 walk (the active sales, each one's due expiries and due completions, as
 ``payments/timers.py`` does). The figures are the Python CPU and the Redis calls
 per round; the goal is the same cost whatever the number of closed sales.
+
+Then the idle write-behind over open sales (which never leave the active set):
+Redis calls per second of ``Persister.run`` with nothing to write, polling each
+stream every ``idle_sleep_s`` against one blocking read over all of them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from flashsale.store import migrate
 from flashsale.store.persist import PersistConfig, Persister
 
 ROUNDS = 50
+IDLE_WINDOW_S = 5.0
+OPEN_SALES = 10
 
 
 async def _closed_sales(engine: Engine, count: int) -> None:
@@ -83,6 +89,46 @@ async def measure(redis_url: str, database_url: str, count: int) -> dict[str, fl
     return out
 
 
+async def measure_idle_wait(redis_url: str, database_url: str) -> dict[str, float]:
+    """Redis calls per second of an idle ``Persister.run`` over OPEN_SALES open sales,
+    polling (``idle_block_s=0``) and blocking (the default)."""
+    namespace = f"bench-idle-{time.monotonic_ns()}"
+    engine = Engine.from_url(redis_url, namespace=namespace, max_connections=16)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    out: dict[str, float] = {}
+    try:
+        for i in range(OPEN_SALES):
+            await engine.create_sale(
+                SaleCreate(sale_id=f"o{i}", name="open", serials=SerialsSpec(range=(1, 10)))
+            )
+        for mode, block_s in (("poll", 0.0), ("block", PersistConfig().idle_block_s)):
+            persister = Persister(
+                engine.redis, pool, namespace=namespace, config=PersistConfig(idle_block_s=block_s)
+            )
+            while await persister.step():  # the sales' creation events, then idle
+                pass
+            stop = asyncio.Event()
+            task = asyncio.create_task(persister.run(stop))
+            await asyncio.sleep(0.2)  # past its first round
+            calls0 = await _redis_calls(engine)
+            await asyncio.sleep(IDLE_WINDOW_S)
+            out[f"{mode}_calls_per_s"] = (await _redis_calls(engine) - calls0 - 1) / IDLE_WINDOW_S
+            stop.set()
+            await task
+    finally:
+        await pool.close()
+        await engine.aclose()
+    return out
+
+
+def report_idle_wait(figures: dict[str, float]) -> str:
+    poll, block = figures["poll_calls_per_s"], figures["block_calls_per_s"]
+    return (
+        f"Idle write-behind over {OPEN_SALES} open sales: {poll:.1f} Redis calls/s polling, "
+        f"{block:.1f} blocking ({block / max(poll, 0.1):.3f}×)"
+    )
+
+
 def report(figures: dict[int, dict[str, float]]) -> str:
     counts = sorted(figures)
     lines = [
@@ -117,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     with bench_redis_url() as redis_url, bench_database_url() as database_url:
         asyncio.run(migrate.upgrade(database_url))
         figures = {n: asyncio.run(measure(redis_url, database_url, n)) for n in counts}
+        idle = asyncio.run(measure_idle_wait(redis_url, database_url))
     print(report(figures))
+    print(report_idle_wait(idle))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ and retires those closed and drained. It:
 4. trims the stream below the oldest entry the group still needs (XTRIM MINID),
    so memory stays bounded during a long sale.
 
+Idle, a consumer blocks on all its sales' streams at once (one XREADGROUP BLOCK)
+rather than polling each of them.
+
 PostgreSQL down: the batch in hand is retried with capped exponential back-off
 (purchases go on in Redis, the stream grows). SIGTERM: the batch in hand is
 finished (committed and acknowledged) and the consumer stops.
@@ -41,6 +44,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from redis.asyncio import RedisCluster
 from redis.exceptions import ResponseError
 
 from flashsale.engine import statuses
@@ -62,6 +66,7 @@ from flashsale.store.reclaim import Reclaimer
 from flashsale.store.streams import (
     AnyRedis,
     Entry,
+    entries_by_stream,
     group_info,
     id_key,
     next_id,
@@ -121,6 +126,8 @@ class Persister:
         self._reclaim_at: dict[str, float] = {}
         self._reclaimer = Reclaimer(redis, pool, self.name, self.config, self.stats)
         self._trim_at: dict[str, float] = {}
+        self._acked_since_trim: set[str] = set()
+        self._retire_check_at: dict[str, float] = {}
         self._discover_at = 0.0
         self._idle: dict[str, int] = {}  # rounds in a row a sale had nothing to write
         self._ack_before_commit = ack_before_commit
@@ -135,7 +142,8 @@ class Persister:
         backoff = self.config.backoff_initial_s
         while not self._stop.is_set():
             try:
-                handled = await self.step()
+                if await self.step() == 0:
+                    await self._idle_until_work()
                 backoff = self.config.backoff_initial_s
             except TRANSIENT_REDIS as exc:
                 log.warning("redis unavailable (%s); retrying in %.2fs", exc, backoff)
@@ -150,8 +158,6 @@ class Persister:
                 log.warning("consumer group vanished (%s); recreating", exc)
                 self._groups.clear()
                 continue
-            if handled == 0:
-                await self._sleep(self.config.idle_sleep_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -159,6 +165,70 @@ class Persister:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _idle_until_work(self) -> None:
+        """Wait on the streams until an event came or a sale's reclaim or trim is due;
+        discovery alone is done here, without a round over every sale."""
+        while not self._stop.is_set():
+            got = await self._wait_for_events()
+            if got is None or got > 0:
+                return
+            now = time.monotonic()
+            if now >= self._discover_at:
+                known = set(self._sales)
+                await self._discover()
+                self._discover_at = now + self.config.discover_every_s
+                if not set(self._sales) <= known:
+                    return  # a new sale: its group is made by a round
+            if any(now >= self._reclaim_at.get(sale_id, 0.0) for sale_id in self._sales) or any(
+                now >= self._trim_at.get(sale_id, 0.0) for sale_id in self._acked_since_trim
+            ):
+                return
+
+    async def _wait_for_events(self) -> int | None:
+        """Nothing to write: block on every active sale's stream at once (one XREADGROUP
+        ... BLOCK over all of them) until an event arrives or the next duty (discovery,
+        reclaim, trim) is due, and write what arrives. So an idle write-behind makes a
+        call a second or so, not one per sale every ``idle_sleep_s``, and still writes
+        an event the moment it comes. A Redis Cluster keeps its streams on several
+        nodes, which one blocking call cannot span: there, and with no stream yet, it
+        sleeps ``idle_sleep_s`` (and answers None). Returns the entries written."""
+        streams = {SaleKeys(self.namespace, s).events: s for s in self._sales if s in self._groups}
+        block_ms = int(self.config.idle_block_s * 1000)
+        if isinstance(self.redis, RedisCluster) or not streams or block_ms <= 0:
+            await self._sleep(self.config.idle_sleep_s)
+            return None
+        due = min(
+            [
+                self._discover_at,
+                *(self._reclaim_at.get(sale_id, 0.0) for sale_id in streams.values()),
+                *(
+                    self._trim_at.get(sale_id, 0.0)
+                    for sale_id in streams.values()
+                    if sale_id in self._acked_since_trim
+                ),
+            ]
+        )
+        block_ms = max(1, min(block_ms, int((due - time.monotonic()) * 1000)))
+        # a client with a read deadline (an engine's) would time the blocking read out
+        read_deadline = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        if read_deadline:
+            block_ms = max(1, min(block_ms, int(read_deadline * 800)))
+        reply = await self.redis.xreadgroup(
+            PERSIST_GROUP,
+            self.name,
+            dict.fromkeys(streams, ">"),
+            count=self.config.batch_size,
+            block=block_ms,
+        )
+        # read entries are in hand: written even when a stop came meanwhile
+        handled = 0
+        for key, entries in entries_by_stream(reply).items():
+            sale_id = streams[key]
+            await self._handle(sale_id, SaleKeys(self.namespace, sale_id), entries, reclaimed=False)
+            self._idle[sale_id] = 0
+            handled += len(entries)
+        return handled
 
     async def step(self) -> int:
         """One round over the known sales; returns how many entries were handled."""
@@ -186,9 +256,12 @@ class Persister:
         sales = await active_sale_ids(self.redis, self.namespace)
         now_ms = int(time.time() * 1000)
         retired: set[str] = set()
+        now = time.monotonic()
         for sale_id in sales:
             if self._idle.get(sale_id, 0) < 2:  # handled something lately: not done yet
                 continue
+            if now < self._retire_check_at.get(sale_id, 0.0):
+                continue  # an open sale is asked again every ten discoveries, not each
 
             async def undrained(sale_id: str = sale_id) -> bool:
                 return (await stream_lag(self.redis, self.namespace, sale_id)).entries > 0
@@ -196,6 +269,9 @@ class Persister:
             if await retire(self.redis, self.namespace, sale_id, now_ms, undrained):
                 retired.add(sale_id)
                 self._idle.pop(sale_id, None)
+                self._retire_check_at.pop(sale_id, None)
+            else:
+                self._retire_check_at[sale_id] = now + 10 * self.config.discover_every_s
         self._sales = [s for s in sales if s not in retired]
 
     async def _ensure_group(self, sale_id: str) -> bool:
@@ -216,7 +292,12 @@ class Persister:
         now = time.monotonic()
         handled = 0
         if now >= self._reclaim_at.get(sale_id, 0.0):
-            self._reclaim_at[sale_id] = now + self.config.reclaim_every_s
+            # an entry is claimable only once min_idle_ms old, so a quiet sale is looked
+            # at every half of that: its crash repair waits at most that much longer
+            every = self.config.reclaim_every_s
+            if self._idle.get(sale_id, 0) > 0:
+                every = max(every, self.config.min_idle_ms / 2000)
+            self._reclaim_at[sale_id] = now + every
             handled += await self._reclaim(sale_id, keys)
         if self._stop.is_set():
             return handled
@@ -240,8 +321,12 @@ class Persister:
                 next_reply = await ahead if ahead is not None else None
             handled += len(entries)
             entries = stream_entries(next_reply)
-        if time.monotonic() >= self._trim_at.get(sale_id, 0.0):
+        # what this consumer acknowledged it trims; a quiet sale has nothing new to trim
+        if sale_id in self._acked_since_trim and time.monotonic() >= self._trim_at.get(
+            sale_id, 0.0
+        ):
             self._trim_at[sale_id] = time.monotonic() + self.config.trim_every_s
+            self._acked_since_trim.discard(sale_id)
             await self.trim(sale_id)
         return handled
 
@@ -291,6 +376,7 @@ class Persister:
             for entry_id, why in failed.items():
                 log.warning("sale %s: entry %s not persisted: %s", sale_id, entry_id, why)
         await pipe.execute()
+        self._acked_since_trim.add(sale_id)
         self.stats.batches += 1
         self.stats.entries += len(ok)
 

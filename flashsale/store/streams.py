@@ -40,6 +40,15 @@ def stream_entries(reply: Any) -> list[Entry]:
     return [(text(entry_id), fields or {}) for entry_id, fields in items]
 
 
+def entries_by_stream(reply: Any) -> dict[str, list[Entry]]:
+    """XREADGROUP reply over several streams -> {stream key: [(id, fields)]}."""
+    if not reply:
+        return {}
+    if isinstance(reply, dict):
+        return {text(key): stream_entries({key: value}) for key, value in reply.items()}
+    return {text(key): stream_entries([[key, items]]) for key, items in reply}
+
+
 def next_id(stream_id: str) -> str:
     ms, _, seq = stream_id.partition("-")
     return f"{ms}-{int(seq or 0) + 1}"
