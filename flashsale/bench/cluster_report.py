@@ -107,10 +107,23 @@ def projection_section(result: ClusterResult) -> list[str]:
     return [*lines, ""]
 
 
+def baseline_line(result: ClusterResult) -> str:
+    """The many drops against the plain hot drop of the same run, same client."""
+    plain = next((h for h in result.hot if h.buckets == 1), None)
+    if plain is None or not plain.rate:
+        return "No plain hot drop in this run: no baseline for the many drops."
+    return (
+        f"Many drops ÷ one hot drop, same client, same run: {result.many.rate / plain.rate:.2f}× "
+        "(the write-behind ran beside the many drops only)."
+    )
+
+
 def report(result: ClusterResult) -> str:
     lines = [
         *many_section(result.many),
         *hot_section(result.hot),
+        baseline_line(result),
+        "",
         *projection_section(result),
         f"{os.cpu_count()} cores shared by the cluster, the buyers (one Python process) and "
         f"PostgreSQL; load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}.",
