@@ -33,25 +33,36 @@ class Figure:
 
 
 @asynccontextmanager
+async def scratch_database(admin_url: str) -> AsyncIterator[str]:
+    """A migrated scratch database, created from an admin URL and dropped afterwards."""
+    db = f"flashsale_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{db}"')
+        url = f"{admin_url.rpartition('/')[0]}/{db}"
+        try:
+            await migrate.upgrade(url)
+            yield url
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
 async def scratch(redis_url: str, admin_url: str) -> AsyncIterator[tuple[str, Redis, str]]:
     """A migrated scratch database (created, then dropped) and a private Redis key
     namespace (deleted afterwards): (database URL, Redis client, namespace)."""
-    db = f"flashsale_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    url = f"{admin_url.rpartition('/')[0]}/{db}"
     namespace = f"bench{secrets.token_hex(4)}"
-    redis = Redis.from_url(redis_url)
-    try:
-        await migrate.upgrade(url)
-        yield url, redis, namespace
-    finally:
-        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
-        if keys:
-            await redis.unlink(*keys)
-        await redis.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_database(admin_url) as url:
+        redis = Redis.from_url(redis_url)
+        try:
+            yield url, redis, namespace
+        finally:
+            keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
+            if keys:
+                await redis.unlink(*keys)
+            await redis.aclose()
 
 
 @contextmanager

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 from flashsale.bench.common import Figure, bench_redis_url, machine_line
@@ -29,13 +30,17 @@ from flashsale.engine.models import FAR_FUTURE_MS, SaleCreate, SerialsSpec
 SALE_SIZE = 10_000_000  # a range: never sells out during the bench, costs no memory
 
 
-async def _new_sale(engine: Engine, sale_id: str) -> None:
+async def _new_sale(engine: Engine, sale_id: str, **extra: Any) -> None:
+    """An open sale that never sells out; ``extra`` goes into ``SaleCreate`` as it is
+    (bench/cluster.py: ``buckets=B`` once bucketed drops exist; an unknown field is
+    refused loudly)."""
     await engine.create_sale(
         SaleCreate(
             sale_id=sale_id,
             name="bench",
             serials=SerialsSpec(range=(1, SALE_SIZE)),
             start_at=datetime.now(UTC) - timedelta(minutes=1),
+            **extra,
         )
     )
 

@@ -156,5 +156,8 @@ def markdown(results: Results, heading: list[str]) -> str:
             for d in results.drain
         ]
         lines.append("")
+    if results.cluster:
+        lines += ["## Past one Redis: a 3-master Redis Cluster (one run)", ""]
+        lines += [results.cluster.rstrip(), ""]
     lines += [f"- {note}" for note in results.notes]
     return "\n".join(lines).rstrip() + "\n"

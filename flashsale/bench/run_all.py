@@ -26,6 +26,9 @@ Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
 - ``handler``: the purchase handler against the bare POST, granian and uvicorn
   (``bench/http.py``: req/s ratio, the workers' CPU µs per request, p99 at
   1,000 connections paced at 0.2× the bare rate; one run each).
+- ``cluster``: many drops and one hot drop on a private 3-master Redis Cluster
+  (``bench/cluster.py``: purchases/s, each master's share, script rate and CPU per
+  purchase, the write-behind's lag, a projection for N cores; one run).
 
 Every figure is the median of ``--runs`` runs with its spread (min–max). Redis
 is FLASHSALE_REDIS_URL and PostgreSQL FLASHSALE_DATABASE_URL, else private
@@ -72,7 +75,7 @@ from flashsale.bench.results import (
 from flashsale.devservers import free_port
 from flashsale.settings import Settings
 
-PARTS = ("layers", "latency", "growth", "drain", "workers", "script", "handler")
+PARTS = ("layers", "latency", "growth", "drain", "workers", "script", "handler", "cluster")
 LATENCY_CONNECTIONS = (100, 1000, 5000)
 GROWTH_SIZES = (10**3, 10**5, 10**7)
 WORKERS = (1, 2)
@@ -447,6 +450,18 @@ def _drain(cfg: Config, results: Results, redis_url: str, database_url: str) -> 
     results.notes.append(f"drain vs COPY reproduces with `{shlex.join(['python', *command[1:]])}`")
 
 
+def _cluster(cfg: Config, results: Results, database_url: str) -> None:
+    """``bench/cluster.py`` once (its own private cluster; PostgreSQL is the run's)."""
+    from flashsale.bench import cluster
+    from flashsale.bench.cluster_report import report
+
+    sizing = ["--sales", "10", "--purchases", "2000"] if cfg.quick else []
+    own = cluster.config_from(sizing)
+    results.cluster = report(asyncio.run(cluster.measure(database_url, own)))
+    command = ["python", "-m", "flashsale.bench.cluster", *sizing]
+    results.notes.append(f"cluster reproduces with `{shlex.join(command)}`")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -468,12 +483,14 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                 asyncio.run(_layers_redis(redis_url, cfg, results))
             if "growth" in parts:
                 asyncio.run(_growth(redis_url, cfg, results))
-        if "layers" in parts or "drain" in parts:
+        if parts & {"layers", "drain", "cluster"}:
             with bench_database_url() as database_url:
                 if "layers" in parts:
                     asyncio.run(_pg_peer(database_url, cfg, results))
                 if "drain" in parts:
                     _drain(cfg, results, redis_url, database_url)
+                if "cluster" in parts:
+                    _cluster(cfg, results, database_url)
         needs_http = parts & {"layers", "latency", "workers", "handler"}
         if needs_http and shutil.which("wrk") is None:
             results.notes.append("HTTP parts skipped: wrk is not installed (apt-get install wrk)")

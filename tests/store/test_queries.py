@@ -13,7 +13,13 @@ import pytest
 
 from flashsale.store.queries import load
 
-PACKAGES = ("flashsale.store", "flashsale.payments", "flashsale.chain", "flashsale.orders")
+PACKAGES = (
+    "flashsale.store",
+    "flashsale.payments",
+    "flashsale.chain",
+    "flashsale.orders",
+    "flashsale.bench",
+)
 # A call of a package's loader, ``q("name")``; anything but a literal name is refused,
 # so this scan sees every query the code can ask for.
 _CALL = re.compile(r"\bq\(\s*(?P<literal>\"(?P<name>\w+)\")?")
