@@ -18,6 +18,9 @@ and retires those closed and drained. It:
 4. trims the stream below the oldest entry the group still needs (XTRIM MINID),
    so memory stays bounded during a long sale.
 
+With several active sales a round reads every sale's new entries together and
+writes them in ONE transaction (a commit per round, not per sale); a refusal or
+a poison entry sends that round's entries the one-sale way, with its isolation.
 Idle, a consumer blocks on all its sales' streams at once (one XREADGROUP BLOCK)
 rather than polling each of them.
 
@@ -75,6 +78,9 @@ from flashsale.store.streams import (
 from flashsale.store.transient import REFUSED, TRANSIENT_PG, TRANSIENT_REDIS
 
 log = logging.getLogger("flashsale.persist")
+# reading several sales together: at least this many entries per stream and read, so a
+# busy sale among many still moves in batches (batch_size is shared among the streams)
+TOGETHER_MIN_COUNT = 50
 
 
 # The write-behind's knobs, declared with their FLASHSALE_PERSIST_<FIELD> variables.
@@ -222,13 +228,11 @@ class Persister:
             block=block_ms,
         )
         # read entries are in hand: written even when a stop came meanwhile
-        handled = 0
-        for key, entries in entries_by_stream(reply).items():
-            sale_id = streams[key]
-            await self._handle(sale_id, SaleKeys(self.namespace, sale_id), entries, reclaimed=False)
+        by_sale = {streams[k]: e for k, e in entries_by_stream(reply).items() if e}
+        await self._handle_together(by_sale)
+        for sale_id in by_sale:
             self._idle[sale_id] = 0
-            handled += len(entries)
-        return handled
+        return sum(len(entries) for entries in by_sale.values())
 
     async def step(self) -> int:
         """One round over the known sales; returns how many entries were handled."""
@@ -237,15 +241,45 @@ class Persister:
             await self._discover()
             self._discover_at = now + self.config.discover_every_s
         handled = 0
+        ready: list[str] = []
         for sale_id in list(self._sales):
             if self._stop.is_set():
                 break
-            if sale_id not in self._groups and not await self._ensure_group(sale_id):
-                continue
+            if sale_id in self._groups or await self._ensure_group(sale_id):
+                ready.append(sale_id)
+        if len(ready) > 1:
+            return await self._step_together(ready)
+        for sale_id in ready:
+            if self._stop.is_set():
+                break
             got = await self._sale_step(sale_id)
             self._idle[sale_id] = 0 if got else self._idle.get(sale_id, 0) + 1
             handled += got
         return handled
+
+    async def _step_together(self, sales: list[str]) -> int:
+        """One round over several sales: each read takes every sale's new entries (one
+        XREADGROUP over all the streams on one server; one per stream, all at once, on a
+        Redis Cluster, whose slots one command cannot span) and they are written in ONE
+        transaction, so 50 busy drops cost a commit per round, not 50."""
+        got = dict.fromkeys(sales, 0)
+        for sale_id in sales:
+            got[sale_id] += await self._reclaim_if_due(sale_id, SaleKeys(self.namespace, sale_id))
+        streams = {SaleKeys(self.namespace, s).events: s for s in sales}
+        count = max(TOGETHER_MIN_COUNT, self.config.batch_size // len(streams))
+        for _ in range(self.config.max_rounds):
+            if self._stop.is_set():
+                break
+            by_sale = await self._read_together(streams, count)
+            await self._handle_together(by_sale)
+            for sale_id, entries in by_sale.items():
+                got[sale_id] += len(entries)
+            if all(len(entries) < count for entries in by_sale.values()):
+                break  # no stream had a full batch: no backlog left
+        for sale_id in sales:
+            self._idle[sale_id] = 0 if got[sale_id] else self._idle.get(sale_id, 0) + 1
+            await self._trim_if_due(sale_id)
+        return sum(got.values())
 
     async def _discover(self) -> None:
         """The active sales (engine/active.py), not every sale ever created; those closed
@@ -289,16 +323,7 @@ class Persister:
 
     async def _sale_step(self, sale_id: str) -> int:
         keys = SaleKeys(self.namespace, sale_id)
-        now = time.monotonic()
-        handled = 0
-        if now >= self._reclaim_at.get(sale_id, 0.0):
-            # an entry is claimable only once min_idle_ms old, so a quiet sale is looked
-            # at every half of that: its crash repair waits at most that much longer
-            every = self.config.reclaim_every_s
-            if self._idle.get(sale_id, 0) > 0:
-                every = max(every, self.config.min_idle_ms / 2000)
-            self._reclaim_at[sale_id] = now + every
-            handled += await self._reclaim(sale_id, keys)
+        handled = await self._reclaim_if_due(sale_id, keys)
         if self._stop.is_set():
             return handled
         entries = stream_entries(await self._read(keys))
@@ -321,14 +346,46 @@ class Persister:
                 next_reply = await ahead if ahead is not None else None
             handled += len(entries)
             entries = stream_entries(next_reply)
-        # what this consumer acknowledged it trims; a quiet sale has nothing new to trim
-        if sale_id in self._acked_since_trim and time.monotonic() >= self._trim_at.get(
-            sale_id, 0.0
-        ):
-            self._trim_at[sale_id] = time.monotonic() + self.config.trim_every_s
+        await self._trim_if_due(sale_id)
+        return handled
+
+    async def _read_together(self, streams: dict[str, str], count: int) -> dict[str, list[Entry]]:
+        """{sale: its new entries} of the ``streams`` (events key -> sale), empty ones left out."""
+        if isinstance(self.redis, RedisCluster):
+            replies = await asyncio.gather(
+                *(
+                    self.redis.xreadgroup(PERSIST_GROUP, self.name, {key: ">"}, count=count)
+                    for key in streams
+                )
+            )
+            pairs = zip(streams, replies, strict=True)
+            found = {streams[key]: stream_entries(reply) for key, reply in pairs}
+        else:
+            reply = await self.redis.xreadgroup(
+                PERSIST_GROUP, self.name, dict.fromkeys(streams, ">"), count=count
+            )
+            found = {streams[k]: e for k, e in entries_by_stream(reply).items()}
+        return {sale_id: entries for sale_id, entries in found.items() if entries}
+
+    async def _reclaim_if_due(self, sale_id: str, keys: SaleKeys) -> int:
+        now = time.monotonic()
+        if now < self._reclaim_at.get(sale_id, 0.0):
+            return 0
+        # an entry is claimable only once min_idle_ms old, so a quiet sale is looked
+        # at every half of that: its crash repair waits at most that much longer
+        every = self.config.reclaim_every_s
+        if self._idle.get(sale_id, 0) > 0:
+            every = max(every, self.config.min_idle_ms / 2000)
+        self._reclaim_at[sale_id] = now + every
+        return await self._reclaim(sale_id, keys)
+
+    async def _trim_if_due(self, sale_id: str) -> None:
+        """What this consumer acknowledged it trims; a quiet sale has nothing new to trim."""
+        now = time.monotonic()
+        if sale_id in self._acked_since_trim and now >= self._trim_at.get(sale_id, 0.0):
+            self._trim_at[sale_id] = now + self.config.trim_every_s
             self._acked_since_trim.discard(sale_id)
             await self.trim(sale_id)
-        return handled
 
     async def _read(self, keys: SaleKeys) -> Any:
         return await self.redis.xreadgroup(
@@ -345,6 +402,36 @@ class Persister:
         return claimed
 
     # -- writing a batch ---------------------------------------------------------------
+
+    async def _handle_together(self, by_sale: dict[str, list[Entry]]) -> None:
+        """Several sales' new entries in one transaction, then one pipeline of XACKs.
+        Anything unusual (a poison entry, a row PostgreSQL refuses, PostgreSQL away, the
+        fault tests' broken mode) and each sale's entries go the one-sale way instead,
+        with its retries and per-entry isolation; the failed transaction wrote nothing."""
+        events: list[Event] = []
+        try:
+            for sale_id, entries in by_sale.items():
+                events += [decode(sale_id, entry_id, fields) for entry_id, fields in entries]
+        except PoisonEntry:
+            events = []
+        if events and len(by_sale) > 1 and not self._ack_before_commit:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await apply_events(conn, events)
+            except (*REFUSED, *TRANSIENT_PG) as exc:
+                log.info("writing %d sales together failed (%r); one by one", len(by_sale), exc)
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for sale_id, entries in by_sale.items():
+                    keys = SaleKeys(self.namespace, sale_id)
+                    pipe.xack(keys.events, PERSIST_GROUP, *[entry_id for entry_id, _ in entries])
+                    self._acked_since_trim.add(sale_id)
+                await pipe.execute()
+                self.stats.batches += 1
+                self.stats.entries += len(events)
+                return
+        for sale_id, entries in by_sale.items():
+            await self._handle(sale_id, SaleKeys(self.namespace, sale_id), entries, reclaimed=False)
 
     async def _handle(
         self, sale_id: str, keys: SaleKeys, entries: list[Entry], *, reclaimed: bool

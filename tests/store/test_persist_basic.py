@@ -145,3 +145,25 @@ async def test_a_lost_group_is_recreated_and_nothing_is_lost(
         await task
     count = await pg_pool.fetchval("SELECT count(*) FROM orders WHERE sale_id = $1", sale_id)
     assert count == 600
+
+
+async def test_busy_sales_of_one_server_are_written_in_one_transaction_per_round(
+    engine: Engine, pg_pool: asyncpg.Pool, namespace: str
+) -> None:
+    sales = [f"together{i}-{namespace}" for i in range(5)]
+    for sale_id in sales:
+        await make_sale(engine, sale_id)
+    persister = Persister(
+        engine.redis, pg_pool, namespace=namespace, config=PersistConfig(discover_every_s=0.0)
+    )
+    await persister.step()  # the sales' creation events
+    bought = [await buy_many(engine, sale_id, [f"u{i}" for i in range(20)]) for sale_id in sales]
+    batches = persister.stats.batches
+    assert await persister.step() == 5 * 20
+    assert persister.stats.batches == batches + 1, "one commit for the five sales, not five"
+    count = await pg_pool.fetchval(
+        "SELECT count(*) FROM orders WHERE sale_id = ANY($1::text[])", sales
+    )
+    assert count == sum(len(orders) for orders in bought) == 100
+    for sale_id in sales:
+        assert (await stream_lag(engine.redis, namespace, sale_id)).entries == 0
