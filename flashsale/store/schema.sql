@@ -443,8 +443,13 @@ CREATE TABLE checkout_orders (
     position      integer NOT NULL,
     price_cents   bigint NOT NULL CHECK (price_cents >= 0),
     coins_cents   bigint NOT NULL CHECK (coins_cents >= 0 AND coins_cents <= price_cents),
-    UNIQUE (checkout_id, position)
+    UNIQUE (checkout_id, position),
+    -- set before a transition that may release the order, cleared once its coins are
+    -- back and its bills closed (0011; the timers finish what a crash cut)
+    release_started_at timestamptz
 );
+CREATE INDEX checkout_orders_release_started ON checkout_orders (release_started_at)
+    WHERE release_started_at IS NOT NULL;
 
 -- The parent bill of a checkout and one bill per merchant; sums over their orders.
 CREATE TABLE bills (
