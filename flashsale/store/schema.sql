@@ -352,6 +352,8 @@ CREATE UNIQUE INDEX deliveries_one_per_token ON deliveries (sale_id, token_id)
 CREATE INDEX deliveries_to_do ON deliveries (status, created_at)
     WHERE status IN ('awaiting_address', 'queued');
 CREATE INDEX deliveries_by_user ON deliveries (user_id) WHERE status = 'awaiting_address';
+-- given up, for the operator (0011)
+CREATE INDEX deliveries_given_up ON deliveries (updated_at) WHERE status = 'failed';
 -- the deliverer looks for paid orders without a delivery
 CREATE INDEX orders_paid ON orders (persisted_at) WHERE status = 'paid';
 
