@@ -49,6 +49,8 @@ def test_quick_bench_writes_tables_and_chart(
         "PostgreSQL only",
         "| range | 10,000,000 |",
         "Purchase script vs the reference purchase",
+        "The checkout against single purchases",
+        "| 3 | 40 |",
     ):
         assert row in text, text
     assert "drain / COPY" in text or "bench/drain.py is not in this build" in text, text
