@@ -22,7 +22,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-# The engine's and the payment flow's refusals: imported so the whole tree is known here.
+# The engine's, the payment flow's and delivery's refusals: imported so the whole tree
+# is known here.
+from flashsale.chain import errors as chain_errors  # noqa: F401
 from flashsale.engine import errors as engine_errors  # noqa: F401
 from flashsale.errors import (
     DatabaseUnavailable,

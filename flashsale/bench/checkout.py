@@ -1,6 +1,7 @@
 """The checkout's cost against single purchases, per serial, in the same run.
 
     python -m flashsale.bench.checkout [--buyers 400] [--items 1 2 3] [--concurrency 32]
+    flashsale bench --only checkout      (the same, as a part of the full run: --runs each)
 
 Uses FLASHSALE_REDIS_URL and FLASHSALE_DATABASE_URL (an admin URL: a scratch
 database is created and dropped; a private key namespace is used and deleted).
@@ -25,7 +26,8 @@ from functools import partial
 
 import asyncpg
 
-from flashsale.bench.common import scratch
+from flashsale.bench.common import Figure, scratch
+from flashsale.bench.results import CheckoutCost
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 from flashsale.orders.checkout import Checkouts
@@ -86,23 +88,55 @@ async def _round(
     return serials / checkout_s, serials / single_s
 
 
-async def run(
-    redis_url: str, admin_url: str, buyers: int, sizes: list[int], concurrency: int
-) -> list[str]:
-    rows = [HEADER]
+async def measure(
+    redis_url: str,
+    admin_url: str,
+    buyers: int,
+    sizes: list[int],
+    concurrency: int,
+    runs: int = 1,
+) -> list[CheckoutCost]:
+    """Each cart size ``runs`` times (fresh sales each round), in one scratch database."""
+    found: list[CheckoutCost] = []
     async with scratch(redis_url, admin_url) as (url, redis, namespace):
         pool = await asyncpg.create_pool(url, min_size=2, max_size=concurrency + 2)
         assert pool is not None
         engine = Engine(redis, namespace=namespace)
-        for size in sizes:
-            checkout, single = await _round(engine, pool, size, buyers, concurrency)
-            rows.append(
-                f"| {size} | {buyers:,} | {checkout:,.0f} | {single:,.0f} "
-                f"| {checkout / single:.2f} |"
-            )
-            print(rows[-1], flush=True)
-        await pool.close()
-        await engine.aclose()
+        try:
+            for size in sizes:
+                rounds = [
+                    await _round(engine, pool, size, buyers, concurrency) for _ in range(runs)
+                ]
+                found.append(
+                    CheckoutCost(
+                        size,
+                        buyers,
+                        Figure(tuple(c for c, _ in rounds)),
+                        Figure(tuple(s for _, s in rounds)),
+                        Figure(tuple(c / s for c, s in rounds)),
+                    )
+                )
+        finally:
+            await pool.close()
+            await engine.aclose()
+    return found
+
+
+def report(costs: list[CheckoutCost]) -> list[str]:
+    """The Markdown table: a row per cart size (medians, with the spread over runs)."""
+    rows = [HEADER]
+    for c in costs:
+        rows.append(
+            f"| {c.size} | {c.carts:,} | {c.checkout.show()} | {c.single.show()} "
+            f"| {c.ratio.show('', 2)} |"
+        )
+    return rows
+
+
+async def run(
+    redis_url: str, admin_url: str, buyers: int, sizes: list[int], concurrency: int
+) -> list[str]:
+    rows = report(await measure(redis_url, admin_url, buyers, sizes, concurrency))
     print("\n".join(rows))
     return rows
 

@@ -121,6 +121,18 @@ def markdown(results: Results, heading: list[str]) -> str:
         lines += ["### Purchase script vs the reference purchase (Redis alone, same run)", ""]
         lines += script_report(results.script, 0).split("\n")[2:]
         lines.append("")
+    if results.checkout:
+        from flashsale.bench.checkout import report as checkout_report
+
+        lines += [
+            "### The checkout against single purchases of the same serials (same run)",
+            "",
+            *checkout_report(results.checkout),
+            "",
+            "Serials per second: carts of N drops (N purchases and one PostgreSQL write "
+            "each) against the same number of serials bought one purchase at a time.",
+            "",
+        ]
     if results.handler:
         lines += [
             "### The purchase handler against a bare POST (granian and uvicorn, same run)",

@@ -46,6 +46,15 @@ class Drain:
 
 
 @dataclass
+class CheckoutCost:
+    size: int  # drops per cart
+    carts: int
+    checkout: Figure  # serials/s bought through carts of `size`
+    single: Figure  # serials/s bought as single purchases, same serials
+    ratio: Figure  # checkout / single
+
+
+@dataclass
 class Results:
     layers: dict[str, Figure] = field(default_factory=dict)
     echo: Figure | None = None
@@ -56,6 +65,7 @@ class Results:
     script: dict[str, Figure] = field(default_factory=dict)  # bench/script.py's figures
     handler: str = ""  # bench/http.py's Markdown: purchase handler vs bare POST
     cluster: str = ""  # bench/cluster.py's Markdown: many drops, one hot drop, projection
+    checkout: list[CheckoutCost] = field(default_factory=list)  # bench/checkout.py's
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,5 +111,11 @@ def results_from_json(data: dict[str, Any]) -> Results:
         script={k: fig(v) for k, v in (data.get("script") or {}).items()},
         handler=str(data.get("handler") or ""),
         cluster=str(data.get("cluster") or ""),
+        checkout=[
+            CheckoutCost(
+                c["size"], c["carts"], fig(c["checkout"]), fig(c["single"]), fig(c["ratio"])
+            )
+            for c in data.get("checkout") or []
+        ],
         notes=list(data.get("notes", [])),
     )

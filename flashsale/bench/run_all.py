@@ -23,6 +23,8 @@ Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
 - ``script``: the purchase script against the reference purchase in Redis alone
   (``bench/script.py``: redis-benchmark ``-P 1`` and ``-P 16``, same run), our
   rate ÷ the reference's.
+- ``checkout``: carts of 1, 2 and 3 drops (``Checkouts.place``) against the same
+  serials bought as single purchases (``bench/checkout.py``), serials/s and the ratio.
 - ``handler``: the purchase handler against the bare POST, granian and uvicorn
   (``bench/http.py``: req/s ratio, the workers' CPU µs per request, p99 at
   1,000 connections paced at 0.2× the bare rate; one run each).
@@ -75,7 +77,17 @@ from flashsale.bench.results import (
 from flashsale.devservers import free_port
 from flashsale.settings import Settings
 
-PARTS = ("layers", "latency", "growth", "drain", "workers", "script", "handler", "cluster")
+PARTS = (
+    "layers",
+    "latency",
+    "growth",
+    "drain",
+    "workers",
+    "script",
+    "handler",
+    "cluster",
+    "checkout",
+)
 LATENCY_CONNECTIONS = (100, 1000, 5000)
 GROWTH_SIZES = (10**3, 10**5, 10**7)
 WORKERS = (1, 2)
@@ -462,6 +474,19 @@ def _cluster(cfg: Config, results: Results, database_url: str) -> None:
     results.notes.append(f"cluster reproduces with `{shlex.join(command)}`")
 
 
+def _checkout(cfg: Config, results: Results, redis_url: str, database_url: str) -> None:
+    from flashsale.bench import checkout
+
+    buyers, sizes = (40, [1, 3]) if cfg.quick else (400, [1, 2, 3])
+    results.checkout = asyncio.run(
+        checkout.measure(redis_url, database_url, buyers, sizes, 32, cfg.runs)
+    )
+    command = ["python", "-m", "flashsale.bench.checkout", "--buyers", str(buyers), "--items"]
+    results.notes.append(
+        f"checkout reproduces with `{shlex.join(command + [str(n) for n in sizes])}`"
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -483,7 +508,7 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                 asyncio.run(_layers_redis(redis_url, cfg, results))
             if "growth" in parts:
                 asyncio.run(_growth(redis_url, cfg, results))
-        if parts & {"layers", "drain", "cluster"}:
+        if parts & {"layers", "drain", "cluster", "checkout"}:
             with bench_database_url() as database_url:
                 if "layers" in parts:
                     asyncio.run(_pg_peer(database_url, cfg, results))
@@ -491,6 +516,8 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                     _drain(cfg, results, redis_url, database_url)
                 if "cluster" in parts:
                     _cluster(cfg, results, database_url)
+                if "checkout" in parts:
+                    _checkout(cfg, results, redis_url, database_url)
         needs_http = parts & {"layers", "latency", "workers", "handler"}
         if needs_http and shutil.which("wrk") is None:
             results.notes.append("HTTP parts skipped: wrk is not installed (apt-get install wrk)")

@@ -72,6 +72,7 @@ class DeliveryConfig:
     poll_s: float = 1.0
     bump_after_s: float = 30.0
     recheck_after_s: float = 2.0  # an unmined transaction is looked for again after this
+    mint_gas: int = MINT_GAS  # the gas limit of a mint (tests set it too low to revert)
     fees: FeePolicy = field(default_factory=FeePolicy)
 
 
@@ -92,6 +93,7 @@ class DeliverStats:
     requeued: int = 0
     in_flight: int = 0  # mint transactions sent, not yet confirmed (after each tick)
     chain_unreachable: int = 0  # 1 while the node does not answer
+    given_up: int = 0  # deliveries failed and not asked again (after each tick)
 
 
 class Deliverer:
@@ -183,6 +185,8 @@ class Deliverer:
         await self.tracker.track(head)
         self.stats.ticks += 1
         self.stats.in_flight = self.ledger.in_flight("mint")
+        # a partial index holds only these: the count costs the same whatever the history
+        self.stats.given_up = int(await self.pool.fetchval(q("count_given_up")))
         return submitted > 0  # more may be waiting: look again at once
 
     async def _unreachable(self, exc: Exception) -> None:
@@ -235,7 +239,7 @@ class Deliverer:
                 new.append((r["order_id"], r["sale_id"], r["user_id"], token))
                 continue
             try:  # cancelled while its refund was reviewed, and paid again (refund rejected)
-                await self.pool.execute(q("revive_delivery"), r["order_id"])
+                await self.pool.execute(q("revive_delivery"), r["order_id"], "cancelled", None)
             except asyncpg.UniqueViolationError:
                 await self._token_taken(r["order_id"], r["sale_id"], r["user_id"], token)
         if not new:
@@ -294,17 +298,18 @@ class Deliverer:
                 if owner is not None:
                     await self.settle_minted(order_id, owner, address, token)
                     continue
-            else:
-                refusal = await self.moves.start_delivery(order_id)
-                if refusal is not None:
-                    await self.pool.execute(
-                        q("delivery_status"), order_id, "cancelled", f"order is {refusal}"
-                    )
-                    await self.alert(Failure.ORDER_NOT_PAID, order_id=order_id, status=refusal)
-                    continue
+            # paid -> delivering; a replay for a retry under way, a move again for a
+            # delivery an operator asked for again (its order went back to paid)
+            refusal = await self.moves.start_delivery(order_id)
+            if refusal is not None:
+                await self.pool.execute(
+                    q("delivery_status"), order_id, "cancelled", f"order is {refusal}"
+                )
+                await self.alert(Failure.ORDER_NOT_PAID, order_id=order_id, status=refusal)
+                continue
             jobs.append(
                 Job("mint", r["sale_id"], order_id, r["contract"], mint_data(address, token),
-                    MINT_GAS)
+                    self.config.mint_gas)
             )  # fmt: skip
 
         async def record(conn: Any, tx: Tx) -> None:

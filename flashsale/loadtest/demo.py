@@ -226,8 +226,12 @@ async def drive(
                 delivery.problems += [problem] if problem else []
         client_violations = result.violations(1, outcome.statuses)
 
-        with story.step("orders after the drop: a cart of two merchants, coins, one bill"):
-            orders: OrdersOutcome = await cart_story(client, secret, admin)
+        with story.step(
+            "orders after the drop: a cart of two merchants, coins, one bill, its tokens"
+        ):
+            orders: OrdersOutcome = await cart_story(
+                client, secret, admin, need(settings.chain.url, "FLASHSALE_CHAIN_URL")
+            )
             for line in [*orders.lines, *orders.problems]:
                 story.result(line)
 

@@ -13,6 +13,9 @@ confirms); once the money is back the order becomes ``refunded`` through
 never returns to the pool and stays counted as sold. Until then the order
 stays delivered (and a second ticket is refused: a refund is under way).
 Each step is idempotent: approving again finishes a refund an outage stopped.
+The refund row is the ticket's: the generic review queue refuses to decide it
+(``refund_decided_by_ticket``), so a crash between the ticket's approval and its
+refund's leaves a refund only the ticket's retried approval can finish.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from flashsale.crashpoints import crash_point
 from flashsale.engine import errors as engine_errors
 from flashsale.engine.models import Order
 from flashsale.orders.errors import (
@@ -199,10 +203,13 @@ class AfterSales:
             )
         async with self.pool.acquire() as conn:
             await open_refund(conn, payment, AFTER_SALES, ticket.ticket_id, cancels_order=True)
+        crash_point("aftersales.refund_opened")  # approving again finishes it
         refund_id = await self.pool.fetchval(q("refund_of_payment"), payment["payment_id"])
         await self.pool.execute(q("set_ticket_refund"), ticket.ticket_id, refund_id)
         refunds = Refunds(service)
         try:
-            await refunds.approve(refund_id, actor, f"after-sales {ticket.ticket_id}")
+            await refunds.approve(
+                refund_id, actor, f"after-sales {ticket.ticket_id}", by_ticket=True
+            )
         except payment_errors.RefundAlreadyDecided:
             pass  # approved or executed earlier: the refund is the payment flow's now

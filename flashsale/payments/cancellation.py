@@ -26,7 +26,7 @@ from flashsale.payments import errors
 from flashsale.payments.context import PaymentContext
 from flashsale.payments.failures import Failure
 from flashsale.payments.queries import q
-from flashsale.payments.release import order_released
+from flashsale.payments.release import note_release, order_released
 from flashsale.payments.settlement import Settlement, open_refund
 
 INVALIDATION_PAGE = 1000
@@ -63,6 +63,7 @@ class Cancellation:
             if engine.clock() < deadline_ms + int(self.ctx.settings.expiry_grace_s * 1000):
                 return "deferred"
             await self.ctx.alert(Failure.EXPIRED_WITHOUT_ANSWER, order_id=order_id)
+        await note_release(self.ctx.pool, order_id)  # a crash after the expiry: the timers
         try:
             await engine.expire(order_id)
         except engine_errors.OrderNotPending as exc:
@@ -91,6 +92,7 @@ class Cancellation:
                 raise errors.ProviderUnavailable(
                     "the payment provider did not answer; try cancelling again shortly"
                 )
+            await note_release(self.ctx.pool, order_id)
             try:
                 cancelled = await self.ctx.engine.cancel(order_id, user_id=user_id, reason=reason)
                 await order_released(self.ctx.pool, order_id, "cancelled")

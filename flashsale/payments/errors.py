@@ -121,3 +121,14 @@ class RefundAlreadyDecided(FlashsaleError):
     code = "refund_already_decided"
     status = 409
     advice = "Another operator decided otherwise first (`refund_status`): read it back."
+
+
+class RefundDecidedByTicket(FlashsaleError):
+    """The refund carries an approved after-sales ticket's decision: the ticket decides it."""
+
+    code = "refund_decided_by_ticket"
+    status = 409
+    advice = (
+        "An approved after-sales ticket (named in `detail`) opened this refund; the ticket is "
+        "the decision. Approve the ticket again to finish a refund an outage interrupted."
+    )

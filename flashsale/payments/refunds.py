@@ -13,7 +13,8 @@ For a paid order cancelled before delivery (``cancels_order``), the order's
 Redis state follows the decision: approved and executed -> refunded (serial
 back to the pool), rejected -> paid again. For a delivered order whose
 after-sales ticket was approved (reason ``after_sales``): executed ->
-refunded with its serial still sold (the token stays with the buyer).
+refunded with its serial still sold (the token stays with the buyer); only
+the ticket decides such a refund (``refund_decided_by_ticket`` here).
 """
 
 from __future__ import annotations
@@ -101,13 +102,31 @@ class Refunds:
             )
         return current, False
 
-    async def approve(self, refund_id: str, actor: str, note: str | None = None) -> Refund:
+    async def _not_a_tickets(self, refund_id: str) -> None:
+        """Refuse a review-queue decision on a refund an approved after-sales ticket opened:
+        rejecting it would leave the ticket approved with no money moved (a crash between
+        the ticket's approval and its refund's), approving it would decide twice."""
+        refund = await self.get(refund_id)
+        if refund.reason == AFTER_SALES:
+            raise errors.RefundDecidedByTicket(
+                f"after-sales ticket {refund.detail} decides this refund: approve the ticket "
+                "again to finish it",
+                ticket_id=refund.detail,
+            )
+
+    async def approve(
+        self, refund_id: str, actor: str, note: str | None = None, *, by_ticket: bool = False
+    ) -> Refund:
+        """``by_ticket``: the after-sales ticket's own approval (the only way for its refund)."""
+        if not by_ticket:
+            await self._not_a_tickets(refund_id)
         _, won = await self._decide(refund_id, "approved", actor, note)
         if won:
             await self.execute(refund_id)
         return await self.get(refund_id)
 
     async def reject(self, refund_id: str, actor: str, note: str | None = None) -> Refund:
+        await self._not_a_tickets(refund_id)
         row, won = await self._decide(refund_id, "rejected", actor, note)
         if won and row["cancels_order"]:
             await self._settle_order(row)

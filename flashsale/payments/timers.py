@@ -12,7 +12,8 @@ Safe to run as several processes at once:
 One tick: expire due orders (asking the provider first), query attempts whose
 callback is overdue, settle succeeded payments whose order confirmation did
 not reach Redis, retry approved refunds, finish paid orders' cancellations a
-crash cut in two (``Cancellation.finish_stalled``).
+crash cut in two (``Cancellation.finish_stalled``), give back the coins and close
+the bills of released orders a crash cut off (``release.finish_stalled_releases``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from flashsale.engine import errors as engine_errors
 from flashsale.engine.keys import sale_id_of_order
 from flashsale.payments.queries import q
 from flashsale.payments.refunds import Refunds
+from flashsale.payments.release import finish_stalled_releases
 from flashsale.payments.service import PaymentService, gather_bounded
 
 log = logging.getLogger("flashsale.payments.timers")
@@ -82,6 +84,7 @@ class Timers:
             self._repair,
             self._retry_refunds,
             self._finish_cancels,
+            self._finish_releases,
         )
         for step in steps:
             try:
@@ -182,4 +185,11 @@ class Timers:
         service = self.service
         stats.repaired += await service.cancellation.finish_stalled(
             self.batch, service.settings.repair_after_s
+        )
+
+    async def _finish_releases(self, stats: TickStats) -> None:
+        """Coins and bills of released orders a crash cut off from their transition."""
+        service = self.service
+        stats.repaired += await finish_stalled_releases(
+            service.pool, service.engine, self.batch, service.settings.repair_after_s
         )

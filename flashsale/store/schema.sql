@@ -352,6 +352,8 @@ CREATE UNIQUE INDEX deliveries_one_per_token ON deliveries (sale_id, token_id)
 CREATE INDEX deliveries_to_do ON deliveries (status, created_at)
     WHERE status IN ('awaiting_address', 'queued');
 CREATE INDEX deliveries_by_user ON deliveries (user_id) WHERE status = 'awaiting_address';
+-- given up, for the operator (0011)
+CREATE INDEX deliveries_given_up ON deliveries (updated_at) WHERE status = 'failed';
 -- the deliverer looks for paid orders without a delivery
 CREATE INDEX orders_paid ON orders (persisted_at) WHERE status = 'paid';
 
@@ -443,8 +445,13 @@ CREATE TABLE checkout_orders (
     position      integer NOT NULL,
     price_cents   bigint NOT NULL CHECK (price_cents >= 0),
     coins_cents   bigint NOT NULL CHECK (coins_cents >= 0 AND coins_cents <= price_cents),
-    UNIQUE (checkout_id, position)
+    UNIQUE (checkout_id, position),
+    -- set before a transition that may release the order, cleared once its coins are
+    -- back and its bills closed (0011; the timers finish what a crash cut)
+    release_started_at timestamptz
 );
+CREATE INDEX checkout_orders_release_started ON checkout_orders (release_started_at)
+    WHERE release_started_at IS NOT NULL;
 
 -- The parent bill of a checkout and one bill per merchant; sums over their orders.
 CREATE TABLE bills (

@@ -112,6 +112,7 @@ DELIVER = StatsCollector(
         {
             "in_flight": "Mint transactions sent and not yet confirmed.",
             "chain_unreachable": "1 while the chain's node does not answer.",
+            "given_up": "Deliveries given up and not asked again (orders paid, undelivered).",
         },
     )
 )

@@ -9,6 +9,8 @@ audit agrees); a rejected one leaves the order delivered; a ticket past the wind
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -366,3 +368,60 @@ async def test_a_provider_payment_is_refunded_once_the_provider_answers(
     finally:
         await control.aclose()
         await provider.aclose()
+
+
+async def test_an_approval_a_crash_cut_is_finished_by_the_ticket_alone(
+    client: Client,
+    engine: Engine,
+    chain_pool: asyncpg.Pool,
+    make_deliverer: Any,
+    namespace: str,
+    redis_url: str,
+    chain_db: str,
+) -> None:
+    """Killed between opening the ticket's refund and approving it: the review queue may
+    not decide that refund (a rejection there would leave the ticket approved, no money
+    moved); approving the ticket again refunds once."""
+    sale_id = f"{namespace}-cut"
+    ((order_id, headers),) = await delivered(
+        client, engine, chain_pool, make_deliverer, sale_id, [f"{namespace}-cut"]
+    )
+    opened = await ticket(client, order_id, headers)
+    assert opened.status_code == 201, opened.text
+    ticket_id = opened.json()["ticket_id"]
+    env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": "aftersales.refund_opened"}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.chain.approve_child", redis_url, engine.namespace, chain_db,
+        ticket_id, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await child.communicate()
+    assert child.returncode == -9, (out + err).decode()
+    # half done: the ticket approved, its refund pending, no money moved
+    read = (await client.get(f"/v1/after-sales/{ticket_id}", headers=ADMIN)).json()
+    assert read["status"] == "approved"
+    pending = (await client.get("/v1/admin/refunds?status=pending", headers=ADMIN)).json()
+    (refund,) = [r for r in pending if r["order_id"] == order_id]
+    assert refund["reason"] == "after_sales"
+    assert await balance(client, headers) == (CREDIT - PRICE, 0)
+
+    # the review queue may not decide it, either way
+    for decision in ("reject", "approve"):
+        refused = await client.post(
+            f"/v1/admin/refunds/{refund['refund_id']}/{decision}", json={}, headers=ADMIN
+        )
+        problem(refused, 409, "refund_decided_by_ticket")
+        assert ticket_id in refused.json()["detail"]
+    assert await balance(client, headers) == (CREDIT - PRICE, 0)
+
+    # the ticket's approval, retried, finishes it once
+    for _ in range(2):
+        again = await client.post(
+            f"/v1/admin/after-sales/{ticket_id}/approve", json={}, headers=ADMIN
+        )
+        assert again.status_code == 200 and again.json()["status"] == "approved", again.text
+        assert again.json()["refund_id"] == refund["refund_id"]
+        assert await status_of(client, order_id, headers) == "refunded"
+        assert await balance(client, headers) == (CREDIT, 1)
+    money = await money_audit(chain_pool, sale_id, engine)
+    assert money.ok, money

@@ -51,6 +51,8 @@ def test_quick_bench_writes_tables_and_chart(
         "Purchase script vs the reference purchase",
         "### Many drops: 10 sales at once on a 3-master Redis Cluster",
         "a projection, not a measurement",
+        "The checkout against single purchases",
+        "| 3 | 40 |",
     ):
         assert row in text, text
     assert "drain / COPY" in text or "bench/drain.py is not in this build" in text, text

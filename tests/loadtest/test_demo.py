@@ -51,6 +51,8 @@ def test_the_demo_is_a_short_story_with_its_logs_in_a_file(
     assert len(steps) == 8, story  # the embedded-servers step is skipped: services are given
     assert any("the server: each purchase took p50" in line for line in lines), story
     assert any("after-sales: ticket" in line and "refunded" in line for line in lines), story
+    cart = [line for line in lines if "cart tokens read back from the chain, owned by 0x" in line]
+    assert len(cart) == 1 and cart[0].count(" token ") == 2, story
     assert not any(re.match(r"^\d{4}-\d\d-\d\dT", line) for line in lines), "no log lines"
     [named] = re.findall(r"The servers' logs go to (\S+)", done.stdout)
     log = Path(named)

@@ -1,5 +1,6 @@
 """The admin desk: list sales, a sale's orders, the orders of a serial, a buyer's ledger,
-and unlock or reset a buyer's payment password (each action kept with who, when, why).
+unlock or reset a buyer's payment password (each action kept with who, when, why), list
+the deliveries the deliverer gave up and deliver one again (``chain/redeliver.py``).
 
 Lists are JSON arrays, newest first, from PostgreSQL (``store/admin.py``,
 ``payments/wallet.py``); while more remain, a ``Link: <...>; rel="next"``
@@ -20,8 +21,10 @@ from flashsale.api.auth import principal_of, require_admin
 from flashsale.api.problems import problem_responses
 from flashsale.api.routes.payments import checked_user_id
 from flashsale.api.state import AppState
+from flashsale.chain.errors import DeliveryNotFound
+from flashsale.chain.redeliver import GivenUp, Redelivery, given_up, redeliver
 from flashsale.engine.errors import SaleNotFound
-from flashsale.engine.models import SALE_ID, Order
+from flashsale.engine.models import ORDER_ID, SALE_ID, Order
 from flashsale.engine.statuses import OrderStatus
 from flashsale.errors import DatabaseUnavailable, ValidationFailed
 from flashsale.payments import wallet
@@ -185,3 +188,24 @@ class AdminController(Controller):
         return await _passwords(request).reset(
             checked_user_id(user_id), _desk_actor(request), data.reason
         )
+
+    @get(
+        "/deliveries/given-up",
+        responses=problem_responses(400, 401, 403, 422, 503),
+        summary="Deliveries the deliverer gave up (orders paid, undelivered), latest first",
+    )
+    async def given_up(self, request: Request[Any, Any, Any], limit: Limit = 50) -> list[GivenUp]:
+        return await given_up(_pool(request), limit)
+
+    @post(
+        "/orders/{order_id:str}/redeliver",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409, 503),
+        summary="Deliver a given-up order's token again (checked on chain before minting)",
+    )
+    async def redeliver(
+        self, request: Request[Any, Any, Any], order_id: FromPath[str]
+    ) -> Redelivery:
+        if ORDER_ID.match(order_id) is None:
+            raise DeliveryNotFound(f"order {order_id} has no delivery")
+        return await redeliver(_pool(request), order_id, _desk_actor(request))

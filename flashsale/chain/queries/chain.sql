@@ -112,13 +112,28 @@ ON CONFLICT DO NOTHING
 RETURNING order_id;
 
 -- name: revive_delivery
+-- A delivery in status $2 queued again: cancelled (its order paid again after a rejected
+-- refund) or failed (an operator asks for a redelivery, chain/redeliver.py). One that
+-- signed transactions keeps attempts >= 1: the deliverer checks the chain before minting.
 UPDATE deliveries
 SET address = (SELECT a.address FROM chain_addresses a WHERE a.user_id = deliveries.user_id),
     status = CASE WHEN EXISTS (SELECT 1 FROM chain_addresses a WHERE a.user_id = deliveries.user_id)
                   THEN 'queued' ELSE 'awaiting_address' END,
-    reason = NULL, updated_at = now()
-WHERE order_id = $1 AND status = 'cancelled'
-RETURNING order_id;
+    reason = $3, attempts = LEAST(attempts, 1), updated_at = now()
+WHERE order_id = $1 AND status = $2
+RETURNING status;
+
+-- name: delivery_status_of
+SELECT status FROM deliveries WHERE order_id = $1;
+
+-- name: given_up_deliveries
+SELECT order_id, sale_id, user_id, token_id, reason, attempts, updated_at
+FROM deliveries WHERE status = 'failed'
+ORDER BY updated_at DESC, order_id
+LIMIT $1;
+
+-- name: count_given_up
+SELECT count(*) FROM deliveries WHERE status = 'failed';
 
 -- name: add_failed_delivery
 INSERT INTO deliveries (order_id, sale_id, user_id, token_id, status, reason)
