@@ -211,6 +211,8 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     """order_not_payable after a balance debit: the payment credited back."""
     refund_status: str | UnsetType = UNSET
     """refund_already_decided: the decision already taken."""
+    ticket_status: str | UnsetType = UNSET
+    """ticket_already_decided: the decision already taken."""
 
 
 def _title(code: str) -> str:
@@ -242,6 +244,9 @@ def _extras(exc: FlashsaleError) -> dict[str, Any]:
     if extra.get("status") is not None:
         key = "refund_status" if exc.code == "refund_already_decided" else "order_status"
         out[key] = str(extra["status"])
+    for key in ("order_status", "ticket_status"):  # raised under their own names
+        if extra.get(key) is not None:
+            out[key] = str(extra[key])
     return out
 
 

@@ -162,9 +162,10 @@ async def test_approved_refunds_once_rejected_stays_delivered_and_the_serial_sta
     assert await status_of(client, approved, h1) == "refunded"
     assert await balance(client, h1) == (CREDIT, 1)
     # the other decision now: 409, nothing moves
-    problem(
+    refused = problem(
         await client.post(f"{base}/reject", json={}, headers=ADMIN), 409, "ticket_already_decided"
     )
+    assert refused["ticket_status"] == "approved", refused
     assert await balance(client, h1) == (CREDIT, 1)
 
     rejected_answer = await client.post(

@@ -86,9 +86,10 @@ async def test_bad_tickets_get_their_codes_and_store_nothing(
     )
     # a good ticket on an order that is only paid: not eligible yet (delivered orders only)
     good = [("evidence", ("a.png", PNG, "image/png"))]
-    problem(
+    refused = problem(
         await client.post(path, data=reason, files=good, headers=headers), 409, "order_not_eligible"
     )
+    assert refused["order_status"] == "paid", refused
     _, stranger = user("stranger")
     problem(
         await client.post(path, data=reason, files=good, headers=stranger), 404, "order_not_found"
