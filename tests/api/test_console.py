@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -405,6 +406,31 @@ def test_the_console_in_a_browser(
     )
     Select(page("ticket-status")).select_by_value("")
     page.until(lambda: "outside the rules" in page.text("tickets-table"), "decided tickets")
+
+    # a delivery the deliverer gave up: listed, queued again after the confirmation
+    stuck = f"{SALE}-gaveup.{secrets.token_hex(10)}"
+    asyncio.run(
+        _execute(
+            migrated_database_url,
+            "INSERT INTO deliveries (order_id, sale_id, user_id, token_id, status, address, "
+            "attempts, reason) VALUES ($1, $2, 'stuck-buyer', 7, 'failed', $3, 3, $4)",
+            stuck,
+            SALE,
+            "0x" + "ab" * 20,
+            "reverted 3 times",
+        )
+    )
+    page("nav-deliveries").click()
+    page.until(lambda: stuck in page.text("deliveries-table"), "the given-up delivery")
+    assert "reverted 3 times" in page.text("deliveries-table")
+    page.shot("deliveries")
+    redeliver = f'#deliveries-table button[data-delivery="{stuck}"]'
+    browser.find_element(By.CSS_SELECTOR, redeliver).click()
+    assert f"POST /v1/admin/orders/{stuck}/redeliver" in page.confirm()
+    page.until(lambda: f"order {stuck}: awaiting_address" in page.text("toast"), "requeued")
+    page.until(lambda: stuck not in page.text("deliveries-table"), "gone from the list")
+    given_up = api.get("/v1/admin/deliveries/given-up", headers=admin).json()
+    assert stuck not in [item["order_id"] for item in given_up]
 
     # signing out forgets the token
     page("sign-out").click()

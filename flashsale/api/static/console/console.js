@@ -8,7 +8,7 @@ const TOKEN_KEY = "flashsale.console.token";
 const LIVE_EVERY_MS = 1000;
 const LIST_EVERY_MS = 3000;
 const $ = (id) => document.getElementById(id);
-const views = ["signin", "view-sales", "view-sale", "view-audit", "view-refunds", "view-tickets"];
+const views = ["signin", "view-sales", "view-sale", "view-audit", "view-refunds", "view-tickets", "view-deliveries"];
 let polling = null; // the one poll running, for the view shown
 let previous = null; // the last live sample, for rates
 let currentSale = null;
@@ -152,6 +152,7 @@ async function route() {
   if (page === "audit" && id) return auditView(decodeURIComponent(id));
   if (page === "refunds") return refundsView();
   if (page === "after-sales") return ticketsView();
+  if (page === "deliveries") return deliveriesView();
   return salesView();
 }
 
@@ -455,6 +456,45 @@ function decideTicket(ticket, decision, reload) {
     (done) => `ticket ${done.ticket_id}: ${done.status}` + (done.refund_id ? `, refund ${done.refund_id}` : ""),
     reload,
   );
+}
+
+// Deliveries the deliverer gave up (reverted mints, ...): each can be queued again; the
+// deliverer checks the chain before minting, so a token is never minted twice.
+function deliveriesView() {
+  show("view-deliveries");
+  const load = async () => {
+    const items = (await api("GET", "/v1/admin/deliveries/given-up")).data;
+    const body = $("deliveries-table").tBodies[0];
+    body.replaceChildren();
+    for (const item of items) {
+      const button = el("button", "Redeliver", "primary");
+      button.type = "button";
+      button.dataset.delivery = item.order_id;
+      button.onclick = () => redeliver(item, load);
+      body.append(row([el("code", item.order_id), item.sale_id, item.user_id,
+        new Num(item.token_id), item.attempts, item.reason || "–", when(item.given_up_at), button]));
+    }
+    $("deliveries-empty").hidden = items.length > 0;
+    updated("deliveries-updated");
+  };
+  poll(load, LIST_EVERY_MS);
+}
+
+async function redeliver(item, reload) {
+  const path = `/v1/admin/orders/${encodeURIComponent(item.order_id)}/redeliver`;
+  const answer = await confirmAction(
+    `Redeliver order ${item.order_id}`,
+    `POST ${path}\nMint token ${item.token_id} of ${item.sale_id} to ${item.user_id} again ` +
+      `(${item.attempts} transaction(s) signed before: the chain is checked first).`,
+  );
+  if (!answer) return;
+  try {
+    const done = (await api("POST", path)).data;
+    toast(`order ${done.order_id}: ${done.status}`);
+  } catch (error) {
+    toast(`${error.code}: ${error.message}`, true);
+  }
+  await reload();
 }
 
 // -- signing in and out ----------------------------------------------------------------
