@@ -11,6 +11,10 @@ big enough never to sell out (every purchase in the run creates an order),
    together offer about ``--paced-share`` × the bare POST's closed-loop rate
    (or ``--paced-rate`` req/s; wrk's ``delay()``) → p50, p99.
 
+Beside it, in the same run, the featureless peer (``bench/peer.py``: FastAPI under
+uvicorn with httptools and uvloop, the same worker count, one Lua DECR per purchase)
+gets the same closed and paced phases: our purchase ÷ the peer's req/s (goal 1.3×).
+
 Every phase also gives the server's CPU per request: the CPU time (user +
 system, from ``/proc``) of the server's worker processes over the wrk run,
 divided by the requests wrk counted. The supervisor is left out; it serves
@@ -32,7 +36,6 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,11 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashsale.api.tokens import mint_token
+from flashsale.bench import peer
+from flashsale.bench.common import loopback_server
 from flashsale.devservers import ChildProcess, EmbeddedRedis, free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 
 ECHO = "/v1/bench/echo"
+PEER = "peer: FastAPI, 1 DECR"  # the featureless peer's rows (bench/peer.py)
 SALE_ID = "bench"
 SECRET = "bench-secret-" + "0" * 32
 N_BUYERS = 1000
@@ -178,6 +184,7 @@ def run_wrk(
 async def _prepare(redis_url: str, namespace: str) -> None:
     engine = Engine.from_url(redis_url, namespace=namespace)
     try:
+        await peer.seed(engine.redis, namespace)
         await engine.create_sale(
             SaleCreate(
                 name="bench",
@@ -223,15 +230,7 @@ def server_process(
         "--port",
         str(port),
     ]
-    return ChildProcess(
-        cmd,
-        env=env,
-        log=log,
-        ready_url=f"http://127.0.0.1:{port}/health",
-        start_timeout_s=30,
-        stop_signal=signal.SIGINT,
-        grace_s=15,
-    )
+    return loopback_server(cmd, port, env, log)
 
 
 def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
@@ -254,13 +253,22 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     asyncio.run(_prepare(redis_url, namespace))
     process = server_process(server, args.workers, port, env, workdir / f"{server}.log")
+    peer_port = free_port()
+    rival = peer.process(args.workers, peer_port, env, workdir / f"peer-{server}.log")
     process.start()
-    url = f"http://127.0.0.1:{port}"
+    rival.start()
+    ours, theirs = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer_port}"
     purchase = f"/v1/sales/{SALE_ID}/purchase"
     results: list[WrkResult] = []
+    phases = [("bare POST (echo)", ours, ECHO), ("purchase", ours, purchase)]
+    phases.append((PEER, theirs, peer.PURCHASE))
 
-    def measured(label: str, path: str, connections: int, pause_ms: int | None) -> WrkResult:
+    def measured(
+        label: str, url: str, path: str, connections: int, pause_ms: int | None
+    ) -> WrkResult:
         script = closed if pause_ms is None else paced
+        pgid = process.pid if url == ours else rival.pid
+        assert pgid is not None  # started: it leads a process group of its own
         cpu_before = group_cpu_s(pgid)
         out = run_wrk(
             url,
@@ -276,18 +284,17 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
         cpu_us = 1e6 * cpu / n if n else float("nan")
         return WrkResult(label, server, args.workers, connections, *parse_wrk(out), n, cpu_us)
 
-    assert process.pid is not None  # started: it leads a process group of its own
-    pgid = process.pid
     try:
-        for path in (ECHO, purchase):  # warm-up: JIT-free, but caches, pools, token cache
+        for _, url, path in phases:  # warm-up: JIT-free, but caches, pools, token cache
             run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=args.warmup)
-        for label, path in (("bare POST (echo)", ECHO), ("purchase", purchase)):
-            results.append(measured(label, path, args.connections, None))
+        for label, url, path in phases:
+            results.append(measured(label, url, path, args.connections, None))
         rate = args.paced_rate or args.paced_share * results[0].rps
         pause_ms = max(1, round(1000 * args.paced_connections / rate))
-        for label, path in (("bare POST (echo), paced", ECHO), ("purchase, paced", purchase)):
-            results.append(measured(label, path, args.paced_connections, pause_ms))
+        for label, url, path in phases:
+            results.append(measured(f"{label}, paced", url, path, args.paced_connections, pause_ms))
     finally:
+        rival.stop()
         process.stop()
         asyncio.run(_cleanup(redis_url, namespace))
     return results
@@ -333,6 +340,15 @@ def summary(results: list[WrkResult]) -> list[str]:
             f"p99 at {buy_paced.connections:,} paced connections ({bare_paced.rps:,.0f} req/s) "
             f"{buy_paced.p99_ms:.1f} ms vs {bare_paced.p99_ms:.1f} ms"
         )
+        rival, rival_paced = by.get(PEER), by.get(f"{PEER}, paced")
+        if rival and rival_paced:
+            lines.append(
+                f"- {server}: purchase ÷ the featureless peer (FastAPI, uvicorn, same workers) "
+                f"**{buy.rps / rival.rps:.2f}×** (goal 1.3×; {buy.rps:,.0f} / {rival.rps:,.0f} "
+                f"req/s; the peer ÷ bare POST {rival.rps / bare.rps:.2f}×); CPU per request "
+                f"{buy.cpu_us:.1f} µs vs {rival.cpu_us:.1f} µs; paced p99 "
+                f"{buy_paced.p99_ms:.1f} ms vs {rival_paced.p99_ms:.1f} ms"
+            )
     return lines
 
 

@@ -25,7 +25,9 @@ Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
   rate ÷ the reference's.
 - ``handler``: the purchase handler against the bare POST, granian and uvicorn
   (``bench/http.py``: req/s ratio, the workers' CPU µs per request, p99 at
-  1,000 connections paced at 0.2× the bare rate; one run each).
+  1,000 connections paced at 0.2× the bare rate; one run each), and our purchase
+  against the featureless peer (``bench/peer.py``: FastAPI, one Lua DECR) in the
+  same run.
 
 Every figure is the median of ``--runs`` runs with its spread (min–max). Redis
 is FLASHSALE_REDIS_URL and PostgreSQL FLASHSALE_DATABASE_URL, else private

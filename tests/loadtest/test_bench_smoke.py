@@ -60,6 +60,7 @@ def test_quick_bench_writes_tables_and_chart(
             "The purchase handler against a bare POST",
             "- granian: purchase ÷ bare POST",
             "- uvicorn: purchase ÷ bare POST",
+            "- granian: purchase ÷ the featureless peer",
         ):
             assert row in text, text
     else:
