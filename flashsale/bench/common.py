@@ -70,6 +70,19 @@ def bench_redis_url() -> Iterator[str]:
         yield server.url
 
 
+@contextmanager
+def bench_database_url() -> Iterator[str]:
+    """FLASHSALE_DATABASE_URL when set, else a private embedded PostgreSQL for the run."""
+    url = Settings.from_env().database.url
+    if url:
+        yield url
+        return
+    from flashsale.devservers import EmbeddedPostgres
+
+    with EmbeddedPostgres() as server:
+        yield server.url
+
+
 def machine_line() -> str:
     return f"{os.cpu_count()} cores"
 

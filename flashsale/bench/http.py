@@ -233,24 +233,77 @@ def server_process(
     return loopback_server(cmd, port, env, log)
 
 
-def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
-    namespace = f"bench{secrets.token_hex(4)}"
-    redis_url = args.redis_url
-    tokens = workdir / "tokens.txt"
-    tokens.write_text("".join(mint_token(SECRET, f"buyer-{i}") + "\n" for i in range(N_BUYERS)))
-    closed, paced = workdir / "closed.lua", workdir / "paced.lua"
-    closed.write_text(_CLOSED_LUA)
-    paced.write_text(_PACED_LUA)
-    port = free_port()
+@dataclass(frozen=True)
+class Load:
+    """What wrk sends: its two scripts and the buyers' tokens, written once per run."""
+
+    closed: Path
+    paced: Path
+    tokens: Path
+
+    @classmethod
+    def write(cls, workdir: Path) -> Load:
+        load = cls(workdir / "closed.lua", workdir / "paced.lua", workdir / "tokens.txt")
+        load.closed.write_text(_CLOSED_LUA)
+        load.paced.write_text(_PACED_LUA)
+        names = (f"buyer-{i}" for i in range(N_BUYERS))
+        load.tokens.write_text("".join(mint_token(SECRET, name) + "\n" for name in names))
+        return load
+
+    def wrk(
+        self, url: str, path: str, connections: int, seconds: int, pause_ms: int | None = None
+    ) -> str:
+        script = self.closed if pause_ms is None else self.paced
+        return run_wrk(
+            url,
+            path,
+            script,
+            self.tokens,
+            connections=connections,
+            duration_s=seconds,
+            pause_ms=pause_ms,
+        )
+
+    def measured(
+        self,
+        pgid: int | None,
+        url: str,
+        path: str,
+        connections: int,
+        seconds: int,
+        pause_ms: int | None = None,
+    ) -> tuple[str, float]:
+        """wrk's output, and the CPU µs per request of process group ``pgid`` over it."""
+        assert pgid is not None  # started: it leads a process group of its own
+        cpu_before = group_cpu_s(pgid)
+        out = self.wrk(url, path, connections, seconds, pause_ms)
+        cpu = group_cpu_s(pgid) - cpu_before
+        n = wrk_requests(out)
+        return out, 1e6 * cpu / n if n else float("nan")
+
+
+def server_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
+    """The environment of a bench server: its Redis namespace, the bench's JWT secret, the
+    echo endpoint on, no rate limit, no inherited metrics directory."""
     env = {
         **os.environ,
         "FLASHSALE_REDIS_URL": redis_url,
         "FLASHSALE_NAMESPACE": namespace,
         "FLASHSALE_JWT_SECRET": SECRET,
         "FLASHSALE_BENCH_ENDPOINTS": "1",
+        **extra,
     }
     env.pop("FLASHSALE_IP_RATE_PER_S", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
+    namespace = f"bench{secrets.token_hex(4)}"
+    redis_url = args.redis_url
+    load = Load.write(workdir)
+    port = free_port()
+    env = server_env(redis_url, namespace)
     asyncio.run(_prepare(redis_url, namespace))
     process = server_process(server, args.workers, port, env, workdir / f"{server}.log")
     peer_port = free_port()
@@ -266,27 +319,16 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
     def measured(
         label: str, url: str, path: str, connections: int, pause_ms: int | None
     ) -> WrkResult:
-        script = closed if pause_ms is None else paced
         pgid = process.pid if url == ours else rival.pid
-        assert pgid is not None  # started: it leads a process group of its own
-        cpu_before = group_cpu_s(pgid)
-        out = run_wrk(
-            url,
-            path,
-            script,
-            tokens,
-            connections=connections,
-            duration_s=args.duration,
-            pause_ms=pause_ms,
+        out, cpu_us = load.measured(pgid, url, path, connections, args.duration, pause_ms)
+        figures = parse_wrk(out)
+        return WrkResult(
+            label, server, args.workers, connections, *figures, wrk_requests(out), cpu_us
         )
-        cpu = group_cpu_s(pgid) - cpu_before
-        n = wrk_requests(out)
-        cpu_us = 1e6 * cpu / n if n else float("nan")
-        return WrkResult(label, server, args.workers, connections, *parse_wrk(out), n, cpu_us)
 
     try:
         for _, url, path in phases:  # warm-up: JIT-free, but caches, pools, token cache
-            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=args.warmup)
+            load.wrk(url, path, args.connections, args.warmup)
         for label, url, path in phases:
             results.append(measured(label, url, path, args.connections, None))
         rate = args.paced_rate or args.paced_share * results[0].rps
@@ -352,14 +394,21 @@ def summary(results: list[WrkResult]) -> list[str]:
     return lines
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
+def load_parser(doc: str | None, *, duration: int, warmup: int) -> argparse.ArgumentParser:
+    """The options every wrk bench of a served app takes: workers, phase lengths, and
+    the closed-loop and paced connections."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0] if doc else None)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per endpoint")
+    parser.add_argument("--duration", type=int, default=duration, help="seconds per phase")
+    parser.add_argument("--warmup", type=int, default=warmup, help="warm-up s per endpoint")
     parser.add_argument("--connections", type=int, default=64, help="closed-loop connections")
     parser.add_argument("--paced-connections", type=int, default=1000)
+    return parser
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = load_parser(__doc__, duration=10, warmup=2)
+    parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
     parser.add_argument(
         "--paced-share",
         type=float,

@@ -55,6 +55,7 @@ class Results:
     workers: dict[int, Figure] = field(default_factory=dict)
     script: dict[str, Figure] = field(default_factory=dict)  # bench/script.py's figures
     handler: str = ""  # bench/http.py's Markdown: purchase handler vs bare POST
+    opening: str = ""  # bench/opening.py's Markdown: a drop's opening second vs wrk
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,5 +100,6 @@ def results_from_json(data: dict[str, Any]) -> Results:
         workers={int(k): fig(v) for k, v in data["workers"].items()},
         script={k: fig(v) for k, v in (data.get("script") or {}).items()},
         handler=str(data.get("handler") or ""),
+        opening=str(data.get("opening") or ""),
         notes=list(data.get("notes", [])),
     )

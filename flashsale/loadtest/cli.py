@@ -117,7 +117,8 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only these parts: layers, latency, growth, drain, workers, script, handler."
+            help="Only these parts: layers, latency, growth, drain, workers, script, handler, "
+            "opening."
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Markdown tables.")] = Path("bench/results/latest.md"),
