@@ -78,7 +78,9 @@ def parse_drop(stdout: str) -> tuple[int, int, str, str]:
     return opening, busiest, lines[-1] if lines else "", " · ".join(generator)
 
 
-def _server_env(redis_url: str, database_url: str, namespace: str) -> dict[str, str]:
+def stack_env(redis_url: str, database_url: str, namespace: str) -> dict[str, str]:
+    """The environment of a bench ``serve --with-workers``: prod mode (no local chain),
+    fast durability (a scratch Redis), the bench's secrets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
     return env | {
         "FLASHSALE_ENV": "prod",  # no local chain: delivery is not what is measured
@@ -100,7 +102,7 @@ async def measure(
     redis_url: str, admin_url: str, args: argparse.Namespace, workdir: Path
 ) -> Opening:
     async with scratch(redis_url, admin_url) as (database_url, _, namespace):
-        env = _server_env(redis_url, database_url, namespace)
+        env = stack_env(redis_url, database_url, namespace)
         await _prepare(redis_url, namespace)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -113,7 +115,9 @@ async def measure(
             rates.append(parse_wrk(load.wrk(url, PURCHASE, CONNECTIONS, args.wrk_seconds))[0])
             drop = _cli("loadtest", "drop", "--host", url, "--users", str(args.users))
             drop += ["--processes", str(args.processes), "--run-time", str(args.run_time)]
-            drop += ["--payment-timeout", "3", "--drain-timeout", "30"]
+            # the drop's own payment timeout (10 s): a shorter one expires orders that a
+            # loaded machine answers late, and the wallet buyers' payments then fail
+            drop += ["--drain-timeout", "60"]
             drop += ["--reports-dir", str(workdir / "reports")]
             done = await asyncio.to_thread(
                 subprocess.run,
