@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,21 +121,42 @@ def wrk_requests(output: str) -> int:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) of the live processes in process group ``pgid``,
-    its leader (the supervisor, which serves no request) left out."""
-    total = 0
+def _proc_stats() -> Iterator[tuple[int, int, int, int]]:
+    """(pid, parent pid, process group, CPU ticks: user + system) of every live process."""
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == pgid:
+        if not entry.name.isdigit():
             continue
         try:
             stat = Path(entry.path, "stat").read_text()
         except OSError:  # gone meanwhile
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[2]) == pgid:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _CLOCK_TICKS
+        yield int(entry.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes in process group ``pgid``,
+    its leader (the supervisor, which serves no request) left out."""
+    ticks = sum(cpu for pid, _, group, cpu in _proc_stats() if group == pgid and pid != pgid)
+    return ticks / _CLOCK_TICKS
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of every live descendant of process ``root``, whatever
+    its process group (``serve --with-workers`` starts each child in a session of its own)."""
+    stats = list(_proc_stats())
+    parent = {pid: ppid for pid, ppid, _, _ in stats}
+
+    def below_root(pid: int) -> bool:
+        for _ in range(64):  # a bounded walk up the tree
+            pid = parent.get(pid, 0)
+            if pid == root:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return sum(cpu for pid, _, _, cpu in stats if below_root(pid)) / _CLOCK_TICKS
 
 
 def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
@@ -213,9 +235,10 @@ async def _cleanup(redis_url: str, namespace: str) -> None:
 
 
 def server_process(
-    server: str, workers: int, port: int, env: dict[str, str], log: Path
+    server: str, workers: int, port: int, env: dict[str, str], log: Path, *flags: str
 ) -> ChildProcess:
-    """``flashsale serve`` with `server` and `workers`, ready once /health answers."""
+    """``flashsale serve`` with `server`, `workers` and `flags` (``--with-workers``), ready
+    once /health answers."""
     cmd = [
         sys.executable,
         "-m",
@@ -229,6 +252,7 @@ def server_process(
         "127.0.0.1",
         "--port",
         str(port),
+        *flags,
     ]
     return loopback_server(cmd, port, env, log)
 
@@ -272,12 +296,14 @@ class Load:
         connections: int,
         seconds: int,
         pause_ms: int | None = None,
+        cpu_s: Callable[[int], float] = group_cpu_s,
     ) -> tuple[str, float]:
-        """wrk's output, and the CPU µs per request of process group ``pgid`` over it."""
+        """wrk's output, and the CPU µs per request of process group ``pgid`` over it
+        (or what else ``cpu_s`` counts of that process)."""
         assert pgid is not None  # started: it leads a process group of its own
-        cpu_before = group_cpu_s(pgid)
+        cpu_before = cpu_s(pgid)
         out = self.wrk(url, path, connections, seconds, pause_ms)
-        cpu = group_cpu_s(pgid) - cpu_before
+        cpu = cpu_s(pgid) - cpu_before
         n = wrk_requests(out)
         return out, 1e6 * cpu / n if n else float("nan")
 
@@ -308,8 +334,6 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
     process = server_process(server, args.workers, port, env, workdir / f"{server}.log")
     peer_port = free_port()
     rival = peer.process(args.workers, peer_port, env, workdir / f"peer-{server}.log")
-    process.start()
-    rival.start()
     ours, theirs = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer_port}"
     purchase = f"/v1/sales/{SALE_ID}/purchase"
     results: list[WrkResult] = []
@@ -327,17 +351,17 @@ def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[W
         )
 
     try:
-        for _, url, path in phases:  # warm-up: JIT-free, but caches, pools, token cache
-            load.wrk(url, path, args.connections, args.warmup)
-        for label, url, path in phases:
-            results.append(measured(label, url, path, args.connections, None))
-        rate = args.paced_rate or args.paced_share * results[0].rps
-        pause_ms = max(1, round(1000 * args.paced_connections / rate))
-        for label, url, path in phases:
-            results.append(measured(f"{label}, paced", url, path, args.paced_connections, pause_ms))
+        with process, rival:  # either failing to start stops the other
+            for _, url, path in phases:  # warm-up: JIT-free, but caches, pools, token cache
+                load.wrk(url, path, args.connections, args.warmup)
+            for label, url, path in phases:
+                results.append(measured(label, url, path, args.connections, None))
+            rate = args.paced_rate or args.paced_share * results[0].rps
+            pause_ms = max(1, round(1000 * args.paced_connections / rate))
+            for label, url, path in phases:
+                paced = f"{label}, paced"
+                results.append(measured(paced, url, path, args.paced_connections, pause_ms))
     finally:
-        rival.stop()
-        process.stop()
         asyncio.run(_cleanup(redis_url, namespace))
     return results
 
