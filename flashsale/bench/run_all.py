@@ -491,7 +491,7 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="bounded smoke run (< 90 s)")
+    parser.add_argument("--quick", action="store_true", help="bounded smoke run (~2 min)")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (3; quick 1)")
     parser.add_argument("--only", action="append", choices=PARTS, help="only these parts")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.md"))
