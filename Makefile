@@ -10,7 +10,7 @@ CHAIN_NODE := flashsale/chain/node
 $(BIN)/flashsale: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,bench]'
 	touch $(BIN)/flashsale
 
 # the local chain's node and the Solidity compiler, from the npm registry as locked

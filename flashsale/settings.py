@@ -48,6 +48,7 @@ __all__ = [
     "PaymentsSettings",
     "PersistSettings",
     "RedisSettings",
+    "ServerSettings",
     "Settings",
     "Var",
     "config_errors",
@@ -329,6 +330,39 @@ class ApiSettings:
         (),
         "comma-separated addresses or CIDRs of the proxies in front (X-Forwarded-For)",
         _networks,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    """The HTTP server under ``flashsale serve`` and its knobs (cli/serve.py; the A/B that
+    chose the defaults: ``python -m flashsale.bench.servers``)."""
+
+    kind: str = _var(
+        "SERVER",
+        "granian",
+        "the API's HTTP server, `granian` or `uvicorn` (httptools, uvloop); "
+        "`serve --server` overrides it",
+        _choice("granian", "uvicorn"),
+    )
+    granian_runtime_mode: str = _var(
+        "GRANIAN_RUNTIME_MODE",
+        "auto",
+        "granian's Rust runtime per worker: `st` (single-threaded), `mt`, or `auto` "
+        "(`mt` for our ASGI app)",
+        _choice("auto", "st", "mt"),
+    )
+    granian_runtime_threads: int = _var(
+        "GRANIAN_RUNTIME_THREADS",
+        1,
+        "granian's Rust I/O threads per worker (Python runs on one thread either way)",
+        _integer(1),
+    )
+    granian_backpressure: int = _var(
+        "GRANIAN_BACKPRESSURE",
+        16_384,
+        "requests a granian worker handles at once; past it, connections wait unanswered",
+        _integer(1),
     )
 
 
@@ -623,6 +657,7 @@ class Settings:
     redis: RedisSettings = _section(RedisSettings)
     database: DatabaseSettings = _section(DatabaseSettings)
     api: ApiSettings = _section(ApiSettings)
+    server: ServerSettings = _section(ServerSettings)
     persist: PersistSettings = _section(PersistSettings)
     payments: PaymentsSettings = _section(PaymentsSettings)
     chain: ChainSettings = _section(ChainSettings)

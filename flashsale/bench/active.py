@@ -154,7 +154,7 @@ def report(figures: dict[int, dict[str, float]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from flashsale.bench.run_all import bench_database_url
+    from flashsale.bench.common import bench_database_url
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10 and 1,000 closed sales")

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import statistics
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from redis.asyncio import Redis
 
+from flashsale.devservers import ChildProcess
 from flashsale.settings import Settings
 from flashsale.store import migrate
 
@@ -78,5 +81,32 @@ def bench_redis_url() -> Iterator[str]:
         yield server.url
 
 
+@contextmanager
+def bench_database_url() -> Iterator[str]:
+    """FLASHSALE_DATABASE_URL when set, else a private embedded PostgreSQL for the run."""
+    url = Settings.from_env().database.url
+    if url:
+        yield url
+        return
+    from flashsale.devservers import EmbeddedPostgres
+
+    with EmbeddedPostgres() as server:
+        yield server.url
+
+
 def machine_line() -> str:
     return f"{os.cpu_count()} cores"
+
+
+def loopback_server(cmd: Sequence[str], port: int, env: dict[str, str], log: Path) -> ChildProcess:
+    """An HTTP server process on 127.0.0.1:``port``, ready once its /health answers 200;
+    stopped with SIGINT (a graceful shutdown of every worker) within 15 s."""
+    return ChildProcess(
+        cmd,
+        env=env,
+        log=log,
+        ready_url=f"http://127.0.0.1:{port}/health",
+        start_timeout_s=30,
+        stop_signal=signal.SIGINT,
+        grace_s=15,
+    )

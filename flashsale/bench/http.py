@@ -11,6 +11,10 @@ big enough never to sell out (every purchase in the run creates an order),
    together offer about ``--paced-share`` × the bare POST's closed-loop rate
    (or ``--paced-rate`` req/s; wrk's ``delay()``) → p50, p99.
 
+Beside it, in the same run, the featureless peer (``bench/peer.py``: FastAPI under
+uvicorn with httptools and uvloop, the same worker count, one Lua DECR per purchase)
+gets the same closed and paced phases: our purchase ÷ the peer's req/s (goal 1.3×).
+
 Every phase also gives the server's CPU per request: the CPU time (user +
 system, from ``/proc``) of the server's worker processes over the wrk run,
 divided by the requests wrk counted. The supervisor is left out; it serves
@@ -32,19 +36,22 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from flashsale.api.tokens import mint_token
+from flashsale.bench import peer
+from flashsale.bench.common import loopback_server
 from flashsale.devservers import ChildProcess, EmbeddedRedis, free_port
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleCreate, SerialsSpec
 
 ECHO = "/v1/bench/echo"
+PEER = "peer: FastAPI, 1 DECR"  # the featureless peer's rows (bench/peer.py)
 SALE_ID = "bench"
 SECRET = "bench-secret-" + "0" * 32
 N_BUYERS = 1000
@@ -114,21 +121,42 @@ def wrk_requests(output: str) -> int:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) of the live processes in process group ``pgid``,
-    its leader (the supervisor, which serves no request) left out."""
-    total = 0
+def _proc_stats() -> Iterator[tuple[int, int, int, int]]:
+    """(pid, parent pid, process group, CPU ticks: user + system) of every live process."""
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == pgid:
+        if not entry.name.isdigit():
             continue
         try:
             stat = Path(entry.path, "stat").read_text()
         except OSError:  # gone meanwhile
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[2]) == pgid:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _CLOCK_TICKS
+        yield int(entry.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes in process group ``pgid``,
+    its leader (the supervisor, which serves no request) left out."""
+    ticks = sum(cpu for pid, _, group, cpu in _proc_stats() if group == pgid and pid != pgid)
+    return ticks / _CLOCK_TICKS
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of every live descendant of process ``root``, whatever
+    its process group (``serve --with-workers`` starts each child in a session of its own)."""
+    stats = list(_proc_stats())
+    parent = {pid: ppid for pid, ppid, _, _ in stats}
+
+    def below_root(pid: int) -> bool:
+        for _ in range(64):  # a bounded walk up the tree
+            pid = parent.get(pid, 0)
+            if pid == root:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return sum(cpu for pid, _, _, cpu in stats if below_root(pid)) / _CLOCK_TICKS
 
 
 def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
@@ -178,6 +206,7 @@ def run_wrk(
 async def _prepare(redis_url: str, namespace: str) -> None:
     engine = Engine.from_url(redis_url, namespace=namespace)
     try:
+        await peer.seed(engine.redis, namespace)
         await engine.create_sale(
             SaleCreate(
                 name="bench",
@@ -206,9 +235,10 @@ async def _cleanup(redis_url: str, namespace: str) -> None:
 
 
 def server_process(
-    server: str, workers: int, port: int, env: dict[str, str], log: Path
+    server: str, workers: int, port: int, env: dict[str, str], log: Path, *flags: str
 ) -> ChildProcess:
-    """``flashsale serve`` with `server` and `workers`, ready once /health answers."""
+    """``flashsale serve`` with `server`, `workers` and `flags` (``--with-workers``), ready
+    once /health answers."""
     cmd = [
         sys.executable,
         "-m",
@@ -222,73 +252,116 @@ def server_process(
         "127.0.0.1",
         "--port",
         str(port),
+        *flags,
     ]
-    return ChildProcess(
-        cmd,
-        env=env,
-        log=log,
-        ready_url=f"http://127.0.0.1:{port}/health",
-        start_timeout_s=30,
-        stop_signal=signal.SIGINT,
-        grace_s=15,
-    )
+    return loopback_server(cmd, port, env, log)
 
 
-def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
-    namespace = f"bench{secrets.token_hex(4)}"
-    redis_url = args.redis_url
-    tokens = workdir / "tokens.txt"
-    tokens.write_text("".join(mint_token(SECRET, f"buyer-{i}") + "\n" for i in range(N_BUYERS)))
-    closed, paced = workdir / "closed.lua", workdir / "paced.lua"
-    closed.write_text(_CLOSED_LUA)
-    paced.write_text(_PACED_LUA)
-    port = free_port()
+@dataclass(frozen=True)
+class Load:
+    """What wrk sends: its two scripts and the buyers' tokens, written once per run."""
+
+    closed: Path
+    paced: Path
+    tokens: Path
+
+    @classmethod
+    def write(cls, workdir: Path) -> Load:
+        load = cls(workdir / "closed.lua", workdir / "paced.lua", workdir / "tokens.txt")
+        load.closed.write_text(_CLOSED_LUA)
+        load.paced.write_text(_PACED_LUA)
+        names = (f"buyer-{i}" for i in range(N_BUYERS))
+        load.tokens.write_text("".join(mint_token(SECRET, name) + "\n" for name in names))
+        return load
+
+    def wrk(
+        self, url: str, path: str, connections: int, seconds: int, pause_ms: int | None = None
+    ) -> str:
+        script = self.closed if pause_ms is None else self.paced
+        return run_wrk(
+            url,
+            path,
+            script,
+            self.tokens,
+            connections=connections,
+            duration_s=seconds,
+            pause_ms=pause_ms,
+        )
+
+    def measured(
+        self,
+        pgid: int | None,
+        url: str,
+        path: str,
+        connections: int,
+        seconds: int,
+        pause_ms: int | None = None,
+        cpu_s: Callable[[int], float] = group_cpu_s,
+    ) -> tuple[str, float]:
+        """wrk's output, and the CPU µs per request of process group ``pgid`` over it
+        (or what else ``cpu_s`` counts of that process)."""
+        assert pgid is not None  # started: it leads a process group of its own
+        cpu_before = cpu_s(pgid)
+        out = self.wrk(url, path, connections, seconds, pause_ms)
+        cpu = cpu_s(pgid) - cpu_before
+        n = wrk_requests(out)
+        return out, 1e6 * cpu / n if n else float("nan")
+
+
+def server_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
+    """The environment of a bench server: its Redis namespace, the bench's JWT secret, the
+    echo endpoint on, no rate limit, no inherited metrics directory."""
     env = {
         **os.environ,
         "FLASHSALE_REDIS_URL": redis_url,
         "FLASHSALE_NAMESPACE": namespace,
         "FLASHSALE_JWT_SECRET": SECRET,
         "FLASHSALE_BENCH_ENDPOINTS": "1",
+        **extra,
     }
     env.pop("FLASHSALE_IP_RATE_PER_S", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[WrkResult]:
+    namespace = f"bench{secrets.token_hex(4)}"
+    redis_url = args.redis_url
+    load = Load.write(workdir)
+    port = free_port()
+    env = server_env(redis_url, namespace)
     asyncio.run(_prepare(redis_url, namespace))
     process = server_process(server, args.workers, port, env, workdir / f"{server}.log")
-    process.start()
-    url = f"http://127.0.0.1:{port}"
+    peer_port = free_port()
+    rival = peer.process(args.workers, peer_port, env, workdir / f"peer-{server}.log")
+    ours, theirs = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer_port}"
     purchase = f"/v1/sales/{SALE_ID}/purchase"
     results: list[WrkResult] = []
+    phases = [("bare POST (echo)", ours, ECHO), ("purchase", ours, purchase)]
+    phases.append((PEER, theirs, peer.PURCHASE))
 
-    def measured(label: str, path: str, connections: int, pause_ms: int | None) -> WrkResult:
-        script = closed if pause_ms is None else paced
-        cpu_before = group_cpu_s(pgid)
-        out = run_wrk(
-            url,
-            path,
-            script,
-            tokens,
-            connections=connections,
-            duration_s=args.duration,
-            pause_ms=pause_ms,
+    def measured(
+        label: str, url: str, path: str, connections: int, pause_ms: int | None
+    ) -> WrkResult:
+        pgid = process.pid if url == ours else rival.pid
+        out, cpu_us = load.measured(pgid, url, path, connections, args.duration, pause_ms)
+        figures = parse_wrk(out)
+        return WrkResult(
+            label, server, args.workers, connections, *figures, wrk_requests(out), cpu_us
         )
-        cpu = group_cpu_s(pgid) - cpu_before
-        n = wrk_requests(out)
-        cpu_us = 1e6 * cpu / n if n else float("nan")
-        return WrkResult(label, server, args.workers, connections, *parse_wrk(out), n, cpu_us)
 
-    assert process.pid is not None  # started: it leads a process group of its own
-    pgid = process.pid
     try:
-        for path in (ECHO, purchase):  # warm-up: JIT-free, but caches, pools, token cache
-            run_wrk(url, path, closed, tokens, connections=args.connections, duration_s=args.warmup)
-        for label, path in (("bare POST (echo)", ECHO), ("purchase", purchase)):
-            results.append(measured(label, path, args.connections, None))
-        rate = args.paced_rate or args.paced_share * results[0].rps
-        pause_ms = max(1, round(1000 * args.paced_connections / rate))
-        for label, path in (("bare POST (echo), paced", ECHO), ("purchase, paced", purchase)):
-            results.append(measured(label, path, args.paced_connections, pause_ms))
+        with process, rival:  # either failing to start stops the other
+            for _, url, path in phases:  # warm-up: JIT-free, but caches, pools, token cache
+                load.wrk(url, path, args.connections, args.warmup)
+            for label, url, path in phases:
+                results.append(measured(label, url, path, args.connections, None))
+            rate = args.paced_rate or args.paced_share * results[0].rps
+            pause_ms = max(1, round(1000 * args.paced_connections / rate))
+            for label, url, path in phases:
+                paced = f"{label}, paced"
+                results.append(measured(paced, url, path, args.paced_connections, pause_ms))
     finally:
-        process.stop()
         asyncio.run(_cleanup(redis_url, namespace))
     return results
 
@@ -333,17 +406,33 @@ def summary(results: list[WrkResult]) -> list[str]:
             f"p99 at {buy_paced.connections:,} paced connections ({bare_paced.rps:,.0f} req/s) "
             f"{buy_paced.p99_ms:.1f} ms vs {bare_paced.p99_ms:.1f} ms"
         )
+        rival, rival_paced = by.get(PEER), by.get(f"{PEER}, paced")
+        if rival and rival_paced:
+            lines.append(
+                f"- {server}: purchase ÷ the featureless peer (FastAPI, uvicorn, same workers) "
+                f"**{buy.rps / rival.rps:.2f}×** (goal 1.3×; {buy.rps:,.0f} / {rival.rps:,.0f} "
+                f"req/s; the peer ÷ bare POST {rival.rps / bare.rps:.2f}×); CPU per request "
+                f"{buy.cpu_us:.1f} µs vs {rival.cpu_us:.1f} µs; paced p99 "
+                f"{buy_paced.p99_ms:.1f} ms vs {rival_paced.p99_ms:.1f} ms"
+            )
     return lines
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
+def load_parser(doc: str | None, *, duration: int, warmup: int) -> argparse.ArgumentParser:
+    """The options every wrk bench of a served app takes: workers, phase lengths, and
+    the closed-loop and paced connections."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0] if doc else None)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per endpoint")
+    parser.add_argument("--duration", type=int, default=duration, help="seconds per phase")
+    parser.add_argument("--warmup", type=int, default=warmup, help="warm-up s per endpoint")
     parser.add_argument("--connections", type=int, default=64, help="closed-loop connections")
     parser.add_argument("--paced-connections", type=int, default=1000)
+    return parser
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = load_parser(__doc__, duration=10, warmup=2)
+    parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
     parser.add_argument(
         "--paced-share",
         type=float,

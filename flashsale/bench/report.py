@@ -139,6 +139,9 @@ def markdown(results: Results, heading: list[str]) -> str:
             "",
         ]
         lines += [results.handler, ""]
+    if results.opening:
+        lines += ["### A drop's opening second against the server's rate (same run)", ""]
+        lines += [results.opening, ""]
     if results.workers:
         base = results.workers.get(1)
         lines += [

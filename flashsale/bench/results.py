@@ -66,6 +66,7 @@ class Results:
     handler: str = ""  # bench/http.py's Markdown: purchase handler vs bare POST
     cluster: str = ""  # bench/cluster.py's Markdown: many drops, one hot drop, projection
     checkout: list[CheckoutCost] = field(default_factory=list)  # bench/checkout.py's
+    opening: str = ""  # bench/opening.py's Markdown: a drop's opening second vs wrk
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,5 +118,6 @@ def results_from_json(data: dict[str, Any]) -> Results:
             )
             for c in data.get("checkout") or []
         ],
+        opening=str(data.get("opening") or ""),
         notes=list(data.get("notes", [])),
     )

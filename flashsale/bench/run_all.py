@@ -27,7 +27,12 @@ Writes ``bench/results/latest.md`` (Markdown tables) and ``docs/bench.png``
   serials bought as single purchases (``bench/checkout.py``), serials/s and the ratio.
 - ``handler``: the purchase handler against the bare POST, granian and uvicorn
   (``bench/http.py``: req/s ratio, the workers' CPU µs per request, p99 at
-  1,000 connections paced at 0.2× the bare rate; one run each).
+  1,000 connections paced at 0.2× the bare rate; one run each), and our purchase
+  against the featureless peer (``bench/peer.py``: FastAPI, one Lua DECR) in the
+  same run.
+- ``opening``: a drop's opening second as the load test's clients sent it, against
+  wrk's purchases/s on the same ``serve --with-workers`` in the same run
+  (``bench/opening.py``; a few thousand buyers, bounded).
 - ``cluster``: many drops and one hot drop on a private 3-master Redis Cluster
   (``bench/cluster.py``: purchases/s, each master's share, script rate and CPU per
   purchase, the write-behind's lag, a projection for N cores; one run).
@@ -63,7 +68,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flashsale.bench.chart import chart, title
-from flashsale.bench.common import Figure, bench_redis_url
+from flashsale.bench.common import Figure, bench_database_url, bench_redis_url
 from flashsale.bench.report import header, markdown
 from flashsale.bench.results import (
     CONCURRENCY,
@@ -75,7 +80,6 @@ from flashsale.bench.results import (
     results_to_json,
 )
 from flashsale.devservers import free_port
-from flashsale.settings import Settings
 
 PARTS = (
     "layers",
@@ -87,6 +91,7 @@ PARTS = (
     "handler",
     "cluster",
     "checkout",
+    "opening",
 )
 LATENCY_CONNECTIONS = (100, 1000, 5000)
 GROWTH_SIZES = (10**3, 10**5, 10**7)
@@ -112,19 +117,6 @@ class Config:
 
 
 # --------------------------------------------------------------------------- services
-
-
-@contextlib.contextmanager
-def bench_database_url() -> Iterator[str]:
-    """FLASHSALE_DATABASE_URL when set, else a private embedded PostgreSQL for the run."""
-    url = Settings.from_env().database.url
-    if url:
-        yield url
-        return
-    from flashsale.devservers import EmbeddedPostgres
-
-    with EmbeddedPostgres() as server:
-        yield server.url
 
 
 def _redis_version(url: str) -> str:
@@ -420,6 +412,14 @@ def _handler(redis_url: str, cfg: Config, results: Results) -> None:
     results.handler = http.run(["--server", "both", *seconds, "--redis-url", redis_url])
 
 
+def _opening(redis_url: str, database_url: str, cfg: Config, results: Results) -> None:
+    from flashsale.bench import opening
+
+    quick = ["--users", "300", "--processes", "1", "--run-time", "15", "--wrk-seconds", "1"]
+    argv = quick if cfg.quick else []
+    results.opening = opening.run(argv, redis_url, database_url)
+
+
 def parse_drain_rows(text: str) -> list[tuple[int, int, float, float]]:
     """(orders, consumers, drain/s, COPY/s) of every row ``bench/drain.py`` printed."""
     rows: list[tuple[int, int, float, float]] = []
@@ -518,7 +518,7 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                     _cluster(cfg, results, database_url)
                 if "checkout" in parts:
                     _checkout(cfg, results, redis_url, database_url)
-        needs_http = parts & {"layers", "latency", "workers", "handler"}
+        needs_http = parts & {"layers", "latency", "workers", "handler", "opening"}
         if needs_http and shutil.which("wrk") is None:
             results.notes.append("HTTP parts skipped: wrk is not installed (apt-get install wrk)")
         elif needs_http:
@@ -528,12 +528,15 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
                 _workers(redis_url, cfg, results)
             if "handler" in parts:
                 _handler(redis_url, cfg, results)
+            if "opening" in parts:
+                with bench_database_url() as database_url:
+                    _opening(redis_url, database_url, cfg, results)
     return results, header_bits
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="bounded smoke run (< 90 s)")
+    parser.add_argument("--quick", action="store_true", help="bounded smoke run (~2 min)")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (3; quick 1)")
     parser.add_argument("--only", action="append", choices=PARTS, help="only these parts")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.md"))

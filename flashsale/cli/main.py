@@ -67,7 +67,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(help="API worker processes (default: one per core).")] = 0,
-    server: Annotated[Server, typer.Option(help="ASGI server.")] = Server.granian,
+    server: Annotated[
+        Server | None, typer.Option(help="ASGI server (default: FLASHSALE_SERVER, granian).")
+    ] = None,
     with_workers: Annotated[
         bool,
         typer.Option(
@@ -83,15 +85,15 @@ def serve(
     settings = load_or_exit("FLASHSALE_REDIS_URL", secrets=True, sim=with_workers)
     with config_errors():  # durable mode on a server that may lose writes: one line, exit 2
         asyncio.run(verify_durability(settings))
+    kind = server or Server(settings.server.kind)
     if with_workers:
         if not settings.database.url:
             raise ConfigError("FLASHSALE_DATABASE_URL", "is not set (--with-workers needs it)")
         from flashsale.cli.supervisor import supervise
 
-        raise typer.Exit(
-            supervise(settings, host, port, workers or os.cpu_count() or 1, server.value)
-        )
-    run_server(server, host, port, workers or os.cpu_count() or 1, settings.log_format)
+        raise typer.Exit(supervise(settings, host, port, workers or os.cpu_count() or 1, kind))
+    count = workers or os.cpu_count() or 1
+    run_server(kind, host, port, count, settings.log_format, settings.server)
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """``flashsale serve``: the API workers under granian (default) or uvicorn.
 
-Measured on this 2-core machine (bench/http.py, 2 workers, same run), see the
-README's bench table; granian is the default, ``--server uvicorn`` the other.
+Measured on this 2-core machine (bench/http.py, 2 workers, same run; bench/servers.py,
+granian's knobs against uvicorn), see the README's bench table and docs/design.md
+("Decisions"): granian is the default (FLASHSALE_SERVER), ``--server uvicorn`` the other;
+granian's runtime mode, Rust threads and backpressure are FLASHSALE_GRANIAN_* settings.
 Prometheus multiprocess mode needs a directory shared by the workers, emptied
 before they start: ``serve`` makes a fresh temporary one (unless
 PROMETHEUS_MULTIPROC_DIR is already set) before any worker exists.
@@ -17,12 +19,13 @@ from contextlib import contextmanager
 from enum import StrEnum
 
 from flashsale.logs import LogFormat, server_log_config
+from flashsale.settings import ServerSettings
 
 APP_FACTORY = "flashsale.api.app:served_app"  # create_app with the process's logging
 BACKLOG = 16384  # thousands of buyers connecting in the same second must not overflow it
-# granian's default backpressure is backlog / workers connections per worker: past it,
-# a connection is accepted and never answered (a 5,000-user drop timed out 904 buyers)
-BACKPRESSURE = 16384
+# FLASHSALE_GRANIAN_BACKPRESSURE defaults to 16,384 (settings.py): granian's own default is
+# backlog / workers requests per worker; past it, a connection is accepted and never
+# answered (a 5,000-user drop timed out 904 buyers)
 
 
 class Server(StrEnum):
@@ -50,9 +53,16 @@ def multiprocess_metrics_dir() -> Iterator[str]:
 
 
 def run_server(
-    server: Server, host: str, port: int, workers: int, log_format: LogFormat = "text"
+    server: Server,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: LogFormat = "text",
+    knobs: ServerSettings | None = None,
 ) -> None:
-    """Serve the API in the foreground until interrupted (blocks)."""
+    """Serve the API in the foreground until interrupted (blocks); granian with the
+    ``knobs`` of FLASHSALE_GRANIAN_* (settings.ServerSettings)."""
+    knobs = knobs or ServerSettings()
     with multiprocess_metrics_dir():
         # prometheus_client picks its value store when first imported; the CLI may
         # have imported it already, and forked workers would inherit per-process
@@ -62,7 +72,7 @@ def run_server(
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         if server is Server.granian:
             from granian import Granian
-            from granian.constants import Interfaces, Loops
+            from granian.constants import Interfaces, Loops, RuntimeModes
 
             Granian(
                 APP_FACTORY,
@@ -73,8 +83,10 @@ def run_server(
                 factory=True,
                 websockets=False,
                 loop=Loops.uvloop,
+                runtime_mode=RuntimeModes(knobs.granian_runtime_mode),
+                runtime_threads=knobs.granian_runtime_threads,
                 backlog=BACKLOG,
-                backpressure=BACKPRESSURE,
+                backpressure=knobs.granian_backpressure,
                 log_access=False,  # the API writes its own access log (api/access.py)
                 log_dictconfig=server_log_config("api", log_format),
                 respawn_failed_workers=True,

@@ -150,3 +150,8 @@ def sale_id_of_order(order_id: str) -> str:
     """Order ids are ``<sale_id>.<hash>``: the sale (and so the slot) is in the id."""
     sale_id, _, _ = order_id.rpartition(".")
     return sale_id
+
+
+def bench_peer_stock(namespace: str) -> str:
+    """The featureless peer's whole state (bench/peer.py): one stock counter."""
+    return f"{namespace}:peer:stock"

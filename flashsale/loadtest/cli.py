@@ -111,14 +111,14 @@ def loadtest(
 @app.command("bench")
 def bench(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Bounded smoke run (< 90 s), small figures.")
+        bool, typer.Option("--quick", help="Bounded smoke run (~2 min), small figures.")
     ] = False,
     runs: Annotated[int | None, typer.Option(help="Runs per figure (default 3, quick 1).")] = None,
     only: Annotated[
         list[str] | None,
         typer.Option(
             help="Only these parts: layers, latency, growth, drain, workers, script, handler, "
-            "checkout."
+            "cluster, checkout, opening."
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Markdown tables.")] = Path("bench/results/latest.md"),

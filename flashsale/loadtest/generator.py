@@ -20,15 +20,18 @@ def generator_lines(seen: Seen, opens_at: float | None, client_p99_ms: str) -> l
             f"{seen.busiest_second():,} · the client's purchase p99 {client_p99_ms} ms"
         )
     cpu = seen.busiest_process_cpu()
+    opening = seen.busiest_opening_cpu()
     count = len(seen.processes)
+    in_opening = "" if opening is None else f", {opening:.0%} in the opening second"
     lines.append(
         f"load generator: {count} locust process{'es' if count != 1 else ''}, "
-        f"the busiest at {cpu:.0%} of a core"
+        f"the busiest at {cpu:.0%} of a core over its run{in_opening}"
     )
-    if cpu >= CLIENT_SATURATED:
+    worst = max(cpu, opening or 0.0)
+    if worst >= CLIENT_SATURATED:
         lines.append(
             "WARNING: the load generator was the bottleneck (a locust process at "
-            f"{cpu:.0%} of a core): these rates and latencies are the client's limits, not "
+            f"{worst:.0%} of a core): these rates and latencies are the client's limits, not "
             "the server's; run with --processes N (one per spare core) or from another machine"
         )
     return lines

@@ -47,7 +47,7 @@ from locust.runners import WorkerRunner
 
 from flashsale.api.tokens import mint_token
 from flashsale.engine.statuses import HOLDS_SERIAL
-from flashsale.loadtest.seen import Bought, Seen, epoch_of
+from flashsale.loadtest.seen import Bought, Seen, cpu_seconds, epoch_of
 from flashsale.settings import Settings
 
 _SETTINGS = Settings.from_env()  # the runner passes FLASHSALE_LT and FLASHSALE_JWT_SECRET
@@ -254,6 +254,27 @@ class OneJourney(Client):
         return status == 200
 
 
+_opening_watched = False
+
+
+def _watch_the_opening(opens: float) -> None:
+    """Once per locust process: measure its CPU share over the opening second (``Seen``).
+    A greenlet, so it wakes late when the process is saturated, and then measures the
+    window it did see."""
+    global _opening_watched
+    if _opening_watched:
+        return
+    _opening_watched = True
+
+    def watch() -> None:
+        gevent.sleep(max(0.0, opens - time.time()))
+        cpu, wall = cpu_seconds(), time.monotonic()
+        gevent.sleep(1.0)
+        SEEN.measure_opening(cpu, wall)
+
+    gevent.spawn(watch)
+
+
 class DropBuyer(OneJourney):
     """One buyer of a drop: arrive, wait for the opening, buy, then pay, cancel or wait."""
 
@@ -262,6 +283,7 @@ class DropBuyer(OneJourney):
         sale = self.sale_view()
         if sale and sale.get("status") == "scheduled":
             opens = epoch_of(sale.get("start_at")) or time.time()
+            _watch_the_opening(opens)
             # the wallet buyers fire at the opening itself (they must get orders to pay)
             jitter = 0.0 if self.payer else self.rng.uniform(0.0, 0.3)
             gevent.sleep(max(0.0, opens - time.time()) + jitter)

@@ -21,6 +21,12 @@ from typing import Any
 _STARTED = time.monotonic()  # this process's start, near enough (imported at start-up)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def epoch_of(iso: str | None) -> float | None:
     """Seconds since the epoch of an RFC 3339 time from the API (``Z`` or an offset)."""
     if not iso:
@@ -76,6 +82,9 @@ class Seen:
     # each locust process: (CPU seconds, wall seconds) over its life, to tell whether
     # the load generator itself was the bottleneck
     processes: list[tuple[float, float]] = field(default_factory=list)
+    # each locust process: (CPU seconds, wall seconds) over the sale's opening second alone;
+    # a process saturated in that second shows here, where its whole life averages it away
+    opening_cpu: list[tuple[float, float]] = field(default_factory=list)
 
     def record_sent(self, sent_at: float) -> None:
         self.sent_ticks[int(sent_at * 10)] += 1
@@ -93,6 +102,17 @@ class Seen:
     def busiest_process_cpu(self) -> float:
         """The highest share of one core a locust process used over its life (0..1+)."""
         return max((cpu / wall for cpu, wall in self.processes if wall > 0), default=0.0)
+
+    def busiest_opening_cpu(self) -> float | None:
+        """The highest share of one core a locust process used in the opening second, or
+        None when no process measured it (not a drop, or it never opened)."""
+        shares = [cpu / wall for cpu, wall in self.opening_cpu if wall > 0]
+        return max(shares) if shares else None
+
+    def measure_opening(self, cpu_before: float, wall_before: float) -> None:
+        """Record this process's CPU share since (``cpu_before``, ``wall_before``), taken
+        from ``cpu_seconds()`` and ``time.monotonic()`` at the opening."""
+        self.opening_cpu.append((cpu_seconds() - cpu_before, time.monotonic() - wall_before))
 
     def record_problem(self, text: str, limit: int = 200) -> None:
         if len(self.problems) < limit:
@@ -123,6 +143,7 @@ class Seen:
             buyers=int(data.get("buyers", 0)),
             finished=int(data.get("finished", 0)),
             processes=[(float(c), float(w)) for c, w in data.get("processes", [])],
+            opening_cpu=[(float(c), float(w)) for c, w in data.get("opening_cpu", [])],
         )
         for name in ("refused", "errors", "requests", "payments", "cancels", "replays"):
             getattr(seen, name).update(data.get(name, {}))
@@ -141,11 +162,11 @@ class Seen:
         self.finished += other.finished
         self.sent_ticks.update(other.sent_ticks)
         self.processes += other.processes
+        self.opening_cpu += other.opening_cpu
 
     def write(self, directory: Path) -> Path:
         """This process's records, with its own CPU and wall time since it started."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.processes = [(usage.ru_utime + usage.ru_stime, time.monotonic() - _STARTED)]
+        self.processes = [(cpu_seconds(), time.monotonic() - _STARTED)]
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"seen-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")

@@ -4,6 +4,7 @@ document against a live server is tests/api/test_openapi_exact.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -29,10 +30,16 @@ class Server:
 
 
 def running(
-    kind: str, redis_url: str, logs: pytest.TempPathFactory, database_url: str | None = None
+    kind: str | None,
+    redis_url: str,
+    logs: pytest.TempPathFactory,
+    database_url: str | None = None,
+    variables: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """``flashsale serve --server <kind>`` with 2 workers on a free port, until healthy."""
-    namespace = f"srv{os.getpid()}{kind[:1]}{int(time.time() * 1000) % 100000}"
+    """``flashsale serve --server <kind>`` (no ``--server`` for None: the settings choose)
+    with 2 workers on a free port, until healthy; ``variables`` added to its environment."""
+    kind_tag = (kind or "settings")[:1]
+    namespace = f"srv{os.getpid()}{kind_tag}{int(time.time() * 1000) % 100000}"
     port = free_port()
     env = {
         **os.environ,
@@ -44,13 +51,15 @@ def running(
         env.pop(name, None)
     if database_url:
         env["FLASHSALE_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-m", "flashsale.cli.main", "serve", "--server", kind]
+    env |= variables or {}
+    cmd = [sys.executable, "-m", "flashsale.cli.main", "serve"]
+    cmd += ["--server", kind] if kind else []
     cmd += ["--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     process = ChildProcess(
         cmd,
         env=env,
-        log=logs.mktemp(f"server-{kind}") / "server.log",
+        log=logs.mktemp(f"server-{kind or 'settings'}") / "server.log",
         ready_url=f"{url}/health",
         start_timeout_s=30,
         stop_signal=signal.SIGINT,
@@ -68,6 +77,36 @@ def server(
     request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     yield from running(request.param, redis_url, tmp_path_factory)
+
+
+@pytest.mark.parametrize(
+    ("variables", "header"),
+    [
+        ({"FLASHSALE_SERVER": "uvicorn"}, "uvicorn"),
+        (
+            {
+                "FLASHSALE_GRANIAN_RUNTIME_MODE": "st",
+                "FLASHSALE_GRANIAN_RUNTIME_THREADS": "2",
+                "FLASHSALE_GRANIAN_BACKPRESSURE": "64",
+            },
+            "granian",
+        ),
+    ],
+)
+def test_server_and_its_knobs_come_from_the_settings(
+    variables: dict[str, str],
+    header: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Without ``--server``, FLASHSALE_SERVER picks the server (each names itself in its
+    ``server`` header); granian starts and serves with its FLASHSALE_GRANIAN_* knobs set."""
+    with contextlib.contextmanager(running)(
+        None, redis_url, tmp_path_factory, variables=variables
+    ) as server:
+        answers = [httpx.get(f"{server.url}/health", timeout=10) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200] * 3
+        assert {a.headers.get("server") for a in answers} == {header}
 
 
 def _metric(text: str, name: str) -> float:

@@ -209,6 +209,9 @@ def test_serve_refuses_what_it_cannot_do(env: dict[str, str]) -> None:
     assert code == 2 and "--with-workers" in out
     code, out = run({**env, "FLASHSALE_REDIS_URL": ""}, "serve")
     assert code == 2 and "FLASHSALE_REDIS_URL" in out
+    for name, bad in (("SERVER", "hypercorn"), ("GRANIAN_RUNTIME_MODE", "fast")):
+        code, out = run({**env, f"FLASHSALE_{name}": bad}, "serve")
+        assert code == 2 and f"FLASHSALE_{name}" in out and bad in out, out
 
 
 def test_verify_sequential_sale(env: dict[str, str]) -> None:

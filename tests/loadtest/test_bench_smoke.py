@@ -64,6 +64,9 @@ def test_quick_bench_writes_tables_and_chart(
             "The purchase handler against a bare POST",
             "- granian: purchase ÷ bare POST",
             "- uvicorn: purchase ÷ bare POST",
+            "- granian: purchase ÷ the featureless peer",
+            "### A drop's opening second against the server's rate",
+            "opening second ÷ the server's rate",
         ):
             assert row in text, text
     else:

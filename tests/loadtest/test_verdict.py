@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
 from flashsale.loadtest.generator import generator_lines
 from flashsale.loadtest.options import Options
-from flashsale.loadtest.seen import Bought, Seen
+from flashsale.loadtest.seen import Bought, Seen, cpu_seconds
 from flashsale.loadtest.verdict import judge, to_read_back
 
 CLEAN_AUDIT = {"ok": True, "violations": [], "persisted": 3, "lag": 0}
@@ -158,13 +159,34 @@ def test_the_opening_second_and_a_saturated_client_are_reported(tmp_path: Path) 
     assert merged.busiest_second() == 30
     lines = generator_lines(merged, opens, "12")
     assert lines[0].startswith("opening second: 30 purchases sent in it")
-    assert "2 locust processes, the busiest at 95% of a core" in lines[1]
+    assert "2 locust processes, the busiest at 95% of a core over its run" in lines[1]
     assert lines[2].startswith("WARNING: the load generator was the bottleneck")
     merged.processes = [(2.0, 10.0)]
     assert not any(line.startswith("WARNING") for line in generator_lines(merged, None, "-"))
+    # idle over its whole run, saturated in the opening second: that second is the warning
+    one.opening_cpu, two.opening_cpu = [(0.97, 1.0)], [(0.4, 1.0)]
+    merged = Seen.from_json(one.to_json())
+    merged.merge(Seen.from_json(two.to_json()))
+    merged.processes = [(0.5, 10.0), (0.4, 10.0)]
+    lines = generator_lines(merged, opens, "12")
+    assert "the busiest at 5% of a core over its run, 97% in the opening second" in lines[1]
+    assert lines[2].startswith(
+        "WARNING: the load generator was the bottleneck (a locust process at 97%"
+    )
 
 
 def test_each_process_records_its_own_cpu_and_wall_time(tmp_path: Path) -> None:
-    Seen().write(tmp_path)
-    [(cpu, wall)] = Seen.load_dir(tmp_path).processes
+    seen = Seen()
+    cpu0, wall0 = cpu_seconds(), time.monotonic()
+    deadline = wall0 + 0.05
+    while time.monotonic() < deadline:  # busy for 50 ms: some CPU to measure
+        pass
+    seen.measure_opening(cpu0, wall0)
+    seen.write(tmp_path)
+    loaded = Seen.load_dir(tmp_path)
+    [(cpu, wall)] = loaded.processes
     assert 0 < cpu and 0 < wall
+    [(opening_cpu, opening_wall)] = loaded.opening_cpu
+    assert 0 < opening_cpu and 0.05 <= opening_wall
+    assert loaded.busiest_opening_cpu() == opening_cpu / opening_wall
+    assert Seen().busiest_opening_cpu() is None
