@@ -534,39 +534,35 @@ class Engine:
         check again), end the claim (give_back-3). Sold out only when no bucket lends.
         A failure between take and place leaves a claim the timers sweep (sweep_claims).
         The reply is place-8's (purchase-10's shape) or sold_out's."""
-        order_id, deadline = str(args[7]), args[8]
+        order_id = str(args[7])
         for b in buckets.lenders(home, count):
             lender = self.keys(bucket_slot(sale_id, b))
-            took = await self._call(
-                "take",
-                [lender.meta, lender.segments, lender.items, lender.returned, lender.claims],
-                [order_id, k.sale_id, wall_clock_ms(), deadline],
-            )
+            took = await self._take(lender, order_id, k.sale_id, args[8])
             if int(took[0]) == errors.Reply.SOLD_OUT:
                 continue
             if int(took[0]) < 0:
                 return took
             _, kind, serial, draw = took
-            placed = await self._call(
-                "place",
-                [
-                    k.meta,
-                    k.buyers,
-                    k.ips,
-                    k.expiry,
-                    k.events,
-                    k.orders,
-                    idem_key or k.meta,
-                    k.fences,
-                ],
-                [*args, kind, serial, draw],
-            )
+            placed = await self._place(k, idem_key, [*args, kind, serial, draw])
             created = int(placed[0]) == errors.Reply.CREATED
             with contextlib.suppress(errors.EngineUnavailable, errors.OutcomeUnknown):
                 # the answer stands whatever happens here: a claim left is swept later
                 await self._give_back(lender, order_id, placed=created)
             return placed
         return [errors.Reply.SOLD_OUT, ""]
+
+    async def _take(self, lender: SaleKeys, order_id: str, home: str, deadline: Arg) -> Any:
+        """take-5 on the lending bucket: {1, kind, serial, draw} or a refusal."""
+        return await self._call(
+            "take",
+            [lender.meta, lender.segments, lender.items, lender.returned, lender.claims],
+            [order_id, home, wall_clock_ms(), deadline],
+        )
+
+    async def _place(self, k: SaleKeys, idem_key: str | None, args: list[Arg]) -> Any:
+        """place-8 on the home bucket (ARGV: purchase-10's, then kind, serial, draw)."""
+        keys = [k.meta, k.buyers, k.ips, k.expiry, k.events, k.orders, idem_key or k.meta]
+        return await self._call("place", [*keys, k.fences], args)
 
     async def _give_back(self, lender: SaleKeys, order_id: str, *, placed: bool) -> bool:
         """End a claim of take-5: the serial comes back unless the order holds it."""

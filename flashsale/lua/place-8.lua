@@ -20,7 +20,8 @@
   ARGV[10] serial kind ('r' | 'l')   ARGV[11] serial   ARGV[12] draw (-1: a released one)
 
   Replies: as purchase-10, but never sold_out, plus
-  {-19, ''}   the order id was fenced (its claim was swept): nothing done
+  {-19, ''}   the order id was fenced (its claim was swept) or is placed already:
+              nothing done
 ]]
 local rcall = redis.call
 local meta_key, buyers_key, ips_key, expiry_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -35,7 +36,10 @@ if ARGV[9] ~= '' then
   local t = rcall('TIME')
   if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(ARGV[9]) then return {-18, ''} end
 end
-if rcall('HEXISTS', fences_key, order_id) == 1 then return {-19, ''} end
+-- placed once at most: a fenced id, or one already written (a call sent twice)
+if rcall('HEXISTS', fences_key, order_id) == 1 or rcall('HEXISTS', orders_key, order_id) == 1 then
+  return {-19, ''}
+end
 
 --@include admit
 
