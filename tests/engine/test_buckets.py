@@ -147,3 +147,21 @@ def test_buckets_are_1_to_16() -> None:
     for bad in (0, 17, "2"):
         with pytest.raises(msgspec.ValidationError):
             msgspec.convert({**base, "buckets": bad}, SaleCreate)
+
+
+async def test_the_sweeper_leaves_young_claims_and_fences_old_ones(engine: Engine) -> None:
+    """A claim younger than the sweep's age may still be placed: the sweeper leaves it.
+    An old one is fenced at home and its serial comes back; its place then refuses."""
+    await make_sale(engine, "swept", size=4, buckets=2)
+    home, lender = engine.keys("swept.1"), engine.keys("swept")
+    order_id = f"swept.1.{'ab' * 10}"
+    took = await engine._take(lender, order_id, home.sale_id, "")
+    assert int(took[0]) == 1
+    assert await engine.sweep_claims("swept") == 0  # young: left alone
+    assert (await engine.get_sale("swept")).reserved == 1  # in flight counts as reserved
+    assert await engine.sweep_claims("swept", older_than_ms=0) == 1
+    assert await _pooled(engine, "swept") == 4 and (await engine.get_sale("swept")).available == 4
+    args = ["swept", "late", "", engine.clock(), "", "", 60, order_id, ""]
+    placed = await engine._place(home, None, [*args, took[1], took[2], took[3]])
+    assert int(placed[0]) == errors.Reply.FENCED
+    assert await engine.get_order(order_id) is None
