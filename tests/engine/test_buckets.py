@@ -165,3 +165,22 @@ async def test_the_sweeper_leaves_young_claims_and_fences_old_ones(engine: Engin
     placed = await engine._place(home, None, [*args, took[1], took[2], took[3]])
     assert int(placed[0]) == errors.Reply.FENCED
     assert await engine.get_order(order_id) is None
+
+
+async def test_a_burst_on_a_bucketed_drop_sells_each_serial_once(engine: Engine) -> None:
+    """400 purchases at once by 200 buyers (limit 2) for 90 serials over 3 buckets: every
+    serial sold once, nobody over the limit, sold out with every bucket empty."""
+    await make_sale(engine, "burst", size=90, buckets=3, per_user_limit=2)
+    results = await asyncio.gather(
+        *(engine.purchase("burst", f"u{i % 200}") for i in range(400)), return_exceptions=True
+    )
+    sold = [r.order for r in results if not isinstance(r, BaseException)]
+    refused = Counter(type(r).__name__ for r in results if isinstance(r, BaseException))
+    assert len(sold) == 90 and set(refused) <= {"SoldOut", "LimitReached"}, refused
+    assert sorted(int(o.serial) for o in sold) == list(range(1, 91))  # type: ignore[arg-type]
+    assert max(Counter(o.user_id for o in sold).values()) <= 2
+    assert await _pooled(engine, "burst") == 0
+    sale = await engine.get_sale("burst")
+    assert (sale.reserved, sale.available, sale.status) == (90, 0, "sold_out")
+    for slot in buckets.slots("burst", 3):
+        assert await engine.redis.hlen(engine.keys(slot).claims) == 0
