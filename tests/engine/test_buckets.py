@@ -184,3 +184,15 @@ async def test_a_burst_on_a_bucketed_drop_sells_each_serial_once(engine: Engine)
     assert (sale.reserved, sale.available, sale.status) == (90, 0, "sold_out")
     for slot in buckets.slots("burst", 3):
         assert await engine.redis.hlen(engine.keys(slot).claims) == 0
+
+
+async def test_the_ip_limit_holds_per_bucket(engine: Engine) -> None:
+    """The documented weaker promise: an address's count lives in each buyer's home bucket,
+    so it may hold per_ip_limit orders in each bucket, never more in one."""
+    await make_sale(engine, "ips", size=10, buckets=2, per_ip_limit=1)
+    zero, one = _users_of(0, 2, 2), _users_of(1, 2, 1)
+    await engine.purchase("ips", zero[0], ip="10.0.0.9")
+    await engine.purchase("ips", one[0], ip="10.0.0.9")  # another bucket: its own count
+    with pytest.raises(errors.LimitReached) as refused:
+        await engine.purchase("ips", zero[1], ip="10.0.0.9")
+    assert refused.value.extra["scope"] == "ip"
