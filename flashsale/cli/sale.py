@@ -182,6 +182,9 @@ def create(
     payment_timeout_s: Annotated[int, typer.Option(help="1 to 86,400 s.")] = 1800,
     price_cents: Annotated[int, typer.Option()] = 0,
     currency: Annotated[str, typer.Option()] = "CNY",
+    buckets: Annotated[
+        int, typer.Option(help="1 to 16 hash slots for one hot drop (docs/design.md).")
+    ] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the sale as JSON.")] = False,
 ) -> None:
     """Create a sale from a range or a list of serials (progress shown for long lists)."""
@@ -204,6 +207,7 @@ def create(
         "payment_timeout_s": payment_timeout_s,
         "price_cents": price_cents,
         "currency": currency,
+        "buckets": buckets,
     }
     spec = decode_as(SaleCreate, fields)
     total = spec.serials.size

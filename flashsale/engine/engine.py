@@ -8,6 +8,8 @@ their own beside it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
@@ -21,19 +23,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flashsale.engine import active, errors, permutation, scripts
+from flashsale.engine import active, buckets, errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.codec import text
 from flashsale.engine.keys import (
     LIVE_SUFFIX,
     SaleKeys,
     active_sales,
+    bucket_slot,
     history_field,
+    home_bucket,
     live_field,
     order_ids_in,
     request_window,
     sale_id_of_order,
     sales_registry,
+    slot_of_order,
 )
 from flashsale.engine.models import (
     FAR_FUTURE_MS,
@@ -126,6 +131,10 @@ SCRIPTS = (
     "confirm_delivery",
     "fail_delivery",
     "complete",
+    "take",
+    "place",
+    "give_back",
+    "fence",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -156,6 +165,8 @@ class Engine:
         else:
             self._router = SingleRouter(url or _url_of(redis), options)
         self._sale_keys: dict[str, SaleKeys] = {}
+        self._buckets: dict[str, int] = {}  # B of each sale seen (fixed at creation)
+        self._buckets_reads: dict[str, asyncio.Future[list[Any]]] = {}
         self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
         self._scripts = {name: scripts.load(name) for name in SCRIPTS}
 
@@ -238,7 +249,7 @@ class Engine:
         """An order's transition (ARGV[1] its id); its sale is active again once it moved."""
         reply = await self._call(name, keys, args)
         if int(reply[0]) > 0:
-            await self.touch(sale_id_of_order(str(args[0])))
+            await self.touch(slot_of_order(str(args[0])))
         return reply
 
     # -- sales -------------------------------------------------------------------------
@@ -251,7 +262,6 @@ class Engine:
     ) -> Sale:
         now = self.clock()
         sale_id = spec.sale_id or f"s-{secrets.token_hex(6)}"
-        k = self.keys(sale_id)
         key = permutation.new_key()
         start_ms = datetime_to_ms(spec.start_at) if spec.start_at else now
         end_ms = datetime_to_ms(spec.end_at) if spec.end_at else FAR_FUTURE_MS
@@ -259,33 +269,38 @@ class Engine:
             raise ValidationFailed("end_at must be after start_at")
         chunks = self._chunks(spec.serials)
         status = "open" if len(chunks) == 1 else "loading"
-        reply = await self._call(
-            "create_sale",
-            [k.meta, k.segments, k.items, k.itemset, k.events],
-            [
-                sale_id,
-                spec.name,
-                status,
-                start_ms,
-                end_ms,
-                spec.per_user_limit,
-                spec.per_ip_limit or 0,
-                spec.payment_timeout_s * 1000,
-                spec.price_cents,
-                spec.currency,
-                spec.assignment,
-                key,
-                permutation.commitment(key),
-                now,
-                spec.merchant_id,
-                spec.after_sales_window_s * 1000,
-                *_segment_args(chunks[0]),
-            ],
-        )
-        if int(reply[0]) < 0:
-            raise errors.refusal(reply)
+        settings: list[Arg] = [
+            sale_id,
+            spec.name,
+            status,
+            start_ms,
+            end_ms,
+            spec.per_user_limit,
+            spec.per_ip_limit or 0,
+            spec.payment_timeout_s * 1000,
+            spec.price_cents,
+            spec.currency,
+            spec.assignment,
+            key,
+            permutation.commitment(key),
+            now,
+            spec.merchant_id,
+            spec.after_sales_window_s * 1000,
+            spec.buckets,
+        ]
+        first = _segment_args(chunks[0])
+        if spec.buckets > 1:
+            if len(chunks) > 1:
+                raise ValidationFailed(f"a bucketed drop's list holds at most {LIST_CHUNK} serials")
+            if await self.redis.exists(self.keys(sale_id).meta):
+                raise errors.SaleExists()
+            # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home does
+            for b in range(1, spec.buckets):
+                await self._create_slot(bucket_slot(sale_id, b), [*settings, b, *first])
+        await self._create_slot(sale_id, [*settings, 0, *first])
         await self.redis.sadd(sales_registry(self.namespace), sale_id)
-        await self.touch(sale_id)
+        for slot in buckets.slots(sale_id, spec.buckets):
+            await self.touch(slot)
         done = chunks[0].size
         if on_progress:
             on_progress(done, spec.serials.size)
@@ -297,6 +312,15 @@ class Engine:
         if status == "loading":
             await self.tune(sale_id, SaleUpdate(status="open"), actor="create", loading=True)
         return await self.get_sale(sale_id)
+
+    async def _create_slot(self, slot: str, args: list[Arg]) -> None:
+        """create_sale-5 on one slot: the sale itself, or one bucket of a bucketed drop."""
+        k = self.keys(slot)
+        reply = await self._call(
+            "create_sale", [k.meta, k.segments, k.items, k.itemset, k.events], args
+        )
+        if int(reply[0]) < 0:
+            raise errors.refusal(reply)
 
     @staticmethod
     def _chunks(serials: SerialsSpec) -> list[SerialsSpec]:
@@ -313,7 +337,47 @@ class Engine:
             raise errors.SaleNotFound()
         # "hot" and "cur" are packed copies for the purchase script (lua/includes/hot.lua)
         meta = {text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur")}
+        count = self._know_buckets(sale_id, int(meta.get("buckets") or 1))
+        if count > 1:  # one sale: the counters summed over its buckets
+            rows = [
+                await self.redis.hmget(self.keys(slot).meta, buckets.COUNTERS)
+                for slot in buckets.slots(sale_id, count)
+            ]
+            meta.update(buckets.summed(rows))
         return sale_from_meta(meta, self.clock())
+
+    async def buckets_of(self, sale_id: str) -> int:
+        """B of a sale (1 when unbucketed, or when there is no such sale yet); read once per
+        process and sale (B never changes), so a purchase pays nothing for it. Callers
+        that arrive while it is read wait for that one read (a burst's first second)."""
+        known = self._buckets.get(sale_id)
+        if known is not None:
+            return known
+        reading = self._buckets_reads.get(sale_id)
+        if reading is None:
+            reading = self._buckets_reads[sale_id] = asyncio.ensure_future(
+                self.redis.hmget(self.keys(sale_id).meta, ["buckets", "total"])
+            )
+        try:  # within a script call's deadline, as the call it comes before
+            count, total = await asyncio.wait_for(asyncio.shield(reading), self.timeout_ms / 1000)
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise errors.EngineUnavailable(f"Redis did not answer: {exc!r}") from exc
+        finally:
+            if reading.done():
+                self._buckets_reads.pop(sale_id, None)
+        if total is None:
+            return 1  # no such sale (yet): the purchase answers sale_not_found
+        return self._know_buckets(sale_id, int(count or 1))
+
+    def _know_buckets(self, sale_id: str, count: int) -> int:
+        if len(self._buckets) > 10_000:
+            self._buckets.clear()
+        self._buckets[sale_id] = count
+        return count
+
+    async def slots(self, sale_id: str) -> list[str]:
+        """The slots holding a sale's orders: the sale's own, and its other buckets'."""
+        return buckets.slots(sale_id, await self.buckets_of(sale_id))
 
     async def touch(self, sale_id: str) -> None:
         """The sale is active again (engine/active.py): after any transition but a purchase
@@ -354,23 +418,30 @@ class Engine:
             if rest:
                 await self._refuse_known_items(k, update.add_serials)
             add = _segment_args(first)
+        change: list[Arg] = [
+            self.clock(),
+            status,
+            end_ms,
+            opt(update.per_user_limit),
+            opt(update.per_ip_limit),
+            opt(update.payment_timeout_s, 1000),
+            actor,
+            "1" if loading else "",
+        ]
         reply = await self._call(
-            "tune",
-            [k.meta, k.segments, k.items, k.itemset, k.events],
-            [
-                self.clock(),
-                status,
-                end_ms,
-                opt(update.per_user_limit),
-                opt(update.per_ip_limit),
-                opt(update.payment_timeout_s, 1000),
-                actor,
-                "1" if loading else "",
-                *add,
-            ],
+            "tune", [k.meta, k.segments, k.items, k.itemset, k.events], [*change, "", *add]
         )
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
+        # the other buckets of a bucketed drop take the same change (bucket 0 checked it
+        # and wrote the sale's event; added serials extend bucket 0's window alone)
+        for slot in (await self.slots(sale_id))[1:]:
+            b = self.keys(slot)
+            reply = await self._call(
+                "tune", [b.meta, b.segments, b.items, b.itemset, b.events], [*change, "1"]
+            )
+            if int(reply[0]) < 0:
+                raise errors.refusal(reply)
         for chunk in rest:
             await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor=actor, loading=loading)
         await self.touch(sale_id)
@@ -398,26 +469,33 @@ class Engine:
         idempotency_key: str | None = None,
         fingerprint: str = "",
     ) -> Purchase:
-        k = self.keys(sale_id)
+        count = self._buckets.get(sale_id) or await self.buckets_of(sale_id)
+        home = home_bucket(user_id, count)
+        k = self.keys(bucket_slot(sale_id, home))  # the sale's own keys when unbucketed
         idem_key = k.idempotency(user_id, idempotency_key) if idempotency_key else None
-        order_id, now = new_order_id(sale_id), self.clock()
-        reply = await self._call(
-            "purchase",
-            k.purchase_keys(idem_key),
-            [
-                sale_id,
-                user_id,
-                ip or "",
-                now,
-                "1" if idempotency_key else "",
-                fingerprint,
-                self.idempotency_ttl_s,
-                order_id,
-                # when this caller stops waiting at the latest (queued, then in flight), by
-                # the wall clock whatever clock the sale runs on: Redis refuses it after
-                wall_clock_ms() + 2 * self.timeout_ms,
-            ],
-        )
+        order_id, now = new_order_id(k.sale_id), self.clock()
+        # ARGV of purchase-10 and place-8: the deadline is when this caller stops waiting
+        # at the latest (queued, then in flight), by the wall clock whatever clock the
+        # sale runs on: Redis refuses the call after it
+        args: list[Arg] = [
+            sale_id,
+            user_id,
+            ip or "",
+            now,
+            "1" if idempotency_key else "",
+            fingerprint,
+            self.idempotency_ttl_s,
+            order_id,
+            wall_clock_ms() + 2 * self.timeout_ms,
+        ]
+        reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+        if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
+            reply = await self._borrow(sale_id, home, count, k, idem_key, args)
+        return self._purchased(reply, order_id, sale_id, user_id, now)
+
+    @staticmethod
+    def _purchased(reply: Any, order_id: str, sale_id: str, user_id: str, now: int) -> Purchase:
+        """The answer of purchase-10 or place-8 as a Purchase, or its refusal raised."""
         code = int(reply[0])
         if code == errors.Reply.CREATED:
             # {1, serial, kind, expires_ms, price_cents, currency, draw}: the rest is ours
@@ -442,8 +520,79 @@ class Engine:
             raise errors.refusal(reply)
         return Purchase(order=order_from_reply(reply[1:]), replayed=True)
 
+    async def _borrow(
+        self,
+        sale_id: str,
+        home: int,
+        count: int,
+        k: SaleKeys,
+        idem_key: str | None,
+        args: list[Arg],
+    ) -> Any:
+        """The home bucket of a bucketed drop is dry (every check passed there): take a
+        serial from another bucket (take-5), place the order at home (place-8, every
+        check again), end the claim (give_back-3). Sold out only when no bucket lends.
+        A failure between take and place leaves a claim the timers sweep (sweep_claims).
+        The reply is place-8's (purchase-10's shape) or sold_out's."""
+        order_id = str(args[7])
+        for b in buckets.lenders(home, count):
+            lender = self.keys(bucket_slot(sale_id, b))
+            took = await self._take(lender, order_id, k.sale_id, args[8])
+            if int(took[0]) == errors.Reply.SOLD_OUT:
+                continue
+            if int(took[0]) < 0:
+                return took
+            _, kind, serial, draw = took
+            placed = await self._place(k, idem_key, [*args, kind, serial, draw])
+            created = int(placed[0]) == errors.Reply.CREATED
+            with contextlib.suppress(errors.EngineUnavailable, errors.OutcomeUnknown):
+                # the answer stands whatever happens here: a claim left is swept later
+                await self._give_back(lender, order_id, placed=created)
+            return placed
+        return [errors.Reply.SOLD_OUT, ""]
+
+    async def _take(self, lender: SaleKeys, order_id: str, home: str, deadline: Arg) -> Any:
+        """take-5 on the lending bucket: {1, kind, serial, draw} or a refusal."""
+        return await self._call(
+            "take",
+            [lender.meta, lender.segments, lender.items, lender.returned, lender.claims],
+            [order_id, home, wall_clock_ms(), deadline],
+        )
+
+    async def _place(self, k: SaleKeys, idem_key: str | None, args: list[Arg]) -> Any:
+        """place-8 on the home bucket (ARGV: purchase-10's, then kind, serial, draw)."""
+        keys = [k.meta, k.buyers, k.ips, k.expiry, k.events, k.orders, idem_key or k.meta]
+        return await self._call("place", [*keys, k.fences], args)
+
+    async def _give_back(self, lender: SaleKeys, order_id: str, *, placed: bool) -> bool:
+        """End a claim of take-5: the serial comes back unless the order holds it."""
+        reply = await self._call(
+            "give_back",
+            [lender.meta, lender.returned, lender.claims],
+            [order_id, "placed" if placed else "return"],
+        )
+        return int(reply[0]) == 1
+
+    async def sweep_claims(self, slot: str, *, older_than_ms: int | None = None) -> int:
+        """End the claims of ``slot`` left by purchases that stopped between take-5 and
+        place-8 (a crash, a lost connection): fence each order id at its home first
+        (fence-2), so a place still on its way is refused, then give the serial back, or
+        keep it with the order when the place won. The number of claims ended."""
+        k = self.keys(slot)
+        stale = buckets.stale_after_ms(self.timeout_ms) if older_than_ms is None else older_than_ms
+        ended = 0
+        now = wall_clock_ms()
+        for field, packed in (await self.redis.hgetall(k.claims)).items():
+            claim = buckets.decode_claim(field, packed)
+            if now - claim.taken_ms < stale:
+                continue
+            home = self.keys(claim.home)
+            kept = await self._call("fence", [home.orders, home.fences], [claim.order_id, now])
+            ended += await self._give_back(k, claim.order_id, placed=int(kept) == 1)
+        return ended
+
     async def _release(self, script: str, order_id: str, args: list[Arg]) -> Order:
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             script,
             [k.meta, k.buyers, k.ips, k.returned, k.expiry, k.events, k.orders],
@@ -462,7 +611,7 @@ class Engine:
         return await self._release("expire", order_id, [self.clock()])
 
     async def confirm_payment(self, order_id: str, payment_id: str) -> Order:
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "confirm_payment",
             [k.meta, k.expiry, k.events, k.orders],
@@ -477,7 +626,7 @@ class Engine:
         self, order_id: str, *, user_id: str | None, reason: str
     ) -> tuple[Order, bool]:
         """paid -> refund_pending (cancelled before delivery); True when it already was."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "request_refund",
             [k.events, k.orders],
@@ -487,7 +636,7 @@ class Engine:
 
     async def refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> refunded: the serial returns to the pool; True on a replay."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "refund",
             [k.meta, k.buyers, k.ips, k.returned, k.events, k.orders],
@@ -497,7 +646,7 @@ class Engine:
 
     async def reject_refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> paid again (the buyer keeps the serial)."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "reject_refund",
             [k.events, k.orders],
@@ -509,7 +658,7 @@ class Engine:
         """delivered | completed -> refunded (an approved after-sales ticket, its money
         back): the token stays with the buyer, so the serial stays sold (meta ``kept``) and
         the order stays in its buyer's and address's counts."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "refund_delivered",
             [k.meta, k.completion, k.events, k.orders],
@@ -521,7 +670,7 @@ class Engine:
 
     async def start_delivery(self, order_id: str) -> tuple[Order, bool]:
         """paid -> delivering (before the first mint is signed); True when it already was."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "start_delivery", [k.events, k.orders], [order_id, self.clock()]
         )
@@ -529,7 +678,7 @@ class Engine:
 
     async def confirm_delivery(self, order_id: str) -> tuple[Order, bool]:
         """delivering -> delivered; completed by the timers after the after-sales window."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "confirm_delivery",
             [k.meta, k.completion, k.events, k.orders],
@@ -539,7 +688,7 @@ class Engine:
 
     async def fail_delivery(self, order_id: str, reason: str) -> tuple[Order, bool]:
         """delivering -> paid (the deliverer gave up; an alert says why)."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "fail_delivery", [k.events, k.orders], [order_id, self.clock(), reason]
         )
@@ -548,7 +697,7 @@ class Engine:
     async def complete(self, order_id: str, *, user_id: str | None = None) -> tuple[Order, bool]:
         """delivered -> completed: by its buyer (``user_id``) at any time, or by the timers
         (no ``user_id``) once the window has passed (else ``NotDue``)."""
-        k = self.keys(sale_id_of_order(order_id))
+        k = self.keys(slot_of_order(order_id))
         reply = await self._transition(
             "complete",
             [k.completion, k.events, k.orders],
@@ -571,40 +720,49 @@ class Engine:
         return int(await self._call("ip_rate", [key], [REQUEST_WINDOW_TTL_S], cache=False))
 
     async def get_order(self, order_id: str) -> Order | None:
-        packed = await self.redis.hget(self.keys(sale_id_of_order(order_id)).orders, order_id)
+        packed = await self.redis.hget(self.keys(slot_of_order(order_id)).orders, order_id)
         return None if packed is None else order_from_record(packed)
 
     async def get_orders(self, sale_id: str, order_ids: Sequence[str]) -> list[Order]:
-        """The orders of ``sale_id`` among ``order_ids`` (those it has), in that order."""
+        """The orders of ``sale_id`` among ``order_ids`` (those it has), each slot's in
+        the given order (the slot, a bucket of the sale, is in the id)."""
+        by_slot: dict[str, list[str]] = {}
+        for order_id in order_ids:
+            if sale_id_of_order(order_id) == sale_id:
+                by_slot.setdefault(slot_of_order(order_id), []).append(order_id)
         orders: list[Order] = []
-        for start in range(0, len(order_ids), 1000):
-            part = order_ids[start : start + 1000]
-            values = await self.redis.hmget(self.keys(sale_id).orders, part)
-            orders.extend(order_from_record(v) for v in values if v is not None)
+        for slot, ids in by_slot.items():
+            for start in range(0, len(ids), 1000):
+                values = await self.redis.hmget(self.keys(slot).orders, ids[start : start + 1000])
+                orders.extend(order_from_record(v) for v in values if v is not None)
         return orders
 
     async def buyer_orders(self, sale_id: str, user_id: str) -> list[Order]:
         """A buyer's orders in a sale, oldest first: its released ones, then its live ones
         (both kept in the buyers hash, so no scan of the sale)."""
+        home = bucket_slot(sale_id, home_bucket(user_id, await self.buckets_of(sale_id)))
         released, live = await self.redis.hmget(
-            self.keys(sale_id).buyers, [history_field(user_id), live_field(user_id)]
+            self.keys(home).buyers, [history_field(user_id), live_field(user_id)]
         )
-        ids = order_ids_in(sale_id, text(released or b"")) + order_ids_in(
-            sale_id, text(live or b"")
-        )
+        ids = order_ids_in(home, text(released or b"")) + order_ids_in(home, text(live or b""))
         orders = await self.get_orders(sale_id, ids)
         orders.sort(key=lambda order: order.created_at)
         return orders
 
     async def order_ids(self, sale_id: str) -> list[str]:
-        """Every order id of a sale (the orders hash's fields)."""
-        return [text(f) async for f, _ in self.redis.hscan_iter(self.keys(sale_id).orders)]
+        """Every order id of a sale (the orders hashes' fields, over its buckets)."""
+        return [
+            text(f)
+            for slot in await self.slots(sale_id)
+            async for f, _ in self.redis.hscan_iter(self.keys(slot).orders)
+        ]
 
     async def orders_of_sale(self, sale_id: str) -> list[Order]:
-        """Every order of a sale, read by HSCAN pages."""
+        """Every order of a sale (over its buckets), read by HSCAN pages."""
         return [
             order_from_record(v)
-            async for _, v in self.redis.hscan_iter(self.keys(sale_id).orders, count=1000)
+            for slot in await self.slots(sale_id)
+            async for _, v in self.redis.hscan_iter(self.keys(slot).orders, count=1000)
         ]
 
     async def upgrade_orders(self, sale_id: str, *, chunk: int = 2000) -> int:
@@ -632,9 +790,15 @@ class Engine:
         return int(reply[1])
 
     async def pending_order_ids(self, sale_id: str, *, limit: int = 10_000) -> list[str]:
-        """Pending orders of a sale, earliest deadline first (the expiry schedule holds them)."""
-        members = await self.redis.zrange(self.keys(sale_id).expiry, 0, limit - 1)
-        return [text(m) for m in members]
+        """Pending orders of a sale, earliest deadline first within each of its buckets (the
+        expiry schedules hold them)."""
+        found: list[str] = []
+        for slot in await self.slots(sale_id):
+            members = await self.redis.zrange(self.keys(slot).expiry, 0, limit - len(found) - 1)
+            found.extend(text(m) for m in members)
+            if len(found) >= limit:
+                break
+        return found
 
     async def due_expiries(self, sale_id: str, *, limit: int = 500) -> list[str]:
         """Pending orders whose payment deadline has passed, oldest first."""

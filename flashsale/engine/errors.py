@@ -37,6 +37,7 @@ class Reply(IntEnum):
     IN_DELIVERY = -16
     DELIVERED = -17
     DEADLINE_PASSED = -18
+    FENCED = -19  # place-8: a swept claim's order id (engine/buckets.py)
 
 
 class SaleNotFound(FlashsaleError):
@@ -199,6 +200,8 @@ def refusal(reply: list[Any]) -> FlashsaleError:
         return refused
     if code == Reply.DEADLINE_PASSED:
         return EngineUnavailable("the call reached Redis after its deadline: nothing was done")
+    if code == Reply.FENCED:
+        return EngineUnavailable("the purchase took too long and was given up: nothing was done")
     if code == Reply.NOT_DUE:
         return NotDue(f"order is due at {detail} ms", due_ms=int(detail))
     if code == Reply.INVALID_CHANGE:

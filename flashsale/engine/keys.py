@@ -7,6 +7,7 @@ inside one Redis Cluster slot and many sales spread over many shards.
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 PERSIST_GROUP = "persist"  # the write-behind's consumer group on every sale's event stream
 
@@ -16,9 +17,11 @@ class SaleKeys:
 
     __slots__ = (
         "buyers",
+        "claims",
         "completion",
         "events",
         "expiry",
+        "fences",
         "idem_prefix",
         "ips",
         "items",
@@ -59,6 +62,9 @@ class SaleKeys:
         self.persist_dead: str = f"{tag}:persist:dead"  # stream: write-behind dead letters
         self.persist_failures: str = f"{tag}:persist:failures"  # hash: stream id -> last failure
         self.payexp_prefix: str = f"{tag}:payexp:"  # + order_id: a timer's claim on an expiry
+        # bucketed drops (engine/buckets.py): serials lent to another bucket, fenced order ids
+        self.claims: str = f"{tag}:claims"  # hash: order_id -> packed claim (lua/take-5.lua)
+        self.fences: str = f"{tag}:fences"  # hash: order_id -> ms, never placed here (fence-2)
 
     def legacy_order(self, order_id: str) -> str:
         """The hash of one order in the form before packed records (engine/upgrade.py)."""
@@ -147,9 +153,35 @@ def active_sales_seeded(namespace: str) -> str:
 
 
 def sale_id_of_order(order_id: str) -> str:
-    """Order ids are ``<sale_id>.<hash>``: the sale (and so the slot) is in the id."""
-    sale_id, _, _ = order_id.rpartition(".")
-    return sale_id
+    """Order ids are ``<slot>.<hash>`` and a slot is ``<sale_id>`` or ``<sale_id>.<bucket>``
+    (sale ids have no dot): the sale is the id's first part."""
+    return order_id.partition(".")[0]
+
+
+def slot_of_order(order_id: str) -> str:
+    """The slot (the sale, or one bucket of a bucketed sale) whose keys hold the order."""
+    slot, _, _ = order_id.rpartition(".")
+    return slot
+
+
+MAX_BUCKETS = 16  # a bucketed drop's B: 1..16 (engine/buckets.py)
+
+
+def bucket_slot(sale_id: str, bucket: int) -> str:
+    """The slot name of bucket ``bucket``: bucket 0 is the sale itself (today's keys, so an
+    unbucketed sale is unchanged), bucket b > 0 is ``<sale_id>.<b>`` (its own hash tag)."""
+    return sale_id if bucket == 0 else f"{sale_id}.{bucket}"
+
+
+def sale_of_slot(slot: str) -> str:
+    """The sale a slot belongs to (the inverse of ``bucket_slot``)."""
+    return slot.partition(".")[0]
+
+
+def home_bucket(user_id: str, buckets: int) -> int:
+    """A buyer's home bucket: a stable hash of the id (the same in every process and
+    release), so the buyer's count and orders always live in one slot."""
+    return zlib.crc32(user_id.encode()) % buckets if buckets > 1 else 0
 
 
 def bench_peer_stock(namespace: str) -> str:

@@ -17,7 +17,8 @@ from flashsale.engine.codec import text
 from flashsale.engine.statuses import OrderStatus
 
 SALE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{20}$"  # <sale_id>.<20 hex>, see new_order_id
+# <sale_id>.<20 hex>, or <sale_id>.<bucket>.<20 hex> in a bucketed drop (engine/keys.py)
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}(\.[1-9][0-9]?)?\.[0-9a-f]{20}$"
 SALE_ID = re.compile(SALE_ID_PATTERN)
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 SaleId = Annotated[str, Meta(pattern=SALE_ID_PATTERN)]
@@ -75,6 +76,9 @@ class SaleCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     merchant_id: MerchantId = "platform"
     # how long a delivered order stays open to after-sales before it is completed
     after_sales_window_s: Annotated[int, Meta(ge=0, le=31_536_000)] = 604_800
+    # a drop hotter than one Redis core: its serials spread over this many hash slots
+    # (docs/design.md, "Bucketed drops"); keys.MAX_BUCKETS
+    buckets: Annotated[int, Meta(ge=1, le=16)] = 1
 
     def __post_init__(self) -> None:
         if self.start_at and self.end_at and self.end_at <= self.start_at:
@@ -113,6 +117,7 @@ class Sale(Struct, kw_only=True):
     assignment_key: str | None = None
     created_at: datetime | None = None
     after_sales_window_s: int = 604_800
+    buckets: int = 1
 
 
 class Order(Struct, kw_only=True):
@@ -295,6 +300,7 @@ def sale_from_meta(meta: dict[str, str], now_ms: int) -> Sale:
         assignment_key=meta.get("perm_key") if random and status == "closed" else None,
         created_at=ms_to_datetime(int(meta["created_ms"])),
         after_sales_window_s=int(meta.get("after_sales_ms") or 604_800_000) // 1000,
+        buckets=int(meta.get("buckets") or 1),
     )
 
 

@@ -17,7 +17,13 @@
   ARGV[14] now_ms
   ARGV[15] merchant_id (who sells the drop; 'platform' by default)
   ARGV[16] after_sales_ms (how long a delivered order stays open to after-sales)
-  ARGV[17...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
+  ARGV[17] buckets B of a bucketed drop ('' or 1: not bucketed)
+  ARGV[18] this slot's bucket b (0..B-1; engine/buckets.py): each bucket draws its own
+           window of the one draw sequence (so a random drop's permutation and `verify`
+           are the sale's): bucket b > 0 the b-th share [(b-1)s, bs) with s = total // B,
+           bucket 0 the tail [(B-1)s, total), so that stock added later (tune-5 on
+           bucket 0) extends its window. Only bucket 0 writes the sale_created event.
+  ARGV[19...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
 
   Replies:
   {1, total}            created
@@ -33,7 +39,7 @@ local now = ARGV[14]
 
 if rcall('EXISTS', meta_key) == 1 then return {-12, ''} end
 
-local spec = segment_spec(17)
+local spec = segment_spec(19)
 if not spec then return redis.error_reply('ERR bad segment spec') end
 -- meta must exist before append_segment counts segments; write it only once the
 -- serials are known to be acceptable (a list is checked against itself first)
@@ -52,7 +58,16 @@ rcall('HSET', meta_key,
   'merchant_id', ARGV[15],
   'created_ms', now, 'updated_ms', now, 'version', 1,
   'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0, 'after_sales_ms', ARGV[16])
+local buckets, bucket = tonumber(ARGV[17]) or 1, tonumber(ARGV[18]) or 0
+if buckets > 1 then
+  local share = math.floor(added / buckets)
+  local first, last = (buckets - 1) * share, added
+  if bucket > 0 then first, last = (bucket - 1) * share, bucket * share end
+  rcall('HSET', meta_key, 'buckets', buckets, 'bucket', bucket, 'first', first,
+    'drawn', first, 'total', last)
+end
 refresh_hot(meta_key)
+if bucket > 0 then return {1, rcall('HGET', meta_key, 'total')} end
 
 rcall('XADD', events_key, '*', 'type', 'sale_created', 'at_ms', now, 'sale_id', ARGV[1],
   'name', ARGV[2], 'status', ARGV[3], 'start_ms', ARGV[4], 'end_ms', ARGV[5],

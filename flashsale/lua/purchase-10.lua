@@ -50,41 +50,7 @@ if deadline and deadline ~= '' then
   if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(deadline) then return {-18, ''} end
 end
 
-if has_idem then
-  local remembered = rcall('GET', idem_key)
-  if remembered then
-    local o = load_order(orders_key, remembered)
-    if not o or o[O_FINGERPRINT] ~= fingerprint then return {-8, remembered} end
-    return order_reply(2, o)
-  end
-end
-
-local m = rcall('HMGET', meta_key, 'hot', 'drawn', 'reserved', 'cur')
-local hot = m[1]
-if not hot then -- a sale created before "hot" existed (or no sale)
-  --@include hot
-  hot = refresh_hot(meta_key)
-  if not hot then return {-1, ''} end
-end
--- status, start, end, user limit, ip limit, timeout, price, currency, total, assignment, key
-local h = cmsgpack.unpack(hot)
-local status = h[1]
-if status == 'closed' or now >= h[3] then return {-4, ''} end
-if status == 'paused' then return {-3, ''} end
-if status ~= 'open' or now < h[2] then return {-2, ''} end
-
-local limit = h[4]
-local live_field = 'l:' .. user
-local live = rcall('HGET', buyers_key, live_field) or ''
-if #live >= limit * SUFFIX then
-  local reply = {-6, limit}
-  for _, id in ipairs(live_ids(live, sale_id .. '.', 10)) do reply[#reply + 1] = id end
-  return reply
-end
-local ip_limit = h[5]
-if ip_limit > 0 and ip ~= '' and tonumber(rcall('HGET', ips_key, ip) or '0') >= ip_limit then
-  return {-7, ip_limit}
-end
+--@include admit
 
 local serial, kind, draw
 local back = rcall('LPOP', returned_key)
@@ -115,14 +81,4 @@ else
   end
 end
 
-rcall('HSET', buyers_key, live_field, live .. string.sub(order_id, -SUFFIX))
-if ip ~= '' then rcall('HINCRBY', ips_key, ip, 1) end
-
-local expires = now + h[6]
-local o = {order_id, sale_id, user, serial, kind, 'pending_payment', 1, now, expires, now,
-  h[7], h[8], '', '', draw, ip, fingerprint}
-save_order(orders_key, events_key, o, 'purchased')
-rcall('ZADD', expiry_key, expires, order_id)
-if has_idem then rcall('SET', idem_key, order_id, 'EX', ARGV[7]) end
--- the engine knows the rest of a new order (its id, the buyer, the time, the status)
-return {1, serial, kind, expires, o[11], o[12], draw}
+--@include book

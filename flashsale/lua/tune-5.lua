@@ -11,7 +11,9 @@
   ARGV[5] per_ip_limit (0 = off)   ARGV[6] timeout_ms (applies to new orders)
   ARGV[7] actor (who asked; recorded in the event)
   ARGV[8] '1' while the creation adds its own chunks (a passed end_at does not stop it)
-  ARGV[9...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
+  ARGV[9] '1' for bucket b > 0 of a bucketed drop: the change, no event (bucket 0's
+          tune writes the sale's event; serials are added to bucket 0 alone)
+  ARGV[10...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
 
   Replies:
   {1, version}        tuned
@@ -41,7 +43,7 @@ if end_ms ~= '' and tonumber(end_ms) <= tonumber(m[2]) then return {-14, 'end_at
 if user_limit ~= '' and tonumber(user_limit) < 1 then return {-14, 'per_user_limit must be at least 1'} end
 if ip_limit ~= '' and tonumber(ip_limit) < 0 then return {-14, 'per_ip_limit must not be negative'} end
 if timeout_ms ~= '' and tonumber(timeout_ms) < 1000 then return {-14, 'payment_timeout_s must be at least 1'} end
-local spec = segment_spec(9)
+local spec = segment_spec(10)
 if spec and spec.kind ~= m[3] then
   return {-14, 'add_serials must be of the kind the sale was created with (' .. m[3] .. ')'}
 end
@@ -72,6 +74,7 @@ changes[#changes + 1] = 'updated_ms'
 changes[#changes + 1] = now
 rcall('HSET', meta_key, unpack(changes))
 refresh_hot(meta_key)
+if ARGV[9] == '1' then return {1, version} end
 
 local event = {'XADD', events_key, '*', 'type', 'sale_tuned', 'at_ms', now,
   'sale_id', rcall('HGET', meta_key, 'sale_id'), 'actor', ARGV[7]}

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 
 from flashsale.engine import errors as engine_errors
-from flashsale.engine.keys import sale_id_of_order
+from flashsale.engine.keys import sale_id_of_order, sale_of_slot
 from flashsale.payments.queries import q
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.release import finish_stalled_releases
@@ -41,6 +41,7 @@ class TickStats:
     repaired: int = 0
     refunds: int = 0
     completed: int = 0
+    claims_swept: int = 0
     errors: int = 0
 
 
@@ -85,6 +86,7 @@ class Timers:
             self._retry_refunds,
             self._finish_cancels,
             self._finish_releases,
+            self._sweep_claims,
         )
         for step in steps:
             try:
@@ -151,6 +153,15 @@ class Timers:
                 except (engine_errors.NotDue, engine_errors.OrderNotPending):
                     continue
                 stats.completed += not replay
+
+    async def _sweep_claims(self, stats: TickStats) -> None:
+        """A bucketed drop's claims left by purchases that stopped between taking a serial
+        from another bucket and placing the order (engine.sweep_claims): the serial goes
+        back once its order id is fenced. Unbucketed sales cost nothing here (B is known)."""
+        engine = self.service.engine
+        for slot in await engine.active_sale_ids():
+            if await engine.buckets_of(sale_of_slot(slot)) > 1:
+                stats.claims_swept += await engine.sweep_claims(slot)
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

@@ -94,3 +94,19 @@ async def lag(
             return await stream_lag(redis, namespace, sid)
 
     return list(await asyncio.gather(*(one(sid) for sid in sale_ids)))
+
+
+async def sale_lag(redis: AnyRedis, namespace: str, slots: list[SaleKeys]) -> StreamLag:
+    """The lag of a sale over its slots' streams (one, or a bucketed drop's B): sums, and
+    the oldest entry's age. Its ``sale_id`` is the first slot's, the sale's own."""
+    lags = [await stream_lag(redis, namespace, slot.sale_id) for slot in slots]
+    if len(lags) == 1:
+        return lags[0]
+    return StreamLag(
+        sale_id=lags[0].sale_id,
+        entries=sum(lag.entries for lag in lags),
+        pending=sum(lag.pending for lag in lags),
+        undelivered=sum(lag.undelivered for lag in lags),
+        oldest_age_ms=max(lag.oldest_age_ms for lag in lags),
+        consumers=max(lag.consumers for lag in lags),
+    )

@@ -53,7 +53,7 @@ from redis.exceptions import ResponseError
 from flashsale.engine import statuses
 from flashsale.engine.active import active_sale_ids, retire
 from flashsale.engine.codec import text
-from flashsale.engine.keys import PERSIST_GROUP, SaleKeys
+from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sale_of_slot
 from flashsale.engine.models import FAR_FUTURE_MS
 from flashsale.settings import PersistSettings
 from flashsale.store.events import (
@@ -410,7 +410,8 @@ class Persister:
         with its retries and per-entry isolation; the failed transaction wrote nothing."""
         events: list[Event] = []
         try:
-            for sale_id, entries in by_sale.items():
+            for slot, entries in by_sale.items():  # a sale, or one bucket of a bucketed sale
+                sale_id = sale_of_slot(slot)
                 events += [decode(sale_id, entry_id, fields) for entry_id, fields in entries]
         except PoisonEntry:
             events = []
@@ -440,7 +441,7 @@ class Persister:
         failed: dict[str, str] = {}
         for entry_id, fields in entries:
             try:
-                events.append(decode(sale_id, entry_id, fields))
+                events.append(decode(sale_of_slot(sale_id), entry_id, fields))
             except PoisonEntry as exc:
                 failed[entry_id] = f"malformed event: {exc}"
         if self._ack_before_commit:  # the broken variant the kill test must catch

@@ -88,6 +88,15 @@ def test_sale_create_status_tune(env: dict[str, str]) -> None:
     assert code == 1 and "sale_not_found" in out
 
 
+def test_sale_create_with_buckets(env: dict[str, str]) -> None:
+    args = ["sale", "create", "--name", "hot", "--range", "1", "30", "--json"]
+    code, out = run(env, *args, "--sale-id", "bk", "--buckets", "3")
+    assert code == 0, out
+    assert json.loads(out)["buckets"] == 3 and json.loads(out)["total"] == 30
+    code, out = run(env, *args, "--buckets", "17")
+    assert code == 2 and "validation_error" in out
+
+
 def test_sale_refusals(env: dict[str, str]) -> None:
     code, out = run(env, "sale", "create", "--name", "x")
     assert code == 2 and "exactly one" in out

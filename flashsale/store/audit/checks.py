@@ -122,9 +122,9 @@ async def check_limits(s: Snapshot) -> list[Violation]:
         over = await conn.fetch(q("audit_buyers_over_limit"), s.sale_id, s.max_limit)
         over_ip: list[Any] = []
         if row and row["ip_limit_always_on"] and row["max_per_ip_limit"]:
-            over_ip = await conn.fetch(
-                q("audit_ips_over_limit"), s.sale_id, int(row["max_per_ip_limit"])
-            )
+            # a bucketed drop counts an address per bucket (docs/design.md, "Bucketed drops")
+            ip_limit = int(row["max_per_ip_limit"]) * len(s.slots)
+            over_ip = await conn.fetch(q("audit_ips_over_limit"), s.sale_id, ip_limit)
     found: list[Violation] = []
     if over:
         found.append(
@@ -170,8 +170,11 @@ async def check_returned_pool(s: Snapshot) -> list[Violation]:
     if not (s.deep and s.settled):
         return []
     found: list[Violation] = []
-    returned = await s.redis.lrange(s.keys.returned, 0, -1)
-    serials = [text(v).partition(":")[2] for v in returned]
+    serials = [
+        text(v).partition(":")[2]
+        for slot in s.slots
+        for v in await s.redis.lrange(slot.returned, 0, -1)
+    ]
     if len(set(serials)) != len(serials):
         found.append(violation("pool_mismatch", "a released serial is twice in the pool"))
     if not s.drained:

@@ -155,9 +155,12 @@ async def scan_orders(
     sale_id: str,
     max_limit: int,
     chunk: int,
+    *,
+    into: OrderScan | None = None,
 ) -> OrderScan:
-    """Every buyer's orders, ``chunk`` orders at a time, against PostgreSQL."""
-    scan = OrderScan()
+    """Every buyer's orders, ``chunk`` orders at a time, against PostgreSQL (of one slot:
+    a bucketed drop's buckets add up ``into`` one scan)."""
+    scan = OrderScan() if into is None else into
     batch: list[str] = []
     in_batch = 0  # orders of the buyers in the batch (live ones: history is read later)
     async for field, value in redis.hscan_iter(keys.buyers, match="l:*", count=2000):
@@ -252,8 +255,8 @@ async def _read_buyers(
     listed = await redis.hmget(keys.buyers, _fields(todo))
     for attempt in range(3):
         ids = {
-            user: order_ids_in(sale_id, text(listed[2 * n] or b""))
-            + order_ids_in(sale_id, text(listed[2 * n + 1] or b""))
+            user: order_ids_in(keys.sale_id, text(listed[2 * n] or b""))
+            + order_ids_in(keys.sale_id, text(listed[2 * n + 1] or b""))
             for n, user in enumerate(todo)
         }
         every = [order_id for user in todo for order_id in ids[user]]
@@ -274,7 +277,7 @@ async def _read_buyers(
                 moved_listed += after
                 continue
             live = text(after[1] or b"")
-            live_ids = frozenset(order_ids_in(sale_id, live))
+            live_ids = frozenset(order_ids_in(keys.sale_id, live))
             read.append(Buyer(user, orders, len(live) // 20, before == after, live_ids))
         if not moved:
             break

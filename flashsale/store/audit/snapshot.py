@@ -18,11 +18,11 @@ from typing import Any
 import asyncpg
 
 from flashsale.engine.codec import text
-from flashsale.engine.keys import SaleKeys
+from flashsale.engine.keys import SaleKeys, bucket_slot, slot_of_order
 from flashsale.store.audit.orders import OrderScan, scan_orders, still_behind
 from flashsale.store.audit.report import RedisCounts
 from flashsale.store.events import int_or
-from flashsale.store.lag import StreamLag, stream_lag
+from flashsale.store.lag import StreamLag, sale_lag
 from flashsale.store.queries import q
 from flashsale.store.streams import AnyRedis
 
@@ -35,6 +35,11 @@ _META = (
     "per_user_limit",
     "peak_user_limit",
     "kept",
+    # a bucketed drop (engine/buckets.py): each bucket's window and what it lent/borrowed
+    "buckets",
+    "first",
+    "lent",
+    "borrowed",
 )
 
 
@@ -44,7 +49,8 @@ class Snapshot:
 
     redis: AnyRedis
     pool: asyncpg.Pool
-    keys: SaleKeys
+    keys: SaleKeys  # the sale's own slot (bucket 0)
+    slots: list[SaleKeys]  # every slot holding its orders: [keys], or its B buckets'
     sale_id: str
     deep: bool
     chunk: int
@@ -93,13 +99,26 @@ async def read_snapshot(
     keys = SaleKeys(namespace, sale_id)
     meta, returned, last_id = await read_counters(redis, keys)
     in_redis = meta[0] is not None
+    slots = [keys] + [
+        SaleKeys(namespace, bucket_slot(sale_id, b)) for b in range(1, int_or(meta[8], 1))
+    ]
+    last_ids = [last_id]
     counts = RedisCounts()
     if in_redis:
-        counts.total, counts.drawn = int_or(meta[1]), int_or(meta[2])
-        counts.reserved, counts.sold = int_or(meta[3]), int_or(meta[4])
+        counts.total = int_or(meta[1])
+        for n, slot in enumerate(slots):
+            if n:
+                meta, returned, last_id = await read_counters(redis, slot)
+                last_ids.append(last_id)
+            # serials in this bucket's custody: drawn in its window, borrowed, not lent
+            # (each bucket's counters are read atomically, so the sums add up exactly)
+            custody = int_or(meta[2]) - int_or(meta[9]) + int_or(meta[11]) - int_or(meta[10])
+            counts.drawn += custody
+            counts.reserved += int_or(meta[3])
+            counts.sold += int_or(meta[4])
+            counts.returned += returned
+            counts.kept += int_or(meta[7])
         counts.available = counts.total - counts.reserved - counts.sold
-        counts.returned = returned
-        counts.kept = int_or(meta[7])
 
     async with pool.acquire() as conn:
         sale_row = await conn.fetchrow(q("audit_sale"), sale_id)
@@ -114,23 +133,28 @@ async def read_snapshot(
 
     scan = OrderScan()
     if deep and in_redis:
-        scan = await scan_orders(redis, pool, keys, sale_id, max_limit or 1, chunk)
+        for slot in slots:
+            await scan_orders(redis, pool, slot, sale_id, max_limit or 1, chunk, into=scan)
         counts.orders, counts.pending, counts.paid = scan.orders, scan.pending, scan.paid
 
-    lag = await stream_lag(redis, namespace, sale_id)
+    lag = await sale_lag(redis, namespace, slots)
     drained = lag.entries == 0
     lag_count = len(scan.behind) + scan.untracked if deep else lag.entries
     behind: list[str] | None = None
     if deep and in_redis and drained and lag_count:
         # Behind when compared, but maybe written since: compare those orders again.
-        behind = await still_behind(redis, pool, keys, sale_id, list(scan.behind))
-        drained = (await stream_lag(redis, namespace, sale_id)).entries == 0
+        behind = []
+        for slot in slots:
+            ids = [o for o in scan.behind if slot_of_order(o) == slot.sale_id]
+            behind += await still_behind(redis, pool, slot, sale_id, ids)
+        drained = (await sale_lag(redis, namespace, slots)).entries == 0
         lag_count = len(behind) + scan.untracked
-    _, _, last_after = await read_counters(redis, keys)
+    last_after = [(await read_counters(redis, slot))[2] for slot in slots]
     return Snapshot(
         redis=redis,
         pool=pool,
         keys=keys,
+        slots=slots,
         sale_id=sale_id,
         deep=deep,
         chunk=chunk,
@@ -147,5 +171,5 @@ async def read_snapshot(
         still_behind=behind,
         lag_count=lag_count,
         drained=drained,
-        settled=in_redis and last_after == last_id,
+        settled=in_redis and last_after == last_ids,
     )

@@ -1,0 +1,75 @@
+"""Bucketed drops: one hot drop spread over B hash slots (docs/design.md, "Bucketed drops").
+
+Bucket 0 is the sale's own slot (an unbucketed sale is bucket 0 of 1, unchanged); bucket
+b > 0 is the slot ``<sale_id>.<b>`` (engine/keys.py). Every bucket has the sale's
+settings, its own window of the one draw sequence, and the orders of the buyers whose
+home it is. The engine's script calls live in engine.py; this module holds what they
+share: the counters' sum, claims, the order in which other buckets are asked.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import msgspec
+
+from flashsale.engine.codec import text
+from flashsale.engine.keys import bucket_slot
+
+# The meta fields a sale's counters are summed from (create_sale-5, take-5, place-8).
+COUNTERS = ("total", "reserved", "sold", "lent", "borrowed")
+# A claim older than this (and older than 4 call deadlines) is a crash's leftover: the
+# caller of take-5 gave up on place-8 long ago (its deadline is 2 call deadlines).
+CLAIM_STALE_MS = 10_000
+
+
+def slots(sale_id: str, buckets: int) -> list[str]:
+    """Every slot of a sale, bucket 0 (the sale's own) first."""
+    return [bucket_slot(sale_id, b) for b in range(buckets)]
+
+
+def lenders(home: int, buckets: int, rng: random.Random | None = None) -> list[int]:
+    """The other buckets a buyer whose home is dry asks, each once, from a random one on
+    (so the dry buckets' buyers spread over the rest instead of all hitting one)."""
+    start = (rng or random).randrange(buckets)
+    order = [(start + i) % buckets for i in range(buckets)]
+    return [b for b in order if b != home]
+
+
+def summed(rows: list[list[bytes | str | None]]) -> dict[str, str]:
+    """The sale's counters from each bucket's COUNTERS (bucket 0 first): ``total`` is
+    bucket 0's (its window ends at the sale's last draw); a serial lent and not yet
+    placed (lent - borrowed over all buckets) counts as reserved, so that
+    ``available = total - reserved - sold`` holds at every moment."""
+    values = [[int(text(v)) if v is not None else 0 for v in row] for row in rows]
+    reserved = sum(v[1] for v in values)
+    in_flight = sum(v[3] for v in values) - sum(v[4] for v in values)
+    return {
+        "total": str(values[0][0]),
+        "reserved": str(reserved + in_flight),
+        "sold": str(sum(v[2] for v in values)),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A serial lent by take-5 and not yet placed or given back."""
+
+    order_id: str
+    kind: str
+    serial: str
+    draw: int
+    taken_ms: int
+    home: str  # the slot where place-8 writes (and fence-2 fences) the order
+
+
+def decode_claim(order_id: bytes | str, packed: bytes | str) -> Claim:
+    raw = packed.encode() if isinstance(packed, str) else packed  # a client decoding replies
+    kind, serial, draw, taken_ms, home = msgspec.msgpack.decode(raw)
+    return Claim(text(order_id), str(kind), str(serial), int(draw), int(taken_ms), str(home))
+
+
+def stale_after_ms(timeout_ms: int) -> int:
+    """How old a claim must be before the sweeper takes it for a crash's leftover."""
+    return max(CLAIM_STALE_MS, 4 * timeout_ms)

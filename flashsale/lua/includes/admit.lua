@@ -1,0 +1,44 @@
+--[[
+  The checks every new order passes, in this order: idempotent replay, sale window and
+  status, per-user limit, per-IP limit. Inline code, not a function (the purchase's hot
+  path): it returns from the including script with the refusal. Shared by purchase-10
+  (which then draws a serial) and place-8 (which is given one, engine/buckets.py).
+  Needs: rcall, meta_key, buyers_key, ips_key, orders_key, idem_key, user, ip, now,
+  has_idem, fingerprint, order_id; includes order, live. Leaves: m (meta's hot, drawn,
+  reserved, cur), h (hot unpacked), live_field, live.
+]]
+if has_idem then
+  local remembered = rcall('GET', idem_key)
+  if remembered then
+    local o = load_order(orders_key, remembered)
+    if not o or o[O_FINGERPRINT] ~= fingerprint then return {-8, remembered} end
+    return order_reply(2, o)
+  end
+end
+
+local m = rcall('HMGET', meta_key, 'hot', 'drawn', 'reserved', 'cur')
+local hot = m[1]
+if not hot then -- a sale created before "hot" existed (or no sale)
+  --@include hot
+  hot = refresh_hot(meta_key)
+  if not hot then return {-1, ''} end
+end
+-- status, start, end, user limit, ip limit, timeout, price, currency, total, assignment, key
+local h = cmsgpack.unpack(hot)
+local status = h[1]
+if status == 'closed' or now >= h[3] then return {-4, ''} end
+if status == 'paused' then return {-3, ''} end
+if status ~= 'open' or now < h[2] then return {-2, ''} end
+
+local limit = h[4]
+local live_field = 'l:' .. user
+local live = rcall('HGET', buyers_key, live_field) or ''
+if #live >= limit * SUFFIX then
+  local reply = {-6, limit}
+  for _, id in ipairs(live_ids(live, string.sub(order_id, 1, -SUFFIX - 1), 10)) do reply[#reply + 1] = id end
+  return reply
+end
+local ip_limit = h[5]
+if ip_limit > 0 and ip ~= '' and tonumber(rcall('HGET', ips_key, ip) or '0') >= ip_limit then
+  return {-7, ip_limit}
+end

@@ -1,0 +1,42 @@
+"""The timers on a bucketed drop: they expire the orders of every bucket, and they end the
+claims a purchase left when it stopped between taking a serial and placing its order."""
+
+from __future__ import annotations
+
+from flashsale.engine.clock import now_ms
+from flashsale.engine.keys import home_bucket
+from flashsale.payments.timers import Timers
+
+from .conftest import Flow
+from .helpers import eventually
+
+
+async def test_timers_expire_every_bucket_and_sweep_stale_claims(flow: Flow) -> None:
+    engine = flow.engine
+    sale = await flow.sale(size=4, buckets=2, payment_timeout_s=1)
+    homed = [u for u in (f"{flow.prefix}-{i}" for i in range(100)) if home_bucket(u, 2) == 1]
+    orders = [await flow.buy(sale.sale_id, user) for user in homed[:3]]  # the 3rd borrowed
+    # a purchase that took the last serial of bucket 0 and died before placing it
+    lender, home = engine.keys(sale.sale_id), engine.keys(f"{sale.sale_id}.1")
+    order_id = f"{home.sale_id}.{'cd' * 10}"
+    long_ago = now_ms() - 10 * 60 * 1000
+    took = await engine._call(
+        "take",
+        [lender.meta, lender.segments, lender.items, lender.returned, lender.claims],
+        [order_id, home.sale_id, long_ago, ""],
+    )
+    assert int(took[0]) == 1
+    assert (await engine.get_sale(sale.sale_id)).available == 0
+    timers = Timers(flow.service, interval_s=0.05)
+    swept = 0
+
+    async def settled() -> bool:
+        nonlocal swept
+        swept += (await timers.tick()).claims_swept
+        got = [await engine.get_order(o.order_id) for o in orders]
+        return swept == 1 and all(o is not None and o.status == "expired" for o in got)
+
+    await eventually(settled, 15)
+    sale_now = await engine.get_sale(sale.sale_id)
+    assert (sale_now.available, sale_now.reserved) == (4, 0)
+    assert await engine.redis.hget(home.fences, order_id) is not None
