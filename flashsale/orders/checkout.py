@@ -23,6 +23,7 @@ from flashsale.engine import errors as engine_errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order, Sale
 from flashsale.errors import FlashsaleError, ValidationFailed
+from flashsale.orders.errors import CoinsExceedGoods
 from flashsale.orders.models import (
     MAX_CART_SERIALS,
     Bill,
@@ -150,7 +151,7 @@ class Checkouts:
         goods = sum(s.price_cents * item.quantity for s, item in slots)
         wanted_coins = body.coins_cents
         if wanted_coins > goods:
-            raise ValidationFailed(f"coins_cents is more than the goods ({goods})")
+            raise CoinsExceedGoods(f"coins_cents is more than the goods ({goods})")
         # checked before buying (the spend itself is checked again when it is made)
         if wanted_coins and await coins.balance(self.pool, user_id, currency) < wanted_coins:
             raise InsufficientCoins("the buyer holds fewer coins than coins_cents")

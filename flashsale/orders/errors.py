@@ -29,6 +29,15 @@ class BalanceRequired(FlashsaleError):
     )
 
 
+class CoinsExceedGoods(FlashsaleError):
+    code = "coins_exceed_goods"
+    status = 409
+    advice = (
+        "`coins_cents` is more than the cart's goods at today's prices (the sales' prices, "
+        "not the request, decide it): ask for at most the goods; nothing was bought."
+    )
+
+
 class OrderNotEligible(FlashsaleError):
     code = "order_not_eligible"
     status = 409

@@ -69,16 +69,17 @@ async def test_bad_tickets_get_their_codes_and_store_nothing(
         422,
         "validation_error",
     )
-    problem(
-        await client.post(
-            path,
-            data={"reason": "x" * 2001},
-            files=[("evidence", ("a.png", PNG, "image/png"))],
-            headers=headers,
-        ),
-        422,
-        "validation_error",
-    )
+    for bad in ("x" * 2001, "\x0c \t", "a\x00b"):  # too long, only blanks, a NUL
+        problem(
+            await client.post(
+                path,
+                data={"reason": bad},
+                files=[("evidence", ("a.png", PNG, "image/png"))],
+                headers=headers,
+            ),
+            422,
+            "validation_error",
+        )
     problem(
         await client.post(path, json={"reason": "json"}, headers=headers),
         415,

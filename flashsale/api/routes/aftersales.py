@@ -27,6 +27,9 @@ from flashsale.orders.errors import TicketNotFound
 from flashsale.orders.evidence import MAX_FILE_BYTES, MAX_FILES, MAX_REASON_CHARS, sniff
 from flashsale.orders.models import Ticket, TicketDecision, TicketStatus
 
+# a reason is some text that is not only blanks, and holds no NUL (PostgreSQL text)
+REASON_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
 TICKET_ID = re.compile(r"^tk_[0-9a-f]{24}$")
 EVIDENCE_ID = re.compile(r"^ev_[0-9a-f]{24}$")
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
@@ -43,7 +46,11 @@ class TicketOperation(Operation):
             required=["reason"],
             properties={
                 "reason": Schema(
-                    type=OpenAPIType.STRING, min_length=1, max_length=MAX_REASON_CHARS
+                    type=OpenAPIType.STRING,
+                    min_length=1,
+                    max_length=MAX_REASON_CHARS,
+                    pattern=REASON_PATTERN,
+                    description="some text that is not only blanks; no NUL",
                 ),
                 "evidence": Schema(
                     type=OpenAPIType.ARRAY,
@@ -80,7 +87,7 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[str, list[Upload]
     if len(reasons) != 1 or not isinstance(reasons[0], str):
         raise ValidationFailed("give one `reason` text field")
     reason = reasons[0]
-    if not reason.strip() or len(reason) > MAX_REASON_CHARS or "\x00" in reason:
+    if len(reason) > MAX_REASON_CHARS or not re.fullmatch(REASON_PATTERN, reason):
         raise ValidationFailed(f"`reason` must be 1 to {MAX_REASON_CHARS} characters, no NUL")
     files = form.getall("evidence") if "evidence" in form else []
     if len(files) > MAX_FILES:
