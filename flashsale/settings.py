@@ -340,8 +340,8 @@ class ServerSettings:
 
     kind: str = _var(
         "SERVER",
-        "granian",
-        "the API's HTTP server, `granian` or `uvicorn` (httptools, uvloop); "
+        "uvicorn",
+        "the API's HTTP server, `uvicorn` (httptools, uvloop) or `granian`; "
         "`serve --server` overrides it",
         _choice("granian", "uvicorn"),
     )

@@ -1,8 +1,8 @@
-"""``flashsale serve``: the API workers under granian (default) or uvicorn.
+"""``flashsale serve``: the API workers under uvicorn (default) or granian.
 
 Measured on this 2-core machine (bench/http.py, 2 workers, same run; bench/servers.py,
 granian's knobs against uvicorn), see the README's bench table and docs/design.md
-("Decisions"): granian is the default (FLASHSALE_SERVER), ``--server uvicorn`` the other;
+("Decisions"): uvicorn is the default (FLASHSALE_SERVER), ``--server granian`` the other;
 granian's runtime mode, Rust threads and backpressure are FLASHSALE_GRANIAN_* settings.
 Prometheus multiprocess mode needs a directory shared by the workers, emptied
 before they start: ``serve`` makes a fresh temporary one (unless
