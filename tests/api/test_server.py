@@ -85,6 +85,7 @@ def server(
         ({"FLASHSALE_SERVER": "uvicorn"}, "uvicorn"),
         (
             {
+                "FLASHSALE_SERVER": "granian",
                 "FLASHSALE_GRANIAN_RUNTIME_MODE": "st",
                 "FLASHSALE_GRANIAN_RUNTIME_THREADS": "2",
                 "FLASHSALE_GRANIAN_BACKPRESSURE": "64",
