@@ -227,6 +227,10 @@ def demo(
         bool,
         typer.Option(help="On an embedded 3-master Redis Cluster (FLASHSALE_REDIS_CLUSTER=1)."),
     ] = False,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Locust processes of the burst (default: one per core)."),
+    ] = None,
 ) -> None:
     """A whole drop on one machine, told as a short story (embedded servers unless
     FLASHSALE_*_URL are set); the servers' logs go to the file it names."""
@@ -240,6 +244,7 @@ def demo(
             payment_timeout_s=payment_timeout,
             logs_dir=logs_dir,
             cluster=cluster,
+            processes=processes,
         )
     )
 

@@ -1,37 +1,43 @@
-"""A burst of concurrent purchases over HTTP, and what the clients saw.
+"""What a burst's clients were told, and the client-side checks on it.
 
-Used by the demo; the client-side checks (no serial sold twice, no buyer over
-the limit) are the same ones the load-test verdict joins with the server's audit.
+The demo's burst runs through the load test's generator (demo_burst.py: locust,
+its records in a ``Seen``); ``BurstResult`` is its sold orders as the demo's later
+steps use them. The checks (no serial held twice, no buyer over the limit) are the
+same ones the load-test verdict joins with the server's audit.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import statistics
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from flashsale.engine.statuses import HOLDS_SERIAL
+from flashsale.loadtest.seen import Seen
 
 
 @dataclass
 class BurstResult:
     attempts: int = 0
+    # each order answered as new: order_id, serial, price_cents, the buyer under "_buyer"
     sold: list[dict[str, Any]] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-    seconds: float = 0.0
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return 0.0
-        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q) - 1]
+    @classmethod
+    def from_seen(cls, seen: Seen, price_cents: int = 0) -> BurstResult:
+        """The orders the clients were given as new (a replay is not a sale), in the order
+        their answers arrived; ``price_cents``: the sale's price."""
+        sold = [
+            {
+                "order_id": b.order_id,
+                "serial": b.serial,
+                "_buyer": b.buyer,
+                "price_cents": price_cents,
+            }
+            for b in sorted(seen.bought, key=lambda b: b.received_at)
+            if not b.replayed
+        ]
+        return cls(attempts=seen.attempts, sold=sold, refused=Counter(seen.refused))
 
     def violations(self, per_user_limit: int, statuses: dict[str, str]) -> list[str]:
         """What the clients themselves saw go wrong, whatever the server says.
@@ -116,52 +122,3 @@ def holding_violations(
             if (n := _max_overlap(group, skew_s)) > per_ip_limit:
                 found.append(f"address {ip} holds {n} orders (limit {per_ip_limit})")
     return found
-
-
-async def burst(
-    client: httpx.AsyncClient,
-    sale_id: str,
-    tokens: dict[str, str],
-    attempts: int,
-    *,
-    seed: int = 1,
-    on_answer: Callable[[], None] | None = None,
-) -> BurstResult:
-    """Fire ``attempts`` purchases at once from the buyers in ``tokens``; ``on_answer``
-    is called as each one is answered (a progress bar)."""
-    rng = random.Random(seed)
-    buyers = list(tokens)
-    plan = buyers + [rng.choice(buyers) for _ in range(attempts - len(buyers))]
-    rng.shuffle(plan)
-    result = BurstResult(attempts=len(plan))
-
-    async def one(buyer: str) -> None:
-        try:
-            await attempt(buyer)
-        finally:
-            if on_answer is not None:
-                on_answer()
-
-    async def attempt(buyer: str) -> None:
-        started = time.perf_counter()
-        try:
-            response = await client.post(
-                f"/v1/sales/{sale_id}/purchase",
-                json={},
-                headers={"Authorization": f"Bearer {tokens[buyer]}"},
-            )
-        except httpx.HTTPError as exc:
-            result.refused[f"transport:{type(exc).__name__}"] += 1
-            return
-        result.latencies_ms.append((time.perf_counter() - started) * 1000)
-        body = response.json()
-        if response.status_code in (200, 201):
-            body["_buyer"] = buyer
-            result.sold.append(body)
-        else:
-            result.refused[body.get("code", str(response.status_code))] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(buyer) for buyer in plan))
-    result.seconds = time.perf_counter() - started
-    return result

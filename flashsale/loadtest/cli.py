@@ -53,9 +53,7 @@ def loadtest(
     payment_timeout: Annotated[
         int | None, typer.Option(help="Payment timeout of the sale, seconds (drop 10).")
     ] = None,
-    processes: Annotated[
-        int, typer.Option(help="Locust processes (>1: the run lasts its whole --run-time).")
-    ] = 1,
+    processes: Annotated[int, typer.Option(help="Locust processes (users spread over them).")] = 1,
     drain_timeout: Annotated[
         float, typer.Option(help="Longest wait for the write-behind (and pending orders).")
     ] = 120.0,

@@ -5,7 +5,8 @@ With neither FLASHSALE_REDIS_URL nor FLASHSALE_DATABASE_URL set it starts
 private embedded Redis and PostgreSQL servers (removed afterwards), migrates,
 starts the server with its write-behind and timers (and the payment
 simulator, and a local chain with the deliverer unless FLASHSALE_CHAIN_URL is
-set), fires a burst of purchases from thousands of buyers, pays part of the
+set), fires a burst of purchases from thousands of buyers through the load test's
+generator (demo_burst.py: locust users released together at the drop's opening), pays part of the
 orders by provider (with lost and duplicated callbacks switched on) and part by
 balance, lets the rest expire, mints the paid orders' tokens to the buyers'
 addresses (read back from the chain), buys a cart of two merchants' drops with
@@ -37,18 +38,21 @@ from flashsale.api.tokens import mint_token
 from flashsale.connect import need
 from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
 from flashsale.devservers.chain import EmbeddedChain
-from flashsale.loadtest.burst import BurstResult, burst
 from flashsale.loadtest.demo_aftersales import approve_one
+from flashsale.loadtest.demo_burst import RUN, SPAWN_MARGIN_S, Burst, BurstRun, burst_options
 from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
 from flashsale.loadtest.options import REPORTS
+from flashsale.loadtest.runner import opening
+from flashsale.loadtest.seen import epoch_of
 from flashsale.loadtest.story import Story
 from flashsale.settings import Settings, config_errors
 
 STEPS = 9
-CLIENT_CONNECTIONS = 500
+CLIENT_CONNECTIONS = 500  # of the demo's own client (payments, read-backs), after the burst
+PRICE_CENTS = 9900
 
 
 @contextlib.contextmanager
@@ -122,8 +126,10 @@ async def wait_for_audit(
     return report
 
 
-def tell_purchases(story: Story, result: BurstResult, buyers: int, metrics: str) -> None:
-    """The server's own figures first (its workers' histogram), then what the one client saw."""
+def tell_purchases(story: Story, burst: Burst, buyers: int, metrics: str) -> None:
+    """The server's own figures first (its workers' histogram), then the clients' as the
+    load test prints them."""
+    result = burst.result
     refused = " · ".join(f"{code} {n:,}" for code, n in result.refused.most_common())
     story.result(
         f"sold {len(result.sold):,} · refused {sum(result.refused.values()):,} "
@@ -136,11 +142,36 @@ def tell_purchases(story: Story, result: BurstResult, buyers: int, metrics: str)
             f"the server: each purchase took p50 {p50 * 1000:.1f} ms · p99 {p99 * 1000:.1f} ms "
             "inside a worker (token, one Redis round trip, answer)"
         )
-    story.result(
-        f"the client: one Python process, {CLIENT_CONNECTIONS} connections, sent them in "
-        f"{result.seconds:.1f} s; its p99 {result.percentile(99):,.0f} ms is mostly its own "
-        "queue (`flashsale bench` measures the server with a real load generator)"
+    for line in burst.lines():
+        story.result(line)
+
+
+async def create_drop(
+    client: httpx.AsyncClient,
+    admin: str,
+    sale_id: str,
+    serials: int,
+    payment_timeout_s: int,
+    start_at: str,
+) -> dict[str, Any]:
+    created = await client.post(
+        "/v1/sales",
+        json={
+            "sale_id": sale_id,
+            "name": "Genesis drop (demo)",
+            "serials": {"range": [1, serials]},
+            "assignment": "random",
+            "per_user_limit": 1,
+            "payment_timeout_s": payment_timeout_s,
+            "price_cents": PRICE_CENTS,
+            "currency": "CNY",
+            "start_at": start_at,
+        },
+        headers={"Authorization": f"Bearer {admin}"},
     )
+    created.raise_for_status()
+    answer: dict[str, Any] = created.json()
+    return answer
 
 
 async def drive(
@@ -151,44 +182,48 @@ async def drive(
     attempts: int,
     serials: int,
     payment_timeout_s: int,
+    processes: int,
+    run_dir: Path,
 ) -> bool:
     settings = Settings.from_env(env)
     secret = settings.checked_jwt_secret()
     admin = mint_token(secret, "ops", admin=True)
-    tokens = {f"buyer-{i:05d}": mint_token(secret, f"buyer-{i:05d}") for i in range(buyers)}
+    opts = burst_options(base_url, attempts, serials, processes, run_dir)
     limits = httpx.Limits(
         max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS
     )
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
-        with story.step(f"creating the drop {sale_id}"):
-            created = await client.post(
-                "/v1/sales",
-                json={
-                    "sale_id": sale_id,
-                    "name": "Genesis drop (demo)",
-                    "serials": {"range": [1, serials]},
-                    "assignment": "random",
-                    "per_user_limit": 1,
-                    "payment_timeout_s": payment_timeout_s,
-                    "price_cents": 9900,
-                    "currency": "CNY",
-                },
-                headers={"Authorization": f"Bearer {admin}"},
-            )
-            created.raise_for_status()
-            story.result(
-                f"{serials:,} serials, random assignment (commitment "
-                f"{created.json()['assignment_commitment'][:16]}…), 1 per buyer, "
-                f"{payment_timeout_s} s to pay"
-            )
-
-        with (
-            story.step(f"{attempts:,} purchases from {buyers:,} buyers, all at once"),
-            story.progress("answered", attempts) as bar,
-        ):
-            result = await burst(client, sale_id, tokens, attempts, on_answer=bar.advance)
-        tell_purchases(story, result, buyers, (await client.get("/metrics")).text)
+        run = BurstRun(opts, sale_id, buyers, secret)
+        try:
+            with story.step(
+                f"creating the drop {sale_id} once locust ({processes} process"
+                f"{'es' if processes != 1 else ''}) holds the burst's {attempts:,} users"
+            ):
+                run.start(env)
+                await run.ready()
+                start_at = opening(opts, SPAWN_MARGIN_S)
+                created = await create_drop(
+                    client, admin, sale_id, serials, payment_timeout_s, start_at
+                )
+                run.go()
+                story.result(
+                    f"{serials:,} serials, random assignment (commitment "
+                    f"{created['assignment_commitment'][:16]}…), 1 per buyer, "
+                    f"{payment_timeout_s} s to pay; opens at {start_at[11:19]} UTC, "
+                    "once the users have arrived"
+                )
+            with story.step(
+                f"{attempts:,} purchases from {buyers:,} buyers, released together at the opening"
+            ):
+                burst = await asyncio.to_thread(
+                    run.finish, opens_at=epoch_of(start_at), price_cents=PRICE_CENTS
+                )
+        finally:
+            run.stop()
+        tell_purchases(story, burst, buyers, (await client.get("/metrics")).text)
+        result = burst.result
+        tokens = {o["_buyer"]: mint_token(secret, o["_buyer"]) for o in result.sold}
 
         with story.step(
             "payments: half by provider (30 % of its callbacks lost, 20 % sent twice), "
@@ -224,7 +259,7 @@ async def drive(
                 told, problem = await approve_one(client, first, tokens[first["_buyer"]], admin)
                 story.result(told or f"PROBLEM: {problem}")
                 delivery.problems += [problem] if problem else []
-        client_violations = result.violations(1, outcome.statuses)
+        client_violations = burst.violations() + result.violations(1, outcome.statuses)
 
         with story.step(
             "orders after the drop: a cart of two merchants, coins, one bill, its tokens"
@@ -283,6 +318,7 @@ def main(
     payment_timeout_s: int = 60,
     logs_dir: Path | None = None,
     cluster: bool = False,
+    processes: int | None = None,
 ) -> int:
     given = Settings.from_env()
     story = Story(STEPS if not (given.redis.url or given.database.url) else STEPS - 1)
@@ -310,9 +346,13 @@ def main(
             running.enter_context(paysim(env, log))
             running.enter_context(server(env, port, log))
         url = f"http://127.0.0.1:{port}"
-        ok = asyncio.run(drive(story, url, env, buyers, attempts, serials, payment_timeout_s))
+        processes = processes or os.cpu_count() or 1
+        ok = asyncio.run(
+            drive(story, url, env, buyers, attempts, serials, payment_timeout_s, processes, run_dir)
+        )
     story.say(
-        f"verdict: {'PASS' if ok else 'FAIL'} ({story.elapsed():.0f} s; logs in {_shown(log)})"
+        f"verdict: {'PASS' if ok else 'FAIL'} ({story.elapsed():.0f} s; logs in {_shown(log)}; "
+        f"locust's reports in {_shown(run_dir / RUN)})"
     )
     return 0 if ok else 1
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCENARIOS = {"drop": "DropBuyer", "bots": "Bot", "browse": "Browser", "checkout": "CartBuyer"}
+SCENARIOS = {
+    "drop": "DropBuyer",
+    "bots": "Bot",
+    "browse": "Browser",
+    "checkout": "CartBuyer",
+    "burst": "BurstBuyer",  # the demo's purchases (demo_burst.py), not on the command line
+}
 REPORTS = Path(__file__).resolve().parent / "reports"
 DROP_SHARES = {
     # of all buyers
@@ -62,24 +68,35 @@ class Options:
         s = self.scenario
         if s not in SCENARIOS:
             raise ValueError(f"unknown scenario {s!r}: one of {', '.join(SCENARIOS)}")
-        users = self.users or {"drop": 5000, "bots": 12, "browse": 200, "checkout": 300}[s]
-        spawn = self.spawn_rate or {"drop": max(100.0, users / 5), "bots": float(users)}.get(
-            s, 50.0
+        users = (
+            self.users
+            or {
+                "drop": 5000,
+                "bots": 12,
+                "browse": 200,
+                "checkout": 300,
+                "burst": 5000,
+            }[s]
         )
+        spawn = self.spawn_rate or {
+            "drop": max(100.0, users / 5),
+            "burst": max(100.0, users / 5),
+            "bots": float(users),
+        }.get(s, 50.0)
         return Options(
             **{
                 **self.__dict__,
                 "users": users,
                 "spawn_rate": spawn,
                 "run_time_s": self.run_time_s
-                or {"drop": 120, "bots": 20, "browse": 30, "checkout": 60}[s],
+                or {"drop": 120, "bots": 20, "browse": 30, "checkout": 60, "burst": 120}[s],
                 "serials": self.serials
                 or {"drop": max(1, users // 10), "bots": 1000, "checkout": max(1, users // 3)}.get(
                     s, max(1, users // 4)
                 ),
                 "per_ip_limit": self.per_ip_limit or (2 if s == "bots" else None),
                 "payment_timeout_s": self.payment_timeout_s
-                or {"drop": 10, "bots": 600, "browse": 30, "checkout": 10}[s],
+                or {"drop": 10, "bots": 600, "browse": 30, "checkout": 10, "burst": 60}[s],
                 "run": self.run or f"{s}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
             }
         )

@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,7 @@ from flashsale.settings import Settings, config_errors
 
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
 READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
+LOCUST_START_S = 2.0  # before a drop's first user spawns: locust (and its processes) start
 
 
 @dataclass
@@ -73,6 +74,11 @@ class LocustStats:
             return float(self.rows.get(name, {}).get(column, "nan"))
         except (TypeError, ValueError):
             return float("nan")
+
+    def shown(self, name: str | None, column: str) -> str:
+        """A figure as printed (milliseconds, a rate): rounded, ``?`` when missing."""
+        value = self.number(name or "", column)
+        return "?" if value != value else f"{value:,.0f}"
 
     def busiest(self, prefix: str) -> str | None:
         names = [n for n in self.rows if n.startswith(prefix)]
@@ -108,11 +114,17 @@ def sale_body(opts: Options, sale_id: str) -> dict[str, Any]:
     if opts.per_ip_limit:
         body["per_ip_limit"] = opts.per_ip_limit
     if opts.scenario == "drop":
-        # every buyer arrives while the sale is scheduled; all fire at its opening second
-        opens_in = min(30.0, opts.users / opts.spawn_rate + 2.0)
-        start = datetime.now(UTC) + timedelta(seconds=opens_in)
-        body["start_at"] = start.isoformat().replace("+00:00", "Z")
+        body["start_at"] = opening(opts)
     return body
+
+
+def opening(opts: Options, start_s: float = LOCUST_START_S) -> str:
+    """The start of a sale whose buyers all arrive while it is scheduled (locust starts in
+    ``start_s``, then spawns them) and fire at its opening second, RFC 3339."""
+    assert opts.users and opts.spawn_rate
+    opens_in = min(30.0, opts.users / opts.spawn_rate + start_s)
+    start = datetime.now(UTC) + timedelta(seconds=opens_in)
+    return start.isoformat().replace("+00:00", "Z")
 
 
 def plan(opts: Options, sale_id: str, out_dir: Path) -> dict[str, Any]:
@@ -121,7 +133,7 @@ def plan(opts: Options, sale_id: str, out_dir: Path) -> dict[str, Any]:
         "scenario": opts.scenario,
         "sale_id": sale_id,
         "out_dir": str(out_dir),
-        "users": opts.users if opts.processes <= 1 else 0,
+        "users": opts.users,
         "processes": opts.processes,
         "payers": opts.payers,
         "payer_prefix": opts.payer_prefix,
@@ -172,24 +184,40 @@ def run_locust(
     extra: dict[str, Any] | None = None,
 ) -> int:
     """Run the scenario; ``extra`` adds to the plan the scenario reads (FLASHSALE_LT)."""
+    return wait_locust(opts, start_locust(opts, sale_id, out_dir, secret, extra))
+
+
+def start_locust(
+    opts: Options,
+    sale_id: str,
+    out_dir: Path,
+    secret: str,
+    extra: dict[str, Any] | None = None,
+    base_env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the scenario's locust; its environment is ``base_env`` (default: this
+    process's) and the run's own."""
     env = {
-        **os.environ,
+        **(os.environ if base_env is None else base_env),
         "FLASHSALE_LT": json.dumps(plan(opts, sale_id, out_dir) | (extra or {})),
         "FLASHSALE_JWT_SECRET": secret,
         "PYTHONUNBUFFERED": "1",
     }
-    assert opts.run_time_s is not None
-    bound = opts.run_time_s + 90
     with (out_dir / "locust.log").open("wb") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             locust_command(opts, out_dir), env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        try:
-            return process.wait(timeout=bound)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            return -9
+
+
+def wait_locust(opts: Options, process: subprocess.Popen[bytes]) -> int:
+    """Locust's exit code once it ended, -9 when it outlived its run by 90 s (killed)."""
+    assert opts.run_time_s is not None
+    try:
+        return process.wait(timeout=opts.run_time_s + 90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -9
 
 
 def settle(
@@ -247,11 +275,6 @@ def read_back(client: httpx.Client, admin: dict[str, str], order_ids: list[str])
     return statuses
 
 
-def _ms(stats: LocustStats, name: str | None, column: str) -> str:
-    value = stats.number(name or "", column)
-    return "?" if value != value else f"{value:,.0f}"
-
-
 def summary(
     opts: Options,
     seen: Seen,
@@ -288,18 +311,18 @@ def summary(
     total = stats.number("Aggregated", "Request Count")
     lines += [
         f"requests: {sum(seen.requests.values()):,} sent · locust counted "
-        f"{0 if total != total else total:,.0f} · {_ms(stats, 'Aggregated', 'Requests/s')} req/s"
+        f"{0 if total != total else total:,.0f} · {stats.shown('Aggregated', 'Requests/s')} req/s"
         f" · errors {sum(seen.errors.values()):,}"
         + (
             f" ({', '.join(f'{k} {n}' for k, n in seen.errors.most_common(3))})"
             if seen.errors
             else ""
         ),
-        f"latency {purchase or 'purchase'}: p50 {_ms(stats, purchase, '50%')} ms · "
-        f"p95 {_ms(stats, purchase, '95%')} ms · p99 {_ms(stats, purchase, '99%')} ms",
-        f"latency all requests: p50 {_ms(stats, 'Aggregated', '50%')} ms · "
-        f"p95 {_ms(stats, 'Aggregated', '95%')} ms · p99 {_ms(stats, 'Aggregated', '99%')} ms",
-        *generator_lines(seen, opens_at, _ms(stats, purchase, "99%")),
+        f"latency {purchase or 'purchase'}: p50 {stats.shown(purchase, '50%')} ms · "
+        f"p95 {stats.shown(purchase, '95%')} ms · p99 {stats.shown(purchase, '99%')} ms",
+        f"latency all requests: p50 {stats.shown('Aggregated', '50%')} ms · "
+        f"p95 {stats.shown('Aggregated', '95%')} ms · p99 {stats.shown('Aggregated', '99%')} ms",
+        *generator_lines(seen, opens_at, stats.shown(purchase, "99%")),
     ]
     if sale:
         lines.append(

@@ -43,7 +43,7 @@ from gevent import monkey
 from geventhttpclient import connectionpool
 from locust import FastHttpUser, between, constant, events, task
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from flashsale.api.tokens import mint_token
 from flashsale.engine.statuses import HOLDS_SERIAL
@@ -61,6 +61,8 @@ SEEN = Seen()
 _numbers = itertools.count()
 
 EXPECTED_PURCHASE = frozenset({200, 201, 409, 429})
+OPENING_JITTER = 0.3  # s: a drop's buyers fire within this much of its opening
+HOLD_S = 120.0  # the longest wait for the wrapper's go (``_hold_the_users``)
 
 _poll = monkey.get_original("select", "poll")  # gevent removes it; poll(0) never blocks
 _IDLE_TROUBLE = 0x001 | 0x008 | 0x010 | 0x020  # POLLIN | POLLERR | POLLHUP | POLLNVAL
@@ -100,23 +102,25 @@ class Client(FastHttpUser):
     def on_start(self) -> None:
         n = self.number = next(_numbers)
         self.rng = random.Random(f"{PLAN.get('run', '')}-{os.getpid()}-{n}")
-        self.user_id = f"{PLAN.get('run', 'lt')}-{os.getpid()}-{n}"
-        self.payer = False
-        payer = self._payer_number()
-        if payer is not None:  # prepared by the runner: a wallet with money, a password
-            self.user_id, self.payer = f"{PLAN['payer_prefix']}{payer}", True
+        self.user_id, self.payer = self._identity()
         self.auth = {"Authorization": f"Bearer {mint_token(SECRET, self.user_id)}"}
         self.ip = ""
         self.done = False
         SEEN.buyers += 1
 
-    def _payer_number(self) -> int | None:
-        """This user's number among the runner's wallet buyers (``payers`` of them, numbered
-        across the locust processes), or None."""
+    def _identity(self) -> tuple[str, bool]:
+        """(user id, whether it pays from a wallet): the first ``payers`` users across the
+        processes are the runner's wallet buyers (credited, with a payment password)."""
+        number = self._number_across_processes()
+        if number < int(PLAN.get("payers", 0)):
+            return f"{PLAN['payer_prefix']}{number}", True
+        return f"{PLAN.get('run', 'lt')}-{os.getpid()}-{self.number}", False
+
+    def _number_across_processes(self) -> int:
+        """This user's number, distinct across the locust processes."""
         runner = self.environment.runner
         worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
-        number = self.number * max(1, int(PLAN.get("processes", 1))) + worker
-        return number if number < int(PLAN.get("payers", 0)) else None
+        return self.number * max(1, int(PLAN.get("processes", 1))) + worker
 
     def call(
         self,
@@ -231,6 +235,15 @@ class OneJourney(Client):
     def _journey(self) -> None:
         raise NotImplementedError
 
+    def _wait_for_the_opening(self, jitter: float) -> None:
+        """Arrive while the sale is scheduled and sleep until its opening (+ ``jitter`` s);
+        an open sale is bought from at once."""
+        sale = self.sale_view()
+        if sale and sale.get("status") == "scheduled":
+            opens = epoch_of(sale.get("start_at")) or time.time()
+            _watch_the_opening(opens)
+            gevent.sleep(max(0.0, opens - time.time()) + jitter)
+
     def _pay_with_provider(self, path: str, what: str) -> bool:
         """Start a provider payment at ``path`` (``what``: ``payment`` or ``bill payment``)
         and pay it at the simulator's pay_url; whether the simulator took it."""
@@ -280,13 +293,8 @@ class DropBuyer(OneJourney):
 
     def _journey(self) -> None:
         shares: dict[str, float] = PLAN.get("shares", {})
-        sale = self.sale_view()
-        if sale and sale.get("status") == "scheduled":
-            opens = epoch_of(sale.get("start_at")) or time.time()
-            _watch_the_opening(opens)
-            # the wallet buyers fire at the opening itself (they must get orders to pay)
-            jitter = 0.0 if self.payer else self.rng.uniform(0.0, 0.3)
-            gevent.sleep(max(0.0, opens - time.time()) + jitter)
+        # the wallet buyers fire at the opening itself (they must get orders to pay)
+        self._wait_for_the_opening(0.0 if self.payer else self.rng.uniform(0.0, OPENING_JITTER))
         roll = self.rng.random()
         if roll < shares.get("retry", 0.0):
             order = self._retrier()
@@ -404,6 +412,20 @@ class DropBuyer(OneJourney):
         else:
             SEEN.cancels[_code(status, body)] += 1
             SEEN.sample(f"cancel refused {_code(status, body)}", body)
+
+
+class BurstBuyer(DropBuyer):
+    """One purchase of the demo's burst: its users share the demo's ``buyers`` (a buyer's
+    attempts fire at once, as a buyer's double clicks do), all fire at the opening, and
+    nothing follows (the demo pays the orders itself)."""
+
+    def _identity(self) -> tuple[str, bool]:
+        buyer = self._number_across_processes() % max(1, int(PLAN.get("buyers", 1)))
+        return f"{PLAN.get('buyer_prefix', 'buyer-')}{buyer:05d}", False
+
+    def _journey(self) -> None:
+        self._wait_for_the_opening(self.rng.uniform(0.0, OPENING_JITTER))
+        self._buy_once()
 
 
 class Bot(Client):
@@ -530,19 +552,61 @@ def _out_dir() -> Path:
     return Path(str(PLAN.get("out_dir", ".")))
 
 
-def _watch_for_the_end(environment: Environment, **_: Any) -> None:
-    """End a drop as soon as every buyer finished its journey (``--run-time`` bounds it)."""
-    runner = environment.runner
-    if runner is None or isinstance(runner, WorkerRunner):
+FINISHED = "flashsale_finished"  # a worker process's message: its users that finished
+ENDS_EARLY = ("drop", "burst", "checkout")  # scenarios whose users have one journey each
+_finished_by_worker: dict[int, int] = {}  # on the master: the last count each worker sent
+
+
+def _count_finished(environment: Environment, msg: Any, **_: Any) -> None:
+    _finished_by_worker[int(msg.data["worker"])] = int(msg.data["finished"])
+
+
+def _listen_to_workers(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(FINISHED, _count_finished)
+
+
+def _hold_the_users(environment: Environment, **_: Any) -> None:
+    """With ``hold`` in the plan (the demo's burst), spawn no user before the wrapper says
+    go: the master (or the only process) writes the ``ready`` file once locust has started
+    (its workers connected), then waits for the ``go`` file, which the wrapper writes once
+    it created the sale; the sale's opening then needs no guess of locust's start-up (5 s
+    of imports on a loaded machine), only of the spawn."""
+    hold: dict[str, str] = PLAN.get("hold") or {}
+    if not hold or isinstance(environment.runner, WorkerRunner):
         return
-    if PLAN.get("scenario") not in ("drop", "checkout"):
+    Path(hold["ready"]).touch()
+    deadline = time.monotonic() + HOLD_S
+    while not Path(hold["go"]).exists() and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+
+
+def _watch_for_the_end(environment: Environment, **_: Any) -> None:
+    """End a run of one-journey users as soon as every user finished (``--run-time`` bounds
+    it); with ``--processes`` each worker tells the master its count twice a second."""
+    runner = environment.runner
+    if runner is None or PLAN.get("scenario") not in ENDS_EARLY:
+        return
+    if isinstance(runner, WorkerRunner):
+        worker = runner
+
+        def tell() -> None:
+            told = -1
+            while True:
+                gevent.sleep(0.5)
+                if SEEN.finished != told:
+                    told = SEEN.finished
+                    data = {"worker": worker.worker_index, "finished": told}
+                    worker.send_message(FINISHED, data)
+
+        gevent.spawn(tell)
         return
     target = int(PLAN.get("users", 0))
 
     def watch() -> None:
         while True:
             gevent.sleep(0.5)
-            if target and SEEN.finished >= target:
+            if target and SEEN.finished + sum(_finished_by_worker.values()) >= target:
                 gevent.sleep(0.2)
                 runner.quit()
                 return
@@ -573,5 +637,7 @@ def _write_what_clients_saw(environment: Environment, **_: Any) -> None:
     (_out_dir() / "stats.json").write_text(json.dumps(rows))
 
 
+events.init.add_listener(_listen_to_workers)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_hold_the_users)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(_watch_for_the_end)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_write_what_clients_saw)  # type: ignore[no-untyped-call]

@@ -94,6 +94,13 @@ class Seen:
         first, last = int(start * 10), int(end * 10)
         return sum(n for tick, n in self.sent_ticks.items() if first <= tick < last)
 
+    def sending_seconds(self) -> float:
+        """From the first purchase request sent to the last (to the 100 ms tick, one at
+        least), 0 when none was sent."""
+        if not self.sent_ticks:
+            return 0.0
+        return (max(self.sent_ticks) - min(self.sent_ticks) + 1) / 10
+
     def busiest_second(self) -> int:
         """The most purchase requests sent in any one-second window."""
         ticks = self.sent_ticks

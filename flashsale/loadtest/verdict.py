@@ -35,12 +35,7 @@ def final_state_violations(seen: Seen, statuses: dict[str, str], per_user_limit:
     """At the end, from the orders read back: one serial in two live orders, a buyer over the
     limit, one order answered as new twice (the demo's checks), and a wallet payment whose
     order is not paid."""
-    sold = [
-        {"order_id": b.order_id, "serial": b.serial, "_buyer": b.buyer}
-        for b in seen.bought
-        if not b.replayed
-    ]
-    found = BurstResult(sold=sold).violations(per_user_limit, statuses)
+    found = BurstResult.from_seen(seen).violations(per_user_limit, statuses)
     orders = seen.orders()
     for order_id, status in statuses.items():
         o = orders.get(order_id)
@@ -60,16 +55,10 @@ def dead_payment_paths(seen: Seen) -> list[str]:
     return found
 
 
-def judge(
-    opts: Options,
-    seen: Seen,
-    audit: dict[str, Any] | None,
-    sale: dict[str, Any] | None,
-    settle_why: str,
-    statuses: dict[str, str],
-    locust_rc: int = 0,
-) -> list[str]:
-    """Every broken invariant, the server's and the clients' together."""
+def clients_violations(opts: Options, seen: Seen, locust_rc: int = 0) -> list[str]:
+    """What the clients saw go wrong, whatever the server says (the run's records alone):
+    a serial held twice at once, a buyer or address over its limit, a serial outside the
+    sale, a contract break, too many failed requests, a run that sold nothing."""
     found: list[str] = []
     # locust exits 1 when a request was marked failed: the error rate below judges those
     if locust_rc not in (0, 1):
@@ -109,11 +98,26 @@ def judge(
         found.append(
             f"{errors} of {requests} requests failed (over {opts.max_error_rate:.1%}): {kinds}"
         )
-    if opts.scenario == "drop" and not orders:
+    if opts.scenario in ("drop", "burst") and not orders:
         found.append("no purchase succeeded")
     limited = seen.refused["limit_reached"] + seen.refused["rate_limited"]
     if opts.scenario == "bots" and not limited:
         found.append("the bots were never refused with limit_reached or rate_limited")
+    return found
+
+
+def judge(
+    opts: Options,
+    seen: Seen,
+    audit: dict[str, Any] | None,
+    sale: dict[str, Any] | None,
+    settle_why: str,
+    statuses: dict[str, str],
+    locust_rc: int = 0,
+) -> list[str]:
+    """Every broken invariant, the server's and the clients' together."""
+    found = clients_violations(opts, seen, locust_rc)
+    orders = seen.orders()
     if audit is None:
         found.append(f"the audit did not answer ({settle_why})")
     else:

@@ -1,0 +1,136 @@
+"""The demo's burst, made by the load test's generator (issue #14).
+
+``flashsale loadtest drop``'s machinery against the demo's own server: locust
+(FastHttpUser) in a child process, its users spread over ``processes`` locust
+processes, spawned while the drop is scheduled and released together at its opening
+(``BurstBuyer``: one purchase each, the demo's buyers shared among them so that a
+buyer's extra attempts fire at once). What the users were told comes back in their
+records (``Seen``); the load test's client-side checks judge it, and the demo's later
+steps take its sold orders as a ``BurstResult``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from flashsale.loadtest.burst import BurstResult
+from flashsale.loadtest.generator import generator_lines
+from flashsale.loadtest.options import Options
+from flashsale.loadtest.runner import LocustStats, start_locust, wait_locust
+from flashsale.loadtest.seen import Seen
+from flashsale.loadtest.verdict import clients_violations
+
+BUYER_PREFIX = "buyer-"  # the demo's buyers: buyer-00000, buyer-00001, ...
+RUN = "burst"  # the locust run's folder inside the demo's report folder
+# the opening after the go: the users spawn (runner.opening) and this much more for
+# the last ones' first request on a loaded machine
+SPAWN_MARGIN_S = 2.0
+
+
+@dataclass
+class Burst:
+    opts: Options
+    seen: Seen
+    stats: LocustStats
+    opens_at: float | None
+    locust_rc: int
+    result: BurstResult
+
+    @property
+    def out_dir(self) -> Path:
+        return self.opts.reports_dir / self.opts.run
+
+    def violations(self) -> list[str]:
+        """What the clients saw go wrong (the load test's checks), whatever the server says."""
+        found = clients_violations(self.opts, self.seen, self.locust_rc)
+        if not self.seen.buyers:
+            found.append(f"locust recorded nothing: see {self.out_dir / 'locust.log'}")
+        return found
+
+    def lines(self) -> list[str]:
+        """The clients' figures as the load test prints them: the achieved rate, purchase
+        p50/p99, the opening second, the generator's own load and its bottleneck WARNING."""
+        purchase = self.stats.busiest("purchase")
+        p99 = self.stats.shown(purchase, "99%")
+        seconds = self.seen.sending_seconds()
+        sent = sum(self.seen.sent_ticks.values())
+        rate = f"{sent / seconds:,.0f}/s" if seconds else "?"
+        processes = self.opts.processes
+        return [
+            f"the clients: {self.opts.users:,} locust users over {processes} "
+            f"process{'es' if processes != 1 else ''} sent {sent:,} purchases in "
+            f"{seconds:.1f} s, {rate} · purchase p50 {self.stats.shown(purchase, '50%')} ms · "
+            f"p99 {p99} ms",
+            *generator_lines(self.seen, self.opens_at, p99),
+        ]
+
+
+def burst_options(
+    url: str, attempts: int, serials: int, processes: int, reports_dir: Path
+) -> Options:
+    """One locust user per purchase attempt, on the demo's drop (1 per buyer)."""
+    return Options(
+        scenario="burst",
+        host=url,
+        users=attempts,
+        serials=serials,
+        per_user_limit=1,
+        processes=processes,
+        reports_dir=reports_dir,
+        run=RUN,
+    ).resolve()
+
+
+class BurstRun:
+    """The burst's locust run: ``start``, ``await ready()``, create the sale (to open at
+    ``runner.opening(opts, SPAWN_MARGIN_S)``), ``go()``, then ``finish()`` (blocking)."""
+
+    def __init__(self, opts: Options, sale_id: str, buyers: int, secret: str) -> None:
+        self.opts, self.sale_id, self.buyers, self.secret = opts, sale_id, buyers, secret
+        self.out_dir = opts.reports_dir / opts.run
+        self._ready, self._go = self.out_dir / "locust.ready", self.out_dir / "go"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: Mapping[str, str]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        extra = {
+            "buyers": self.buyers,
+            "buyer_prefix": BUYER_PREFIX,
+            "hold": {"ready": str(self._ready), "go": str(self._go)},
+        }
+        self._process = start_locust(
+            self.opts, self.sale_id, self.out_dir, self.secret, extra, base_env=env
+        )
+
+    async def ready(self, seconds: float = 120.0) -> None:
+        """Until locust has started and holds its users (RuntimeError if it ended or took
+        longer than ``seconds``)."""
+        assert self._process is not None
+        deadline = time.monotonic() + seconds
+        while not self._ready.exists():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"locust did not start: see {self.out_dir / 'locust.log'}")
+            await asyncio.sleep(0.1)
+
+    def go(self) -> None:
+        """Release the users: they spawn, arrive at the scheduled sale, wait for its opening."""
+        self._go.touch()
+
+    def finish(self, *, opens_at: float | None, price_cents: int) -> Burst:
+        """Wait until locust ended (every user done) and read what its users saw."""
+        assert self._process is not None
+        rc = wait_locust(self.opts, self._process)
+        seen = Seen.load_dir(self.out_dir)
+        result = BurstResult.from_seen(seen, price_cents)
+        return Burst(self.opts, seen, LocustStats.read(self.out_dir), opens_at, rc, result)
+
+    def stop(self) -> None:
+        """Kill locust if it still runs (the demo failed before ``finish``)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
