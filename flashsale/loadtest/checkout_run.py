@@ -25,6 +25,7 @@ from flashsale.loadtest.burst import Holding, holding_violations
 from flashsale.loadtest.housekeeping import clean_up
 from flashsale.loadtest.options import Options
 from flashsale.loadtest.runner import (
+    Locust,
     begin,
     conclude,
     reachable,
@@ -119,7 +120,7 @@ def run_checkout(opts: Options, echo: Callable[[str], None] = print) -> int:
             f"carts; running locust (checkout, at most {opts.run_time_s} s) ..."
         )
         extra = {"sale_ids": sale_ids, "coins_cents": COINS_CENTS}
-        rc = timed_run(opts, sale_ids[0], out_dir, secret, echo, extra)
+        rc = timed_run(Locust(opts, sale_ids[0], out_dir, secret, extra).start(), echo)
         seen, carts = Seen.load_dir(out_dir), load_carts(out_dir)
         settled = {
             s: settle(c, s, admin, opts.drain_timeout_s, until_no_pending=True) for s in sale_ids

@@ -39,7 +39,7 @@ from flashsale.connect import need
 from flashsale.devservers import ChildProcess, embedded_stack, free_port, install_signal_handlers
 from flashsale.devservers.chain import EmbeddedChain
 from flashsale.loadtest.demo_aftersales import approve_one
-from flashsale.loadtest.demo_burst import RUN, SPAWN_MARGIN_S, Burst, BurstRun, burst_options
+from flashsale.loadtest.demo_burst import RUN, Burst, burst_locust, burst_options, read_burst
 from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
 from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
@@ -194,19 +194,19 @@ async def drive(
     )
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
-        run = BurstRun(opts, sale_id, buyers, secret)
+        locust = burst_locust(opts, sale_id, buyers, secret, env).start()
         try:
             with story.step(
                 f"creating the drop {sale_id} once locust ({processes} process"
                 f"{'es' if processes != 1 else ''}) holds the burst's {attempts:,} users"
             ):
-                run.start(env)
-                await run.ready()
-                start_at = opening(opts, SPAWN_MARGIN_S)
+                if not await asyncio.to_thread(locust.ready):
+                    raise RuntimeError(f"locust did not start: see {locust.out_dir}/locust.log")
+                start_at = opening(opts)
                 created = await create_drop(
                     client, admin, sale_id, serials, payment_timeout_s, start_at
                 )
-                run.go()
+                locust.go()
                 story.result(
                     f"{serials:,} serials, random assignment (commitment "
                     f"{created['assignment_commitment'][:16]}…), 1 per buyer, "
@@ -216,11 +216,10 @@ async def drive(
             with story.step(
                 f"{attempts:,} purchases from {buyers:,} buyers, released together at the opening"
             ):
-                burst = await asyncio.to_thread(
-                    run.finish, opens_at=epoch_of(start_at), price_cents=PRICE_CENTS
-                )
+                rc = await asyncio.to_thread(locust.wait)
+                burst = read_burst(opts, rc, epoch_of(start_at), PRICE_CENTS)
         finally:
-            run.stop()
+            locust.stop()
         tell_purchases(story, burst, buyers, (await client.get("/metrics")).text)
         result = burst.result
         tokens = {o["_buyer"]: mint_token(secret, o["_buyer"]) for o in result.sold}

@@ -11,9 +11,6 @@ steps take its sold orders as a ``BurstResult``.
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +18,12 @@ from pathlib import Path
 from flashsale.loadtest.burst import BurstResult
 from flashsale.loadtest.generator import generator_lines
 from flashsale.loadtest.options import Options
-from flashsale.loadtest.runner import LocustStats, start_locust, wait_locust
+from flashsale.loadtest.runner import Locust, LocustStats
 from flashsale.loadtest.seen import Seen
 from flashsale.loadtest.verdict import clients_violations
 
 BUYER_PREFIX = "buyer-"  # the demo's buyers: buyer-00000, buyer-00001, ...
 RUN = "burst"  # the locust run's folder inside the demo's report folder
-# the opening after the go: the users spawn (runner.opening) and this much more for
-# the last ones' first request on a loaded machine
-SPAWN_MARGIN_S = 2.0
 
 
 @dataclass
@@ -86,51 +80,20 @@ def burst_options(
     ).resolve()
 
 
-class BurstRun:
-    """The burst's locust run: ``start``, ``await ready()``, create the sale (to open at
-    ``runner.opening(opts, SPAWN_MARGIN_S)``), ``go()``, then ``finish()`` (blocking)."""
+def burst_locust(
+    opts: Options, sale_id: str, buyers: int, secret: str, env: Mapping[str, str]
+) -> Locust:
+    """The burst's locust, held until ``go()``: start it, create the sale to open at
+    ``runner.opening(opts)`` once it is ``ready()``, then ``go()`` and ``wait()``."""
+    out_dir = opts.reports_dir / opts.run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    extra = {"buyers": buyers, "buyer_prefix": BUYER_PREFIX}
+    return Locust(opts, sale_id, out_dir, secret, extra, held=True, base_env=env)
 
-    def __init__(self, opts: Options, sale_id: str, buyers: int, secret: str) -> None:
-        self.opts, self.sale_id, self.buyers, self.secret = opts, sale_id, buyers, secret
-        self.out_dir = opts.reports_dir / opts.run
-        self._ready, self._go = self.out_dir / "locust.ready", self.out_dir / "go"
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, env: Mapping[str, str]) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        extra = {
-            "buyers": self.buyers,
-            "buyer_prefix": BUYER_PREFIX,
-            "hold": {"ready": str(self._ready), "go": str(self._go)},
-        }
-        self._process = start_locust(
-            self.opts, self.sale_id, self.out_dir, self.secret, extra, base_env=env
-        )
-
-    async def ready(self, seconds: float = 120.0) -> None:
-        """Until locust has started and holds its users (RuntimeError if it ended or took
-        longer than ``seconds``)."""
-        assert self._process is not None
-        deadline = time.monotonic() + seconds
-        while not self._ready.exists():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"locust did not start: see {self.out_dir / 'locust.log'}")
-            await asyncio.sleep(0.1)
-
-    def go(self) -> None:
-        """Release the users: they spawn, arrive at the scheduled sale, wait for its opening."""
-        self._go.touch()
-
-    def finish(self, *, opens_at: float | None, price_cents: int) -> Burst:
-        """Wait until locust ended (every user done) and read what its users saw."""
-        assert self._process is not None
-        rc = wait_locust(self.opts, self._process)
-        seen = Seen.load_dir(self.out_dir)
-        result = BurstResult.from_seen(seen, price_cents)
-        return Burst(self.opts, seen, LocustStats.read(self.out_dir), opens_at, rc, result)
-
-    def stop(self) -> None:
-        """Kill locust if it still runs (the demo failed before ``finish``)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+def read_burst(opts: Options, locust_rc: int, opens_at: float | None, price_cents: int) -> Burst:
+    """What the burst's users saw, from their records, once locust ended."""
+    out_dir = opts.reports_dir / opts.run
+    seen = Seen.load_dir(out_dir)
+    result = BurstResult.from_seen(seen, price_cents)
+    return Burst(opts, seen, LocustStats.read(out_dir), opens_at, locust_rc, result)

@@ -48,7 +48,7 @@ from flashsale.settings import Settings, config_errors
 
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
 READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
-LOCUST_START_S = 2.0  # before a drop's first user spawns: locust (and its processes) start
+SPAWN_MARGIN_S = 2.0  # a drop opens this long after its users spawned (their first GET)
 
 
 @dataclass
@@ -118,11 +118,12 @@ def sale_body(opts: Options, sale_id: str) -> dict[str, Any]:
     return body
 
 
-def opening(opts: Options, start_s: float = LOCUST_START_S) -> str:
-    """The start of a sale whose buyers all arrive while it is scheduled (locust starts in
-    ``start_s``, then spawns them) and fire at its opening second, RFC 3339."""
+def opening(opts: Options) -> str:
+    """The start of a sale whose buyers all arrive while it is scheduled (a held locust,
+    released right after the sale is created, spawns them) and fire at its opening second,
+    RFC 3339."""
     assert opts.users and opts.spawn_rate
-    opens_in = min(30.0, opts.users / opts.spawn_rate + start_s)
+    opens_in = min(30.0, opts.users / opts.spawn_rate + SPAWN_MARGIN_S)
     start = datetime.now(UTC) + timedelta(seconds=opens_in)
     return start.isoformat().replace("+00:00", "Z")
 
@@ -176,48 +177,75 @@ def locust_command(opts: Options, out_dir: Path) -> list[str]:
     return [*command, SCENARIOS[opts.scenario]]
 
 
-def run_locust(
-    opts: Options,
-    sale_id: str,
-    out_dir: Path,
-    secret: str,
-    extra: dict[str, Any] | None = None,
-) -> int:
-    """Run the scenario; ``extra`` adds to the plan the scenario reads (FLASHSALE_LT)."""
-    return wait_locust(opts, start_locust(opts, sale_id, out_dir, secret, extra))
+class Locust:
+    """The scenario's locust in a child process (``start``, then ``wait``).
 
+    ``held``: no user spawns before ``go()``. The master (or the only process) writes
+    ``locust.ready`` once locust has started and waits for ``locust.go``
+    (``scenarios._hold_the_users``), so a sale created in between opens after the spawn
+    alone (``opening``), whatever locust's start-up took: its imports alone took 5 s on
+    the loaded 2-core machine, longer than the 2 s the drop allowed for it, and the
+    buyers arrived after the opening.
+    """
 
-def start_locust(
-    opts: Options,
-    sale_id: str,
-    out_dir: Path,
-    secret: str,
-    extra: dict[str, Any] | None = None,
-    base_env: Mapping[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start the scenario's locust; its environment is ``base_env`` (default: this
-    process's) and the run's own."""
-    env = {
-        **(os.environ if base_env is None else base_env),
-        "FLASHSALE_LT": json.dumps(plan(opts, sale_id, out_dir) | (extra or {})),
-        "FLASHSALE_JWT_SECRET": secret,
-        "PYTHONUNBUFFERED": "1",
-    }
-    with (out_dir / "locust.log").open("wb") as log:
-        return subprocess.Popen(
-            locust_command(opts, out_dir), env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+    def __init__(
+        self,
+        opts: Options,
+        sale_id: str,
+        out_dir: Path,
+        secret: str,
+        extra: dict[str, Any] | None = None,
+        *,
+        held: bool = False,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.opts, self.out_dir, self.held = opts, out_dir, held
+        self._ready, self._go = out_dir / "locust.ready", out_dir / "locust.go"
+        hold = {"hold": {"ready": str(self._ready), "go": str(self._go)}} if held else {}
+        self._env = {
+            **(os.environ if base_env is None else base_env),
+            "FLASHSALE_LT": json.dumps(plan(opts, sale_id, out_dir) | (extra or {}) | hold),
+            "FLASHSALE_JWT_SECRET": secret,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._process: subprocess.Popen[bytes] | None = None
 
+    def start(self) -> Locust:
+        with (self.out_dir / "locust.log").open("wb") as log:
+            command = locust_command(self.opts, self.out_dir)
+            self._process = subprocess.Popen(
+                command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
 
-def wait_locust(opts: Options, process: subprocess.Popen[bytes]) -> int:
-    """Locust's exit code once it ended, -9 when it outlived its run by 90 s (killed)."""
-    assert opts.run_time_s is not None
-    try:
-        return process.wait(timeout=opts.run_time_s + 90)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return -9
+    def ready(self, seconds: float = 120.0) -> bool:
+        """Whether locust started and holds its users within ``seconds`` (``held``)."""
+        assert self._process is not None
+        deadline = time.monotonic() + seconds
+        while not self._ready.exists():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def go(self) -> None:
+        """Release the held users: they spawn, arrive and wait for the opening."""
+        self._go.touch()
+
+    def wait(self) -> int:
+        """Locust's exit code once it ended, -9 when it outlived its run by 90 s (killed)."""
+        assert self._process is not None and self.opts.run_time_s is not None
+        try:
+            return self._process.wait(timeout=self.opts.run_time_s + 90)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return -9
+
+    def stop(self) -> None:
+        """Kill locust if it still runs (its run failed before ``wait``)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
 
 
 def settle(
@@ -364,17 +392,13 @@ def reachable(client: httpx.Client, opts: Options, echo: Callable[[str], None]) 
     return True
 
 
-def timed_run(
-    opts: Options,
-    sale_id: str,
-    out_dir: Path,
-    secret: str,
-    echo: Callable[[str], None],
-    extra: dict[str, Any] | None = None,
-) -> int:
-    """``run_locust``, saying how long it took; locust's exit code."""
+def timed_run(locust: Locust, echo: Callable[[str], None]) -> int:
+    """Release locust's users if held, wait until it ended and say how long it took;
+    locust's exit code."""
     started = time.monotonic()
-    rc = run_locust(opts, sale_id, out_dir, secret, extra)
+    if locust.held:
+        locust.go()
+    rc = locust.wait()
     echo(f"locust finished in {time.monotonic() - started:.1f} s; settling ...")
     return rc
 
@@ -401,17 +425,26 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
         if not reachable(client, opts, echo):
             return 2
         setup_problems = prepare_payers(opts, secret, admin, echo)
-        created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
-        if created.status_code != 201:
-            echo(f"could not create the sale: {created.status_code} {created.text[:300]}")
-            echo("verdict: FAIL")
-            return 2
-        opens_at = epoch_of(created.json().get("start_at")) if opts.scenario == "drop" else None
-        echo(
-            f"sale {sale_id}: {opts.serials:,} serials for {opts.users:,} users; running "
-            f"locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
-        )
-        rc = timed_run(opts, sale_id, out_dir, secret, echo)
+        locust = Locust(opts, sale_id, out_dir, secret, held=True).start()
+        try:
+            if not locust.ready():  # the sale is made once locust is up: see ``Locust``
+                echo(f"locust did not start: see {out_dir / 'locust.log'}")
+                echo("verdict: FAIL")
+                return 2
+            created = client.post("/v1/sales", json=sale_body(opts, sale_id), headers=admin)
+            if created.status_code != 201:
+                echo(f"could not create the sale: {created.status_code} {created.text[:300]}")
+                echo("verdict: FAIL")
+                return 2
+            drop = opts.scenario == "drop"
+            opens_at = epoch_of(created.json().get("start_at")) if drop else None
+            echo(
+                f"sale {sale_id}: {opts.serials:,} serials for {opts.users:,} users; running "
+                f"locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
+            )
+            rc = timed_run(locust, echo)
+        finally:
+            locust.stop()
         seen = Seen.load_dir(out_dir)
         if not seen.buyers:
             tail = (out_dir / "locust.log").read_text(errors="replace")[-2000:]
