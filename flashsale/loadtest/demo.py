@@ -188,17 +188,17 @@ async def drive(
     settings = Settings.from_env(env)
     secret = settings.checked_jwt_secret()
     admin = mint_token(secret, "ops", admin=True)
-    opts = burst_options(base_url, attempts, serials, processes, run_dir)
+    opts = burst_options(base_url, buyers, serials, processes, run_dir)
     limits = httpx.Limits(
         max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS
     )
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
-        locust = burst_locust(opts, sale_id, buyers, secret, env).start()
+        locust = burst_locust(opts, sale_id, attempts, secret, env).start()
         try:
             with story.step(
                 f"creating the drop {sale_id} once locust ({processes} process"
-                f"{'es' if processes != 1 else ''}) holds the burst's {attempts:,} users"
+                f"{'es' if processes != 1 else ''}) holds the burst's {buyers:,} users"
             ):
                 if not await asyncio.to_thread(locust.ready):
                     raise RuntimeError(f"locust did not start: see {locust.out_dir}/locust.log")

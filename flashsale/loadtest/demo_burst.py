@@ -1,12 +1,12 @@
 """The demo's burst, made by the load test's generator (issue #14).
 
 ``flashsale loadtest drop``'s machinery against the demo's own server: locust
-(FastHttpUser) in a child process, its users spread over ``processes`` locust
-processes, spawned while the drop is scheduled and released together at its opening
-(``BurstBuyer``: one purchase each, the demo's buyers shared among them so that a
-buyer's extra attempts fire at once). What the users were told comes back in their
-records (``Seen``); the load test's client-side checks judge it, and the demo's later
-steps take its sold orders as a ``BurstResult``.
+(FastHttpUser) in a child process, held until the drop exists, its users spread over
+``processes`` locust processes, spawned while the drop is scheduled and released
+together at its opening (``BurstBuyer``: one user per buyer, firing its share of the
+attempts at once). What the users were told comes back in their records (``Seen``);
+the load test's client-side checks judge it, and the demo's later steps take its sold
+orders as a ``BurstResult``.
 """
 
 from __future__ import annotations
@@ -65,13 +65,13 @@ class Burst:
 
 
 def burst_options(
-    url: str, attempts: int, serials: int, processes: int, reports_dir: Path
+    url: str, buyers: int, serials: int, processes: int, reports_dir: Path
 ) -> Options:
-    """One locust user per purchase attempt, on the demo's drop (1 per buyer)."""
+    """One locust user per buyer, on the demo's drop (1 per buyer)."""
     return Options(
         scenario="burst",
         host=url,
-        users=attempts,
+        users=buyers,
         serials=serials,
         per_user_limit=1,
         processes=processes,
@@ -81,13 +81,13 @@ def burst_options(
 
 
 def burst_locust(
-    opts: Options, sale_id: str, buyers: int, secret: str, env: Mapping[str, str]
+    opts: Options, sale_id: str, attempts: int, secret: str, env: Mapping[str, str]
 ) -> Locust:
     """The burst's locust, held until ``go()``: start it, create the sale to open at
     ``runner.opening(opts)`` once it is ``ready()``, then ``go()`` and ``wait()``."""
     out_dir = opts.reports_dir / opts.run
     out_dir.mkdir(parents=True, exist_ok=True)
-    extra = {"buyers": buyers, "buyer_prefix": BUYER_PREFIX}
+    extra = {"attempts": attempts, "buyer_prefix": BUYER_PREFIX}
     return Locust(opts, sale_id, out_dir, secret, extra, held=True, base_env=env)
 
 

@@ -48,6 +48,7 @@ from flashsale.settings import Settings, config_errors
 
 LOCUSTFILE = Path(__file__).resolve().with_name("scenarios.py")
 READ_BACK_MAX = 2000  # orders read back at the end (see ``to_read_back``), bounded
+RECORDS_WAIT_S = 30.0  # the longest wait for the locust processes' records after it ended
 SPAWN_MARGIN_S = 2.0  # a drop opens this long after its users spawned (their first GET)
 
 
@@ -233,13 +234,26 @@ class Locust:
         self._go.touch()
 
     def wait(self) -> int:
-        """Locust's exit code once it ended, -9 when it outlived its run by 90 s (killed)."""
+        """Locust's exit code once it ended and every process wrote what its users saw; -9
+        when it outlived its run by 90 s (killed)."""
         assert self._process is not None and self.opts.run_time_s is not None
         try:
-            return self._process.wait(timeout=self.opts.run_time_s + 90)
+            rc = self._process.wait(timeout=self.opts.run_time_s + 90)
         except subprocess.TimeoutExpired:
             self.stop()
             return -9
+        self._records_written()
+        return rc
+
+    def _records_written(self, seconds: float = RECORDS_WAIT_S) -> None:
+        """With ``--processes`` the master can exit before its workers wrote their
+        ``seen-*.json`` (a demo read one file of three: 0 purchases); wait for them."""
+        expected = 1 if self.opts.processes <= 1 else self.opts.processes + 1
+        deadline = time.monotonic() + seconds
+        while len(list(self.out_dir.glob("seen-*.json"))) < expected:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Kill locust if it still runs (its run failed before ``wait``)."""

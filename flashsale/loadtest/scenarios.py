@@ -415,17 +415,20 @@ class DropBuyer(OneJourney):
 
 
 class BurstBuyer(DropBuyer):
-    """One purchase of the demo's burst: its users share the demo's ``buyers`` (a buyer's
-    attempts fire at once, as a buyer's double clicks do), all fire at the opening, and
-    nothing follows (the demo pays the orders itself)."""
+    """One buyer of the demo's burst: arrives, waits for the opening, fires its share of the
+    demo's ``attempts`` at once (a buyer's double clicks: the per-user limit under a race),
+    and nothing follows (the demo pays the orders itself)."""
 
     def _identity(self) -> tuple[str, bool]:
-        buyer = self._number_across_processes() % max(1, int(PLAN.get("buyers", 1)))
-        return f"{PLAN.get('buyer_prefix', 'buyer-')}{buyer:05d}", False
+        number = self._number_across_processes()
+        attempts, buyers = int(PLAN.get("attempts", 1)), max(1, int(PLAN.get("users", 1)))
+        self.tries = attempts // buyers + (number < attempts % buyers)
+        return f"{PLAN.get('buyer_prefix', 'buyer-')}{number:05d}", False
 
     def _journey(self) -> None:
         self._wait_for_the_opening(self.rng.uniform(0.0, OPENING_JITTER))
-        self._buy_once()
+        # FastHttpUser's client keeps up to ``concurrency`` (10) connections for these
+        gevent.joinall([gevent.spawn(self._buy_once) for _ in range(self.tries)])
 
 
 class Bot(Client):

@@ -55,9 +55,9 @@ def test_the_demo_is_a_short_story_with_its_logs_in_a_file(
     assert len(steps) == 8, story  # the embedded-servers step is skipped: services are given
     assert any("the server: each purchase took p50" in line for line in lines), story
     # the burst came from the load test's generator: its users' records, its opening second
-    [clients] = [line.strip() for line in lines if "the clients: 300 locust users" in line]
+    [clients] = [line.strip() for line in lines if "the clients: 150 locust users" in line]
     sent = int(clients.split(" sent ")[1].split()[0].replace(",", ""))
-    assert clients.startswith("the clients: 300 locust users over 2 processes") and sent >= 300
+    assert clients.startswith("the clients: 150 locust users over 2 processes") and sent >= 300
     [opening] = [line.strip() for line in lines if "opening second: " in line]
     assert int(opening.split()[2].replace(",", "")) > 0, story
     # the master and its two workers, each of which measured the opening second
