@@ -39,8 +39,7 @@ from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ResponseError
 
-from flashsale.engine.keys import PERSIST_GROUP
-from flashsale.store.streams import Entry, stream_entries
+from flashsale.store.streams import Entry, read_new_on_cluster
 from flashsale.store.transient import TRANSIENT_REDIS
 
 log = logging.getLogger("flashsale.persist")
@@ -112,7 +111,9 @@ async def wait_on_cluster(
         await redis.initialize()  # a no-op unless a connection error asked for a new map
         waited, left_out = waited_streams(redis, streams)
     except READ_FAILURES as exc:
-        log.warning("cluster map unavailable for the idle wait (%r); polling", exc)
+        log.warning(
+            "cluster map unavailable for the idle wait (%s: %s); polling", type(exc).__name__, exc
+        )
         result.failed = True
         return result
     result.left_out = left_out
@@ -177,16 +178,20 @@ async def _read_until(
                 return  # the window is over (and BLOCK 0 would wait for ever)
             try:
                 async with asyncio.timeout(block_ms / 1000 + READ_GRACE_S):
-                    reply = await redis.xreadgroup(
-                        PERSIST_GROUP, consumer, {key: ">"}, count=count, block=block_ms
+                    entries = await read_new_on_cluster(
+                        redis, consumer, key, count=count, block_ms=block_ms
                     )
             except READ_FAILURES as exc:
                 # a node gone or failing over, the slot moved, the group lost: a poll
                 # round follows (run() backs off if Redis is still away)
-                log.warning("blocking read of %s failed (%r); a poll round follows", key, exc)
+                log.warning(
+                    "blocking read of %s failed (%s: %s); a poll round follows",
+                    key,
+                    type(exc).__name__,
+                    exc,
+                )
                 failed.append(exc)
                 return
-            entries = stream_entries(reply)
             if entries:
                 taken = asyncio.Event()
                 handovers.put_nowait((slot, entries, taken))

@@ -75,6 +75,7 @@ from flashsale.store.streams import (
     group_info,
     id_key,
     next_id,
+    read_new_on_cluster,
     stream_entries,
 )
 from flashsale.store.transient import REFUSED, TRANSIENT_PG, TRANSIENT_REDIS
@@ -378,14 +379,11 @@ class Persister:
     async def _read_together(self, streams: dict[str, str], count: int) -> dict[str, list[Entry]]:
         """{sale: its new entries} of the ``streams`` (events key -> sale), empty ones left out."""
         if isinstance(self.redis, RedisCluster):
+            redis = self.redis
             replies = await asyncio.gather(
-                *(
-                    self.redis.xreadgroup(PERSIST_GROUP, self.name, {key: ">"}, count=count)
-                    for key in streams
-                )
+                *(read_new_on_cluster(redis, self.name, key, count=count) for key in streams)
             )
-            pairs = zip(streams, replies, strict=True)
-            found = {streams[key]: stream_entries(reply) for key, reply in pairs}
+            found = {streams[key]: entries for key, entries in zip(streams, replies, strict=True)}
         else:
             reply = await self.redis.xreadgroup(
                 PERSIST_GROUP, self.name, dict.fromkeys(streams, ">"), count=count

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -49,14 +50,19 @@ async def engine(cluster: EmbeddedRedisCluster) -> AsyncIterator[Engine]:
         await eng.aclose()
 
 
-async def _sale_on_each_master(engine: Engine, cluster: EmbeddedRedisCluster) -> list[str]:
-    """A new sale on each master, in the order of ``cluster.masters``."""
-    by_port: dict[int, str] = {}
-    for i in range(200):
+async def _sale_on_each_master(
+    engine: Engine, cluster: EmbeddedRedisCluster, per_master: int = 1
+) -> list[str]:
+    """``per_master`` new sales on each master, the first ones in the order of
+    ``cluster.masters``."""
+    by_port: dict[int, list[str]] = {}
+    for i in range(500):
         sale_id = f"{engine.namespace}-s{i}"
-        by_port.setdefault(cluster.primary_of(engine.keys(sale_id).events).port, sale_id)
-    assert len(by_port) == 3
-    sales = [by_port[master.port] for master in cluster.masters]
+        on = by_port.setdefault(cluster.primary_of(engine.keys(sale_id).events).port, [])
+        if len(on) < per_master:
+            on.append(sale_id)
+    assert sorted(len(on) for on in by_port.values()) == [per_master] * 3
+    sales = [by_port[master.port][k] for k in range(per_master) for master in cluster.masters]
     for sale_id in sales:
         await make_sale(engine, sale_id)
     return sales
@@ -103,6 +109,32 @@ async def test_an_event_on_any_master_wakes_the_blocked_cluster_write_behind(
                 f"the order of {sale_id} waited for the next poll"
             )
         assert not task.done()
+
+
+async def test_streams_over_a_nodes_cap_are_read_by_a_poll_round_after_each_window(
+    cluster: EmbeddedRedisCluster,
+    engine: Engine,
+    pg_pool: asyncpg.Pool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each blocked read holds a connection: with 4 connections per node, 2 streams of a
+    node are waited on and the other 2 are read by the poll round that ends each window.
+    Blocking on all 4 would leave the writer's XACKs no connection (MaxConnectionsError)."""
+    caplog.set_level(logging.WARNING, logger="flashsale.persist")
+    sales = await _sale_on_each_master(engine, cluster, per_master=4)
+    client = RedisCluster.from_url(cluster.url, max_connections=4)
+    await client.initialize()
+    config = PersistConfig(idle_block_s=1.0, discover_every_s=60.0, trim_every_s=60.0)
+    persister = Persister(client, pg_pool, namespace=engine.namespace, config=config)
+    try:
+        async with _running(persister) as task:
+            orders = [await _buy(engine, sale_id, f"capped-{i}") for i, sale_id in enumerate(sales)]
+            for order in orders:
+                assert await persisted(pg_pool, order.order_id, 10.0), order.sale_id
+            assert not task.done()
+        assert [r.getMessage() for r in caplog.records if r.name == "flashsale.persist"] == []
+    finally:
+        await client.aclose()
 
 
 async def test_an_idle_cluster_write_behind_makes_far_fewer_calls_than_polling(
