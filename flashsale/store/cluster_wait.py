@@ -19,8 +19,8 @@ blocking XREADGROUP, all of them at once, over one common window:
   dead consumer's entries are;
 - a read that fails (a node gone in a failover, CLUSTERDOWN, UNBLOCKED, a redirect
   redis-py could not follow) ends its reader, and the window asks for a poll round;
-  redis-py reloads its slot map at the next call after a connection error (and
-  ``initialize`` at the next window does it when a map reload is pending).
+  a connection error leaves redis-py's slot map to reload, which every read does
+  before it picks its node (streams.py, ``read_new_on_cluster``).
 
 Each blocked read holds one connection of its node, so at most ``node_cap(node)``
 streams of a node are waited on; the others are read by the poll round that follows

@@ -57,7 +57,9 @@ async def read_new_on_cluster(
     Through ``redis.xreadgroup`` a cluster client first asks a node for the command's
     keys (COMMAND GETKEYS: XREADGROUP's keys move), a second call per read and a second
     connection of that node. A MOVED or ASK is still followed by redis-py; a node gone
-    raises at once (no retry with ``target_nodes``), its map reloaded at the next call."""
+    raises at once (no retry with ``target_nodes``) and the map is reloaded before the
+    next read picks its node (``initialize`` does nothing unless a reload is pending)."""
+    await redis.initialize()
     node = redis.get_node_from_key(key)
     args: list[Any] = ["XREADGROUP", "GROUP", PERSIST_GROUP, consumer, "COUNT", count]
     if block_ms is not None:
