@@ -381,9 +381,21 @@ class Persister:
         if isinstance(self.redis, RedisCluster):
             redis = self.redis
             replies = await asyncio.gather(
-                *(read_new_on_cluster(redis, self.name, key, count=count) for key in streams)
+                *(read_new_on_cluster(redis, self.name, key, count=count) for key in streams),
+                return_exceptions=True,
             )
-            found = {streams[key]: entries for key, entries in zip(streams, replies, strict=True)}
+            found: dict[str, list[Entry]] = {}
+            failure: BaseException | None = None
+            for key, outcome in zip(streams, replies, strict=True):
+                if isinstance(outcome, BaseException):
+                    failure = failure or outcome
+                else:
+                    found[streams[key]] = outcome
+            if failure is not None:
+                # one node failing (gone, frozen) must not cost the others' entries in
+                # hand a reclaim's wait: they are written, then the failure is raised
+                await self._handle_together({s: e for s, e in found.items() if e})
+                raise failure
         else:
             reply = await self.redis.xreadgroup(
                 PERSIST_GROUP, self.name, dict.fromkeys(streams, ">"), count=count
