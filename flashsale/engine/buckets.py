@@ -9,16 +9,21 @@ share: the counters' sum, claims, the order in which other buckets are asked.
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from flashsale.engine.codec import text
 from flashsale.engine.keys import bucket_slot
+from flashsale.engine.resp import Arg
 
 # The meta fields a sale's counters are summed from (create_sale-5, take-5, place-8).
 COUNTERS = ("total", "reserved", "sold", "lent", "borrowed")
+# The settings a tune changes, copied from bucket 0 to the others (sync_settings-1).
+SYNCED = ("status", "end_ms", "per_user_limit", "peak_user_limit", "per_ip_limit", "timeout_ms")
 # A claim older than this (and older than 4 call deadlines) is a crash's leftover: the
 # caller of take-5 gave up on place-8 long ago (its deadline is 2 call deadlines).
 CLAIM_STALE_MS = 10_000
@@ -27,6 +32,13 @@ CLAIM_STALE_MS = 10_000
 def slots(sale_id: str, buckets: int) -> list[str]:
     """Every slot of a sale, bucket 0 (the sale's own) first."""
     return [bucket_slot(sale_id, b) for b in range(buckets)]
+
+
+def tune_key(change: Sequence[Arg], add: Sequence[Arg]) -> str:
+    """A tune's content as a key (tune-5's ARGV[9]): the same change, retried, has the
+    same key, so bucket 0 knows it landed already and the engine only syncs the rest."""
+    blob = "\x1f".join(str(a) for a in [*change, "+", *add])
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def lenders(home: int, buckets: int, rng: random.Random | None = None) -> list[int]:

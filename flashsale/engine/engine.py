@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from msgspec import UNSET
+from msgspec import UNSET, structs
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from flashsale.crashpoints import crash_point
 from flashsale.engine import active, buckets, errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.codec import text
@@ -135,6 +136,7 @@ SCRIPTS = (
     "place",
     "give_back",
     "fence",
+    "sync_settings",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -338,13 +340,17 @@ class Engine:
         # "hot" and "cur" are packed copies for the purchase script (lua/includes/hot.lua)
         meta = {text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur")}
         count = self._know_buckets(sale_id, int(meta.get("buckets") or 1))
+        pending = False
         if count > 1:  # one sale: the counters summed over its buckets
             rows = [
-                await self.redis.hmget(self.keys(slot).meta, buckets.COUNTERS)
+                await self.redis.hmget(self.keys(slot).meta, [*buckets.COUNTERS, "version"])
                 for slot in buckets.slots(sale_id, count)
             ]
-            meta.update(buckets.summed(rows))
-        return sale_from_meta(meta, self.clock())
+            meta.update(buckets.summed([row[:-1] for row in rows]))
+            # a bucket not at bucket 0's version missed a tune (it stopped midway)
+            pending = any(row[-1] != rows[0][-1] for row in rows)
+        sale = sale_from_meta(meta, self.clock())
+        return structs.replace(sale, tune_pending=True) if pending else sale
 
     async def buckets_of(self, sale_id: str) -> int:
         """B of a sale (1 when unbucketed, or when there is no such sale yet); read once per
@@ -428,24 +434,40 @@ class Engine:
             actor,
             "1" if loading else "",
         ]
+        followers = (await self.slots(sale_id))[1:]
+        # a bucketed drop's tune is keyed by its content: retried, it is a no-op where it
+        # landed and brings the other buckets level (buckets.tune_key)
+        key = buckets.tune_key(change[1:6], add) if followers else ""
         reply = await self._call(
-            "tune", [k.meta, k.segments, k.items, k.itemset, k.events], [*change, "", *add]
+            "tune", [k.meta, k.segments, k.items, k.itemset, k.events], [*change, key, *add]
         )
+        if followers and int(reply[0]) in (1, errors.Reply.SALE_CLOSED):
+            # bucket 0 checked the change, wrote it and the sale's event (added serials
+            # extend its window alone); the other buckets take its settings as they are
+            # now. Closed already (a close that stopped midway): they still catch up.
+            await self._sync_buckets(k, followers)
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
-        # the other buckets of a bucketed drop take the same change (bucket 0 checked it
-        # and wrote the sale's event; added serials extend bucket 0's window alone)
-        for slot in (await self.slots(sale_id))[1:]:
-            b = self.keys(slot)
-            reply = await self._call(
-                "tune", [b.meta, b.segments, b.items, b.itemset, b.events], [*change, "1"]
-            )
-            if int(reply[0]) < 0:
-                raise errors.refusal(reply)
         for chunk in rest:
             await self.tune(sale_id, SaleUpdate(add_serials=chunk), actor=actor, loading=loading)
         await self.touch(sale_id)
         return await self.get_sale(sale_id)
+
+    async def _sync_buckets(self, k: SaleKeys, followers: list[str]) -> None:
+        """Bring buckets b > 0 to bucket 0's settings (sync_settings-1), one by one; a
+        failure midway leaves the sale reading ``tune_pending`` until a tune completes."""
+        values = await self.redis.hmget(k.meta, ["version", *buckets.SYNCED])
+        if values[0] is None:
+            raise errors.SaleNotFound()
+        pairs: list[Arg] = [
+            a for f, v in zip(buckets.SYNCED, values[1:], strict=True) for a in (f, text(v or b""))
+        ]
+        crash_point("tune.after_bucket_0")
+        for b, slot in enumerate(followers, start=1):
+            reply = await self._call("sync_settings", [self.keys(slot).meta], [values[0], *pairs])
+            if int(reply[0]) < 0:
+                raise errors.refusal(reply)
+            crash_point(f"tune.after_bucket_{b}")
 
     async def _refuse_known_items(self, k: SaleKeys, serials: SerialsSpec) -> None:
         """Refuse a chunked list up front when the sale has one of its serials already, so

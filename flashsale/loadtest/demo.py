@@ -49,6 +49,7 @@ from flashsale.settings import Settings, config_errors
 
 STEPS = 9
 CLIENT_CONNECTIONS = 500
+CLUSTER_BUCKETS = 3  # the hot drop of `demo --cluster`: one bucket per master
 
 
 @contextlib.contextmanager
@@ -143,6 +144,23 @@ def tell_purchases(story: Story, result: BurstResult, buyers: int, metrics: str)
     )
 
 
+def drop_body(sale_id: str, serials: int, payment_timeout_s: int, slots: int) -> dict[str, Any]:
+    """The demo's hot drop; ``slots`` > 1 spreads it over that many hash slots."""
+    body: dict[str, Any] = {
+        "sale_id": sale_id,
+        "name": "Genesis drop (demo)",
+        "serials": {"range": [1, serials]},
+        "assignment": "random",
+        "per_user_limit": 1,
+        "payment_timeout_s": payment_timeout_s,
+        "price_cents": 9900,
+        "currency": "CNY",
+    }
+    if slots > 1:
+        body["buckets"] = slots
+    return body
+
+
 async def drive(
     story: Story,
     base_url: str,
@@ -151,6 +169,7 @@ async def drive(
     attempts: int,
     serials: int,
     payment_timeout_s: int,
+    slots: int = 1,
 ) -> bool:
     settings = Settings.from_env(env)
     secret = settings.checked_jwt_secret()
@@ -164,21 +183,13 @@ async def drive(
         with story.step(f"creating the drop {sale_id}"):
             created = await client.post(
                 "/v1/sales",
-                json={
-                    "sale_id": sale_id,
-                    "name": "Genesis drop (demo)",
-                    "serials": {"range": [1, serials]},
-                    "assignment": "random",
-                    "per_user_limit": 1,
-                    "payment_timeout_s": payment_timeout_s,
-                    "price_cents": 9900,
-                    "currency": "CNY",
-                },
+                json=drop_body(sale_id, serials, payment_timeout_s, slots),
                 headers={"Authorization": f"Bearer {admin}"},
             )
             created.raise_for_status()
+            spread = f", spread over {slots} buckets (hash slots)" if slots > 1 else ""
             story.result(
-                f"{serials:,} serials, random assignment (commitment "
+                f"{serials:,} serials{spread}, random assignment (commitment "
                 f"{created.json()['assignment_commitment'][:16]}…), 1 per buyer, "
                 f"{payment_timeout_s} s to pay"
             )
@@ -310,7 +321,11 @@ def main(
             running.enter_context(paysim(env, log))
             running.enter_context(server(env, port, log))
         url = f"http://127.0.0.1:{port}"
-        ok = asyncio.run(drive(story, url, env, buyers, attempts, serials, payment_timeout_s))
+        # on a cluster the hot drop is a bucketed one: its buyers spread over the masters
+        spread = CLUSTER_BUCKETS if cluster else 1
+        ok = asyncio.run(
+            drive(story, url, env, buyers, attempts, serials, payment_timeout_s, spread)
+        )
     story.say(
         f"verdict: {'PASS' if ok else 'FAIL'} ({story.elapsed():.0f} s; logs in {_shown(log)})"
     )
