@@ -144,7 +144,7 @@ class BucketMachine(hs.RuleBasedStateMachine):
             assert not self.run(self._pools())[lender]
             return
         _, kind, serial, draw = took
-        args: list[str | int] = [SALE, user, "", self.now, "", "", 60, order_id, ""]
+        args: list[str | int] = [SALE, user, "", self.now, "", "", 60, order_id, "", ""]
         self.model.crashed[order_id] = Crashed(user, lender, kind, serial, int(draw), args)
 
     @hs.precondition(lambda self: self.model.crashed)
