@@ -6,7 +6,7 @@
   KEYS[1] ips      hash  "<ip>" orders of the address counted here
   KEYS[2] ipholds  hash  "o:<order_id>" -> packed hold, "i:<ip>" -> held ids (ip_hold-3)
 
-  ARGV[1..n] order ids whose holds end
+  ARGV[1], ARGV[2], ...  the order ids whose holds end
 
   Replies: the number of holds ended
 ]]
