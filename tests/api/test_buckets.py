@@ -58,6 +58,13 @@ def _homed(bucket: int, n: int, prefix: str) -> list[str]:
     return [u for u in users if home_bucket(u, 3) == bucket][:n]
 
 
+async def _create_drop(client: Client, sale_id: str, size: int, **fields: Any) -> None:
+    """A drop of serials 1..size over 3 buckets, created through the admin API."""
+    body = {"sale_id": sale_id, "name": sale_id, "serials": {"range": [1, size]}, "buckets": 3}
+    r = await client.post("/v1/sales", json=body | fields, headers=ADMIN)
+    assert r.status_code == 201 and r.json()["buckets"] == 3, r.text
+
+
 async def _buy(client: Client, sale_id: str, user: str) -> dict[str, Any]:
     r = await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=bearer(user))
     assert r.status_code == 201, r.text
@@ -70,16 +77,7 @@ async def test_a_bucketed_drop_end_to_end(
 ) -> None:
     client, engine, settings = wired
     sale_id = f"b-{namespace}"
-    body = {
-        "sale_id": sale_id,
-        "name": "bucketed",
-        "serials": {"range": [1, 9]},
-        "price_cents": 990,
-        "payment_timeout_s": 4,
-        "buckets": 3,
-    }
-    r = await client.post("/v1/sales", json=body, headers=ADMIN)
-    assert r.status_code == 201 and r.json()["buckets"] == 3, r.text
+    await _create_drop(client, sale_id, 9, price_cents=990, payment_timeout_s=4)
     # buyers of bucket 1 (3 serials) buy 5: two borrowed from the other buckets (one paid
     # from the wallet within the 4 s payment timeout)
     buyers = _homed(1, 6, f"{namespace}-h")
@@ -128,16 +126,7 @@ async def test_the_ip_limit_is_one_limit_over_the_buckets(
     bound) is clean. (Before: up to B x the limit.)"""
     client, engine, settings = wired
     sale_id = f"ip-{namespace}"
-    body = {
-        "sale_id": sale_id,
-        "name": "one address",
-        "serials": {"range": [1, 30]},
-        "per_user_limit": 3,
-        "per_ip_limit": 2,
-        "buckets": 3,
-    }
-    r = await client.post("/v1/sales", json=body, headers=ADMIN)
-    assert r.status_code == 201, r.text
+    await _create_drop(client, sale_id, 30, per_user_limit=3, per_ip_limit=2)
     buyers = [user for b in range(3) for user in _homed(b, 2, f"{namespace}-i{b}")]
     bought = [await _buy(client, sale_id, user) for user in buyers[:2]]
     for user in buyers[2:]:
