@@ -496,13 +496,18 @@ class Engine:
             "",  # ip_mode: the address is checked and counted in this bucket
         ]
         ip_k = self._ip_home(sale_id, ip or "", home, count)
-        if ip_k is None:  # an unbucketed sale: one purchase-10 call
+        if ip_k is None:  # unbucketed (one purchase-10 call), or the address counted here
             reply = await self._call("purchase", k.purchase_keys(idem_key), args)
             if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
                 reply = await self._borrow(sale_id, home, count, k, idem_key, args)
             return self._purchased(reply, order_id, sale_id, user_id, now)
         for _ in range(2):  # twice only when the engine believed the IP limit off
-            args[9] = await self._hold_ip(ip_k, k.sale_id, args)
+            try:
+                args[9] = await self._hold_ip(ip_k, k.sale_id, args)
+            except errors.OutcomeUnknown as exc:
+                # a hold's answer lost, but no purchase sent: nothing was bought (a hold
+                # left is ended at a refusal once its deadline has passed)
+                raise errors.EngineUnavailable(f"no order was made: {exc}") from exc
             reply = await self._call("purchase", k.purchase_keys(idem_key), args)
             if int(reply[0]) == errors.Reply.SOLD_OUT:
                 reply = await self._borrow(sale_id, home, count, k, idem_key, args)

@@ -237,3 +237,26 @@ async def test_an_ip_limit_turned_on_reaches_an_engine_that_believed_it_off(
     with pytest.raises(errors.LimitReached) as refused:
         await engine.purchase("ipt", away[3], ip=IP)
     assert refused.value.extra["scope"] == "ip"
+
+
+async def test_a_hold_whose_answer_is_lost_is_nothing_bought(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No purchase was sent after a hold that may or may not have been made: the buyer is
+    told nothing happened (engine_unavailable, retry), not that the outcome is unknown."""
+    count = 2
+    await make_sale(engine, "ipl", size=10, buckets=count, per_ip_limit=1)
+    user = _users(count, 1, avoid=home_bucket(IP, count), prefix="l")[0]
+    real = engine._call
+
+    async def lost(name: str, keys: Any, args: Any, **kw: Any) -> Any:
+        reply = await real(name, keys, args, **kw)
+        if name == "ip_hold":
+            raise errors.OutcomeUnknown("the reply did not come")
+        return reply
+
+    monkeypatch.setattr(engine, "_call", lost)
+    with pytest.raises(errors.EngineUnavailable):
+        await engine.purchase("ipl", user, ip=IP)
+    assert await engine.orders_of_sale("ipl") == []
+    assert await _ip_state(engine, "ipl", count, IP) == (1, 1)  # until its deadline
