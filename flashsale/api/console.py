@@ -22,12 +22,12 @@ from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 from flashsale.api.auth import require_admin
+from flashsale.api.lag import sale_lags
 from flashsale.api.problems import PG_UNREACHABLE, problem_responses
 from flashsale.api.schemas import SaleOut
 from flashsale.api.state import AppState, stats_key
 from flashsale.engine.errors import SaleNotFound
 from flashsale.engine.models import SALE_ID
-from flashsale.store.lag import stream_lag
 from flashsale.store.queries import Queries
 
 ASSETS_DIR = Path(__file__).resolve().parent / "static" / "console"
@@ -97,7 +97,7 @@ class ConsoleController(Controller):
         sale = await engine.get_sale(sale_id)
         raw = await engine.redis.hgetall(stats_key(engine.namespace, sale_id))
         stats = {_text(k): int(v) for k, v in raw.items()}
-        lag = await stream_lag(engine.redis, engine.namespace, sale_id)
+        [lag] = await sale_lags(engine, [sale_id])  # over a bucketed drop's buckets
         return SaleLive(
             at=datetime.now(UTC),
             sale=SaleOut.of(sale, None),

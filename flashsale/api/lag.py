@@ -8,6 +8,11 @@ leaves once closed and drained). Until a deployment's engine keeps that set,
 one bounded ``SSCAN`` of the registry of every sale stands in for it (at most
 ``MAX_SALES`` sales a scrape), so the cost stays flat with 10,000 closed sales.
 ``flashsale sale watch`` reads named sales through ``stream_lags``.
+
+A bucketed drop has a stream per bucket, and its buckets' slots (``<id>.<b>``) enter
+the active set as the sale's own does: every reading here is per *sale*, labelled with
+the sale id, over all its buckets (``store.lag.sale_lag``: entries summed, so the
+sales' gauges add up to the total; the oldest entry's age the largest of the buckets').
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import time
 
 from flashsale.engine.codec import text
 from flashsale.engine.engine import Engine
-from flashsale.engine.keys import SaleKeys, active_sales, sales_registry
-from flashsale.store.lag import StreamLag, stream_lag
+from flashsale.engine.keys import SaleKeys, active_sales, sale_of_slot, sales_registry
+from flashsale.store.lag import StreamLag, sale_lag
 
 MAX_SALES = 1000  # bounded work per scrape, whatever the active set holds
 FALLBACK_SCAN = 100  # without an active set: one SSCAN of about this many sales
@@ -31,7 +36,8 @@ async def active_sale_ids(engine: Engine) -> list[str]:
     members = list(await redis.smembers(active_sales(engine.namespace)))
     if not members:
         _, members = await redis.sscan(sales_registry(engine.namespace), 0, count=FALLBACK_SCAN)
-    return sorted(text(m) for m in members)[:MAX_SALES]
+    # a bucket's slot stands for its sale (once, however many of its buckets are active)
+    return sorted({sale_of_slot(text(m)) for m in members})[:MAX_SALES]
 
 
 async def _each(engine: Engine, sale_ids: list[str]) -> list[StreamLag]:
@@ -39,13 +45,15 @@ async def _each(engine: Engine, sale_ids: list[str]) -> list[StreamLag]:
 
     async def one(sale_id: str) -> StreamLag:
         async with gate:
-            return await stream_lag(engine.redis, engine.namespace, sale_id)
+            slots = [engine.keys(slot) for slot in await engine.slots(sale_id)]
+            return await sale_lag(engine.redis, engine.namespace, slots)
 
     return list(await asyncio.gather(*(one(sid) for sid in sale_ids)))
 
 
 async def sale_lags(engine: Engine, sale_ids: list[str] | None = None) -> list[StreamLag]:
-    """Lag of the given sales, or of the active ones."""
+    """Lag of the given sales, or of the active ones: one reading per sale, over its
+    buckets."""
     if sale_ids is None:
         sale_ids = await active_sale_ids(engine)
     return await _each(engine, sale_ids[:MAX_SALES])

@@ -4,21 +4,28 @@ Bucket 0 is the sale's own slot (an unbucketed sale is bucket 0 of 1, unchanged)
 b > 0 is the slot ``<sale_id>.<b>`` (engine/keys.py). Every bucket has the sale's
 settings, its own window of the one draw sequence, and the orders of the buyers whose
 home it is. The engine's script calls live in engine.py; this module holds what they
-share: the counters' sum, claims, the order in which other buckets are asked.
+share: the counters' sum, claims, the order in which other buckets are asked, the
+holds of the per-IP limit across buckets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
 from flashsale.engine.codec import text
 from flashsale.engine.keys import bucket_slot
+from flashsale.engine.resp import Arg
 
 # The meta fields a sale's counters are summed from (create_sale-5, take-5, place-8).
 COUNTERS = ("total", "reserved", "sold", "lent", "borrowed")
+# The settings a tune changes, copied from bucket 0 to the others (sync_settings-1).
+SYNCED = ("status", "end_ms", "per_user_limit", "peak_user_limit", "per_ip_limit", "timeout_ms")
 # A claim older than this (and older than 4 call deadlines) is a crash's leftover: the
 # caller of take-5 gave up on place-8 long ago (its deadline is 2 call deadlines).
 CLAIM_STALE_MS = 10_000
@@ -27,6 +34,13 @@ CLAIM_STALE_MS = 10_000
 def slots(sale_id: str, buckets: int) -> list[str]:
     """Every slot of a sale, bucket 0 (the sale's own) first."""
     return [bucket_slot(sale_id, b) for b in range(buckets)]
+
+
+def tune_key(change: Sequence[Arg], add: Sequence[Arg]) -> str:
+    """A tune's content as a key (tune-5's ARGV[9]): the same change, retried, has the
+    same key, so bucket 0 knows it landed already and the engine only syncs the rest."""
+    blob = "\x1f".join(str(a) for a in [*change, "+", *add])
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def lenders(home: int, buckets: int, rng: random.Random | None = None) -> list[int]:
@@ -73,3 +87,22 @@ def decode_claim(order_id: bytes | str, packed: bytes | str) -> Claim:
 def stale_after_ms(timeout_ms: int) -> int:
     """How old a claim must be before the sweeper takes it for a crash's leftover."""
     return max(CLAIM_STALE_MS, 4 * timeout_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class IpHold:
+    """An address's count held in its IP home bucket for one purchase (ip_hold-3)."""
+
+    order_id: str
+    deadline_ms: int  # the purchase's: past it (home's clock) the order never appears
+    home: str  # the slot of the order (where ip_check-3 asks about it)
+
+
+def ip_holds(entries: list[Any]) -> list[IpHold]:
+    """The holds listed by ip_hold-3's refusal: order id, deadline, home slot, ..."""
+    return [
+        IpHold(text(order_id), int(deadline_ms), text(home))
+        for order_id, deadline_ms, home in zip(
+            entries[::3], entries[1::3], entries[2::3], strict=True
+        )
+    ]

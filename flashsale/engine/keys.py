@@ -23,6 +23,7 @@ class SaleKeys:
         "expiry",
         "fences",
         "idem_prefix",
+        "ipholds",
         "ips",
         "items",
         "itemset",
@@ -65,6 +66,8 @@ class SaleKeys:
         # bucketed drops (engine/buckets.py): serials lent to another bucket, fenced order ids
         self.claims: str = f"{tag}:claims"  # hash: order_id -> packed claim (lua/take-5.lua)
         self.fences: str = f"{tag}:fences"  # hash: order_id -> ms, never placed here (fence-2)
+        # hash: an address's count held for a purchase homed elsewhere (lua/ip_hold-3.lua)
+        self.ipholds: str = f"{tag}:ipholds"
 
     def legacy_order(self, order_id: str) -> str:
         """The hash of one order in the form before packed records (engine/upgrade.py)."""

@@ -118,6 +118,9 @@ class Sale(Struct, kw_only=True):
     created_at: datetime | None = None
     after_sales_window_s: int = 604_800
     buckets: int = 1
+    tune_pending: bool = False
+    """A bucketed drop whose last tune has not reached every bucket yet (it stopped
+    midway): the settings shown are the sale's; the same tune again completes it."""
 
 
 class Order(Struct, kw_only=True):

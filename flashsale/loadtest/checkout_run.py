@@ -196,4 +196,6 @@ def judge_checkout(
             total, parts = sale.get("total"), ("sold", "reserved", "available")
             if sum(int(sale.get(p, 0)) for p in parts) != total:
                 found.append(f"{sale_id}: sale counters do not add up to {total}")
+            if sale.get("buckets", 1) != opts.buckets:
+                found.append(f"{sale_id}: {sale.get('buckets', 1)} buckets, asked {opts.buckets}")
     return found

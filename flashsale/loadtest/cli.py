@@ -50,6 +50,9 @@ def loadtest(
     per_ip_limit: Annotated[
         int | None, typer.Option(help="Per-IP limit of the sale (bots: 2).")
     ] = None,
+    buckets: Annotated[
+        int, typer.Option(help="Stock buckets of the sale (1-16; >1: a bucketed drop).")
+    ] = 1,
     payment_timeout: Annotated[
         int | None, typer.Option(help="Payment timeout of the sale, seconds (drop 10).")
     ] = None,
@@ -92,6 +95,7 @@ def loadtest(
             serials=serials,
             per_user_limit=per_user_limit,
             per_ip_limit=per_ip_limit,
+            buckets=buckets,
             payment_timeout_s=payment_timeout,
             processes=processes,
             drain_timeout_s=drain_timeout,

@@ -52,6 +52,7 @@ from flashsale.settings import Settings, config_errors
 
 STEPS = 9
 CLIENT_CONNECTIONS = 500  # of the demo's own client (payments, read-backs), after the burst
+CLUSTER_BUCKETS = 3  # the hot drop of `demo --cluster`: one bucket per master
 PRICE_CENTS = 9900
 
 
@@ -146,32 +147,21 @@ def tell_purchases(story: Story, burst: Burst, buyers: int, metrics: str) -> Non
         story.result(line)
 
 
-async def create_drop(
-    client: httpx.AsyncClient,
-    admin: str,
-    sale_id: str,
-    serials: int,
-    payment_timeout_s: int,
-    start_at: str,
-) -> dict[str, Any]:
-    created = await client.post(
-        "/v1/sales",
-        json={
-            "sale_id": sale_id,
-            "name": "Genesis drop (demo)",
-            "serials": {"range": [1, serials]},
-            "assignment": "random",
-            "per_user_limit": 1,
-            "payment_timeout_s": payment_timeout_s,
-            "price_cents": PRICE_CENTS,
-            "currency": "CNY",
-            "start_at": start_at,
-        },
-        headers={"Authorization": f"Bearer {admin}"},
-    )
-    created.raise_for_status()
-    answer: dict[str, Any] = created.json()
-    return answer
+def drop_body(sale_id: str, serials: int, payment_timeout_s: int, slots: int) -> dict[str, Any]:
+    """The demo's hot drop; ``slots`` > 1 spreads it over that many hash slots."""
+    body: dict[str, Any] = {
+        "sale_id": sale_id,
+        "name": "Genesis drop (demo)",
+        "serials": {"range": [1, serials]},
+        "assignment": "random",
+        "per_user_limit": 1,
+        "payment_timeout_s": payment_timeout_s,
+        "price_cents": PRICE_CENTS,
+        "currency": "CNY",
+    }
+    if slots > 1:
+        body["buckets"] = slots
+    return body
 
 
 async def drive(
@@ -184,6 +174,7 @@ async def drive(
     payment_timeout_s: int,
     processes: int,
     run_dir: Path,
+    slots: int = 1,
 ) -> bool:
     settings = Settings.from_env(env)
     secret = settings.checked_jwt_secret()
@@ -203,13 +194,18 @@ async def drive(
                 if not await asyncio.to_thread(locust.ready):
                     raise RuntimeError(f"locust did not start: see {locust.out_dir}/locust.log")
                 start_at = opening(opts)
-                created = await create_drop(
-                    client, admin, sale_id, serials, payment_timeout_s, start_at
+                created = await client.post(
+                    "/v1/sales",
+                    json=drop_body(sale_id, serials, payment_timeout_s, slots)
+                    | {"start_at": start_at},
+                    headers={"Authorization": f"Bearer {admin}"},
                 )
+                created.raise_for_status()
                 locust.go()
+                spread = f", spread over {slots} buckets (hash slots)" if slots > 1 else ""
                 story.result(
-                    f"{serials:,} serials, random assignment (commitment "
-                    f"{created['assignment_commitment'][:16]}…), 1 per buyer, "
+                    f"{serials:,} serials{spread}, random assignment (commitment "
+                    f"{created.json()['assignment_commitment'][:16]}…), 1 per buyer, "
                     f"{payment_timeout_s} s to pay; opens at {start_at[11:19]} UTC, "
                     "once the users have arrived"
                 )
@@ -346,8 +342,21 @@ def main(
             running.enter_context(server(env, port, log))
         url = f"http://127.0.0.1:{port}"
         processes = processes or os.cpu_count() or 1
+        # on a cluster the hot drop is a bucketed one: its buyers spread over the masters
+        spread = CLUSTER_BUCKETS if cluster else 1
         ok = asyncio.run(
-            drive(story, url, env, buyers, attempts, serials, payment_timeout_s, processes, run_dir)
+            drive(
+                story,
+                url,
+                env,
+                buyers,
+                attempts,
+                serials,
+                payment_timeout_s,
+                processes,
+                run_dir,
+                slots=spread,
+            )
         )
     story.say(
         f"verdict: {'PASS' if ok else 'FAIL'} ({story.elapsed():.0f} s; logs in {_shown(log)}; "

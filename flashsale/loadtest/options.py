@@ -41,6 +41,7 @@ class Options:
     serials: int | None = None
     per_user_limit: int = 1
     per_ip_limit: int | None = None
+    buckets: int = 1  # a bucketed drop (docs/design.md, "Bucketed drops") when > 1
     payment_timeout_s: int | None = None
     processes: int = 1
     drain_timeout_s: float = 120.0

@@ -114,6 +114,8 @@ def sale_body(opts: Options, sale_id: str) -> dict[str, Any]:
     }
     if opts.per_ip_limit:
         body["per_ip_limit"] = opts.per_ip_limit
+    if opts.buckets > 1:
+        body["buckets"] = opts.buckets
     if opts.scenario == "drop":
         body["start_at"] = opening(opts)
     return body
@@ -127,6 +129,11 @@ def opening(opts: Options) -> str:
     opens_in = min(30.0, opts.users / opts.spawn_rate + SPAWN_MARGIN_S)
     start = datetime.now(UTC) + timedelta(seconds=opens_in)
     return start.isoformat().replace("+00:00", "Z")
+
+
+def bucketed(opts: Options) -> str:
+    """How the run's sale is spread, for its report lines ('' for one bucket)."""
+    return f" in {opts.buckets} buckets" if opts.buckets > 1 else ""
 
 
 def plan(opts: Options, sale_id: str, out_dir: Path) -> dict[str, Any]:
@@ -336,6 +343,7 @@ def summary(
         f"  users {opts.users:,} (spawn {opts.spawn_rate:,.0f}/s) · serials {opts.serials:,} · "
         f"per-user limit {opts.per_user_limit}"
         + (f" · per-IP limit {opts.per_ip_limit}" if opts.per_ip_limit else "")
+        + (f" · {opts.buckets} buckets" if opts.buckets > 1 else "")
         + f" · load generator on {os.cpu_count()} cores",
         f"purchases: {seen.attempts:,} attempts · {len(orders):,} orders given "
         f"({sum(1 for b in seen.bought if b.replayed):,} replays)",
@@ -453,8 +461,8 @@ def run(opts: Options, echo: Callable[[str], None] = print) -> int:
             drop = opts.scenario == "drop"
             opens_at = epoch_of(created.json().get("start_at")) if drop else None
             echo(
-                f"sale {sale_id}: {opts.serials:,} serials for {opts.users:,} users; running "
-                f"locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
+                f"sale {sale_id}: {opts.serials:,} serials{bucketed(opts)} for {opts.users:,} "
+                f"users; running locust ({opts.scenario}, at most {opts.run_time_s} s) ..."
             )
             rc = timed_run(locust, echo)
         finally:

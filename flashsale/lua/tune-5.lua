@@ -11,12 +11,14 @@
   ARGV[5] per_ip_limit (0 = off)   ARGV[6] timeout_ms (applies to new orders)
   ARGV[7] actor (who asked; recorded in the event)
   ARGV[8] '1' while the creation adds its own chunks (a passed end_at does not stop it)
-  ARGV[9] '1' for bucket b > 0 of a bucketed drop: the change, no event (bucket 0's
-          tune writes the sale's event; serials are added to bucket 0 alone)
+  ARGV[9] tune key ('' = none): a bucketed drop's tune names its content, so that the
+          same tune retried after it landed here (and failed in a later bucket) answers
+          {1, version} writing nothing, closed or not, and the engine goes on to bring
+          the other buckets level (sync_settings-1; docs/design.md, "Bucketed drops")
   ARGV[10...] serials to add: 'r', lo, hi | 'l', serial, ... | nothing
 
   Replies:
-  {1, version}        tuned
+  {1, version}        tuned (or this very tune was the last one here: ARGV[9])
   {-1, ''}            sale_not_found
   {-4, ''}            sale_closed (a closed sale, or one past its end, cannot be tuned;
                       the creation's own chunks may still be added: ARGV[8])
@@ -32,8 +34,9 @@ local status, end_ms, user_limit, ip_limit, timeout_ms = ARGV[2], ARGV[3], ARGV[
 --@include hot
 
 local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version', 'peak_user_limit',
-  'end_ms')
+  'end_ms', 'tune_key')
 if not m[1] then return {-1, ''} end
+if ARGV[9] ~= '' and m[7] == ARGV[9] then return {1, tonumber(m[4])} end
 if m[1] == 'closed' then return {-4, ''} end
 if ARGV[8] ~= '1' and tonumber(now) >= tonumber(m[6]) then return {-4, ''} end
 if status ~= '' and status ~= 'open' and status ~= 'paused' and status ~= 'closed' then
@@ -73,8 +76,8 @@ changes[#changes + 1] = version
 changes[#changes + 1] = 'updated_ms'
 changes[#changes + 1] = now
 rcall('HSET', meta_key, unpack(changes))
+if ARGV[9] ~= '' then rcall('HSET', meta_key, 'tune_key', ARGV[9]) end
 refresh_hot(meta_key)
-if ARGV[9] == '1' then return {1, version} end
 
 local event = {'XADD', events_key, '*', 'type', 'sale_tuned', 'at_ms', now,
   'sale_id', rcall('HGET', meta_key, 'sale_id'), 'actor', ARGV[7]}

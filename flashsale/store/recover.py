@@ -37,6 +37,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from flashsale.engine.codec import text
 from flashsale.engine.engine import Engine
+from flashsale.engine.errors import SaleClosed
 from flashsale.engine.models import SaleUpdate
 from flashsale.errors import FlashsaleError
 from flashsale.store.audit import AuditReport, audit_sale
@@ -262,22 +263,29 @@ async def _recover_sale(
 ) -> SaleRecovery:
     stored = await redis.hget(eng.keys(sale_id).meta, "status")
     was_open = stored is not None and text(stored) == "open"
+    unpaused = ""  # why a bucket of the sale could not be paused
     if was_open:
         try:
             await eng.tune(sale_id, SaleUpdate(status="paused"), actor="recover")
-        except FlashsaleError:
-            was_open = False
+        except SaleClosed:
+            was_open = False  # past its end: nothing to pause or reopen
+        except FlashsaleError as exc:
+            # a bucketed drop paused in some buckets and not in another (one lost its
+            # keys): it was open, and stays shut until an operator looks
+            unpaused = f"not every bucket could be paused: {exc.code} ({exc})"
     report: AuditReport = await audit_sale(redis, pool, namespace, sale_id, deep=deep)
+    violations = [f"{v.code} x{v.count}: {v.detail}" for v in report.violations]
+    violations += [unpaused] if unpaused else []
     reopened = False
-    if was_open and report.ok:
+    if was_open and report.ok and not unpaused:
         await eng.tune(sale_id, SaleUpdate(status="open"), actor="recover")
         reopened = True
     return SaleRecovery(
         sale_id=sale_id,
         was_open=was_open,
         reopened=reopened,
-        ok=report.ok,
-        violations=[f"{v.code} x{v.count}: {v.detail}" for v in report.violations],
+        ok=report.ok and not unpaused,
+        violations=violations,
     )
 
 

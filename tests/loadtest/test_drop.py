@@ -70,3 +70,34 @@ def test_drop_passes_with_a_clean_audit(served: tuple[dict[str, str], str], tmp_
     assert report["verdict"] in ("PASS", "FAIL") and report["summary"], bots.stdout
     assert report["sale"]["total"] == 1000 and "setup" not in bots.stdout
     assert "running locust" in bots.stderr
+
+
+def test_a_bucketed_drop_passes_with_a_clean_audit(
+    served: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    """``--buckets 2``: the drop is created over two slots, and the invariant checks (the
+    audit's and the clients') hold for it: no serial twice, no buyer over the limit."""
+    env, url = served
+    done = loadtest(
+        env,
+        "drop",
+        url,
+        users=120,
+        spawn_rate=120,
+        serials=20,
+        buckets=2,
+        run_time=20,
+        payment_timeout=6,
+        drain_timeout=20,
+        reports_dir=tmp_path / "reports",
+    )
+    lines = done.stdout.strip().splitlines()
+    report = "\n".join(lines) + "\n" + done.stderr[-2000:]
+    assert lines and lines[-1] == "verdict: PASS", report
+    assert done.returncode == 0, report
+    assert any(" 2 buckets" in line for line in lines), report
+    (run,) = (tmp_path / "reports").iterdir()
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert verdict["sale"]["buckets"] == 2 and verdict["sale"]["total"] == 20
+    assert verdict["audit"]["ok"] is True and verdict["audit"]["lag"] == 0
+    assert verdict["audit"]["persisted"] >= 20  # every serial sold at least once

@@ -8,6 +8,7 @@ from pathlib import Path
 from flashsale.loadtest.burst import BurstResult, Holding, holding_violations
 from flashsale.loadtest.generator import generator_lines
 from flashsale.loadtest.options import Options
+from flashsale.loadtest.runner import sale_body
 from flashsale.loadtest.seen import Bought, Seen, cpu_seconds
 from flashsale.loadtest.verdict import judge, to_read_back
 
@@ -107,6 +108,22 @@ def test_judge_errors_and_bots() -> None:
     quiet.bought[0].paid = "balance"
     paid = judge(opts(), quiet, CLEAN_AUDIT, sale(1 + 9, sold=1), "", {"s.1": "expired"})
     assert paid == ["order s.1 was paid from a wallet but is expired"]
+
+
+def test_a_bucketed_run_checks_its_buckets_and_the_per_bucket_address_bound() -> None:
+    bucketed = Options(scenario="bots", host="http://x", users=3, serials=10, buckets=2).resolve()
+    assert sale_body(bucketed, "lt-x")["buckets"] == 2
+    assert "buckets" not in sale_body(opts(), "lt-x")
+    seen = Seen(bought=[Bought(f"s.{i}", str(i), f"u{i}", ip="1.2.3.4") for i in (1, 2, 3)])
+    seen.refused["limit_reached"] = 1
+    two = {**sale(reserved=3), "buckets": 2}
+    # per-IP limit 2 held per bucket: 3 orders of one address are within 2 x 2
+    assert judge(bucketed, seen, CLEAN_AUDIT, two, "", {}) == []
+    one = judge(opts("bots"), seen, CLEAN_AUDIT, sale(reserved=3), "", {})
+    assert one == ["address 1.2.3.4 holds 3 orders (limit 2)"]  # one bucket: the limit
+    # a server that ignored "buckets" made a one-bucket sale: the run says so
+    found = judge(bucketed, seen, CLEAN_AUDIT, sale(reserved=3), "", {})
+    assert found == ["the sale has 1 buckets, asked for 2"]
 
 
 def test_a_dead_payment_path_fails_the_run() -> None:
