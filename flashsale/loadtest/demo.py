@@ -201,7 +201,7 @@ async def drive(
                     headers={"Authorization": f"Bearer {admin}"},
                 )
                 created.raise_for_status()
-                locust.go()
+                locust.go(start_at)
                 spread = f", spread over {slots} buckets (hash slots)" if slots > 1 else ""
                 story.result(
                     f"{serials:,} serials{spread}, random assignment (commitment "

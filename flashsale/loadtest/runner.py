@@ -236,9 +236,12 @@ class Locust:
             time.sleep(0.1)
         return True
 
-    def go(self) -> None:
-        """Release the held users: they spawn, arrive and wait for the opening."""
-        self._go.touch()
+    def go(self, opens_at: str = "") -> None:
+        """Release the held users: they spawn, arrive and wait for the opening; the file
+        carries ``opens_at`` (RFC 3339) to users that take it from there (``BurstBuyer``)."""
+        partial = self._go.with_suffix(".partial")
+        partial.write_text(opens_at)
+        partial.replace(self._go)  # whole, or not there: the processes poll for it
 
     def wait(self) -> int:
         """Locust's exit code once it ended and every process wrote what its users saw; -9

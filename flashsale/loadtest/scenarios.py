@@ -240,9 +240,11 @@ class OneJourney(Client):
         an open sale is bought from at once."""
         sale = self.sale_view()
         if sale and sale.get("status") == "scheduled":
-            opens = epoch_of(sale.get("start_at")) or time.time()
-            _watch_the_opening(opens)
-            gevent.sleep(max(0.0, opens - time.time()) + jitter)
+            self._sleep_until(epoch_of(sale.get("start_at")) or time.time(), jitter)
+
+    def _sleep_until(self, opens: float, jitter: float) -> None:
+        _watch_the_opening(opens)
+        gevent.sleep(max(0.0, opens - time.time()) + jitter)
 
     def _pay_with_provider(self, path: str, what: str) -> bool:
         """Start a provider payment at ``path`` (``what``: ``payment`` or ``bill payment``)
@@ -426,7 +428,16 @@ class BurstBuyer(DropBuyer):
         return f"{PLAN.get('buyer_prefix', 'buyer-')}{number:05d}", False
 
     def _journey(self) -> None:
-        self._wait_for_the_opening(self.rng.uniform(0.0, OPENING_JITTER))
+        # the opening comes with the wrapper's go (``runner.Locust.go``), not from a sale GET
+        # per buyer: on a Redis Cluster a few hundred of those at once exhausted the API
+        # worker's connections to a node, and its pool never recovered (every later audit
+        # answered 500)
+        hold: dict[str, str] = PLAN.get("hold") or {}
+        opens = epoch_of(Path(hold["go"]).read_text().strip()) if hold else None
+        if opens is None:
+            self._wait_for_the_opening(self.rng.uniform(0.0, OPENING_JITTER))
+        else:
+            self._sleep_until(opens, self.rng.uniform(0.0, OPENING_JITTER))
         # FastHttpUser's client keeps up to ``concurrency`` (10) connections for these
         gevent.joinall([gevent.spawn(self._buy_once) for _ in range(self.tries)])
 
