@@ -20,7 +20,7 @@ from flashsale.engine.codec import text
 from flashsale.engine.keys import bucket_slot
 from flashsale.engine.resp import Arg
 
-# The meta fields a sale's counters are summed from (create_sale-5, take-5, place-8).
+# The meta fields a sale's counters are summed from (create_sale-6, take-5, place-8).
 COUNTERS = ("total", "reserved", "sold", "lent", "borrowed")
 # The settings a tune changes, copied from bucket 0 to the others (sync_settings-1).
 SYNCED = ("status", "end_ms", "per_user_limit", "peak_user_limit", "per_ip_limit", "timeout_ms")

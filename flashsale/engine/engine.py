@@ -137,6 +137,7 @@ SCRIPTS = (
     "give_back",
     "fence",
     "sync_settings",
+    "begin_create",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -291,18 +292,25 @@ class Engine:
             spec.buckets,
         ]
         first = _segment_args(chunks[0])
-        if spec.buckets > 1:
-            if len(chunks) > 1:
-                raise ValidationFailed(f"a bucketed drop's list holds at most {LIST_CHUNK} serials")
-            if await self.redis.exists(self.keys(sale_id).meta):
-                raise errors.SaleExists()
-            # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home does
-            for b in range(1, spec.buckets):
-                await self._create_slot(bucket_slot(sale_id, b), [*settings, b, *first])
-        await self._create_slot(sale_id, [*settings, 0, *first])
-        await self.redis.sadd(sales_registry(self.namespace), sale_id)
-        for slot in buckets.slots(sale_id, spec.buckets):
-            await self.touch(slot)
+        token: Arg = ""
+        try:
+            if spec.buckets > 1:
+                if len(chunks) > 1:
+                    raise ValidationFailed(
+                        f"a bucketed drop's list holds at most {LIST_CHUNK} serials"
+                    )
+                token = await self._begin_create(sale_id)
+                # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home
+                # does; a crash before it leaves orphans the next attempt replaces
+                for b in range(1, spec.buckets):
+                    await self._create_slot(bucket_slot(sale_id, b), [*settings, b, token, *first])
+                    crash_point(f"create.after_bucket_{b}")
+            await self._create_slot(sale_id, [*settings, 0, token, *first])
+        except errors.SaleExists:
+            await self._registered(sale_id)  # a creation that stopped before it registered
+            raise
+        crash_point("create.after_bucket_0")
+        await self._registered(sale_id)
         done = chunks[0].size
         if on_progress:
             on_progress(done, spec.serials.size)
@@ -315,14 +323,31 @@ class Engine:
             await self.tune(sale_id, SaleUpdate(status="open"), actor="create", loading=True)
         return await self.get_sale(sale_id)
 
+    async def _begin_create(self, sale_id: str) -> int:
+        """The creation token of a bucketed drop (begin_create-2), or ``SaleExists``."""
+        k = self.keys(sale_id)
+        reply = await self._call("begin_create", [k.meta, k.creation], [])
+        if int(reply[0]) < 0:
+            raise errors.refusal(reply)
+        return int(reply[1])
+
     async def _create_slot(self, slot: str, args: list[Arg]) -> None:
-        """create_sale-5 on one slot: the sale itself, or one bucket of a bucketed drop."""
+        """create_sale-6 on one slot: the sale itself, or one bucket of a bucketed drop."""
         k = self.keys(slot)
         reply = await self._call(
-            "create_sale", [k.meta, k.segments, k.items, k.itemset, k.events], args
+            "create_sale", [k.meta, k.segments, k.items, k.itemset, k.events, k.creation], args
         )
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
+
+    async def _registered(self, sale_id: str) -> None:
+        """The sale in the registry and its slots active (idempotent: a creation that
+        stopped after its bucket 0 is completed by the retry that finds it exists)."""
+        if not await self.redis.exists(self.keys(sale_id).meta):
+            return  # refused before it existed (a newer creation of the id won)
+        await self.redis.sadd(sales_registry(self.namespace), sale_id)
+        for slot in await self.slots(sale_id):
+            await self.touch(slot)
 
     @staticmethod
     def _chunks(serials: SerialsSpec) -> list[SerialsSpec]:
