@@ -424,13 +424,13 @@ class PersistSettings:
     idle_sleep_s: float = _var(
         "PERSIST_IDLE_SLEEP_S",
         0.02,
-        "pause when no stream has work, on a Redis Cluster (s)",
+        "pause before a poll round when no stream has work and no blocking read is made (s)",
         _number(),
     )
     idle_block_s: float = _var(
         "PERSIST_IDLE_BLOCK_S",
         1.0,
-        "longest blocking read over every active sale's stream when idle, one server (s; 0: poll)",
+        "longest blocking wait on every active sale's stream when idle (s; 0: poll)",
         _number(),
     )
     backoff_initial_s: float = _var(

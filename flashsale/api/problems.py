@@ -213,6 +213,8 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     """refund_already_decided: the decision already taken."""
     ticket_status: str | UnsetType = UNSET
     """ticket_already_decided: the decision already taken."""
+    ticket_id: str | UnsetType = UNSET
+    """refund_decided_by_ticket: the after-sales ticket that decides the refund."""
 
 
 def _title(code: str) -> str:
@@ -244,7 +246,7 @@ def _extras(exc: FlashsaleError) -> dict[str, Any]:
     if extra.get("status") is not None:
         key = "refund_status" if exc.code == "refund_already_decided" else "order_status"
         out[key] = str(extra["status"])
-    for key in ("order_status", "ticket_status"):  # raised under their own names
+    for key in ("order_status", "ticket_status", "ticket_id"):  # raised under their own names
         if extra.get(key) is not None:
             out[key] = str(extra[key])
     return out

@@ -11,7 +11,9 @@ per round; the goal is the same cost whatever the number of closed sales.
 
 Then the idle write-behind over open sales (which never leave the active set):
 Redis calls per second of ``Persister.run`` with nothing to write, polling each
-stream every ``idle_sleep_s`` against one blocking read over all of them.
+stream every ``idle_sleep_s`` against one blocking read over all of them; and the
+same on a private 3-master Redis Cluster, where the blocking wait is one read per
+stream at once (store/cluster_wait.py), the calls summed over the masters.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from redis.asyncio import RedisCluster
 
 from flashsale.bench.common import bench_redis_url, machine_line
 from flashsale.engine.engine import Engine
@@ -51,9 +54,21 @@ async def _closed_sales(engine: Engine, count: int) -> None:
         await asyncio.gather(*(one(i) for i in range(start, min(start + 200, count))))
 
 
-async def _redis_calls(engine: Engine) -> int:
-    stats = await engine.redis.info("commandstats")
+def _calls_of(stats: dict[str, object]) -> int:
     return sum(int(v.get("calls", 0)) for v in stats.values() if isinstance(v, dict))
+
+
+async def _redis_calls(engine: Engine) -> int:
+    """Commands the server (every master of a cluster) ran so far, these INFO included."""
+    redis = engine.redis
+    if isinstance(redis, RedisCluster):
+        total = 0
+        for node in redis.get_primaries():
+            total += _calls_of(
+                await redis.execute_command("INFO", "commandstats", target_nodes=node)
+            )
+        return total
+    return _calls_of(await redis.info("commandstats"))
 
 
 async def _timers_walk(engine: Engine) -> None:
@@ -89,14 +104,19 @@ async def measure(redis_url: str, database_url: str, count: int) -> dict[str, fl
     return out
 
 
-async def measure_idle_wait(redis_url: str, database_url: str) -> dict[str, float]:
+async def measure_idle_wait(
+    redis_url: str, database_url: str, *, cluster: bool = False, window_s: float = IDLE_WINDOW_S
+) -> dict[str, float]:
     """Redis calls per second of an idle ``Persister.run`` over OPEN_SALES open sales,
-    polling (``idle_block_s=0``) and blocking (the default)."""
+    polling (``idle_block_s=0``) and blocking (the default), on a server or a cluster."""
     namespace = f"bench-idle-{time.monotonic_ns()}"
-    engine = Engine.from_url(redis_url, namespace=namespace, max_connections=16)
+    engine = Engine.from_url(redis_url, namespace=namespace, max_connections=16, cluster=cluster)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     out: dict[str, float] = {}
     try:
+        if isinstance(engine.redis, RedisCluster):
+            await engine.redis.initialize()
+        nodes = len(engine.redis.get_primaries()) if isinstance(engine.redis, RedisCluster) else 1
         for i in range(OPEN_SALES):
             await engine.create_sale(
                 SaleCreate(sale_id=f"o{i}", name="open", serials=SerialsSpec(range=(1, 10)))
@@ -111,8 +131,8 @@ async def measure_idle_wait(redis_url: str, database_url: str) -> dict[str, floa
             task = asyncio.create_task(persister.run(stop))
             await asyncio.sleep(0.2)  # past its first round
             calls0 = await _redis_calls(engine)
-            await asyncio.sleep(IDLE_WINDOW_S)
-            out[f"{mode}_calls_per_s"] = (await _redis_calls(engine) - calls0 - 1) / IDLE_WINDOW_S
+            await asyncio.sleep(window_s)
+            out[f"{mode}_calls_per_s"] = (await _redis_calls(engine) - calls0 - nodes) / window_s
             stop.set()
             await task
     finally:
@@ -121,10 +141,11 @@ async def measure_idle_wait(redis_url: str, database_url: str) -> dict[str, floa
     return out
 
 
-def report_idle_wait(figures: dict[str, float]) -> str:
+def report_idle_wait(figures: dict[str, float], where: str = "one Redis") -> str:
     poll, block = figures["poll_calls_per_s"], figures["block_calls_per_s"]
     return (
-        f"Idle write-behind over {OPEN_SALES} open sales: {poll:.1f} Redis calls/s polling, "
+        f"Idle write-behind over {OPEN_SALES} open sales, {where}: "
+        f"{poll:.1f} Redis calls/s polling, "
         f"{block:.1f} blocking ({block / max(poll, 0.1):.3f}×)"
     )
 
@@ -155,6 +176,7 @@ def report(figures: dict[int, dict[str, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     from flashsale.bench.common import bench_database_url
+    from flashsale.devservers import EmbeddedRedisCluster
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10 and 1,000 closed sales")
@@ -164,8 +186,11 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(migrate.upgrade(database_url))
         figures = {n: asyncio.run(measure(redis_url, database_url, n)) for n in counts}
         idle = asyncio.run(measure_idle_wait(redis_url, database_url))
+        with EmbeddedRedisCluster(nodes=3) as cluster:
+            on_cluster = asyncio.run(measure_idle_wait(cluster.url, database_url, cluster=True))
     print(report(figures))
     print(report_idle_wait(idle))
+    print(report_idle_wait(on_cluster, "a 3-master Redis Cluster"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Bucket 0 is the sale's own slot (an unbucketed sale is bucket 0 of 1, unchanged)
 b > 0 is the slot ``<sale_id>.<b>`` (engine/keys.py). Every bucket has the sale's
 settings, its own window of the one draw sequence, and the orders of the buyers whose
 home it is. The engine's script calls live in engine.py; this module holds what they
-share: the counters' sum, claims, the order in which other buckets are asked.
+share: the counters' sum, claims, the order in which other buckets are asked, the
+holds of the per-IP limit across buckets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -85,3 +87,22 @@ def decode_claim(order_id: bytes | str, packed: bytes | str) -> Claim:
 def stale_after_ms(timeout_ms: int) -> int:
     """How old a claim must be before the sweeper takes it for a crash's leftover."""
     return max(CLAIM_STALE_MS, 4 * timeout_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class IpHold:
+    """An address's count held in its IP home bucket for one purchase (ip_hold-3)."""
+
+    order_id: str
+    deadline_ms: int  # the purchase's: past it (home's clock) the order never appears
+    home: str  # the slot of the order (where ip_check-3 asks about it)
+
+
+def ip_holds(entries: list[Any]) -> list[IpHold]:
+    """The holds listed by ip_hold-3's refusal: order id, deadline, home slot, ..."""
+    return [
+        IpHold(text(order_id), int(deadline_ms), text(home))
+        for order_id, deadline_ms, home in zip(
+            entries[::3], entries[1::3], entries[2::3], strict=True
+        )
+    ]

@@ -138,6 +138,9 @@ SCRIPTS = (
     "fence",
     "sync_settings",
     "begin_create",
+    "ip_hold",
+    "ip_unhold",
+    "ip_check",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -170,6 +173,9 @@ class Engine:
         self._sale_keys: dict[str, SaleKeys] = {}
         self._buckets: dict[str, int] = {}  # B of each sale seen (fixed at creation)
         self._buckets_reads: dict[str, asyncio.Future[list[Any]]] = {}
+        # per bucketed sale: is its per-IP limit on? (unknown: on; learnt from ip_hold-3's
+        # and purchase-10's answers, which check it, so a wrong belief costs a round trip)
+        self._ip_limited: dict[str, bool] = {}
         self._key_blocks: dict[tuple[str, tuple[Arg, ...]], bytes] = {}
         self._scripts = {name: scripts.load(name) for name in SCRIPTS}
 
@@ -534,11 +540,101 @@ class Engine:
             self.idempotency_ttl_s,
             order_id,
             wall_clock_ms() + 2 * self.timeout_ms,
+            "",  # ip_mode: the address is checked and counted in this bucket
         ]
-        reply = await self._call("purchase", k.purchase_keys(idem_key), args)
-        if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
-            reply = await self._borrow(sale_id, home, count, k, idem_key, args)
-        return self._purchased(reply, order_id, sale_id, user_id, now)
+        ip_k = self._ip_home(sale_id, ip or "", home, count)
+        if ip_k is None:  # unbucketed (one purchase-10 call), or the address counted here
+            reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+            if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
+                reply = await self._borrow(sale_id, home, count, k, idem_key, args)
+            return self._purchased(reply, order_id, sale_id, user_id, now)
+        for _ in range(2):  # twice only when the engine believed the IP limit off
+            try:
+                args[9] = await self._hold_ip(ip_k, k.sale_id, args)
+            except errors.OutcomeUnknown as exc:
+                # a hold's answer lost, but no purchase sent: nothing was bought (a hold
+                # left is ended at a refusal once its deadline has passed)
+                raise errors.EngineUnavailable(f"no order was made: {exc}") from exc
+            reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+            if int(reply[0]) == errors.Reply.SOLD_OUT:
+                reply = await self._borrow(sale_id, home, count, k, idem_key, args)
+            if int(reply[0]) != errors.Reply.IP_HOLD_NEEDED:
+                break
+            self._ip_limited[sale_id] = True
+            args[7] = new_order_id(k.sale_id)  # a claim of the first id may be left over
+        if args[9] == "h" and int(reply[0]) != errors.Reply.CREATED:
+            # no order was written under this id: the address's count goes back at once
+            # (if this fails, the next refusal of the address reconciles it)
+            with contextlib.suppress(errors.EngineUnavailable, errors.OutcomeUnknown):
+                await self._call("ip_unhold", [ip_k.ips, ip_k.ipholds], [args[7]])
+        return self._purchased(reply, str(args[7]), sale_id, user_id, now)
+
+    def _ip_home(self, sale_id: str, ip: str, home: int, count: int) -> SaleKeys | None:
+        """The keys of the address's IP home bucket when its count lives there, not in
+        the buyer's home (a bucketed drop, an address, two different buckets), else None
+        (docs/design.md "Bucketed drops", the per-IP limit)."""
+        if count < 2 or not ip:
+            return None
+        b = home_bucket(ip, count)
+        return None if b == home else self.keys(bucket_slot(sale_id, b))
+
+    async def _hold_ip(self, ip_k: SaleKeys, home: str, args: list[Arg]) -> str:
+        """Count the purchase of ``args`` in its address's IP home (ip_hold-3); the
+        ip_mode for purchase-10 and place-8 (lua/includes/admit.lua). At the limit, the
+        holds of orders that are gone are ended (``_reconcile_ip``) and the hold tried
+        once more: the address is refused only if it still has as many live or
+        in-flight orders as its limit."""
+        sale_id = str(args[0])
+        if not self._ip_limited.get(sale_id, True):
+            return "o"  # off as far as we know: the home bucket says so, or -20
+        hold = [ip_k.meta, ip_k.ips, ip_k.ipholds]
+        hold_args: list[Arg] = [args[7], args[2], home, args[8]]
+        reply = await self._call("ip_hold", hold, hold_args)
+        if int(reply[0]) == errors.Reply.IP_LIMIT_REACHED and await self._reconcile_ip(
+            ip_k, reply[2:]
+        ):
+            reply = await self._call("ip_hold", hold, hold_args)
+        code = int(reply[0])
+        if len(self._ip_limited) > 10_000:
+            self._ip_limited.clear()
+        self._ip_limited[sale_id] = code != 0
+        if code == 1:
+            return "h"
+        if code == 0 or code == errors.Reply.SALE_NOT_FOUND:
+            return ""  # the limit is off (or no such sale): as an unbucketed purchase
+        if code == errors.Reply.IP_LIMIT_REACHED:
+            return str(int(reply[1]))  # refused after the replay and per-user checks
+        raise errors.refusal(reply)
+
+    async def _reconcile_ip(self, ip_k: SaleKeys, entries: list[Any]) -> bool:
+        """End the holds (of a refused address) whose orders are gone: released, or never
+        to appear (ip_check-3 at each order's home). True when any was gone."""
+        by_home: dict[str, list[buckets.IpHold]] = {}
+        for hold in buckets.ip_holds(entries):
+            by_home.setdefault(hold.home, []).append(hold)
+        gone: list[Arg] = []
+        for slot, holds in by_home.items():
+            h = self.keys(slot)
+            pairs: list[Arg] = [x for hold in holds for x in (hold.order_id, hold.deadline_ms)]
+            states = await self._call("ip_check", [h.orders, h.buyers, h.fences], pairs)
+            gone += [hold.order_id for hold, state in zip(holds, states, strict=True) if not state]
+        if gone:
+            await self._call("ip_unhold", [ip_k.ips, ip_k.ipholds], gone, cache=False)
+        return bool(gone)
+
+    async def _unhold_released(self, order_id: str, reply: Any) -> None:
+        """A released order's address held in another bucket is uncounted there now (best
+        effort: the address's next refusal reconciles it anyway)."""
+        sale_id = sale_id_of_order(order_id)
+        if int(reply[0]) <= 0 or len(reply) < 17 or not self._ip_limited.get(sale_id, True):
+            return
+        ip, count = text(reply[16]), await self.buckets_of(sale_id)
+        home = bucket_slot(sale_id, home_bucket(ip, count))
+        if count < 2 or not ip or home == slot_of_order(order_id):
+            return
+        ip_k = self.keys(home)
+        with contextlib.suppress(errors.EngineUnavailable, errors.OutcomeUnknown):
+            await self._call("ip_unhold", [ip_k.ips, ip_k.ipholds], [order_id])
 
     @staticmethod
     def _purchased(reply: Any, order_id: str, sale_id: str, user_id: str, now: int) -> Purchase:
@@ -646,6 +742,7 @@ class Engine:
             [order_id, *args],
         )
         order, _ = errors.order_of(reply)
+        await self._unhold_released(order_id, reply)
         return order
 
     async def cancel(
@@ -689,7 +786,9 @@ class Engine:
             [k.meta, k.buyers, k.ips, k.returned, k.events, k.orders],
             [order_id, self.clock(), reason],
         )
-        return errors.order_of(reply)
+        refunded = errors.order_of(reply)
+        await self._unhold_released(order_id, reply)
+        return refunded
 
     async def reject_refund(self, order_id: str, *, reason: str) -> tuple[Order, bool]:
         """refund_pending -> paid again (the buyer keeps the serial)."""

@@ -38,6 +38,7 @@ class Reply(IntEnum):
     DELIVERED = -17
     DEADLINE_PASSED = -18
     FENCED = -19  # place-8: a swept claim's order id (engine/buckets.py)
+    IP_HOLD_NEEDED = -20  # purchase-10/place-8: the IP limit is on; hold first (internal)
 
 
 class SaleNotFound(FlashsaleError):

@@ -24,6 +24,7 @@ class SaleKeys:
         "expiry",
         "fences",
         "idem_prefix",
+        "ipholds",
         "ips",
         "items",
         "itemset",
@@ -67,6 +68,8 @@ class SaleKeys:
         self.claims: str = f"{tag}:claims"  # hash: order_id -> packed claim (lua/take-5.lua)
         self.fences: str = f"{tag}:fences"  # hash: order_id -> ms, never placed here (fence-2)
         self.creation: str = f"{tag}:creation"  # string: creation token (begin_create-2)
+        # hash: an address's count held for a purchase homed elsewhere (lua/ip_hold-3.lua)
+        self.ipholds: str = f"{tag}:ipholds"
 
     def legacy_order(self, order_id: str) -> str:
         """The hash of one order in the form before packed records (engine/upgrade.py)."""

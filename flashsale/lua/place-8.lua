@@ -16,10 +16,10 @@
   ARGV[1] sale_id   ARGV[2] user_id   ARGV[3] ip   ARGV[4] now_ms   ARGV[5] '1' with an
   Idempotency-Key   ARGV[6] fingerprint   ARGV[7] idempotency TTL (s)
   ARGV[8] the order's id (of this bucket's slot)   ARGV[9] deadline_ms ('' = none)
-  (all as purchase-10's)
-  ARGV[10] serial kind ('r' | 'l')   ARGV[11] serial   ARGV[12] draw (-1: a released one)
+  ARGV[10] ip_mode (all as purchase-10's)
+  ARGV[11] serial kind ('r' | 'l')   ARGV[12] serial   ARGV[13] draw (-1: a released one)
 
-  Replies: as purchase-10, but never sold_out, plus
+  Replies: as purchase-10 (-20 included), but never sold_out, plus
   {-19, ''}   the order id was fenced (its claim was swept) or is placed already:
               nothing done
 ]]
@@ -28,6 +28,7 @@ local meta_key, buyers_key, ips_key, expiry_key = KEYS[1], KEYS[2], KEYS[3], KEY
 local events_key, orders_key, idem_key, fences_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sale_id, user, ip, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
+local ip_mode = ARGV[10]
 
 --@include order
 --@include live
@@ -43,7 +44,7 @@ end
 
 --@include admit
 
-local kind, serial, draw = ARGV[10], ARGV[11], tonumber(ARGV[12])
+local kind, serial, draw = ARGV[11], ARGV[12], tonumber(ARGV[13])
 rcall('HINCRBY', meta_key, 'reserved', 1)
 rcall('HINCRBY', meta_key, 'borrowed', 1)
 

@@ -23,6 +23,7 @@
   ARGV[8] the new order's id ("<sale_id>.<20 hex>", random)
   ARGV[9] deadline_ms by Redis' clock ('' = none): past it the caller has stopped waiting,
           so the script does nothing (a call answered 503 never sells later)
+  ARGV[10] ip_mode (absent = ''): where the address is counted, includes/admit.lua
 
   Replies:
   {1, serial, serial_kind, expires_ms, price_cents, currency, draw}   new order
@@ -33,6 +34,7 @@
   {-7, limit}                    limit_reached (ip)
   {-8, order_id}                 idempotency key reused with another request
   {-18, ''}                      deadline passed: nothing done (engine_unavailable)
+  {-20, ''}                      ip_mode 'o' but the IP limit is on: hold first (internal)
 ]]
 local rcall = redis.call
 local meta_key, segments_key, items_key, buyers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -40,6 +42,7 @@ local ips_key, returned_key, expiry_key, events_key = KEYS[5], KEYS[6], KEYS[7],
 local orders_key, idem_key = KEYS[9], KEYS[10]
 local sale_id, user, ip, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
+local ip_mode = ARGV[10] or ''
 
 --@include order
 --@include live

@@ -129,6 +129,6 @@ class RefundDecidedByTicket(FlashsaleError):
     code = "refund_decided_by_ticket"
     status = 409
     advice = (
-        "An approved after-sales ticket (named in `detail`) opened this refund; the ticket is "
+        "An approved after-sales ticket (`ticket_id`) opened this refund; the ticket is "
         "the decision. Approve the ticket again to finish a refund an outage interrupted."
     )

@@ -75,9 +75,16 @@ class Timers:
         self.interval_s = interval_s
         self.batch = batch
         self.totals = TimerTotals()
+        self._active: list[str] = []  # the active sales' slots, read once per tick
 
     async def tick(self) -> TickStats:
         stats = TickStats()
+        try:
+            self._active = await self.service.engine.active_sale_ids()
+        except Exception:  # the PostgreSQL steps still run; the Redis ones see no sale
+            self._active = []
+            stats.errors += 1
+            log.exception("reading the active sales failed")
         steps = (
             self._expire,
             self._complete,
@@ -120,7 +127,7 @@ class Timers:
         service = self.service
         engine = service.engine
         claims: list[str] = []
-        for sale_id in await engine.active_sale_ids():
+        for sale_id in self._active:
             for order_id in await engine.due_expiries(sale_id, limit=self.batch):
                 claimed = await engine.redis.set(
                     expiry_claim_key(service, order_id),
@@ -146,7 +153,7 @@ class Timers:
         """Delivered orders whose sale's after-sales window passed: delivered -> completed
         (engine.complete checks the window again; a replay or a moved order is fine)."""
         engine = self.service.engine
-        for sale_id in await engine.active_sale_ids():
+        for sale_id in self._active:
             for order_id in await engine.due_completions(sale_id, limit=self.batch):
                 try:
                     _, replay = await engine.complete(order_id)
@@ -159,7 +166,7 @@ class Timers:
         from another bucket and placing the order (engine.sweep_claims): the serial goes
         back once its order id is fenced. Unbucketed sales cost nothing here (B is known)."""
         engine = self.service.engine
-        for slot in await engine.active_sale_ids():
+        for slot in self._active:
             if await engine.buckets_of(sale_of_slot(slot)) > 1:
                 stats.claims_swept += await engine.sweep_claims(slot)
 

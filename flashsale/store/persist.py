@@ -21,8 +21,9 @@ and retires those closed and drained. It:
 With several active sales a round reads every sale's new entries together and
 writes them in ONE transaction (a commit per round, not per sale); a refusal or
 a poison entry sends that round's entries the one-sale way, with its isolation.
-Idle, a consumer blocks on all its sales' streams at once (one XREADGROUP BLOCK)
-rather than polling each of them.
+Idle, a consumer blocks on all its sales' streams at once rather than polling each
+of them: one XREADGROUP BLOCK on one server, one per stream at once on a Redis
+Cluster (cluster_wait.py).
 
 PostgreSQL down: the batch in hand is retried with capped exponential back-off
 (purchases go on in Redis, the stream grows). SIGTERM: the batch in hand is
@@ -56,6 +57,7 @@ from flashsale.engine.codec import text
 from flashsale.engine.keys import PERSIST_GROUP, SaleKeys, sale_of_slot
 from flashsale.engine.models import FAR_FUTURE_MS
 from flashsale.settings import PersistSettings
+from flashsale.store.cluster_wait import wait_on_cluster
 from flashsale.store.events import (
     Event,
     OrderEvent,
@@ -73,6 +75,7 @@ from flashsale.store.streams import (
     group_info,
     id_key,
     next_id,
+    read_new_on_cluster,
     stream_entries,
 )
 from flashsale.store.transient import REFUSED, TRANSIENT_PG, TRANSIENT_REDIS
@@ -192,16 +195,18 @@ class Persister:
                 return
 
     async def _wait_for_events(self) -> int | None:
-        """Nothing to write: block on every active sale's stream at once (one XREADGROUP
-        ... BLOCK over all of them) until an event arrives or the next duty (discovery,
-        reclaim, trim) is due, and write what arrives. So an idle write-behind makes a
-        call a second or so, not one per sale every ``idle_sleep_s``, and still writes
-        an event the moment it comes. A Redis Cluster keeps its streams on several
-        nodes, which one blocking call cannot span: there, and with no stream yet, it
-        sleeps ``idle_sleep_s`` (and answers None). Returns the entries written."""
+        """Nothing to write: block on every active sale's stream at once until an event
+        arrives or the next duty (discovery, reclaim, trim) is due, and write what
+        arrives. So an idle write-behind makes a call a second or so per server, not one
+        per sale every ``idle_sleep_s``, and still writes an event the moment it comes.
+        One server: one XREADGROUP ... BLOCK over all the streams. A Redis Cluster
+        refuses a command over several slots, so there each stream has a blocking read
+        of its own, all at once (cluster_wait.py). With no stream yet, blocking off
+        (``idle_block_s`` 0) or a blocking read that failed, it sleeps ``idle_sleep_s``
+        and answers None: a poll round follows. Returns the entries written."""
         streams = {SaleKeys(self.namespace, s).events: s for s in self._sales if s in self._groups}
         block_ms = int(self.config.idle_block_s * 1000)
-        if isinstance(self.redis, RedisCluster) or not streams or block_ms <= 0:
+        if not streams or block_ms <= 0:
             await self._sleep(self.config.idle_sleep_s)
             return None
         due = min(
@@ -217,9 +222,11 @@ class Persister:
         )
         block_ms = max(1, min(block_ms, int((due - time.monotonic()) * 1000)))
         # a client with a read deadline (an engine's) would time the blocking read out
-        read_deadline = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        read_deadline = self.redis.get_connection_kwargs().get("socket_timeout")
         if read_deadline:
             block_ms = max(1, min(block_ms, int(read_deadline * 800)))
+        if isinstance(self.redis, RedisCluster):
+            return await self._wait_on_cluster(self.redis, streams, block_ms)
         reply = await self.redis.xreadgroup(
             PERSIST_GROUP,
             self.name,
@@ -233,6 +240,26 @@ class Persister:
         for sale_id in by_sale:
             self._idle[sale_id] = 0
         return sum(len(entries) for entries in by_sale.values())
+
+    async def _wait_on_cluster(
+        self, redis: RedisCluster, streams: dict[str, str], block_ms: int
+    ) -> int | None:
+        """The idle wait on a cluster (cluster_wait.py); None asks for a poll round, after
+        ``idle_sleep_s`` when a read failed (the old polling, until the cluster heals)."""
+        wait = await wait_on_cluster(
+            redis,
+            self.name,
+            streams,
+            window_s=block_ms / 1000,
+            count=max(TOGETHER_MIN_COUNT, self.config.batch_size // len(streams)),
+            write=self._handle_together,
+            stop=self._stop,
+        )
+        for sale_id in wait.slots:
+            self._idle[sale_id] = 0
+        if wait.failed:
+            await self._sleep(self.config.idle_sleep_s)
+        return None if wait.poll else wait.written
 
     async def step(self) -> int:
         """One round over the known sales; returns how many entries were handled."""
@@ -352,14 +379,23 @@ class Persister:
     async def _read_together(self, streams: dict[str, str], count: int) -> dict[str, list[Entry]]:
         """{sale: its new entries} of the ``streams`` (events key -> sale), empty ones left out."""
         if isinstance(self.redis, RedisCluster):
+            redis = self.redis
             replies = await asyncio.gather(
-                *(
-                    self.redis.xreadgroup(PERSIST_GROUP, self.name, {key: ">"}, count=count)
-                    for key in streams
-                )
+                *(read_new_on_cluster(redis, self.name, key, count=count) for key in streams),
+                return_exceptions=True,
             )
-            pairs = zip(streams, replies, strict=True)
-            found = {streams[key]: stream_entries(reply) for key, reply in pairs}
+            found: dict[str, list[Entry]] = {}
+            failure: BaseException | None = None
+            for key, outcome in zip(streams, replies, strict=True):
+                if isinstance(outcome, BaseException):
+                    failure = failure or outcome
+                else:
+                    found[streams[key]] = outcome
+            if failure is not None:
+                # one node failing (gone, frozen) must not cost the others' entries in
+                # hand a reclaim's wait: they are written, then the failure is raised
+                await self._handle_together({s: e for s, e in found.items() if e})
+                raise failure
         else:
             reply = await self.redis.xreadgroup(
                 PERSIST_GROUP, self.name, dict.fromkeys(streams, ">"), count=count

@@ -49,6 +49,25 @@ def entries_by_stream(reply: Any) -> dict[str, list[Entry]]:
     return {text(key): stream_entries([[key, items]]) for key, items in reply}
 
 
+async def read_new_on_cluster(
+    redis: RedisCluster, consumer: str, key: str, *, count: int, block_ms: int | None = None
+) -> list[Entry]:
+    """XREADGROUP of one stream's new entries, sent straight to the node serving its slot.
+
+    Through ``redis.xreadgroup`` a cluster client first asks a node for the command's
+    keys (COMMAND GETKEYS: XREADGROUP's keys move), a second call per read and a second
+    connection of that node. A MOVED or ASK is still followed by redis-py; a node gone
+    raises at once (no retry with ``target_nodes``) and the map is reloaded before the
+    next read picks its node (``initialize`` does nothing unless a reload is pending)."""
+    await redis.initialize()
+    node = redis.get_node_from_key(key)
+    args: list[Any] = ["XREADGROUP", "GROUP", PERSIST_GROUP, consumer, "COUNT", count]
+    if block_ms is not None:
+        args += ["BLOCK", block_ms]
+    reply = await redis.execute_command(*args, "STREAMS", key, ">", target_nodes=node)
+    return stream_entries(reply)
+
+
 def next_id(stream_id: str) -> str:
     ms, _, seq = stream_id.partition("-")
     return f"{ms}-{int(seq or 0) + 1}"

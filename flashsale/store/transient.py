@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from redis.exceptions import ClusterError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -17,10 +18,17 @@ TRANSIENT_PG: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+# A cluster adds its own: CLUSTERDOWN and MASTERDOWN while a replica takes over,
+# TRYAGAIN during a slot's move, redirects past redis-py's limit (ClusterError), a
+# slot no node serves yet or no node reachable to reload the map from
+# (RedisClusterException): a failover, not a reason for the consumer to die.
 TRANSIENT_REDIS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
+    ClusterError,
+    TryAgainError,
+    RedisClusterException,
 )
 # The rows themselves are refused: isolate the entry, retrying the batch will not help.
 REFUSED = (asyncpg.exceptions.IntegrityConstraintViolationError, asyncpg.exceptions.DataError)

@@ -58,6 +58,13 @@ def _homed(bucket: int, n: int, prefix: str) -> list[str]:
     return [u for u in users if home_bucket(u, 3) == bucket][:n]
 
 
+async def _create_drop(client: Client, sale_id: str, size: int, **fields: Any) -> None:
+    """A drop of serials 1..size over 3 buckets, created through the admin API."""
+    body = {"sale_id": sale_id, "name": sale_id, "serials": {"range": [1, size]}, "buckets": 3}
+    r = await client.post("/v1/sales", json=body | fields, headers=ADMIN)
+    assert r.status_code == 201 and r.json()["buckets"] == 3, r.text
+
+
 async def _buy(client: Client, sale_id: str, user: str) -> dict[str, Any]:
     r = await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=bearer(user))
     assert r.status_code == 201, r.text
@@ -70,16 +77,7 @@ async def test_a_bucketed_drop_end_to_end(
 ) -> None:
     client, engine, settings = wired
     sale_id = f"b-{namespace}"
-    body = {
-        "sale_id": sale_id,
-        "name": "bucketed",
-        "serials": {"range": [1, 9]},
-        "price_cents": 990,
-        "payment_timeout_s": 4,
-        "buckets": 3,
-    }
-    r = await client.post("/v1/sales", json=body, headers=ADMIN)
-    assert r.status_code == 201 and r.json()["buckets"] == 3, r.text
+    await _create_drop(client, sale_id, 9, price_cents=990, payment_timeout_s=4)
     # buyers of bucket 1 (3 serials) buy 5: two borrowed from the other buckets (one paid
     # from the wallet within the 4 s payment timeout)
     buyers = _homed(1, 6, f"{namespace}-h")
@@ -118,3 +116,31 @@ async def test_a_bucketed_drop_end_to_end(
     assert report["persisted"] == 10 and report["lag"] == 0, report
     got = await client.get(f"/v1/orders/{paid['order_id']}", headers=bearer(buyers[4]))
     assert got.status_code == 200 and got.json()["status"] == "paid", got.text
+
+
+async def test_the_ip_limit_is_one_limit_over_the_buckets(
+    wired: tuple[Client, Engine, Settings], namespace: str
+) -> None:
+    """One address (the test client's) buys for buyers homed in every bucket: the per-IP
+    limit counts it once over the drop, a cancel frees it, and the audit (exact per-IP
+    bound) is clean. (Before: up to B x the limit.)"""
+    client, engine, settings = wired
+    sale_id = f"ip-{namespace}"
+    await _create_drop(client, sale_id, 30, per_user_limit=3, per_ip_limit=2)
+    buyers = [user for b in range(3) for user in _homed(b, 2, f"{namespace}-i{b}")]
+    bought = [await _buy(client, sale_id, user) for user in buyers[:2]]
+    for user in buyers[2:]:
+        r = await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=bearer(user))
+        assert r.status_code == 409 and r.json()["code"] == "limit_reached", r.text
+        assert r.json()["scope"] == "ip" and r.json()["limit"] == 2, r.text
+    cancel = f"/v1/orders/{bought[0]['order_id']}/cancel"
+    r = await client.post(cancel, headers=bearer(buyers[0]))
+    assert r.status_code == 200, r.text
+    bought.append(await _buy(client, sale_id, buyers[-1]))
+    r = await client.post(f"/v1/sales/{sale_id}/purchase", json={}, headers=bearer(buyers[-2]))
+    assert r.status_code == 409 and r.json()["scope"] == "ip", r.text
+    assert settings.database.url is not None
+    async with pool_on(settings.database.url) as pool:
+        await Persister(engine.redis, pool, namespace=namespace).drain(timeout_s=60)
+    r = await client.get(f"/v1/sales/{sale_id}/audit", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["ok"], r.json()

@@ -1,12 +1,15 @@
 """A bucketed drop against a model: random purchases, cancels, expiries, payments, pauses,
 purchases that crash between take-5 and place-8 (a claim left behind), a late place-8 of
-such a purchase, and the claim sweeper, on B in {2, 3}.
+such a purchase, and the claim sweeper, on B in {2, 3, 4}; buyers come from a few
+addresses under a per-IP limit, with purchases that crash after ip_hold-3 and releases
+whose ip_unhold-2 is lost (so that a refusal must reconcile).
 
 After every step, read from Redis: every serial of the drop is in exactly one place (a
 live order, an open claim, a bucket's returned list, or a bucket's undrawn window), no
-buyer holds more than the limit, each bucket's counters agree with its pool, and the
-sale's summed counters agree with the orders. A purchase answered sold_out must have
-found every bucket empty.
+buyer holds more than the limit, no address more than the per-IP limit over every bucket,
+each bucket's counters agree with its pool, and the sale's summed counters agree with the
+orders. A purchase answered sold_out must have found every bucket empty; one refused for
+its address must come from an address with as many live or in-flight orders as the limit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from flashsale.errors import FlashsaleError
 from .helpers import make_sale
 
 USERS = [f"u{i}" for i in range(6)]
+IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 TIMEOUT_MS = 10_000
 SALE = "bm"
 
@@ -54,8 +58,11 @@ class Model:
     limit: int
     count: int
     status: str = "open"
+    ip_limit: int = 1
     orders: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (user, expires)
+    ips: dict[str, str] = field(default_factory=dict)  # order id -> its address
     crashed: dict[str, Crashed] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # a crashed ip_hold-3: id -> address
 
 
 class BucketMachine(hs.RuleBasedStateMachine):
@@ -71,9 +78,14 @@ class BucketMachine(hs.RuleBasedStateMachine):
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coro)
 
-    @hs.initialize(count=st.sampled_from([2, 3]), size=st.integers(1, 9), limit=st.integers(1, 2))
-    def create(self, count: int, size: int, limit: int) -> None:
-        self.model = Model(size=size, limit=limit, count=count)
+    @hs.initialize(
+        count=st.sampled_from([2, 3, 4]),
+        size=st.integers(1, 9),
+        limit=st.integers(1, 2),
+        ip_limit=st.integers(1, 2),
+    )
+    def create(self, count: int, size: int, limit: int, ip_limit: int) -> None:
+        self.model = Model(size=size, limit=limit, count=count, ip_limit=ip_limit)
         self.run(
             make_sale(
                 self.engine,
@@ -81,6 +93,7 @@ class BucketMachine(hs.RuleBasedStateMachine):
                 size=size,
                 buckets=count,
                 per_user_limit=limit,
+                per_ip_limit=ip_limit,
                 start_at=datetime.fromtimestamp(self.now / 1000 - 60, tz=UTC),
                 payment_timeout_s=TIMEOUT_MS // 1000,
             )
@@ -113,24 +126,55 @@ class BucketMachine(hs.RuleBasedStateMachine):
     def _live(self, user: str, orders: list) -> int:  # type: ignore[type-arg]
         return sum(o.user_id == user and o.status in HOLDS_SERIAL for o in orders)
 
-    @hs.rule(user=st.sampled_from(USERS))
-    def purchase(self, user: str) -> None:
+    def _taken(self, ip: str, orders: list) -> int:  # type: ignore[type-arg]
+        """The address's live orders and in-flight purchases (a crash after ip_hold-3)."""
+        live = sum(
+            self.model.ips.get(o.order_id) == ip and o.status in HOLDS_SERIAL for o in orders
+        )
+        return live + sum(held == ip for held in self.model.held.values())
+
+    @hs.rule(user=st.sampled_from(USERS), ip=st.sampled_from(["", *IPS]))
+    def purchase(self, user: str, ip: str) -> None:
         before = self.run(self.engine.orders_of_sale(SALE))
         try:
-            got = self.run(self.engine.purchase(SALE, user)).order
+            got = self.run(self.engine.purchase(SALE, user, ip=ip)).order
         except FlashsaleError as refused:
             if refused.code == "sold_out":
                 assert all(not pool for pool in self.run(self._pools())), "a bucket had stock"
-            elif refused.code == "limit_reached":
+            elif refused.code == "limit_reached" and refused.extra["scope"] == "user":
                 assert self._live(user, before) >= self.model.limit
+            elif refused.code == "limit_reached":
+                # exact: refused only when the address has the limit's worth, anywhere
+                assert ip and self._live(user, before) < self.model.limit
+                assert self._taken(ip, before) >= self.model.ip_limit
             else:
                 assert refused.code == "sale_paused" and self.model.status == "paused"
             return
         assert self.model.status == "open"
         assert self._live(user, before) < self.model.limit
+        assert not ip or self._taken(ip, before) < self.model.ip_limit
         home = bucket_slot(SALE, home_bucket(user, self.model.count))
         assert got.order_id.startswith(home + ".") and got.sale_id == SALE
         self.model.orders[got.order_id] = (user, self.now + TIMEOUT_MS)
+        if ip:
+            self.model.ips[got.order_id] = ip
+
+    @hs.rule(user=st.sampled_from(USERS), ip=st.sampled_from(IPS))
+    def crash_after_hold(self, user: str, ip: str) -> None:
+        """A purchase that held its address's count (ip_hold-3) and stopped: its deadline
+        is far, so the hold counts as in flight for the rest of the run."""
+        home = home_bucket(user, self.model.count)
+        if self.engine._ip_home(SALE, ip, home, self.model.count) is None:
+            return  # counted where the buyer is: no hold
+        k = self.engine.keys(bucket_slot(SALE, home_bucket(ip, self.model.count)))
+        order_id = new_order_id(bucket_slot(SALE, home))
+        seconds, _ = self.run(self.engine.redis.time())
+        args = [order_id, ip, bucket_slot(SALE, home), (int(seconds) + 600) * 1000]
+        reply = self.run(self.engine._call("ip_hold", [k.meta, k.ips, k.ipholds], args))
+        if int(reply[0]) == 1:
+            self.model.held[order_id] = ip
+        else:
+            assert int(reply[0]) == errors.Reply.IP_LIMIT_REACHED
 
     @hs.rule(user=st.sampled_from(USERS), data=st.data())
     def crash_after_take(self, user: str, data: st.DataObject) -> None:
@@ -144,7 +188,7 @@ class BucketMachine(hs.RuleBasedStateMachine):
             assert not self.run(self._pools())[lender]
             return
         _, kind, serial, draw = took
-        args: list[str | int] = [SALE, user, "", self.now, "", "", 60, order_id, ""]
+        args: list[str | int] = [SALE, user, "", self.now, "", "", 60, order_id, "", ""]
         self.model.crashed[order_id] = Crashed(user, lender, kind, serial, int(draw), args)
 
     @hs.precondition(lambda self: self.model.crashed)
@@ -179,14 +223,19 @@ class BucketMachine(hs.RuleBasedStateMachine):
         return data.draw(st.sampled_from(list(self.model.orders)))
 
     @hs.precondition(lambda self: self.model.orders)
-    @hs.rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
+    @hs.rule(data=st.data(), unhold=st.booleans())
+    def cancel(self, data: st.DataObject, unhold: bool) -> None:
+        """A cancel; without ``unhold``, as by a process whose ip_unhold-2 is lost."""
         with_status = self.run(self.engine.get_order(self._pick(data)))
         assert with_status is not None
+        if not unhold:
+            self.engine._ip_limited[SALE] = False  # so it skips ip_unhold-2
         try:
             self.run(self.engine.cancel(with_status.order_id))
         except errors.OrderNotPending:
             assert with_status.status != "pending_payment"
+        finally:
+            self.engine._ip_limited.pop(SALE, None)
 
     @hs.precondition(lambda self: self.model.orders)
     @hs.rule(data=st.data())
@@ -233,6 +282,11 @@ class BucketMachine(hs.RuleBasedStateMachine):
         assert sorted(everywhere, key=int) == [str(i) for i in range(1, self.model.size + 1)]
         for user in USERS:
             assert self._live(user, orders) <= self.model.limit
+        for ip in IPS:  # never over the limit, never under-counted in the IP home
+            assert self._taken(ip, orders) <= self.model.ip_limit
+            k = self.engine.keys(bucket_slot(SALE, home_bucket(ip, self.model.count)))
+            counted = int(self.run(self.engine.redis.hget(k.ips, ip)) or 0)
+            assert counted >= self._taken(ip, orders), (ip, counted)
         sale = self.run(self.engine.get_sale(SALE))
         pending = sum(o.status == "pending_payment" for o in orders)
         paid = sum(o.status == "paid" for o in orders)
@@ -247,12 +301,12 @@ class BucketMachine(hs.RuleBasedStateMachine):
         if self.model.size:
             for slot in buckets.slots(SALE, self.model.count):
                 k = self.engine.keys(slot)
-                self.run(self.engine.redis.unlink(*k.all_fixed(), k.claims, k.fences))
+                self.run(self.engine.redis.unlink(*k.all_fixed(), k.claims, k.fences, k.ipholds))
         self.run(self.engine.aclose())
         self.loop.close()
 
 
-# 100 drops of up to 40 steps: ~40 s on a loaded 2-core machine
+# 100 drops of up to 40 steps: ~2 min on a loaded 2-core machine (with the per-IP rules)
 RUNS = settings(max_examples=100, stateful_step_count=40, deadline=None)
 
 

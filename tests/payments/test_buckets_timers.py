@@ -40,3 +40,25 @@ async def test_timers_expire_every_bucket_and_sweep_stale_claims(flow: Flow) -> 
     sale_now = await engine.get_sale(sale.sale_id)
     assert (sale_now.available, sale_now.reserved) == (4, 0)
     assert await engine.redis.hget(home.fences, order_id) is not None
+
+
+async def test_a_tick_reads_the_active_sales_once(flow: Flow) -> None:
+    """Expiry, completion and the claim sweep share one read of the active set per tick
+    (its cost does not grow with the steps that walk the active sales)."""
+    await flow.sale(size=2, buckets=2)
+    timers = Timers(flow.service)
+    engine = flow.engine
+    reads = 0
+    read_active = engine.active_sale_ids
+
+    async def counted() -> list[str]:
+        nonlocal reads
+        reads += 1
+        return await read_active()
+
+    engine.active_sale_ids = counted  # type: ignore[method-assign]
+    try:
+        stats = await timers.tick()
+    finally:
+        del engine.active_sale_ids
+    assert (reads, stats.errors) == (1, 0)

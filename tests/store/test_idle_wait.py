@@ -9,31 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import asyncpg
 
 from flashsale.engine.engine import Engine
-from flashsale.store.persist import PersistConfig, Persister
+from flashsale.store.persist import Persister
 
-from .store_helpers import make_sale
-
-ASLEEP = PersistConfig(
-    idle_sleep_s=30.0,
-    idle_block_s=20.0,
-    discover_every_s=60.0,
-    reclaim_every_s=60.0,
-    trim_every_s=60.0,
-)
-
-
-async def _persisted(pool: asyncpg.Pool, order_id: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await pool.fetchval("SELECT 1 FROM orders WHERE order_id = $1", order_id):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+from .store_helpers import ASLEEP, make_sale, persisted
 
 
 async def test_an_event_wakes_the_blocked_write_behind_on_any_of_its_sales(
@@ -49,7 +31,7 @@ async def test_an_event_wakes_the_blocked_write_behind_on_any_of_its_sales(
     try:
         for sale_id in (sales[2], sales[0]):  # not only the first stream of the read
             order = (await engine.purchase(sale_id, f"buyer-{sale_id}")).order
-            assert await _persisted(pg_pool, order.order_id, 10.0), (
+            assert await persisted(pg_pool, order.order_id, 10.0), (
                 f"the order of {sale_id} waited for the next poll"
             )
         assert not task.done()

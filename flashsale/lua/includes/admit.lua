@@ -3,8 +3,13 @@
   status, per-user limit, per-IP limit. Inline code, not a function (the purchase's hot
   path): it returns from the including script with the refusal. Shared by purchase-10
   (which then draws a serial) and place-8 (which is given one, engine/buckets.py).
-  Needs: rcall, meta_key, buyers_key, ips_key, orders_key, idem_key, user, ip, now,
-  has_idem, fingerprint, order_id; includes order, live. Leaves: m (meta's hot, drawn,
+  Needs: rcall, meta_key, buyers_key, ips_key, orders_key, idem_key, user, ip, ip_mode,
+  now, has_idem, fingerprint, order_id; includes order, live.
+  ip_mode (docs/design.md "Bucketed drops", per-IP limit): '' the address is checked and
+  counted here; 'h' a hold in the address's IP home bucket counts it (ip_hold-3): not
+  here; 'o' as '' while the IP limit is off, but {-20} when it is on (the engine skipped
+  the hold believing it off); a number: the IP home refused at that limit (answered
+  after the replay, window and per-user checks, as if checked here). Leaves: m (meta's hot, drawn,
   reserved, cur), h (hot unpacked), live_field, live.
 ]]
 if has_idem then
@@ -39,6 +44,13 @@ if #live >= limit * SUFFIX then
   return reply
 end
 local ip_limit = h[5]
-if ip_limit > 0 and ip ~= '' and tonumber(rcall('HGET', ips_key, ip) or '0') >= ip_limit then
-  return {-7, ip_limit}
+if ip_mode == '' or ip_mode == 'o' then
+  if ip_limit > 0 then
+    if ip_mode == 'o' then return {-20, ''} end
+    if ip ~= '' and tonumber(rcall('HGET', ips_key, ip) or '0') >= ip_limit then
+      return {-7, ip_limit}
+    end
+  end
+elseif ip_mode ~= 'h' then
+  return {-7, tonumber(ip_mode)}
 end

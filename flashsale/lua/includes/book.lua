@@ -4,11 +4,13 @@
   Needs: what admit needs and leaves; sale_id; serial, kind, draw.
 ]]
 rcall('HSET', buyers_key, live_field, live .. string.sub(order_id, -SUFFIX))
-if ip ~= '' then rcall('HINCRBY', ips_key, ip, 1) end
+if ip ~= '' and ip_mode ~= 'h' then rcall('HINCRBY', ips_key, ip, 1) end
 
 local expires = now + h[6]
 local o = {order_id, sale_id, user, serial, kind, 'pending_payment', 1, now, expires, now,
   h[7], h[8], '', '', draw, ip, fingerprint}
+-- the address is counted by a hold in its IP home bucket: release leaves ips alone here
+if ip_mode == 'h' and ip ~= '' then o[O_IP_HELD] = 'h' end
 save_order(orders_key, events_key, o, 'purchased')
 rcall('ZADD', expiry_key, expires, order_id)
 if has_idem then rcall('SET', idem_key, order_id, 'EX', ARGV[7]) end

@@ -2,7 +2,9 @@
   Order records, inlined into every script that touches an order.
 
   An order is one msgpack array (cmsgpack) in the sale's orders hash, field =
-  order id: ORDER_FIELDS in this order, then the request fingerprint. It is
+  order id: ORDER_FIELDS in this order, then the request fingerprint, then (only when
+  set) 'h' when the order's address is counted by a hold in another bucket (ip_hold-3,
+  docs/design.md "Bucketed drops"; msgspec ignores it: OrderRecord stops before). It is
   mirrored by ORDER_FIELDS in engine/models.py (a test keeps the two equal);
   the write-behind decodes the same array with msgspec. Every transition
   writes the packed record back and appends the SAME bytes to the sale's
@@ -20,6 +22,7 @@
 -- positions in the record (ORDER_FIELDS, then the fingerprint)
 local O_ID, O_USER, O_SERIAL, O_KIND, O_STATUS, O_VERSION = 1, 3, 4, 5, 6, 7
 local O_EXPIRES, O_UPDATED, O_PAYMENT, O_REASON, O_IP, O_FINGERPRINT = 9, 10, 13, 14, 16, 17
+local O_IP_HELD = 18 -- 'h': the address is counted in its IP home bucket, not here
 local O_REPLY = 16 -- the reply carries ORDER_FIELDS, never the fingerprint
 
 -- The order as a Lua array, or nil when the sale has no such order.

@@ -28,7 +28,9 @@ local function release(o)
   rcall('RPUSH', returned_key, o[O_KIND] .. ':' .. o[O_SERIAL])
   unlist_live(o[O_USER], o[O_ID])
   local ip = o[O_IP]
-  if ip ~= '' then
+  -- an address held in its IP home bucket is uncounted there (the engine's ip_unhold-2,
+  -- or the next refusal's reconciliation), never here
+  if ip ~= '' and o[O_IP_HELD] ~= 'h' then
     if rcall('HINCRBY', ips_key, ip, -1) <= 0 then rcall('HDEL', ips_key, ip) end
   end
 end

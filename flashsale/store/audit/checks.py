@@ -122,8 +122,9 @@ async def check_limits(s: Snapshot) -> list[Violation]:
         over = await conn.fetch(q("audit_buyers_over_limit"), s.sale_id, s.max_limit)
         over_ip: list[Any] = []
         if row and row["ip_limit_always_on"] and row["max_per_ip_limit"]:
-            # a bucketed drop counts an address per bucket (docs/design.md, "Bucketed drops")
-            ip_limit = int(row["max_per_ip_limit"]) * len(s.slots)
+            # exact on a bucketed drop too: the address's IP home counts it for every bucket
+            # (docs/design.md, "Bucketed drops")
+            ip_limit = int(row["max_per_ip_limit"])
             over_ip = await conn.fetch(q("audit_ips_over_limit"), s.sale_id, ip_limit)
     found: list[Violation] = []
     if over:
