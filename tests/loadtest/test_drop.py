@@ -101,3 +101,11 @@ def test_a_bucketed_drop_passes_with_a_clean_audit(
     assert verdict["sale"]["buckets"] == 2 and verdict["sale"]["total"] == 20
     assert verdict["audit"]["ok"] is True and verdict["audit"]["lag"] == 0
     assert verdict["audit"]["persisted"] >= 20  # every serial sold at least once
+    # bots from three addresses against a 2-bucket drop (per-IP limit 2): never over it
+    bots = loadtest(
+        env, "bots", url, "--json", users=3, run_time=4, buckets=2, reports_dir=tmp_path / "b"
+    )
+    report = json.loads(bots.stdout)
+    assert report["sale"]["buckets"] == 2, bots.stdout
+    assert not [v for v in report["violations"] if v.startswith("address ")], bots.stdout
+    assert not [v for v in report["violations"] if v.startswith("audit:")], bots.stdout
