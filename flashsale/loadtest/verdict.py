@@ -90,9 +90,8 @@ def judge(
     found += holding_violations(
         holdings,
         opts.per_user_limit,
-        # a bucketed drop holds an address to the limit per bucket (docs/design.md,
-        # "Bucketed drops"): the bound the server promises is what the clients check
-        opts.per_ip_limit * opts.buckets if opts.scenario == "bots" and opts.per_ip_limit else None,
+        # exact on a bucketed drop too (docs/design.md, "The per-IP limit across buckets")
+        opts.per_ip_limit if opts.scenario == "bots" and opts.per_ip_limit else None,
         skew_s=opts.skew_s,
     )
     assert opts.serials is not None
