@@ -98,6 +98,13 @@ class IpHold:
     home: str  # the slot of the order (where ip_check-3 asks about it)
 
 
+def decode_ip_hold(order_id: bytes | str, packed: bytes | str) -> IpHold:
+    """A hold as ip_hold-3 stores it: msgpack {ip, deadline_ms, home slot}."""
+    raw = packed.encode() if isinstance(packed, str) else packed  # a client decoding replies
+    _, deadline_ms, home = msgspec.msgpack.decode(raw)
+    return IpHold(text(order_id), int(deadline_ms), str(home))
+
+
 def ip_holds(entries: list[Any]) -> list[IpHold]:
     """The holds listed by ip_hold-3's refusal: order id, deadline, home slot, ..."""
     return [

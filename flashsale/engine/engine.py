@@ -545,6 +545,10 @@ class Engine:
         ip_k = self._ip_home(sale_id, ip or "", home, count)
         if ip_k is None:  # unbucketed (one purchase-10 call), or the address counted here
             reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+            if count > 1 and int(reply[0]) == errors.Reply.IP_LIMIT_REACHED:
+                # this bucket is the address's IP home: its count has holds to reconcile
+                if await self._reconcile_ip(k, await self._listed_holds(k, str(args[2]))):
+                    reply = await self._call("purchase", k.purchase_keys(idem_key), args)
             if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
                 reply = await self._borrow(sale_id, home, count, k, idem_key, args)
             return self._purchased(reply, order_id, sale_id, user_id, now)
@@ -591,7 +595,7 @@ class Engine:
         hold_args: list[Arg] = [args[7], args[2], home, args[8]]
         reply = await self._call("ip_hold", hold, hold_args)
         if int(reply[0]) == errors.Reply.IP_LIMIT_REACHED and await self._reconcile_ip(
-            ip_k, reply[2:]
+            ip_k, buckets.ip_holds(reply[2:])
         ):
             reply = await self._call("ip_hold", hold, hold_args)
         code = int(reply[0])
@@ -606,11 +610,21 @@ class Engine:
             return str(int(reply[1]))  # refused after the replay and per-user checks
         raise errors.refusal(reply)
 
-    async def _reconcile_ip(self, ip_k: SaleKeys, entries: list[Any]) -> bool:
+    async def _listed_holds(self, ip_k: SaleKeys, ip: str) -> list[buckets.IpHold]:
+        """The holds of ``ip`` in its IP home, read as ip_hold-3's refusal lists them (the
+        oldest 100), for a refusal that purchase-10 gave there (a cold path)."""
+        listed = await self.redis.hget(ip_k.ipholds, f"i:{ip}")
+        ids = text(listed).split()[:100] if listed else []
+        if not ids:
+            return []
+        packed = await self.redis.hmget(ip_k.ipholds, [f"o:{i}" for i in ids])
+        return [buckets.decode_ip_hold(i, p) for i, p in zip(ids, packed, strict=True) if p]
+
+    async def _reconcile_ip(self, ip_k: SaleKeys, listed: list[buckets.IpHold]) -> bool:
         """End the holds (of a refused address) whose orders are gone: released, or never
         to appear (ip_check-3 at each order's home). True when any was gone."""
         by_home: dict[str, list[buckets.IpHold]] = {}
-        for hold in buckets.ip_holds(entries):
+        for hold in listed:
             by_home.setdefault(hold.home, []).append(hold)
         gone: list[Arg] = []
         for slot, holds in by_home.items():

@@ -90,8 +90,8 @@ def judge(
     found += holding_violations(
         holdings,
         opts.per_user_limit,
-        # exact over a bucketed drop's buckets too (docs/design.md, "Bucketed drops")
-        opts.per_ip_limit if opts.scenario == "bots" else None,
+        # exact on a bucketed drop too (docs/design.md, "The per-IP limit across buckets")
+        opts.per_ip_limit if opts.scenario == "bots" and opts.per_ip_limit else None,
         skew_s=opts.skew_s,
     )
     assert opts.serials is not None
