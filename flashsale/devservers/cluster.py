@@ -195,6 +195,16 @@ class EmbeddedRedisCluster(Managed):
         for index in range(self.node_count):
             for replica in self.replicas_of(index):
                 replica.wait_in_sync(timeout)
+        # the replica's link being up is its own view: its master counts it for
+        # min-replicas-to-write only once it has put it online (after its first
+        # REPLCONF ACK) with a lag within min-replicas-max-lag; until then a write
+        # answers NOREPLICAS. Wait for the masters' own count.
+        for index, master in enumerate(self.masters):
+            _until(
+                functools.partial(_replicas_good, master, len(self.replicas_of(index))),
+                timeout,
+                f"master on port {master.port} does not count its replicas online",
+            )
 
     def primary_of(self, key: str) -> EmbeddedRedis:
         """The node serving ``key``'s slot now, as a running node sees the cluster."""
@@ -250,6 +260,20 @@ def _replicate(replica: EmbeddedRedis, master_id: str) -> bool:
         except redis.ResponseError:
             return False  # "Unknown node": gossip has not told it yet
     return True
+
+
+def _replicas_good(master: EmbeddedRedis, count: int) -> bool:
+    """The master sees ``count`` replicas online, and counts as many good ones for
+    min-replicas-to-write when that is set (``min_slaves_good_slaves``)."""
+    with contextlib.closing(probe_client(master.port)) as client:
+        info = client.info("replication")
+    online = [
+        value
+        for key, value in info.items()
+        if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    ]
+    good = int(info.get("min_slaves_good_slaves", count))
+    return len(online) >= count and good >= count
 
 
 def _until(check: Callable[[], bool], timeout: float, failure: str) -> None:

@@ -22,7 +22,7 @@ from flashsale.engine.codec import text
 from flashsale.engine.keys import bucket_slot
 from flashsale.engine.resp import Arg
 
-# The meta fields a sale's counters are summed from (create_sale-5, take-5, place-8).
+# The meta fields a sale's counters are summed from (create_sale-6, take-5, place-8).
 COUNTERS = ("total", "reserved", "sold", "lent", "borrowed")
 # The settings a tune changes, copied from bucket 0 to the others (sync_settings-1).
 SYNCED = ("status", "end_ms", "per_user_limit", "peak_user_limit", "per_ip_limit", "timeout_ms")
@@ -96,6 +96,13 @@ class IpHold:
     order_id: str
     deadline_ms: int  # the purchase's: past it (home's clock) the order never appears
     home: str  # the slot of the order (where ip_check-3 asks about it)
+
+
+def decode_ip_hold(order_id: bytes | str, packed: bytes | str) -> IpHold:
+    """A hold as ip_hold-3 stores it: msgpack {ip, deadline_ms, home slot}."""
+    raw = packed.encode() if isinstance(packed, str) else packed  # a client decoding replies
+    _, deadline_ms, home = msgspec.msgpack.decode(raw)
+    return IpHold(text(order_id), int(deadline_ms), str(home))
 
 
 def ip_holds(entries: list[Any]) -> list[IpHold]:

@@ -137,6 +137,7 @@ SCRIPTS = (
     "give_back",
     "fence",
     "sync_settings",
+    "begin_create",
     "ip_hold",
     "ip_unhold",
     "ip_check",
@@ -297,18 +298,25 @@ class Engine:
             spec.buckets,
         ]
         first = _segment_args(chunks[0])
-        if spec.buckets > 1:
-            if len(chunks) > 1:
-                raise ValidationFailed(f"a bucketed drop's list holds at most {LIST_CHUNK} serials")
-            if await self.redis.exists(self.keys(sale_id).meta):
-                raise errors.SaleExists()
-            # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home does
-            for b in range(1, spec.buckets):
-                await self._create_slot(bucket_slot(sale_id, b), [*settings, b, *first])
-        await self._create_slot(sale_id, [*settings, 0, *first])
-        await self.redis.sadd(sales_registry(self.namespace), sale_id)
-        for slot in buckets.slots(sale_id, spec.buckets):
-            await self.touch(slot)
+        token: Arg = ""
+        try:
+            if spec.buckets > 1:
+                if len(chunks) > 1:
+                    raise ValidationFailed(
+                        f"a bucketed drop's list holds at most {LIST_CHUNK} serials"
+                    )
+                token = await self._begin_create(sale_id)
+                # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home
+                # does; a crash before it leaves orphans the next attempt replaces
+                for b in range(1, spec.buckets):
+                    await self._create_slot(bucket_slot(sale_id, b), [*settings, b, token, *first])
+                    crash_point(f"create.after_bucket_{b}")
+            await self._create_slot(sale_id, [*settings, 0, token, *first])
+        except errors.SaleExists:
+            await self._registered(sale_id)  # a creation that stopped before it registered
+            raise
+        crash_point("create.after_bucket_0")
+        await self._registered(sale_id)
         done = chunks[0].size
         if on_progress:
             on_progress(done, spec.serials.size)
@@ -321,14 +329,31 @@ class Engine:
             await self.tune(sale_id, SaleUpdate(status="open"), actor="create", loading=True)
         return await self.get_sale(sale_id)
 
+    async def _begin_create(self, sale_id: str) -> int:
+        """The creation token of a bucketed drop (begin_create-2), or ``SaleExists``."""
+        k = self.keys(sale_id)
+        reply = await self._call("begin_create", [k.meta, k.creation], [])
+        if int(reply[0]) < 0:
+            raise errors.refusal(reply)
+        return int(reply[1])
+
     async def _create_slot(self, slot: str, args: list[Arg]) -> None:
-        """create_sale-5 on one slot: the sale itself, or one bucket of a bucketed drop."""
+        """create_sale-6 on one slot: the sale itself, or one bucket of a bucketed drop."""
         k = self.keys(slot)
         reply = await self._call(
-            "create_sale", [k.meta, k.segments, k.items, k.itemset, k.events], args
+            "create_sale", [k.meta, k.segments, k.items, k.itemset, k.events, k.creation], args
         )
         if int(reply[0]) < 0:
             raise errors.refusal(reply)
+
+    async def _registered(self, sale_id: str) -> None:
+        """The sale in the registry and its slots active (idempotent: a creation that
+        stopped after its bucket 0 is completed by the retry that finds it exists)."""
+        if not await self.redis.exists(self.keys(sale_id).meta):
+            return  # refused before it existed (a newer creation of the id won)
+        await self.redis.sadd(sales_registry(self.namespace), sale_id)
+        for slot in await self.slots(sale_id):
+            await self.touch(slot)
 
     @staticmethod
     def _chunks(serials: SerialsSpec) -> list[SerialsSpec]:
@@ -520,6 +545,10 @@ class Engine:
         ip_k = self._ip_home(sale_id, ip or "", home, count)
         if ip_k is None:  # unbucketed (one purchase-10 call), or the address counted here
             reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+            if count > 1 and int(reply[0]) == errors.Reply.IP_LIMIT_REACHED:
+                # this bucket is the address's IP home: its count has holds to reconcile
+                if await self._reconcile_ip(k, await self._listed_holds(k, str(args[2]))):
+                    reply = await self._call("purchase", k.purchase_keys(idem_key), args)
             if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
                 reply = await self._borrow(sale_id, home, count, k, idem_key, args)
             return self._purchased(reply, order_id, sale_id, user_id, now)
@@ -566,7 +595,7 @@ class Engine:
         hold_args: list[Arg] = [args[7], args[2], home, args[8]]
         reply = await self._call("ip_hold", hold, hold_args)
         if int(reply[0]) == errors.Reply.IP_LIMIT_REACHED and await self._reconcile_ip(
-            ip_k, reply[2:]
+            ip_k, buckets.ip_holds(reply[2:])
         ):
             reply = await self._call("ip_hold", hold, hold_args)
         code = int(reply[0])
@@ -581,11 +610,21 @@ class Engine:
             return str(int(reply[1]))  # refused after the replay and per-user checks
         raise errors.refusal(reply)
 
-    async def _reconcile_ip(self, ip_k: SaleKeys, entries: list[Any]) -> bool:
+    async def _listed_holds(self, ip_k: SaleKeys, ip: str) -> list[buckets.IpHold]:
+        """The holds of ``ip`` in its IP home, read as ip_hold-3's refusal lists them (the
+        oldest 100), for a refusal that purchase-10 gave there (a cold path)."""
+        listed = await self.redis.hget(ip_k.ipholds, f"i:{ip}")
+        ids = text(listed).split()[:100] if listed else []
+        if not ids:
+            return []
+        packed = await self.redis.hmget(ip_k.ipholds, [f"o:{i}" for i in ids])
+        return [buckets.decode_ip_hold(i, p) for i, p in zip(ids, packed, strict=True) if p]
+
+    async def _reconcile_ip(self, ip_k: SaleKeys, listed: list[buckets.IpHold]) -> bool:
         """End the holds (of a refused address) whose orders are gone: released, or never
         to appear (ip_check-3 at each order's home). True when any was gone."""
         by_home: dict[str, list[buckets.IpHold]] = {}
-        for hold in buckets.ip_holds(entries):
+        for hold in listed:
             by_home.setdefault(hold.home, []).append(hold)
         gone: list[Arg] = []
         for slot, holds in by_home.items():

@@ -19,6 +19,7 @@ class SaleKeys:
         "buyers",
         "claims",
         "completion",
+        "creation",
         "events",
         "expiry",
         "fences",
@@ -66,6 +67,7 @@ class SaleKeys:
         # bucketed drops (engine/buckets.py): serials lent to another bucket, fenced order ids
         self.claims: str = f"{tag}:claims"  # hash: order_id -> packed claim (lua/take-5.lua)
         self.fences: str = f"{tag}:fences"  # hash: order_id -> ms, never placed here (fence-2)
+        self.creation: str = f"{tag}:creation"  # string: creation token (begin_create-2)
         # hash: an address's count held for a purchase homed elsewhere (lua/ip_hold-3.lua)
         self.ipholds: str = f"{tag}:ipholds"
 

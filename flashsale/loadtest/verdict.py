@@ -79,9 +79,8 @@ def clients_violations(opts: Options, seen: Seen, locust_rc: int = 0) -> list[st
     found += holding_violations(
         holdings,
         opts.per_user_limit,
-        # a bucketed drop holds an address to the limit per bucket (docs/design.md,
-        # "Bucketed drops"): the bound the server promises is what the clients check
-        opts.per_ip_limit * opts.buckets if opts.scenario == "bots" and opts.per_ip_limit else None,
+        # exact on a bucketed drop too (docs/design.md, "The per-IP limit across buckets")
+        opts.per_ip_limit if opts.scenario == "bots" and opts.per_ip_limit else None,
         skew_s=opts.skew_s,
     )
     assert opts.serials is not None

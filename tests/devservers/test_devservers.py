@@ -406,6 +406,28 @@ def test_cluster_is_ok_and_enforces_slots(use_redis_cli: bool) -> None:
     assert not directory.exists()
 
 
+def test_a_durable_cluster_with_replicas_takes_writes_as_soon_as_it_is_started() -> None:
+    """Each master counts its replica for min-replicas-to-write once start() returns:
+    the first write to every master succeeds (no NOREPLICAS right after the start)."""
+    guarded = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+    with EmbeddedRedisCluster(nodes=3, replicas=1, extra_args=guarded) as cluster:
+        for master in cluster.masters:
+            node = master.client()
+            try:
+                info = node.info("replication")
+                assert int(info["min_slaves_good_slaves"]) == 1, info
+                low = next(
+                    int(r[0]) for r in node.execute_command("CLUSTER", "SLOTS")
+                    if int(r[2][1]) == master.port
+                )  # fmt: skip
+                key = next(
+                    k for k in (f"w{i}" for i in range(100_000)) if key_slot(k.encode()) == low
+                )
+                assert node.set(key, "1")  # NOREPLICAS would raise
+            finally:
+                node.close()
+
+
 # --------------------------------------------------------------------------- child processes
 
 # A server that also leaves a grandchild behind: stop() must reach the whole group.

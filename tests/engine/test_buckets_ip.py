@@ -134,6 +134,30 @@ async def test_a_release_missed_by_the_engine_is_reconciled_at_the_next_refusal(
     assert (await engine.get_order(second.order_id)) is not None
 
 
+async def test_a_buyer_homed_in_the_ip_home_reconciles_too(
+    redis_url: str, namespace: str, engine: Engine
+) -> None:
+    """A buyer whose home is the address's IP home is checked by purchase-10 there, against
+    a count that includes holds: its refusal reconciles them as ip_hold-3's does."""
+    count, ip_home = 3, home_bucket(IP, 3)
+    await make_sale(engine, "iph", size=10, buckets=count, per_ip_limit=1)
+    away = _users(count, 1, avoid=ip_home, prefix="p")[0]
+    local = _homed(ip_home, count, 2, prefix="p")
+    first = (await engine.purchase("iph", away, ip=IP)).order
+    timers = Engine.from_url(redis_url, namespace=namespace)
+    try:
+        timers._ip_limited["iph"] = False  # its release leaves the hold
+        await timers.cancel(first.order_id)
+    finally:
+        await timers.aclose()
+    assert await _ip_state(engine, "iph", count, IP) == (1, 1)
+    bought = (await engine.purchase("iph", local[0], ip=IP)).order
+    assert slot_of_order(bought.order_id) == bucket_slot("iph", ip_home)
+    assert await _ip_state(engine, "iph", count, IP) == (1, 0)  # counted here, no hold
+    with pytest.raises(errors.LimitReached):
+        await engine.purchase("iph", local[1], ip=IP)
+
+
 async def _hold(engine: Engine, sale_id: str, count: int, user: str, deadline_ms: int) -> Any:
     """ip_hold-3 as a purchase that then crashes (never runs purchase-10) would leave it."""
     home = bucket_slot(sale_id, home_bucket(user, count))

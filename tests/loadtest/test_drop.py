@@ -101,3 +101,24 @@ def test_a_bucketed_drop_passes_with_a_clean_audit(
     assert verdict["sale"]["buckets"] == 2 and verdict["sale"]["total"] == 20
     assert verdict["audit"]["ok"] is True and verdict["audit"]["lag"] == 0
     assert verdict["audit"]["persisted"] >= 20  # every serial sold at least once
+
+
+def test_bots_on_a_bucketed_drop_hold_the_per_ip_limit_over_the_buckets(
+    served: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    """``bots --buckets 3``: the bots' addresses are refused at the per-IP limit over the
+    whole drop (their buyers' homes are in every bucket): neither the clients' checks nor
+    the audit find an address over it."""
+    env, url = served
+    reports = tmp_path / "reports"
+    done = loadtest(env, "bots", url, users=6, run_time=6, buckets=3, reports_dir=reports)
+    lines = done.stdout.strip().splitlines()
+    report = "\n".join(lines) + "\n" + done.stderr[-2000:]
+    assert any(" 3 buckets" in line for line in lines), report
+    assert not [line for line in lines if line.startswith("VIOLATION: address")], report
+    (run,) = reports.iterdir()
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert verdict["sale"]["buckets"] == 3, verdict
+    assert verdict["audit"]["ok"] is True, verdict["audit"]
+    seen = [json.loads(p.read_text()) for p in run.glob("seen-*.json")]
+    assert sum(s["refused"].get("limit_reached", 0) for s in seen) > 0, report

@@ -110,19 +110,23 @@ def test_judge_errors_and_bots() -> None:
     assert paid == ["order s.1 was paid from a wallet but is expired"]
 
 
-def test_a_bucketed_run_checks_its_buckets_and_the_per_bucket_address_bound() -> None:
+def test_a_bucketed_run_checks_its_buckets_and_the_exact_address_limit() -> None:
     bucketed = Options(scenario="bots", host="http://x", users=3, serials=10, buckets=2).resolve()
     assert sale_body(bucketed, "lt-x")["buckets"] == 2
     assert "buckets" not in sale_body(opts(), "lt-x")
     seen = Seen(bought=[Bought(f"s.{i}", str(i), f"u{i}", ip="1.2.3.4") for i in (1, 2, 3)])
     seen.refused["limit_reached"] = 1
     two = {**sale(reserved=3), "buckets": 2}
-    # per-IP limit 2 held per bucket: 3 orders of one address are within 2 x 2
-    assert judge(bucketed, seen, CLEAN_AUDIT, two, "", {}) == []
-    one = judge(opts("bots"), seen, CLEAN_AUDIT, sale(reserved=3), "", {})
-    assert one == ["address 1.2.3.4 holds 3 orders (limit 2)"]  # one bucket: the limit
+    # per-IP limit 2, exact over the buckets: 3 orders of one address break it
+    assert judge(bucketed, seen, CLEAN_AUDIT, two, "", {}) == [
+        "address 1.2.3.4 holds 3 orders (limit 2)"
+    ]
+    within = Seen(bought=seen.bought[:2], refused=seen.refused)
+    assert (
+        judge(bucketed, within, CLEAN_AUDIT, {**two, "reserved": 2, "available": 8}, "", {}) == []
+    )
     # a server that ignored "buckets" made a one-bucket sale: the run says so
-    found = judge(bucketed, seen, CLEAN_AUDIT, sale(reserved=3), "", {})
+    found = judge(bucketed, within, CLEAN_AUDIT, {**sale(reserved=2)}, "", {})
     assert found == ["the sale has 1 buckets, asked for 2"]
 
 

@@ -1,11 +1,12 @@
 --[[
-  create_sale-5: create a sale with its first segment of serials.
+  create_sale-6: create a sale with its first segment of serials.
 
   KEYS[1] meta       hash  settings and counters of the sale
   KEYS[2] segments   hash  serial segments
   KEYS[3] items      hash  explicit serials of list segments
   KEYS[4] itemset    set   explicit serials, to refuse duplicates
   KEYS[5] events     stream the sale's event stream
+  KEYS[6] creation   string the creation token of this slot (bucketed drops, ARGV[19])
 
   ARGV[1]  sale_id          ARGV[2]  name
   ARGV[3]  status ('open' or 'loading' while a long list is still being added)
@@ -23,11 +24,18 @@
            are the sale's): bucket b > 0 the b-th share [(b-1)s, bs) with s = total // B,
            bucket 0 the tail [(B-1)s, total), so that stock added later (tune-5 on
            bucket 0) extends its window. Only bucket 0 writes the sale_created event.
-  ARGV[19...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
+  ARGV[19] creation token of a bucketed drop ('' for a sale of one slot): a number
+           begin_create-2 drew on bucket 0's slot (docs/design.md, "Bucketed drops").
+           Bucket 0: created only while KEYS[6] still holds this token (no newer
+           creation of the id began since). Bucket b > 0: KEYS[6] keeps the token of
+           the creation that wrote it; a bucket left by an older creation that
+           stopped midway (an orphan: no bucket 0, so no buyer ever reached it) is
+           replaced; one written by this or a newer creation is refused.
+  ARGV[20...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
 
   Replies:
   {1, total}            created
-  {-12, ''}             sale_exists
+  {-12, ''}             sale_exists (or, bucketed, a newer creation of the id owns it)
   {-15, reason}         serials refused (overlap, duplicate)
 ]]
 local rcall = redis.call
@@ -37,9 +45,17 @@ local now = ARGV[14]
 --@include segments
 --@include hot
 
-if rcall('EXISTS', meta_key) == 1 then return {-12, ''} end
+local buckets, bucket = tonumber(ARGV[17]) or 1, tonumber(ARGV[18]) or 0
+local token = ARGV[19]
+if token ~= '' and bucket == 0 and rcall('GET', KEYS[6]) ~= token then return {-12, ''} end
+if rcall('EXISTS', meta_key) == 1 then
+  local held = tonumber(rcall('GET', KEYS[6]) or '0')
+  if token == '' or bucket == 0 or held >= tonumber(token) then return {-12, ''} end
+  rcall('DEL', meta_key, segments_key, items_key, itemset_key, events_key)  -- an orphan
+end
+if token ~= '' and bucket > 0 then rcall('SET', KEYS[6], token) end
 
-local spec = segment_spec(19)
+local spec = segment_spec(20)
 if not spec then return redis.error_reply('ERR bad segment spec') end
 -- meta must exist before append_segment counts segments; write it only once the
 -- serials are known to be acceptable (a list is checked against itself first)
@@ -58,7 +74,6 @@ rcall('HSET', meta_key,
   'merchant_id', ARGV[15],
   'created_ms', now, 'updated_ms', now, 'version', 1,
   'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0, 'after_sales_ms', ARGV[16])
-local buckets, bucket = tonumber(ARGV[17]) or 1, tonumber(ARGV[18]) or 0
 if buckets > 1 then
   local share = math.floor(added / buckets)
   local first, last = (buckets - 1) * share, added
