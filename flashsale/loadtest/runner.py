@@ -189,7 +189,7 @@ class Locust:
     """The scenario's locust in a child process (``start``, then ``wait``).
 
     ``held``: no user spawns before ``go()``. The master (or the only process) writes
-    ``locust.ready`` once locust has started and waits for ``locust.go``
+    ``locust.ready`` once locust has started (at ``init``) and waits for ``locust.go``
     (``scenarios._hold_the_users``), so a sale created in between opens after the spawn
     alone (``opening``), whatever locust's start-up took: its imports alone took 5 s on
     the loaded 2-core machine, longer than the 2 s the drop allowed for it, and the
