@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis, RedisCluster
 
+from flashsale.engine.cluster_client import WaitingRedisCluster
 from flashsale.engine.durability import check_server
 from flashsale.engine.engine import Engine
 from flashsale.engine.transport import CallNotSent, ReplyLost, TransportOptions
@@ -104,7 +105,7 @@ async def open_redis(settings: Settings) -> Redis | RedisCluster:
     """
     url = need(settings.redis.url, "FLASHSALE_REDIS_URL")
     if settings.redis.cluster:
-        cluster: RedisCluster = RedisCluster.from_url(url)
+        cluster: RedisCluster = WaitingRedisCluster.from_url(url)
         await cluster.initialize()
         return cluster
     client: Redis = Redis.from_url(url)

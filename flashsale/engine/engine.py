@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from flashsale.crashpoints import crash_point
 from flashsale.engine import active, buckets, errors, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
+from flashsale.engine.cluster_client import WaitingRedisCluster
 from flashsale.engine.codec import text
 from flashsale.engine.keys import (
     LIVE_SUFFIX,
@@ -193,7 +194,7 @@ class Engine:
         ``socket_timeout_s`` bounds each call of the redis-py client (the cold paths)."""
         timeouts = {"socket_timeout": socket_timeout_s, "socket_connect_timeout": socket_timeout_s}
         if cluster:
-            client = RedisCluster.from_url(url, max_connections=max_connections, **timeouts)
+            client = WaitingRedisCluster.from_url(url, max_connections=max_connections, **timeouts)
             return cls(client, url=url, **kwargs)
         pool = BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=10, **timeouts

@@ -79,3 +79,23 @@ async def test_the_router_finds_the_new_map_by_itself(cluster: EmbeddedRedisClus
         await assert_invariants(engine, "remap")
     finally:
         await engine.aclose()
+
+
+async def test_a_burst_of_reads_past_the_pool_waits_instead_of_failing(
+    cluster: EmbeddedRedisCluster,
+) -> None:
+    """redis-py's cluster client raises MaxConnectionsError past a node's pool (and an API
+    worker's connections then stayed broken): the engine's client waits for a turn, so
+    300 reads at once over 8 connections per node all answer, and so do reads after."""
+    engine = Engine.from_url(
+        cluster.url, cluster=True, namespace=f"c{secrets.token_hex(3)}", max_connections=8
+    )
+    try:
+        sale_id = "burst"
+        await make_sale(engine, sale_id)
+        order = (await engine.purchase(sale_id, "u1")).order
+        reads = await asyncio.gather(*(engine.get_order(order.order_id) for _ in range(300)))
+        assert all(r is not None and r.order_id == order.order_id for r in reads)
+        assert (await engine.get_sale(sale_id)).reserved == 1
+    finally:
+        await engine.aclose()
