@@ -270,24 +270,35 @@ class OneJourney(Client):
 
 
 _opening_watched = False
+# (cpu, wall) at the opening while its second is being measured; None before and after
+_opening_from: tuple[float, float] | None = None
 
 
 def _watch_the_opening(opens: float) -> None:
     """Once per locust process: measure its CPU share over the opening second (``Seen``).
     A greenlet, so it wakes late when the process is saturated, and then measures the
-    window it did see."""
+    window it did see; a process told to quit within that second (a short burst whose
+    buyers are all done) measures up to its quitting (``_end_the_opening``)."""
     global _opening_watched
     if _opening_watched:
         return
     _opening_watched = True
 
     def watch() -> None:
+        global _opening_from
         gevent.sleep(max(0.0, opens - time.time()))
-        cpu, wall = cpu_seconds(), time.monotonic()
+        _opening_from = (cpu_seconds(), time.monotonic())
         gevent.sleep(1.0)
-        SEEN.measure_opening(cpu, wall)
+        _end_the_opening()
 
     gevent.spawn(watch)
+
+
+def _end_the_opening() -> None:
+    global _opening_from
+    if _opening_from is not None:
+        SEEN.measure_opening(*_opening_from)
+        _opening_from = None
 
 
 class DropBuyer(OneJourney):
@@ -630,6 +641,7 @@ def _watch_for_the_end(environment: Environment, **_: Any) -> None:
 
 
 def _write_what_clients_saw(environment: Environment, **_: Any) -> None:
+    _end_the_opening()  # its second may not be over: a short burst is done sooner
     SEEN.write(_out_dir())
     if CARTS:
         (_out_dir() / f"carts-{os.getpid()}.json").write_text(json.dumps(CARTS))
