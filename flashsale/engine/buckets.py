@@ -20,7 +20,7 @@ import msgspec
 
 from flashsale.engine.codec import text
 from flashsale.engine.keys import bucket_slot
-from flashsale.engine.permutation import permute
+from flashsale.engine.permutation import permutation
 from flashsale.engine.resp import Arg
 
 # The meta fields a sale's counters are summed from (create_sale-6, take-5, place-8).
@@ -61,15 +61,16 @@ def list_shares(
     the list (``chunk`` serials each, numbered from 1 as creation adds them), the
     ``'s'`` segment spec of create_sale-6 / load_serials-5 holding only the items that
     draws of its window give. Draw ``d`` of segment ``k`` gives item ``permute(d - off,
-    size, f"{key}:{k}")`` of it when random (lua/includes/pool.lua), item ``d - off``
+    size, f"{key}:{k}")`` of it when random (lua/includes/pool.lua; here
+    ``permutation.permutation``, the whole segment at once), item ``d - off``
     when sequential; each draw is in one window, so each item is stored once."""
     total = len(items)
     shares: list[list[list[Arg]]] = [[] for _ in range(buckets)]
     for number, off in enumerate(range(0, total, chunk), start=1):
         size = min(chunk, total - off)
         specs: list[list[Arg]] = [["s", total, off, size] for _ in range(buckets)]
-        for j in range(size):
-            pos = permute(j, size, f"{key}:{number}") if assignment == "random" else j
+        order = permutation(size, f"{key}:{number}") if assignment == "random" else range(size)
+        for j, pos in enumerate(order):
             specs[bucket_of_draw(off + j, total, buckets)].extend((pos, items[off + pos]))
         for b in range(buckets):
             shares[b].append(specs[b])

@@ -11,7 +11,7 @@
   KEYS[2] segments   hash   serial segments
   KEYS[3] items      hash   explicit serials of list segments
   KEYS[4] itemset    set    explicit serials
-  KEYS[5] creation   string the creation token of this slot (create_sale-6's KEYS[6])
+  KEYS[5] creation   string the creation token of this slot (create_sale-6's creation key)
 
   ARGV[1] creation token (create_sale-6's ARGV[19])
   ARGV[2...] 's', total, off, size, j, serial, j, serial, ...: the share of the segment

@@ -15,6 +15,7 @@ from flashsale.engine.keys import home_bucket
 from flashsale.engine.models import Order, SaleUpdate, SerialsSpec
 from flashsale.engine.positions import list_positions
 from flashsale.engine.verify import verify_sale
+from flashsale.errors import ValidationFailed
 
 from .helpers import assert_invariants, make_sale
 
@@ -130,3 +131,53 @@ async def test_a_long_bucketed_list_is_loaded_in_chunks_and_sells_each_serial_on
     await engine.tune("long", SaleUpdate(status="closed"))
     report = await verify_sale(engine, "long")
     assert report.ok and report.checked == n + 2, report
+
+
+async def _slot_args(engine: Engine, sale_id: str, b: int, token: int) -> list[str | int]:
+    """create_sale-6's ARGV[1..19] for bucket ``b`` of a 3-bucket drop still loading."""
+    now = engine.clock()
+    return [sale_id, sale_id, "loading", now - 1000, now + 3_600_000, 1, 0, 60_000, 990,
+            "CNY", "sequential", "k" * 32, "c" * 64, now, "platform", 604_800_000, 3, b,
+            token]  # fmt: skip
+
+
+async def test_a_share_is_loaded_once_in_order_and_only_by_its_creation(
+    engine: Engine,
+) -> None:
+    items = [f"P-{i}" for i in range(30)]
+    shares = buckets.list_shares(items, 3, 10, "sequential", "k" * 32)  # 3 segments
+    assert shares[1] == [["s", 30, 0, 10, *[x for j in range(10) for x in (j, items[j])]],
+                         ["s", 30, 10, 10], ["s", 30, 20, 10]]  # fmt: skip
+    older, newer = await engine._begin_create("ld"), await engine._begin_create("ld")
+    await engine._create_slot("ld.1", [*await _slot_args(engine, "ld", 1, newer), *shares[1][0]])
+    with pytest.raises(errors.SaleExists):  # the older creation no longer owns the bucket
+        await engine._load_shares("ld.1", older, shares[1][1:])
+    with pytest.raises(ValidationFailed, match="not the next one"):
+        await engine._load_shares("ld.1", newer, shares[1][2:])
+    await engine._load_shares("ld.1", newer, shares[1][1:])
+    await engine._load_shares("ld.1", newer, shares[1][2:])  # sent again: nothing written
+    k = engine.keys("ld.1")
+    assert await engine.redis.hget(k.meta, "segments") == b"3"
+    assert await engine.redis.hlen(k.items) == 10 and await engine.redis.scard(k.itemset) == 10
+
+
+async def test_a_bucketed_list_whose_loading_stopped_cannot_be_opened(engine: Engine) -> None:
+    """Bucket 0 exists (the sale) before its later segments are loaded: a creation that
+    stopped there leaves a sale whose window reaches draws no segment holds yet."""
+    items = [f"Q-{i}" for i in range(30)]
+    shares = buckets.list_shares(items, 3, 10, "sequential", "k" * 32)
+    token = await engine._begin_create("stop")
+    for b in (1, 2, 0):
+        slot = f"stop.{b}" if b else "stop"
+        await engine._create_slot(
+            slot, [*await _slot_args(engine, "stop", b, token), *shares[b][0]]
+        )
+        if b:
+            await engine._load_shares(slot, token, shares[b][1:])
+    await engine._load_shares("stop", token, shares[0][1:2])  # stopped before the last
+    with pytest.raises(ValidationFailed, match="still loading"):
+        await engine.tune("stop", SaleUpdate(status="open"))
+    with pytest.raises(errors.SaleNotOpen):
+        await engine.purchase("stop", "early")
+    sale = await engine.tune("stop", SaleUpdate(status="closed"))  # a close is allowed
+    assert sale.status == "closed"
