@@ -40,11 +40,11 @@ local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'versio
 if not m[1] then return {-1, ''} end
 if ARGV[9] ~= '' and m[7] == ARGV[9] then return {1, tonumber(m[4])} end
 if m[1] == 'closed' then return {-4, ''} end
-if m[1] == 'loading' and ARGV[8] ~= '1' and status ~= 'closed' then
+if m[1] == 'loading' and ARGV[8] ~= '1' and status ~= 'closed' and m[8] then
   -- a bucketed list's creation loads each segment after bucket 0 exists
   -- (load_serials-5): stopped midway, its window reaches draws no segment holds yet
   local last = rcall('HMGET', segments_key, m[8] .. ':off', m[8] .. ':size')
-  if tonumber(last[1]) + tonumber(last[2]) < tonumber(m[9]) then
+  if last[1] and tonumber(last[1]) + tonumber(last[2]) < tonumber(m[9]) then
     return {-14, 'the sale is still loading its serials; a creation that stopped midway ' ..
       'leaves it so: close it and create the drop again under another id'}
   end
