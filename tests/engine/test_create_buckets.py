@@ -8,8 +8,10 @@ import asyncio
 import os
 import sys
 
+import msgspec.structs as structs
 import pytest
 
+from flashsale.engine import engine as engine_module
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import bucket_slot
@@ -18,11 +20,13 @@ from flashsale.engine.models import SaleCreate, SerialsSpec
 B = 3
 
 
-async def _create_in_a_child(redis_url: str, engine: Engine, sale_id: str, crash_at: str) -> None:
+async def _create_in_a_child(
+    redis_url: str, engine: Engine, sale_id: str, crash_at: str, kind: str = "range"
+) -> None:
     env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": crash_at}
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.engine.create_child", redis_url, engine.namespace, sale_id,
-        str(B), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(B), kind, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with asyncio.timeout(60):
         out, err = await child.communicate()
@@ -71,6 +75,27 @@ async def test_orphans_of_a_stopped_creation_are_invisible_and_replaced(
         await engine.purchase("orph", "late")
     with pytest.raises(errors.SaleExists):  # and once it exists, a creation is refused
         await engine.create_sale(_spec("orph"))
+
+
+async def test_a_list_share_left_by_a_stopped_creation_is_replaced(
+    engine: Engine, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bucket 2 holds its share of every segment of the list when the creator dies; the
+    retry (another key: other shares) replaces it whole, and each serial sells once."""
+    await _create_in_a_child(redis_url, engine, "orphl", "create.after_bucket_2", "list")
+    k2 = engine.keys("orphl.2")
+    assert await engine.redis.hget(k2.meta, "segments") == b"3"  # 60 serials in 25s
+    monkeypatch.setattr(engine_module, "LIST_CHUNK", 25)
+    items = [f"L-{i:02d}" for i in range(60)]
+    spec = structs.replace(_spec("orphl"), serials=SerialsSpec(list=items), per_user_limit=61)
+    sale = await engine.create_sale(spec)
+    assert (sale.total, sale.available, sale.status) == (60, 60, "open")
+    stored = [await engine.redis.hlen(engine.keys(bucket_slot("orphl", b)).items) for b in range(B)]
+    assert stored == [20, 20, 20] and await engine.redis.hget(k2.meta, "segments") == b"3"
+    sold = [(await engine.purchase("orphl", "whale")).order for _ in range(60)]
+    assert sorted(str(o.serial) for o in sold) == items
+    with pytest.raises(errors.SoldOut):
+        await engine.purchase("orphl", "whale")
 
 
 async def test_a_creation_stopped_after_bucket_0_is_registered_by_its_retry(
