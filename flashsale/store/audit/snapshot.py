@@ -68,6 +68,14 @@ class Snapshot:
     lag_count: int  # orders acknowledged by Redis not yet persisted
     drained: bool  # the stream had nothing left to write when last read
     settled: bool
+    last_ids: list[str | None]  # each slot's stream last id when the counters were read
+
+    async def still_settled(self) -> bool:
+        """No event since the counters were read: a reading made now (PostgreSQL read
+        again) may still be compared with them. During a live sale it is often not."""
+        if not self.settled:
+            return False
+        return [(await read_counters(self.redis, slot))[2] for slot in self.slots] == self.last_ids
 
 
 async def read_counters(redis: AnyRedis, keys: SaleKeys) -> tuple[list[Any], int, str | None]:
@@ -172,4 +180,5 @@ async def read_snapshot(
         lag_count=lag_count,
         drained=drained,
         settled=in_redis and last_after == last_ids,
+        last_ids=last_ids,
     )
