@@ -1,20 +1,28 @@
-"""Load-test fixtures: a real ``flashsale serve --with-workers`` for one test."""
+"""Load-test fixtures: a real ``flashsale serve --with-workers`` for one test module."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from tests.conftest import new_database
 
 from .servers import load_server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(
-    redis_url: str, own_database_url: str, namespace: str, tmp_path: Path
+    redis_url: str, pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, str], str]]:
-    """The server's environment and URL, on a database of its own: its deliverer records
-    its local chain's genesis there, which the next test's chain must not find."""
-    with load_server(redis_url, own_database_url, namespace, tmp_path / "server.log") as found:
+    """The server's environment and URL, shared by a module's tests (each makes drops of
+    its own, under run ids of their own): starting it, its chain node and workers takes
+    ~20 s. Its database is its own: its deliverer records its local chain's genesis
+    there, which the next module's chain must not find."""
+    log = tmp_path_factory.mktemp("served") / "server.log"
+    with (
+        new_database(pg_admin_url, "flashsale_served") as database_url,
+        load_server(redis_url, database_url, f"t{secrets.token_hex(5)}", log) as found,
+    ):
         yield found
