@@ -613,6 +613,13 @@ class DevSettings:
         _json_object,
         shown="set by `flashsale loadtest`",
     )
+    model_examples: int | None = _var(
+        "MODEL_EXAMPLES",
+        None,
+        "tests: drops each model-based test plays (a soak: e.g. `1000`)",
+        _integer(1),
+        shown="the suite's own (100; bucketed 50)",
+    )
     crash_at: str | None = _var(
         "CRASH_AT",
         None,

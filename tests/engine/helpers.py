@@ -8,6 +8,7 @@ from typing import Any
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import Order, Sale, SaleCreate, SerialsSpec
 from flashsale.engine.statuses import HOLDS_SERIAL, SOLD
+from flashsale.settings import Settings
 
 
 async def make_sale(
@@ -62,3 +63,9 @@ async def delete_sale(engine: Engine, sale_id: str) -> None:
 
     keys = engine.keys(sale_id)
     await engine.redis.unlink(*keys.all_fixed(), sales_registry(engine.namespace))
+
+
+def model_examples(suite_default: int) -> int:
+    """How many drops a model-based test plays: the suite's bounded default, or a soak's
+    FLASHSALE_MODEL_EXAMPLES."""
+    return Settings.from_env().dev.model_examples or suite_default

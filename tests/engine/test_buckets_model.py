@@ -31,7 +31,7 @@ from flashsale.engine.models import SaleUpdate
 from flashsale.engine.statuses import HOLDS_SERIAL
 from flashsale.errors import FlashsaleError
 
-from .helpers import make_sale
+from .helpers import make_sale, model_examples
 
 USERS = [f"u{i}" for i in range(6)]
 IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
@@ -306,8 +306,9 @@ class BucketMachine(hs.RuleBasedStateMachine):
         self.loop.close()
 
 
-# 100 drops of up to 40 steps: 45 s to 2 min on a loaded 2-core machine (per-IP rules in)
-RUNS = settings(max_examples=50, stateful_step_count=40, deadline=None)
+# 50 drops of up to 40 steps: ~20 s on a 2-core machine (per-IP rules in); a soak sets
+# FLASHSALE_MODEL_EXAMPLES
+RUNS = settings(max_examples=model_examples(50), stateful_step_count=40, deadline=None)
 
 
 @pytest.mark.slow

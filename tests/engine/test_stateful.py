@@ -29,7 +29,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate, SerialsSpec
 from flashsale.errors import FlashsaleError
 
-from .helpers import assert_invariants, delete_sale, make_sale
+from .helpers import assert_invariants, delete_sale, make_sale, model_examples
 
 USERS = [f"u{i}" for i in range(5)]
 TIMEOUT_MS = 10_000
@@ -209,7 +209,7 @@ def test_engine_matches_the_model(redis_url: str) -> None:
     run_state_machine_as_test(
         lambda: EngineMachine(redis_url),
         settings=settings(
-            max_examples=200,
+            max_examples=model_examples(100),
             stateful_step_count=40,
             deadline=None,
             suppress_health_check=list(HealthCheck),
