@@ -485,9 +485,27 @@ class Engine:
         await self.touch(sale_id)
         return await self.get_sale(sale_id)
 
+    async def level_buckets(self, sale_id: str) -> int:
+        """Bring the buckets a stopped tune left behind to bucket 0's settings (the timers
+        run it each tick on every active bucketed drop): reads each bucket's ``version``
+        and, only when one differs from bucket 0's, runs ``sync_settings-1`` on the
+        followers. Answers how many buckets lagged (0: level, nothing written)."""
+        count = await self.buckets_of(sale_id)
+        if count <= 1:
+            return 0
+        slots = buckets.slots(sale_id, count)
+        versions = [await self.redis.hget(self.keys(slot).meta, "version") for slot in slots]
+        if versions[0] is None:
+            return 0  # no such sale (deleted, or an orphan's leftovers)
+        behind = sum(v != versions[0] for v in versions[1:])
+        if behind:
+            await self._sync_buckets(self.keys(sale_id), slots[1:])
+        return behind
+
     async def _sync_buckets(self, k: SaleKeys, followers: list[str]) -> None:
         """Bring buckets b > 0 to bucket 0's settings (sync_settings-1), one by one; a
-        failure midway leaves the sale reading ``tune_pending`` until a tune completes."""
+        failure midway leaves the sale reading ``tune_pending`` until a later tune, or the
+        timers' ``level_buckets``, completes it."""
         values = await self.redis.hmget(k.meta, ["version", *buckets.SYNCED])
         if values[0] is None:
             raise errors.SaleNotFound()

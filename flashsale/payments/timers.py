@@ -13,7 +13,8 @@ One tick: expire due orders (asking the provider first), query attempts whose
 callback is overdue, settle succeeded payments whose order confirmation did
 not reach Redis, retry approved refunds, finish paid orders' cancellations a
 crash cut in two (``Cancellation.finish_stalled``), give back the coins and close
-the bills of released orders a crash cut off (``release.finish_stalled_releases``).
+the bills of released orders a crash cut off (``release.finish_stalled_releases``),
+sweep a bucketed drop's stale claims, and level the buckets a stopped tune left behind.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class TickStats:
     refunds: int = 0
     completed: int = 0
     claims_swept: int = 0
+    leveled: int = 0  # buckets a stopped tune had left behind, brought level
     errors: int = 0
 
 
@@ -94,6 +96,7 @@ class Timers:
             self._finish_cancels,
             self._finish_releases,
             self._sweep_claims,
+            self._level_buckets,
         )
         for step in steps:
             try:
@@ -169,6 +172,17 @@ class Timers:
         for slot in self._active:
             if await engine.buckets_of(sale_of_slot(slot)) > 1:
                 stats.claims_swept += await engine.sweep_claims(slot)
+
+    async def _level_buckets(self, stats: TickStats) -> None:
+        """A bucketed drop's tune that stopped between buckets (a crash, a lost connection)
+        completes here: the buckets behind bucket 0's settings version take them
+        (engine.level_buckets), so ``tune_pending`` clears within a tick. Each sale once,
+        whichever of its slots is active (a bucket still open behind a closed bucket 0
+        keeps its slot active)."""
+        engine = self.service.engine
+        for sale_id in dict.fromkeys(sale_of_slot(slot) for slot in self._active):
+            if await engine.buckets_of(sale_id) > 1:
+                stats.leveled += await engine.level_buckets(sale_id)
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

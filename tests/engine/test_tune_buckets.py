@@ -5,11 +5,6 @@ stragglers level (docs/design.md, "Bucketed drops")."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
-
 import pytest
 
 from flashsale.engine import errors
@@ -18,23 +13,9 @@ from flashsale.engine.keys import bucket_slot, home_bucket
 from flashsale.engine.models import SaleUpdate, SerialsSpec
 
 from .helpers import make_sale
+from .tune_child import tune_in_a_child
 
 B = 3
-
-
-async def _tune_in_a_child(
-    redis_url: str, engine: Engine, sale_id: str, update: dict[str, object], crash_at: str
-) -> tuple[int, str]:
-    env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": crash_at}
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.engine.tune_child", redis_url, engine.namespace, sale_id,
-        json.dumps(update), env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await child.communicate()
-    assert child.returncode is not None
-    return child.returncode, out.decode() + err.decode()
 
 
 async def _stopped(
@@ -42,7 +23,7 @@ async def _stopped(
 ) -> None:
     """A bucketed drop, and a tune of it killed at ``crash_at``."""
     await make_sale(engine, sale_id, size=9, buckets=B)
-    code, output = await _tune_in_a_child(redis_url, engine, sale_id, update, crash_at)
+    code, output = await tune_in_a_child(redis_url, engine.namespace, sale_id, update, crash_at)
     assert code == -9, (code, output)
 
 

@@ -4,8 +4,9 @@ claims a purchase left when it stopped between taking a serial and placing its o
 from __future__ import annotations
 
 from flashsale.engine.clock import now_ms
-from flashsale.engine.keys import home_bucket
+from flashsale.engine.keys import bucket_slot, home_bucket
 from flashsale.payments.timers import Timers
+from tests.engine.tune_child import tune_in_a_child
 
 from .conftest import Flow
 from .helpers import eventually
@@ -62,3 +63,34 @@ async def test_a_tick_reads_the_active_sales_once(flow: Flow) -> None:
     finally:
         del engine.active_sale_ids
     assert (reads, stats.errors) == (1, 0)
+
+
+async def test_a_tune_stopped_after_bucket_0_is_levelled_by_one_tick(
+    flow: Flow, redis_url: str
+) -> None:
+    """The tuning process killed once bucket 0 had the tune: the other buckets still sell
+    under the old settings and the sale reads tune_pending; the next tick of the timers
+    brings them level, with no tune from an operator."""
+    engine = flow.engine
+    sale = await flow.sale(size=9, buckets=3)
+    update = {"status": "paused", "per_user_limit": 2}
+    code, output = await tune_in_a_child(
+        redis_url, engine.namespace, sale.sale_id, update, "tune.after_bucket_0"
+    )
+    assert code == -9, (code, output)
+    metas = [engine.keys(bucket_slot(sale.sale_id, b)).meta for b in range(3)]
+
+    async def settings() -> list[list[bytes | None]]:
+        return [await engine.redis.hmget(m, ["status", "per_user_limit"]) for m in metas]
+
+    assert await settings() == [[b"paused", b"2"], [b"open", b"1"], [b"open", b"1"]]
+    assert (await engine.get_sale(sale.sale_id)).tune_pending
+    timers = Timers(flow.service)
+    stats = await timers.tick()
+    assert (stats.leveled, stats.errors) == (2, 0)
+    assert await settings() == [[b"paused", b"2"]] * 3
+    after = await engine.get_sale(sale.sale_id)
+    assert after.status == "paused" and after.per_user_limit == 2 and not after.tune_pending
+    events = await engine.redis.xrange(engine.keys(sale.sale_id).events)
+    assert sum(f[b"type"] == b"sale_tuned" for _, f in events) == 1, "levelling wrote a tune"
+    assert (await timers.tick()).leveled == 0  # level: read, nothing written
