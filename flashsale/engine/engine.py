@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.crashpoints import crash_point
-from flashsale.engine import active, buckets, errors, permutation, scripts
+from flashsale.engine import active, buckets, errors, housekeeping, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.cluster_client import WaitingRedisCluster
 from flashsale.engine.codec import text
@@ -501,6 +501,13 @@ class Engine:
         if behind:
             await self._sync_buckets(self.keys(sale_id), slots[1:])
         return behind
+
+    async def drop_finished_ip_holds(self, *, budget: int = 1000) -> int:
+        """Housekeeping: the IP holds of finished sales' retired slots, at most ``budget``
+        fields per call (engine/housekeeping.py); answers how many were deleted."""
+        return await housekeeping.drop_ip_holds(
+            self.redis, self.namespace, self.clock(), budget=budget
+        )
 
     async def _sync_buckets(self, k: SaleKeys, followers: list[str]) -> None:
         """Bring buckets b > 0 to bucket 0's settings (sync_settings-1), one by one; a

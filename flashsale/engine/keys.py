@@ -157,6 +157,12 @@ def active_sales_seeded(namespace: str) -> str:
     return f"{namespace}:sales:active:seeded"
 
 
+def housekeeping_queue(namespace: str) -> str:
+    """Set of retired slots whose leftovers housekeeping deletes (engine/housekeeping.py):
+    the IP holds of a finished bucketed drop. Outside any sale's slot, like the active set."""
+    return f"{namespace}:sales:housekeep"
+
+
 def sale_id_of_order(order_id: str) -> str:
     """Order ids are ``<slot>.<hash>`` and a slot is ``<sale_id>`` or ``<sale_id>.<bucket>``
     (sale ids have no dot): the sale is the id's first part."""

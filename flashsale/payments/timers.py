@@ -14,7 +14,8 @@ callback is overdue, settle succeeded payments whose order confirmation did
 not reach Redis, retry approved refunds, finish paid orders' cancellations a
 crash cut in two (``Cancellation.finish_stalled``), give back the coins and close
 the bills of released orders a crash cut off (``release.finish_stalled_releases``),
-sweep a bucketed drop's stale claims, and level the buckets a stopped tune left behind.
+sweep a bucketed drop's stale claims, level the buckets a stopped tune left behind, and
+delete what finished bucketed drops left (``engine/housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from flashsale.payments.release import finish_stalled_releases
 from flashsale.payments.service import PaymentService, gather_bounded
 
 log = logging.getLogger("flashsale.payments.timers")
+HOUSEKEEPING_BUDGET = 1000  # Redis fields (or keys) housekeeping deletes per tick at most
 
 
 @dataclass(slots=True)
@@ -44,6 +46,7 @@ class TickStats:
     completed: int = 0
     claims_swept: int = 0
     leveled: int = 0  # buckets a stopped tune had left behind, brought level
+    holds_dropped: int = 0  # IP-hold fields of finished sales deleted (housekeeping)
     errors: int = 0
 
 
@@ -97,6 +100,7 @@ class Timers:
             self._finish_releases,
             self._sweep_claims,
             self._level_buckets,
+            self._housekeep,
         )
         for step in steps:
             try:
@@ -183,6 +187,12 @@ class Timers:
         for sale_id in dict.fromkeys(sale_of_slot(slot) for slot in self._active):
             if await engine.buckets_of(sale_id) > 1:
                 stats.leveled += await engine.level_buckets(sale_id)
+
+    async def _housekeep(self, stats: TickStats) -> None:
+        """Leftovers of finished bucketed drops, a bounded amount per tick
+        (engine/housekeeping.py); idle, one read of an empty queue."""
+        engine = self.service.engine
+        stats.holds_dropped += await engine.drop_finished_ip_holds(budget=HOUSEKEEPING_BUDGET)
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

@@ -3,8 +3,10 @@ claims a purchase left when it stopped between taking a serial and placing its o
 
 from __future__ import annotations
 
+from flashsale.engine.active import retire
 from flashsale.engine.clock import now_ms
 from flashsale.engine.keys import bucket_slot, home_bucket
+from flashsale.engine.models import SaleUpdate
 from flashsale.payments.timers import Timers
 from tests.engine.tune_child import tune_in_a_child
 
@@ -94,3 +96,29 @@ async def test_a_tune_stopped_after_bucket_0_is_levelled_by_one_tick(
     events = await engine.redis.xrange(engine.keys(sale.sale_id).events)
     assert sum(f[b"type"] == b"sale_tuned" for _, f in events) == 1, "levelling wrote a tune"
     assert (await timers.tick()).leveled == 0  # level: read, nothing written
+
+
+async def test_a_tick_deletes_the_ip_holds_of_a_retired_sale(flow: Flow) -> None:
+    engine = flow.engine
+    sale = await flow.sale(size=4, buckets=2, per_ip_limit=2)
+    ip = "192.0.2.9"
+    buyer = next(
+        u
+        for u in (f"{flow.prefix}-{i}" for i in range(100))
+        if home_bucket(u, 2) != home_bucket(ip, 2)
+    )
+    order = (await engine.purchase(sale.sale_id, buyer, ip=ip)).order
+    await engine.confirm_payment(order.order_id, "paid")  # a live order: its hold never ends
+    holds = engine.keys(bucket_slot(sale.sale_id, home_bucket(ip, 2))).ipholds
+    assert await engine.redis.hlen(holds) == 2
+    timers = Timers(flow.service)
+    assert (await timers.tick()).holds_dropped == 0, "an open sale's holds stay"
+    await engine.tune(sale.sale_id, SaleUpdate(status="closed"))
+
+    async def drained() -> bool:
+        return False
+
+    for slot in await engine.slots(sale.sale_id):  # the write-behind's retirement
+        assert await retire(engine.redis, engine.namespace, slot, now_ms(), drained)
+    assert (await timers.tick()).holds_dropped == 2
+    assert not await engine.redis.exists(holds)
