@@ -30,9 +30,11 @@ from flashsale.engine.cluster_client import WaitingRedisCluster
 from flashsale.engine.codec import text
 from flashsale.engine.keys import (
     LIVE_SUFFIX,
+    MAX_BUCKETS,
     SaleKeys,
     active_sales,
     bucket_slot,
+    creations,
     history_field,
     home_bucket,
     live_field,
@@ -142,6 +144,8 @@ SCRIPTS = (
     "ip_hold",
     "ip_unhold",
     "ip_check",
+    "abandon_create",
+    "drop_orphan",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -300,13 +304,16 @@ class Engine:
         ]
         first = _segment_args(chunks[0])
         token: Arg = ""
+        attempt = ""
         try:
             if spec.buckets > 1:
                 if len(chunks) > 1:
                     raise ValidationFailed(
                         f"a bucketed drop's list holds at most {LIST_CHUNK} serials"
                     )
-                token = await self._begin_create(sale_id)
+                token = drawn = await self._begin_create(sale_id)
+                attempt = f"{sale_id} {drawn}"  # housekeeping's index of possible orphans
+                await self.redis.zadd(creations(self.namespace), {attempt: wall_clock_ms()})
                 # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home
                 # does; a crash before it leaves orphans the next attempt replaces
                 for b in range(1, spec.buckets):
@@ -318,6 +325,8 @@ class Engine:
             raise
         crash_point("create.after_bucket_0")
         await self._registered(sale_id)
+        if attempt:  # finished: this attempt left no orphan (an older one has its own entry)
+            await self.redis.zrem(creations(self.namespace), attempt)
         done = chunks[0].size
         if on_progress:
             on_progress(done, spec.serials.size)
@@ -508,6 +517,32 @@ class Engine:
         return await housekeeping.drop_ip_holds(
             self.redis, self.namespace, self.clock(), budget=budget
         )
+
+    async def drop_orphan_buckets(
+        self, *, older_than_ms: int = housekeeping.ORPHAN_GRACE_MS, attempts: int = 4
+    ) -> int:
+        """Housekeeping: the buckets left by creations of bucketed drops that stopped midway
+        and began over ``older_than_ms`` ago (at most ``attempts`` of them per call, each
+        up to 15 one-slot calls); answers how many buckets were deleted. Per attempt:
+        ``abandon_create-2`` on bucket 0's slot says which tokens are dead (fencing the
+        attempt if it is still the last), ``drop_orphan-6`` deletes each bucket b > 0
+        whose token is dead, atomically in its slot."""
+        index = creations(self.namespace)
+        due = await self.redis.zrangebyscore(
+            index, "-inf", wall_clock_ms() - older_than_ms, start=0, num=attempts
+        )
+        dropped = 0
+        for member in map(text, due):
+            sale_id, _, token = member.partition(" ")
+            k = self.keys(sale_id)
+            _, limit, first = await self._call("abandon_create", [k.meta, k.creation], [token])
+            for b in range(max(1, int(first)), MAX_BUCKETS):
+                o = self.keys(bucket_slot(sale_id, b))
+                keys = [o.meta, o.segments, o.items, o.itemset, o.events, o.creation]
+                args: list[Arg] = [int(limit), housekeeping.TOMBSTONE_MS]
+                dropped += int((await self._call("drop_orphan", keys, args, cache=False))[0])
+            await self.redis.zrem(index, member)
+        return dropped
 
     async def _sync_buckets(self, k: SaleKeys, followers: list[str]) -> None:
         """Bring buckets b > 0 to bucket 0's settings (sync_settings-1), one by one; a

@@ -12,6 +12,16 @@ the timers a bounded amount per tick (docs/design.md, "Bucketed drops", housekee
   queue once its ``ipholds`` hash is gone. The address counts (``ips``) stay: they are
   the sale's record, like its buyers, and no purchase reads them any more.
 
+- **Orphan buckets of a creation stopped midway** (``Engine.drop_orphan_buckets``).
+  Each creation attempt of a bucketed drop is indexed in ``<ns>:sales:creating`` (member
+  ``"<sale_id> <token>"``, scored by when its token was drawn) and leaves the index when
+  it finishes. An entry older than ``ORPHAN_GRACE_MS`` is an attempt that died (or one
+  refused by a newer attempt): ``abandon_create-2`` on bucket 0's slot answers which
+  tokens are dead, fencing the attempt first when it is still the last one drawn (so it
+  can never create bucket 0 if it resumes), and ``drop_orphan-6`` deletes each bucket
+  b > 0 whose token is dead, checked in the bucket's own slot, so a bucket that a newer
+  creation wrote is never touched. Bucket 0's token counter stays (it orders attempts).
+
 Every command names one key of one slot (or the queue), so it runs on a Redis Cluster.
 """
 
@@ -25,6 +35,11 @@ from flashsale.engine.models import FAR_FUTURE_MS
 
 AnyRedis = Any  # redis.asyncio.Redis or RedisCluster: every call names one key
 SLOTS_PER_TICK = 16  # queued slots looked at per tick
+# A creation attempt of a bucketed drop still unfinished this long after its token was
+# drawn is dead (a creation takes milliseconds): its buckets are orphans to delete.
+ORPHAN_GRACE_MS = 10 * 60 * 1000
+# How long a deleted orphan's token stays behind (create_sale-6 refuses an older one).
+TOMBSTONE_MS = 24 * 3600 * 1000
 
 
 async def queue_if_holds(redis: AnyRedis, namespace: str, slot: str) -> None:

@@ -47,6 +47,7 @@ class TickStats:
     claims_swept: int = 0
     leveled: int = 0  # buckets a stopped tune had left behind, brought level
     holds_dropped: int = 0  # IP-hold fields of finished sales deleted (housekeeping)
+    orphans_dropped: int = 0  # buckets of creations stopped midway deleted (housekeeping)
     errors: int = 0
 
 
@@ -190,9 +191,11 @@ class Timers:
 
     async def _housekeep(self, stats: TickStats) -> None:
         """Leftovers of finished bucketed drops, a bounded amount per tick
-        (engine/housekeeping.py); idle, one read of an empty queue."""
+        (engine/housekeeping.py); idle, one read of an empty queue and one of the index of
+        creations (both empty, or holding only recent entries)."""
         engine = self.service.engine
         stats.holds_dropped += await engine.drop_finished_ip_holds(budget=HOUSEKEEPING_BUDGET)
+        stats.orphans_dropped += await engine.drop_orphan_buckets()
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

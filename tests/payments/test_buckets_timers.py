@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from flashsale.engine.active import retire
 from flashsale.engine.clock import now_ms
-from flashsale.engine.keys import bucket_slot, home_bucket
+from flashsale.engine.keys import bucket_slot, creations, home_bucket
 from flashsale.engine.models import SaleUpdate
 from flashsale.payments.timers import Timers
+from tests.engine.create_child import create_in_a_child
 from tests.engine.tune_child import tune_in_a_child
 
 from .conftest import Flow
@@ -122,3 +123,20 @@ async def test_a_tick_deletes_the_ip_holds_of_a_retired_sale(flow: Flow) -> None
         assert await retire(engine.redis, engine.namespace, slot, now_ms(), drained)
     assert (await timers.tick()).holds_dropped == 2
     assert not await engine.redis.exists(holds)
+
+
+async def test_a_tick_deletes_the_orphans_of_a_creation_stopped_long_ago(
+    flow: Flow, redis_url: str
+) -> None:
+    engine = flow.engine
+    sale_id = f"{flow.prefix}-orphan"
+    await create_in_a_child(redis_url, engine.namespace, sale_id, "create.after_bucket_1", 2)
+    orphan = engine.keys(bucket_slot(sale_id, 1))
+    assert await engine.redis.exists(orphan.meta)
+    timers = Timers(flow.service)
+    assert (await timers.tick()).orphans_dropped == 0, "a creation just begun may be running"
+    index = creations(engine.namespace)
+    [attempt] = await engine.redis.zrange(index, 0, -1)
+    await engine.redis.zadd(index, {attempt: now_ms() - 11 * 60 * 1000})  # began long ago
+    assert (await timers.tick()).orphans_dropped == 1
+    assert not await engine.redis.exists(orphan.meta, orphan.segments)
