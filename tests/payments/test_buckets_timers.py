@@ -3,12 +3,13 @@ claims a purchase left when it stopped between taking a serial and placing its o
 
 from __future__ import annotations
 
+import pytest
+
 from flashsale.engine.active import retire
 from flashsale.engine.clock import now_ms
 from flashsale.engine.keys import bucket_slot, creations, home_bucket
 from flashsale.engine.models import SaleUpdate
 from flashsale.payments.timers import Timers
-from tests.engine.create_child import create_in_a_child
 from tests.engine.tune_child import tune_in_a_child
 
 from .conftest import Flow
@@ -125,12 +126,24 @@ async def test_a_tick_deletes_the_ip_holds_of_a_retired_sale(flow: Flow) -> None
     assert not await engine.redis.exists(holds)
 
 
+class Stopped(Exception):
+    """The creating process stops here (in-process: the test runs on a cluster too)."""
+
+
 async def test_a_tick_deletes_the_orphans_of_a_creation_stopped_long_ago(
-    flow: Flow, redis_url: str
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = flow.engine
     sale_id = f"{flow.prefix}-orphan"
-    await create_in_a_child(redis_url, engine.namespace, sale_id, "create.after_bucket_1", 2)
+
+    def stop_after_bucket_1(name: str) -> None:
+        if name == "create.after_bucket_1":
+            raise Stopped(name)
+
+    monkeypatch.setattr("flashsale.engine.engine.crash_point", stop_after_bucket_1)
+    with pytest.raises(Stopped):
+        await flow.sale(size=6, buckets=3, sale_id=sale_id)
+    monkeypatch.undo()
     orphan = engine.keys(bucket_slot(sale_id, 1))
     assert await engine.redis.exists(orphan.meta)
     timers = Timers(flow.service)
@@ -140,3 +153,5 @@ async def test_a_tick_deletes_the_orphans_of_a_creation_stopped_long_ago(
     await engine.redis.zadd(index, {attempt: now_ms() - 11 * 60 * 1000})  # began long ago
     assert (await timers.tick()).orphans_dropped == 1
     assert not await engine.redis.exists(orphan.meta, orphan.segments)
+    sale = await flow.sale(size=6, buckets=3, sale_id=sale_id)  # the id is free again
+    assert (sale.total, sale.available, sale.buckets) == (6, 6, 3)
