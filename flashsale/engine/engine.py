@@ -506,9 +506,12 @@ class Engine:
         versions = [await self.redis.hget(self.keys(slot).meta, "version") for slot in slots]
         if versions[0] is None:
             return 0  # no such sale (deleted, or an orphan's leftovers)
-        behind = sum(v != versions[0] for v in versions[1:])
+        # a bucket without meta lost its keys (a shard restarted empty): nothing to level
+        # there, recover and the audit name it
+        present = [(slot, v) for slot, v in zip(slots[1:], versions[1:], strict=True) if v]
+        behind = sum(v != versions[0] for _, v in present)
         if behind:
-            await self._sync_buckets(self.keys(sale_id), slots[1:])
+            await self._sync_buckets(self.keys(sale_id), [slot for slot, _ in present])
         return behind
 
     async def drop_finished_ip_holds(self, *, budget: int = 1000) -> int:

@@ -33,7 +33,7 @@ from flashsale.payments.release import finish_stalled_releases
 from flashsale.payments.service import PaymentService, gather_bounded
 
 log = logging.getLogger("flashsale.payments.timers")
-HOUSEKEEPING_BUDGET = 1000  # Redis fields (or keys) housekeeping deletes per tick at most
+HOUSEKEEPING_BUDGET = 1000  # IP-hold fields housekeeping deletes per tick at most
 
 
 @dataclass(slots=True)
@@ -101,7 +101,8 @@ class Timers:
             self._finish_releases,
             self._sweep_claims,
             self._level_buckets,
-            self._housekeep,
+            self._drop_ip_holds,
+            self._drop_orphans,
         )
         for step in steps:
             try:
@@ -186,16 +187,23 @@ class Timers:
         keeps its slot active)."""
         engine = self.service.engine
         for sale_id in dict.fromkeys(sale_of_slot(slot) for slot in self._active):
-            if await engine.buckets_of(sale_id) > 1:
-                stats.leveled += await engine.level_buckets(sale_id)
+            try:
+                if await engine.buckets_of(sale_id) > 1:
+                    stats.leveled += await engine.level_buckets(sale_id)
+            except Exception:  # one sale's trouble must not keep the others behind
+                stats.errors += 1
+                log.exception("levelling the buckets of %s failed", sale_id)
 
-    async def _housekeep(self, stats: TickStats) -> None:
-        """Leftovers of finished bucketed drops, a bounded amount per tick
-        (engine/housekeeping.py); idle, one read of an empty queue and one of the index of
-        creations (both empty, or holding only recent entries)."""
+    async def _drop_ip_holds(self, stats: TickStats) -> None:
+        """Housekeeping (engine/housekeeping.py): the IP holds of finished bucketed drops,
+        a bounded amount per tick; idle, one read of an empty queue."""
         engine = self.service.engine
         stats.holds_dropped += await engine.drop_finished_ip_holds(budget=HOUSEKEEPING_BUDGET)
-        stats.orphans_dropped += await engine.drop_orphan_buckets()
+
+    async def _drop_orphans(self, stats: TickStats) -> None:
+        """Housekeeping: the buckets of creations stopped midway long ago, a few attempts
+        per tick; idle, one read of the index of creations (empty, or only recent ones)."""
+        stats.orphans_dropped += await self.service.engine.drop_orphan_buckets()
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

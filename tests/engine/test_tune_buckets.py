@@ -96,3 +96,15 @@ async def test_added_stock_retried_after_a_stop_is_added_once(
     for b in range(B):
         limit = await engine.redis.hget(engine.keys(bucket_slot("ta", b)).meta, "per_user_limit")
         assert limit == b"3", b
+
+
+async def test_levelling_skips_a_bucket_that_lost_its_keys(engine: Engine) -> None:
+    """The timers' levelling (Engine.level_buckets) brings the buckets behind to bucket 0's
+    settings; a bucket whose keys are gone (a shard restarted empty) is not recreated."""
+    await make_sale(engine, "lv", size=9, buckets=B)
+    await engine.redis.hset(engine.keys("lv").meta, mapping={"status": "paused", "version": 5})
+    await engine.redis.delete(engine.keys(bucket_slot("lv", 2)).meta)
+    assert await engine.level_buckets("lv") == 1
+    assert await engine.redis.hget(engine.keys(bucket_slot("lv", 1)).meta, "status") == b"paused"
+    assert not await engine.redis.exists(engine.keys(bucket_slot("lv", 2)).meta)
+    assert await engine.level_buckets("lv") == 0
