@@ -15,13 +15,15 @@
 
   Replies:
   {1}   deleted
-  {0}   nothing to delete here (no bucket, or one of a live creation, or of the sale)
+  {0}   no bucket deleted here: none (a token alone, left by refused serials, becomes
+        the tombstone), or one of a live creation, or of the sale
 ]]
 local rcall = redis.call
 local creation_key = KEYS[6]
 local token = tonumber(rcall('GET', creation_key) or '')
 if not token or token >= tonumber(ARGV[1]) then return {0} end
-if rcall('EXISTS', KEYS[1]) == 0 then return {0} end  -- a tombstone already
+-- a bucket whose serials create_sale-6 refused has its token and nothing else
+local existed = rcall('EXISTS', KEYS[1])
 rcall('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 rcall('SET', creation_key, ARGV[1], 'PX', tonumber(ARGV[2]))
-return {1}
+return {existed}

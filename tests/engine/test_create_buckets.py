@@ -130,6 +130,8 @@ async def test_housekeeping_deletes_the_orphans_of_a_creation_never_retried(
     assert await engine.drop_orphan_buckets(older_than_ms=0) == 2
     assert await _bucket_keys(engine, "orph-hk") == []
     assert not await engine.redis.exists(index)
+    tombstone = engine.keys("orph-hk.1").creation  # expires: nothing stays for good
+    assert 0 < await engine.redis.pttl(tombstone) <= 24 * 3600 * 1000
     assert await _bucket_keys(engine, "orph-nb") == [0, 1, 2]
     assert (await engine.get_sale("orph-nb")).available == neighbour.total
     # the stopped attempt, were it to resume, is fenced: it writes neither bucket
