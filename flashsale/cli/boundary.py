@@ -71,10 +71,16 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, ProviderError):
         return f"payment provider (FLASHSALE_PAYSIM_URL): {exc}", FAILED
     if isinstance(exc, httpx.HTTPError):
-        return f"HTTP: {exc}", FAILED
+        # a timeout's message is often empty: name the kind and the request
+        where = ""
+        try:
+            where = f" ({exc.request.method} {exc.request.url})"
+        except RuntimeError:  # an error raised outside any request
+            pass
+        return f"HTTP {type(exc).__name__}{where}: {str(exc) or 'no message'}", FAILED
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
         # what asyncpg raises while connecting (refused, unknown host, timeout)
-        return f"cannot connect: {exc or type(exc).__name__}", FAILED
+        return f"cannot connect: {str(exc) or type(exc).__name__}", FAILED
     return None
 
 

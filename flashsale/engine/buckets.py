@@ -20,6 +20,7 @@ import msgspec
 
 from flashsale.engine.codec import text
 from flashsale.engine.keys import bucket_slot
+from flashsale.engine.permutation import permutation
 from flashsale.engine.resp import Arg
 
 # The meta fields a sale's counters are summed from (create_sale-6, take-5, place-8).
@@ -41,6 +42,39 @@ def tune_key(change: Sequence[Arg], add: Sequence[Arg]) -> str:
     same key, so bucket 0 knows it landed already and the engine only syncs the rest."""
     blob = "\x1f".join(str(a) for a in [*change, "+", *add])
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def bucket_of_draw(draw: int, total: int, buckets: int) -> int:
+    """The bucket whose window holds draw ``draw`` of a drop of ``total`` first draws
+    (create_sale-6): bucket b > 0 draws ``[(b-1)s, bs)``, bucket 0 the tail from
+    ``(B-1)s`` on, with ``s = total // B``."""
+    share = total // buckets
+    if draw >= (buckets - 1) * share:
+        return 0
+    return draw // share + 1
+
+
+def list_shares(
+    items: Sequence[str], buckets: int, chunk: int, assignment: str, key: str
+) -> list[list[list[Arg]]]:
+    """A bucketed drop's list cut for its buckets: for each bucket, for each segment of
+    the list (``chunk`` serials each, numbered from 1 as creation adds them), the
+    ``'s'`` segment spec of create_sale-6 / load_serials-5 holding only the items that
+    draws of its window give. Draw ``d`` of segment ``k`` gives item ``permute(d - off,
+    size, f"{key}:{k}")`` of it when random (lua/includes/pool.lua; here
+    ``permutation.permutation``, the whole segment at once), item ``d - off``
+    when sequential; each draw is in one window, so each item is stored once."""
+    total = len(items)
+    shares: list[list[list[Arg]]] = [[] for _ in range(buckets)]
+    for number, off in enumerate(range(0, total, chunk), start=1):
+        size = min(chunk, total - off)
+        specs: list[list[Arg]] = [["s", total, off, size] for _ in range(buckets)]
+        order = permutation(size, f"{key}:{number}") if assignment == "random" else range(size)
+        for j, pos in enumerate(order):
+            specs[bucket_of_draw(off + j, total, buckets)].extend((pos, items[off + pos]))
+        for b in range(buckets):
+            shares[b].append(specs[b])
+    return shares
 
 
 def lenders(home: int, buckets: int, rng: random.Random | None = None) -> list[int]:

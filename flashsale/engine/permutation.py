@@ -33,6 +33,38 @@ def permute(x: int, size: int, key: str) -> int:
     return x
 
 
+def permutation(size: int, key: str) -> list[int]:
+    """``[permute(x, size, key) for x in range(size)]``, fast: the round function takes
+    only ``half`` values per round (``right`` < half ~ sqrt(size)), so it is tabled
+    once (4 x half hashes instead of ~8 per element), and what is left is arithmetic.
+    Used where a whole segment is permuted at once (a bucketed list's shares)."""
+    half_bits = 1
+    while 4**half_bits < size:
+        half_bits += 1
+    half = 1 << half_bits
+    rounds = [
+        [
+            int(hashlib.sha1(f"{key}:{r}:{right}".encode()).hexdigest()[:8], 16) % half
+            for right in range(half)
+        ]
+        for r in range(1, 5)
+    ]
+
+    def once(x: int) -> int:
+        left, right = divmod(x, half)
+        for table in rounds:
+            left, right = right, (left + table[right]) % half
+        return left * half + right
+
+    out = []
+    for x in range(size):
+        x = once(x)
+        while x >= size:
+            x = once(x)
+        out.append(x)
+    return out
+
+
 def new_key() -> str:
     return secrets.token_hex(16)
 

@@ -8,18 +8,17 @@ the position is fixed once the serial is added and never changes.
 
 from __future__ import annotations
 
-from flashsale.engine.codec import text
 from flashsale.engine.engine import Engine
-from flashsale.engine.verify import load_segments
+from flashsale.engine.verify import list_items, load_segments
 
 
 async def list_positions(engine: Engine, sale_id: str) -> dict[str, int]:
     """Every listed serial of ``sale_id`` with its position (empty for a range sale)."""
     offsets = {seg.number: seg.offset for seg in await load_segments(engine, sale_id)}
     positions: dict[str, int] = {}
-    async for field, value in engine.redis.hscan_iter(engine.keys(sale_id).items, count=5000):
-        segment, _, index = text(field).partition(":")
-        positions[text(value)] = offsets[int(segment)] + int(index) + 1
+    async for field, value in list_items(engine, sale_id):  # every bucket's share
+        segment, _, index = field.partition(":")
+        positions[value] = offsets[int(segment)] + int(index) + 1
     return positions
 
 

@@ -11,6 +11,7 @@ sequence (their orders carry no draw number).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 
 import msgspec
 
@@ -66,6 +67,15 @@ async def load_segments(engine: Engine, sale_id: str) -> list[Segment]:
     return segments
 
 
+async def list_items(engine: Engine, sale_id: str) -> AsyncIterator[tuple[str, str]]:
+    """Every stored item of a list sale as ("k:j", serial): item j of segment k. A
+    bucketed drop keeps each item in the one bucket whose window draws it (create_sale
+    and load_serials-5), so the list is the union of its buckets' items."""
+    for slot in await engine.slots(sale_id):
+        async for field, value in engine.redis.hscan_iter(engine.keys(slot).items, count=5000):
+            yield text(field), text(value)
+
+
 async def verify_sale(engine: Engine, sale_id: str) -> VerifyReport:
     sale = await engine.get_sale(sale_id)  # raises SaleNotFound
     if sale.assignment != "random":
@@ -84,8 +94,7 @@ async def verify_sale(engine: Engine, sale_id: str) -> VerifyReport:
     segments = await load_segments(engine, sale_id)
     items: dict[str, str] = {}
     if any(seg.kind == "l" for seg in segments):
-        raw = await engine.redis.hgetall(engine.keys(sale_id).items)
-        items = {_text(f): _text(v) for f, v in raw.items()}
+        items = {field: value async for field, value in list_items(engine, sale_id)}
     report = VerifyReport(sale_id=sale_id, ok=True)
     for order in await engine.orders_of_sale(sale_id):
         if order.draw is None:
@@ -101,4 +110,11 @@ async def verify_sale(engine: Engine, sale_id: str) -> VerifyReport:
     return report
 
 
-__all__ = ["SaleNotFound", "Segment", "VerifyReport", "expected_serial", "verify_sale"]
+__all__ = [
+    "SaleNotFound",
+    "Segment",
+    "VerifyReport",
+    "expected_serial",
+    "list_items",
+    "verify_sale",
+]

@@ -42,7 +42,7 @@ from flashsale.loadtest.demo_aftersales import approve_one
 from flashsale.loadtest.demo_burst import RUN, Burst, burst_locust, burst_options, read_burst
 from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
-from flashsale.loadtest.demo_payments import PaymentOutcome, pay_some
+from flashsale.loadtest.demo_payments import CLIENT_TIMEOUT, PaymentOutcome, pay_some
 from flashsale.loadtest.histogram import buckets, quantile
 from flashsale.loadtest.options import REPORTS
 from flashsale.loadtest.runner import opening
@@ -183,7 +183,9 @@ async def drive(
     limits = httpx.Limits(
         max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS
     )
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=CLIENT_TIMEOUT
+    ) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
         locust = burst_locust(opts, sale_id, attempts, secret, env).start()
         try:

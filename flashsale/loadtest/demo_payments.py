@@ -21,6 +21,10 @@ import httpx
 
 from flashsale.loadtest.burst import BurstResult
 
+# the demo's clients: a request queued for a pooled connection waits its turn (pool=None),
+# hundreds of payments at once on 2 busy cores are slow, not failed
+CLIENT_TIMEOUT = httpx.Timeout(60, pool=None)
+
 PASSWORD = "demo-pay-123456"
 SHOWN_PROBLEMS = 5
 PATIENCE = 6  # tries of one call answered 503 (each after its Retry-After)
@@ -95,7 +99,7 @@ async def pay_some(
     # hashes (64 MiB, 3 passes) that cost ~0.15 s of CPU each on purpose
     by_balance = orders[len(by_provider) : len(by_provider) + len(orders) // 20]
     twice = by_provider[:5]
-    async with httpx.AsyncClient(base_url=paysim_url, timeout=10) as paysim:
+    async with httpx.AsyncClient(base_url=paysim_url, timeout=CLIENT_TIMEOUT) as paysim:
         (
             await paysim.put("/faults", json={"drop_rate": 0.3, "duplicate_rate": 0.2})
         ).raise_for_status()

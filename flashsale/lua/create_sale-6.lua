@@ -33,6 +33,10 @@
            replaced; one written by this or a newer creation is refused, and so is
            one deleted by housekeeping (drop_orphan-6 leaves a newer token behind).
   ARGV[20...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
+           | 's', total, off, size, j, serial, j, serial, ...: a bucketed drop's list,
+           this bucket's share of its first segment (includes/segments.lua,
+           append_share); `total` is the whole list's length, the windows are cut from
+           it, and the list's further segments follow with load_serials-5
 
   Replies:
   {1, total}            created
@@ -59,10 +63,15 @@ end
 if token ~= '' and bucket > 0 then rcall('SET', KEYS[6], token) end
 
 local spec = segment_spec(20)
-if not spec then return redis.error_reply('ERR bad segment spec') end
+if not spec or (spec.kind == 's' and buckets < 2) then return redis.error_reply('ERR bad segment spec') end
 -- meta must exist before append_segment counts segments; write it only once the
 -- serials are known to be acceptable (a list is checked against itself first)
-local added, why = append_segment(spec)
+local added, why
+if spec.kind == 's' then
+  added = append_share(spec) and spec.total
+else
+  added, why = append_segment(spec)
+end
 if not added then
   rcall('DEL', meta_key, segments_key, items_key, itemset_key)
   return {-15, why}
@@ -73,7 +82,7 @@ rcall('HSET', meta_key,
   'start_ms', ARGV[4], 'end_ms', ARGV[5],
   'per_user_limit', ARGV[6], 'peak_user_limit', ARGV[6], 'per_ip_limit', ARGV[7],
   'timeout_ms', ARGV[8], 'price_cents', ARGV[9], 'currency', ARGV[10], 'assignment', ARGV[11],
-  'perm_key', ARGV[12], 'commitment', ARGV[13], 'serials_kind', spec.kind,
+  'perm_key', ARGV[12], 'commitment', ARGV[13], 'serials_kind', spec.kind == 's' and 'l' or spec.kind,
   'merchant_id', ARGV[15],
   'created_ms', now, 'updated_ms', now, 'version', 1,
   'drawn', 0, 'cur_segment', 1, 'reserved', 0, 'sold', 0, 'after_sales_ms', ARGV[16])

@@ -4,7 +4,7 @@
   abandon_create-2 gave on bucket 0's slot; a bucket written by a newer creation (token
   at or above the limit) is left alone, atomically, whatever runs meanwhile. An orphan
   never had a buyer (no bucket 0 routed one to it), so it holds only what create_sale-6
-  wrote. Its token stays as a tombstone that expires: create_sale-6 refuses to write the
+  and load_serials-5 wrote (UNLINK: a long list's share is freed off the main thread). Its token stays as a tombstone that expires: create_sale-6 refuses to write the
   bucket again with a token below it (an attempt resumed after its fence).
 
   KEYS[1] meta  KEYS[2] segments  KEYS[3] items  KEYS[4] itemset  KEYS[5] events
@@ -24,6 +24,6 @@ local token = tonumber(rcall('GET', creation_key) or '')
 if not token or token >= tonumber(ARGV[1]) then return {0} end
 -- a bucket whose serials create_sale-6 refused has its token and nothing else
 local existed = rcall('EXISTS', KEYS[1])
-rcall('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+rcall('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])  -- a long list's share: freed aside
 rcall('SET', creation_key, ARGV[1], 'PX', tonumber(ARGV[2]))
 return {existed}

@@ -22,7 +22,9 @@
   {-1, ''}            sale_not_found
   {-4, ''}            sale_closed (a closed sale, or one past its end, cannot be tuned;
                       the creation's own chunks may still be added: ARGV[8])
-  {-14, reason}       invalid change (end before start, kind mismatch, ...)
+  {-14, reason}       invalid change (end before start, kind mismatch, ...; a bucketed
+                      list whose loading stopped midway, its last segment short of its
+                      total: anything but a close, see load_serials-5)
   {-15, reason}       serials refused (overlap, duplicate)
 ]]
 local rcall = redis.call
@@ -34,10 +36,19 @@ local status, end_ms, user_limit, ip_limit, timeout_ms = ARGV[2], ARGV[3], ARGV[
 --@include hot
 
 local m = rcall('HMGET', meta_key, 'status', 'start_ms', 'serials_kind', 'version', 'peak_user_limit',
-  'end_ms', 'tune_key')
+  'end_ms', 'tune_key', 'segments', 'total')
 if not m[1] then return {-1, ''} end
 if ARGV[9] ~= '' and m[7] == ARGV[9] then return {1, tonumber(m[4])} end
 if m[1] == 'closed' then return {-4, ''} end
+if m[1] == 'loading' and ARGV[8] ~= '1' and status ~= 'closed' and m[8] then
+  -- a bucketed list's creation loads each segment after bucket 0 exists
+  -- (load_serials-5): stopped midway, its window reaches draws no segment holds yet
+  local last = rcall('HMGET', segments_key, m[8] .. ':off', m[8] .. ':size')
+  if last[1] and tonumber(last[1]) + tonumber(last[2]) < tonumber(m[9]) then
+    return {-14, 'the sale is still loading its serials; a creation that stopped midway ' ..
+      'leaves it so: close it and create the drop again under another id'}
+  end
+end
 if ARGV[8] ~= '1' and tonumber(now) >= tonumber(m[6]) then return {-4, ''} end
 if status ~= '' and status ~= 'open' and status ~= 'paused' and status ~= 'closed' then
   return {-14, 'unknown status ' .. status}

@@ -112,3 +112,19 @@ def test_a_bug_is_one_line_naming_its_traceback_file() -> None:
         assert "KeyError" in Path(path).read_text()
     finally:
         os.unlink(path)
+
+
+def test_an_http_timeout_names_its_kind_and_request() -> None:
+    """httpx's timeouts often carry no message: the line says what timed out, and where."""
+    import httpx
+
+    from flashsale.cli import boundary
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/orders/o-1/payments")
+    described = boundary.describe(httpx.PoolTimeout("", request=request))
+    assert described is not None
+    line, code = described
+    assert line == ("HTTP PoolTimeout (POST http://127.0.0.1:9/v1/orders/o-1/payments): no message")
+    assert code == boundary.FAILED
+    without_request = boundary.describe(httpx.RemoteProtocolError("bad answer"))
+    assert without_request == ("HTTP RemoteProtocolError: bad answer", boundary.FAILED)

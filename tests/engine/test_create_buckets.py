@@ -4,8 +4,10 @@ same id, which then sells each serial once (docs/design.md, "Bucketed drops").""
 
 from __future__ import annotations
 
+import msgspec.structs as structs
 import pytest
 
+from flashsale.engine import engine as engine_module
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
 from flashsale.engine.keys import bucket_slot, creations
@@ -17,9 +19,15 @@ B = 3
 
 
 async def _create_in_a_child(
-    redis_url: str, engine: Engine, sale_id: str, crash_at: str, count: int = B
+    redis_url: str,
+    engine: Engine,
+    sale_id: str,
+    crash_at: str,
+    kind: str = "range",
+    *,
+    count: int = B,
 ) -> None:
-    await create_in_a_child(redis_url, engine.namespace, sale_id, crash_at, count)
+    await create_in_a_child(redis_url, engine.namespace, sale_id, crash_at, count, kind)
 
 
 def _spec(sale_id: str, count: int = B) -> SaleCreate:
@@ -64,6 +72,27 @@ async def test_orphans_of_a_stopped_creation_are_invisible_and_replaced(
         await engine.purchase("orph", "late")
     with pytest.raises(errors.SaleExists):  # and once it exists, a creation is refused
         await engine.create_sale(_spec("orph"))
+
+
+async def test_a_list_share_left_by_a_stopped_creation_is_replaced(
+    engine: Engine, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bucket 2 holds its share of every segment of the list when the creator dies; the
+    retry (another key: other shares) replaces it whole, and each serial sells once."""
+    await _create_in_a_child(redis_url, engine, "orphl", "create.after_bucket_2", "list")
+    k2 = engine.keys("orphl.2")
+    assert await engine.redis.hget(k2.meta, "segments") == b"3"  # 60 serials in 25s
+    monkeypatch.setattr(engine_module, "LIST_CHUNK", 25)
+    items = [f"L-{i:02d}" for i in range(60)]
+    spec = structs.replace(_spec("orphl"), serials=SerialsSpec(list=items), per_user_limit=61)
+    sale = await engine.create_sale(spec)
+    assert (sale.total, sale.available, sale.status) == (60, 60, "open")
+    stored = [await engine.redis.hlen(engine.keys(bucket_slot("orphl", b)).items) for b in range(B)]
+    assert stored == [20, 20, 20] and await engine.redis.hget(k2.meta, "segments") == b"3"
+    sold = [(await engine.purchase("orphl", "whale")).order for _ in range(60)]
+    assert sorted(str(o.serial) for o in sold) == items
+    with pytest.raises(errors.SoldOut):
+        await engine.purchase("orphl", "whale")
 
 
 async def test_a_creation_stopped_after_bucket_0_is_registered_by_its_retry(
@@ -160,3 +189,13 @@ async def test_orphans_past_a_retry_with_fewer_buckets_are_deleted_the_sale_kept
     assert await _bucket_keys(engine, "orph-4") == [0, 1]
     sold = [(await engine.purchase("orph-4", f"u{i}")).order for i in range(sale.total)]
     assert sorted(int(o.serial) for o in sold) == list(range(1, 10))  # type: ignore[arg-type]
+
+
+async def test_housekeeping_deletes_a_stopped_lists_shares(engine: Engine, redis_url: str) -> None:
+    """A bucketed list's orphans hold their shares of every segment (items, itemset): all
+    of it goes."""
+    await _create_in_a_child(redis_url, engine, "orph-ls", "create.after_bucket_2", "list")
+    assert await _bucket_keys(engine, "orph-ls") == [1, 2]
+    assert await engine.redis.hlen(engine.keys("orph-ls.1").items) > 0
+    assert await engine.drop_orphan_buckets(older_than_ms=0) == 2
+    assert await _bucket_keys(engine, "orph-ls") == []

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from flashsale.engine.engine import Engine
 from flashsale.engine.models import SaleUpdate, decode_record
-from flashsale.engine.permutation import permute
+from flashsale.engine.permutation import permutation, permute
 
 from .helpers import all_orders, make_sale
 
@@ -19,6 +19,14 @@ from .helpers import all_orders, make_sale
 @given(size=st.integers(min_value=1, max_value=3000), key=st.text(min_size=1, max_size=20))
 def test_permute_is_a_bijection(size: int, key: str) -> None:
     assert sorted(permute(x, size, key) for x in range(size)) == list(range(size))
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(min_value=1, max_value=3000), key=st.text(min_size=1, max_size=20))
+def test_the_tabled_permutation_is_permute(size: int, key: str) -> None:
+    """``permutation`` (a bucketed list's shares) gives what ``permute`` (and pool.lua)
+    gives for every element."""
+    assert permutation(size, key) == [permute(x, size, key) for x in range(size)]
 
 
 async def test_lua_draws_match_the_published_permutation(engine: Engine) -> None:

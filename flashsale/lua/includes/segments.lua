@@ -3,7 +3,9 @@
   A range segment costs three hash fields whatever its size; a list segment
   stores its items (and a set of them, to refuse duplicates).
   Needs: meta_key, segments_key, items_key, itemset_key.
-  `spec` is {kind='r', lo=, hi=} or {kind='l', items={...}}.
+  `spec` is {kind='r', lo=, hi=} or {kind='l', items={...}}, or a bucket's share of a
+  bucketed drop's list segment, {kind='s', total=, off=, size=, pos={...}, items={...}}
+  (append_share below).
   Returns the number of serials added, or nil, reason when refused.
 ]]
 local function ranges_overlap(lo, hi)
@@ -56,7 +58,32 @@ local function append_segment(spec)
   return size
 end
 
--- Parse a segment spec from ARGV starting at index i: 'r', lo, hi | 'l', item...
+--[[
+  A bucketed drop's list, one bucket's share of one segment (engine/buckets.py,
+  list_shares): the segment as the whole drop has it (a list segment of `size` serials
+  at draw `off`, so a draw number means the same serial in every bucket) holding only
+  the items this bucket can draw: item `j` of the segment is stored as "k:j" only for
+  the positions `pos` that draws of this bucket's window land on (after the drop's
+  permutation when random). The engine checked the whole list for duplicates (it is
+  split over slots no script sees at once); the meta's `total` (the window's end) is
+  the creator's to set.
+]]
+local function append_share(spec)
+  local k = tonumber(rcall('HGET', meta_key, 'segments') or '0') + 1
+  for j = 1, #spec.pos do
+    rcall('HSET', items_key, k .. ':' .. spec.pos[j], spec.items[j])
+  end
+  for start = 1, #spec.items, 5000 do
+    rcall('SADD', itemset_key, unpack(spec.items, start, math.min(start + 4999, #spec.items)))
+  end
+  rcall('HSET', segments_key, k .. ':kind', 'l', k .. ':lo', 0, k .. ':size', spec.size,
+    k .. ':off', spec.off)
+  rcall('HSET', meta_key, 'segments', k)
+  return spec.size
+end
+
+-- Parse a segment spec from ARGV starting at index i: 'r', lo, hi | 'l', item... |
+-- 's', total, off, size, j, item, j, item... (a bucket's share: append_share)
 local function segment_spec(i)
   local kind = ARGV[i]
   if kind == 'r' then
@@ -65,6 +92,14 @@ local function segment_spec(i)
     local items = {}
     for j = i + 1, #ARGV do items[#items + 1] = ARGV[j] end
     return {kind = 'l', items = items}
+  elseif kind == 's' then
+    local pos, items = {}, {}
+    for j = i + 4, #ARGV, 2 do
+      pos[#pos + 1] = ARGV[j]
+      items[#items + 1] = ARGV[j + 1]
+    end
+    return {kind = 's', total = tonumber(ARGV[i + 1]), off = tonumber(ARGV[i + 2]),
+      size = tonumber(ARGV[i + 3]), pos = pos, items = items}
   end
   return nil
 end
