@@ -6,7 +6,8 @@ settings (``Engine.touch``: a SADD, idempotent). It leaves (``retire``) once it 
 for good, has no pending order to expire and no delivered order to complete, and its
 event stream is fully acknowledged. The write-behind retires sales; a removal racing a
 new event is undone: the set is checked again after the SREM, and the transition that
-wrote the event adds its sale back after writing it.
+wrote the event adds its sale back after writing it. A retired slot that holds IP holds
+is queued for housekeeping (engine/housekeeping.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from flashsale.engine import housekeeping
 from flashsale.engine.codec import text
 from flashsale.engine.keys import SaleKeys, active_sales, active_sales_seeded, sales_registry
 from flashsale.engine.models import FAR_FUTURE_MS
@@ -54,4 +56,5 @@ async def retire(
     if await undrained() or await redis.zcard(k.expiry):  # an event came meanwhile
         await redis.sadd(active_sales(namespace), sale_id)
         return False
+    await housekeeping.queue_if_holds(redis, namespace, sale_id)  # its IP holds: garbage now
     return True

@@ -24,15 +24,17 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.crashpoints import crash_point
-from flashsale.engine import active, buckets, errors, permutation, scripts
+from flashsale.engine import active, buckets, errors, housekeeping, permutation, scripts
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.cluster_client import WaitingRedisCluster
 from flashsale.engine.codec import text
 from flashsale.engine.keys import (
     LIVE_SUFFIX,
+    MAX_BUCKETS,
     SaleKeys,
     active_sales,
     bucket_slot,
+    creations,
     history_field,
     home_bucket,
     live_field,
@@ -143,6 +145,8 @@ SCRIPTS = (
     "ip_unhold",
     "ip_check",
     "load_serials",
+    "abandon_create",
+    "drop_orphan",
 )
 REQUEST_WINDOW_TTL_S = 2  # a one-second window, kept a little longer than its second
 
@@ -313,9 +317,12 @@ class Engine:
                 key,
             )
         token: Arg = ""
+        attempt = ""
         try:
             if spec.buckets > 1:
-                token = await self._begin_create(sale_id)
+                token = drawn = await self._begin_create(sale_id)
+                attempt = f"{sale_id} {drawn}"  # housekeeping's index of possible orphans
+                await self.redis.zadd(creations(self.namespace), {attempt: wall_clock_ms()})
                 # buckets b > 0 first: once bucket 0 (the sale) exists, every buyer's home
                 # does; a crash before it leaves orphans the next attempt replaces
                 for b in range(1, spec.buckets):
@@ -330,6 +337,8 @@ class Engine:
             raise
         crash_point("create.after_bucket_0")
         await self._registered(sale_id)
+        if attempt:  # finished: this attempt left no orphan (an older one has its own entry)
+            await self.redis.zrem(creations(self.namespace), attempt)
         done = chunks[0].size if spec.buckets == 1 else spec.serials.size
         if on_progress:
             on_progress(done, spec.serials.size)
@@ -514,9 +523,63 @@ class Engine:
         await self.touch(sale_id)
         return await self.get_sale(sale_id)
 
+    async def level_buckets(self, sale_id: str) -> int:
+        """Bring the buckets a stopped tune left behind to bucket 0's settings (the timers
+        run it each tick on every active bucketed drop): reads each bucket's ``version``
+        and, only when one differs from bucket 0's, runs ``sync_settings-1`` on the
+        followers. Answers how many buckets lagged (0: level, nothing written)."""
+        count = await self.buckets_of(sale_id)
+        if count <= 1:
+            return 0
+        slots = buckets.slots(sale_id, count)
+        versions = [await self.redis.hget(self.keys(slot).meta, "version") for slot in slots]
+        if versions[0] is None:
+            return 0  # no such sale (deleted, or an orphan's leftovers)
+        # a bucket without meta lost its keys (a shard restarted empty): nothing to level
+        # there, recover and the audit name it
+        present = [(slot, v) for slot, v in zip(slots[1:], versions[1:], strict=True) if v]
+        behind = sum(v != versions[0] for _, v in present)
+        if behind:
+            await self._sync_buckets(self.keys(sale_id), [slot for slot, _ in present])
+        return behind
+
+    async def drop_finished_ip_holds(self, *, budget: int = 1000) -> int:
+        """Housekeeping: the IP holds of finished sales' retired slots, at most ``budget``
+        fields per call (engine/housekeeping.py); answers how many were deleted."""
+        return await housekeeping.drop_ip_holds(
+            self.redis, self.namespace, self.clock(), budget=budget
+        )
+
+    async def drop_orphan_buckets(
+        self, *, older_than_ms: int = housekeeping.ORPHAN_GRACE_MS, attempts: int = 4
+    ) -> int:
+        """Housekeeping: the buckets left by creations of bucketed drops that stopped midway
+        and began over ``older_than_ms`` ago (at most ``attempts`` of them per call, each
+        up to 15 one-slot calls); answers how many buckets were deleted. Per attempt:
+        ``abandon_create-2`` on bucket 0's slot says which tokens are dead (fencing the
+        attempt if it is still the last), ``drop_orphan-6`` deletes each bucket b > 0
+        whose token is dead, atomically in its slot."""
+        index = creations(self.namespace)
+        due = await self.redis.zrangebyscore(
+            index, "-inf", wall_clock_ms() - older_than_ms, start=0, num=attempts
+        )
+        dropped = 0
+        for member in map(text, due):
+            sale_id, _, token = member.partition(" ")
+            k = self.keys(sale_id)
+            _, limit, first = await self._call("abandon_create", [k.meta, k.creation], [token])
+            for b in range(max(1, int(first)), MAX_BUCKETS):
+                o = self.keys(bucket_slot(sale_id, b))
+                keys = [o.meta, o.segments, o.items, o.itemset, o.events, o.creation]
+                args: list[Arg] = [int(limit), housekeeping.TOMBSTONE_MS]
+                dropped += int((await self._call("drop_orphan", keys, args, cache=False))[0])
+            await self.redis.zrem(index, member)
+        return dropped
+
     async def _sync_buckets(self, k: SaleKeys, followers: list[str]) -> None:
         """Bring buckets b > 0 to bucket 0's settings (sync_settings-1), one by one; a
-        failure midway leaves the sale reading ``tune_pending`` until a tune completes."""
+        failure midway leaves the sale reading ``tune_pending`` until a later tune, or the
+        timers' ``level_buckets``, completes it."""
         values = await self.redis.hmget(k.meta, ["version", *buckets.SYNCED])
         if values[0] is None:
             raise errors.SaleNotFound()

@@ -157,6 +157,19 @@ def active_sales_seeded(namespace: str) -> str:
     return f"{namespace}:sales:active:seeded"
 
 
+def housekeeping_queue(namespace: str) -> str:
+    """Set of retired slots whose leftovers housekeeping deletes (engine/housekeeping.py):
+    the IP holds of a finished bucketed drop. Outside any sale's slot, like the active set."""
+    return f"{namespace}:sales:housekeep"
+
+
+def creations(namespace: str) -> str:
+    """Sorted set of a bucketed drop's creation attempts not known to have finished,
+    ``"<sale_id> <token>"`` scored by when the token was drawn: housekeeping's index of
+    where orphan buckets may be (engine/housekeeping.py)."""
+    return f"{namespace}:sales:creating"
+
+
 def sale_id_of_order(order_id: str) -> str:
     """Order ids are ``<slot>.<hash>`` and a slot is ``<sale_id>`` or ``<sale_id>.<bucket>``
     (sale ids have no dot): the sale is the id's first part."""

@@ -30,7 +30,8 @@
            creation of the id began since). Bucket b > 0: KEYS[6] keeps the token of
            the creation that wrote it; a bucket left by an older creation that
            stopped midway (an orphan: no bucket 0, so no buyer ever reached it) is
-           replaced; one written by this or a newer creation is refused.
+           replaced; one written by this or a newer creation is refused, and so is
+           one deleted by housekeeping (drop_orphan-6 leaves a newer token behind).
   ARGV[20...] the first segment: 'r', lo, hi  |  'l', serial, serial, ...
            | 's', total, off, size, j, serial, j, serial, ...: a bucketed drop's list,
            this bucket's share of its first segment (includes/segments.lua,
@@ -56,6 +57,8 @@ if rcall('EXISTS', meta_key) == 1 then
   local held = tonumber(rcall('GET', KEYS[6]) or '0')
   if token == '' or bucket == 0 or held >= tonumber(token) then return {-12, ''} end
   rcall('DEL', meta_key, segments_key, items_key, itemset_key, events_key)  -- an orphan
+elseif token ~= '' and bucket > 0 and tonumber(rcall('GET', KEYS[6]) or '0') > tonumber(token) then
+  return {-12, ''}  -- housekeeping deleted this bucket as an orphan of a newer verdict
 end
 if token ~= '' and bucket > 0 then rcall('SET', KEYS[6], token) end
 

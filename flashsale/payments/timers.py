@@ -13,7 +13,9 @@ One tick: expire due orders (asking the provider first), query attempts whose
 callback is overdue, settle succeeded payments whose order confirmation did
 not reach Redis, retry approved refunds, finish paid orders' cancellations a
 crash cut in two (``Cancellation.finish_stalled``), give back the coins and close
-the bills of released orders a crash cut off (``release.finish_stalled_releases``).
+the bills of released orders a crash cut off (``release.finish_stalled_releases``),
+sweep a bucketed drop's stale claims, level the buckets a stopped tune left behind, and
+delete what finished bucketed drops left (``engine/housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from flashsale.payments.release import finish_stalled_releases
 from flashsale.payments.service import PaymentService, gather_bounded
 
 log = logging.getLogger("flashsale.payments.timers")
+HOUSEKEEPING_BUDGET = 1000  # IP-hold fields housekeeping deletes per tick at most
 
 
 @dataclass(slots=True)
@@ -42,6 +45,9 @@ class TickStats:
     refunds: int = 0
     completed: int = 0
     claims_swept: int = 0
+    leveled: int = 0  # buckets a stopped tune had left behind, brought level
+    holds_dropped: int = 0  # IP-hold fields of finished sales deleted (housekeeping)
+    orphans_dropped: int = 0  # buckets of creations stopped midway deleted (housekeeping)
     errors: int = 0
 
 
@@ -94,6 +100,9 @@ class Timers:
             self._finish_cancels,
             self._finish_releases,
             self._sweep_claims,
+            self._level_buckets,
+            self._drop_ip_holds,
+            self._drop_orphans,
         )
         for step in steps:
             try:
@@ -169,6 +178,32 @@ class Timers:
         for slot in self._active:
             if await engine.buckets_of(sale_of_slot(slot)) > 1:
                 stats.claims_swept += await engine.sweep_claims(slot)
+
+    async def _level_buckets(self, stats: TickStats) -> None:
+        """A bucketed drop's tune that stopped between buckets (a crash, a lost connection)
+        completes here: the buckets behind bucket 0's settings version take them
+        (engine.level_buckets), so ``tune_pending`` clears within a tick. Each sale once,
+        whichever of its slots is active (a bucket still open behind a closed bucket 0
+        keeps its slot active)."""
+        engine = self.service.engine
+        for sale_id in dict.fromkeys(sale_of_slot(slot) for slot in self._active):
+            try:
+                if await engine.buckets_of(sale_id) > 1:
+                    stats.leveled += await engine.level_buckets(sale_id)
+            except Exception:  # one sale's trouble must not keep the others behind
+                stats.errors += 1
+                log.exception("levelling the buckets of %s failed", sale_id)
+
+    async def _drop_ip_holds(self, stats: TickStats) -> None:
+        """Housekeeping (engine/housekeeping.py): the IP holds of finished bucketed drops,
+        a bounded amount per tick; idle, one read of an empty queue."""
+        engine = self.service.engine
+        stats.holds_dropped += await engine.drop_finished_ip_holds(budget=HOUSEKEEPING_BUDGET)
+
+    async def _drop_orphans(self, stats: TickStats) -> None:
+        """Housekeeping: the buckets of creations stopped midway long ago, a few attempts
+        per tick; idle, one read of the index of creations (empty, or only recent ones)."""
+        stats.orphans_dropped += await self.service.engine.drop_orphan_buckets()
 
     async def _query(self, stats: TickStats) -> None:
         service = self.service

@@ -44,6 +44,8 @@ class SaleListed(msgspec.Struct, kw_only=True):
     created_at: datetime
     in_redis: bool
     """False: only PostgreSQL knows the sale (its counters are unknown)."""
+    tune_pending: bool = False
+    """A bucketed drop whose last tune has not reached every bucket yet (as the sale reads)."""
 
 
 def _from_row(row: Mapping[str, Any]) -> SaleListed:

@@ -35,6 +35,7 @@ from flashsale.engine.engine import Engine
 from flashsale.orders.aftersales import AfterSales, Upload
 from flashsale.orders.bill_settlement import BillSettlement
 from flashsale.payments.service import PaymentService
+from tests.engine.tune_child import tune_in_a_child
 
 from .conftest import SECRET
 from .test_server import Server, running
@@ -436,3 +437,43 @@ def test_the_console_in_a_browser(
     page("sign-out").click()
     page.until(lambda: page("signin").is_displayed(), "the sign-in form again")
     assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_the_console_shows_a_tune_pending_on_some_buckets(
+    browser: WebDriver, server: Server, api: httpx.Client, redis_url: str
+) -> None:
+    """A bucketed drop whose pause stopped after bucket 0 (the tuning process killed
+    there): the sale's page and the list of sales badge it until the buckets are level."""
+    sale = f"{SALE}-buckets"
+    admin = bearer("ops", admin=True)
+    body = {"sale_id": sale, "name": "Bucketed drop", "serials": {"range": [1, 30]}}
+    r = api.post("/v1/sales", json=body | {"buckets": 3}, headers=admin)
+    assert r.status_code == 201, r.text
+    code, output = asyncio.run(
+        tune_in_a_child(
+            redis_url, server.namespace, sale, {"status": "paused"}, "tune.after_bucket_0"
+        )
+    )
+    assert code == -9, (code, output)
+    assert api.get(f"/v1/sales/{sale}").json()["tune_pending"] is True
+    page = Page(browser, server.url)
+    browser.get(f"{server.url}/console")
+    browser.execute_script("sessionStorage.setItem('flashsale.console.token', arguments[0])", ADMIN)
+    browser.get(f"{server.url}/console#/sale/{sale}")
+    page.shows("sale-status", "paused")
+    page.until(lambda: page("sale-tune-pending").is_displayed(), "the tune-pending badge")
+    assert page.text("sale-tune-pending") == "tune pending on some buckets"
+    page.shot("tune-pending")
+    page("nav-sales").click()
+    pending_in_list = f'//tr[td/a[text()="{sale}"]]//span[contains(@class, "tune-pending")]'
+    page.until(
+        lambda: browser.find_elements(By.XPATH, pending_in_list), "the badge in the list of sales"
+    )
+    # the same tune again brings the buckets level: the badges go
+    r = api.patch(f"/v1/sales/{sale}", json={"status": "paused"}, headers=admin)
+    assert r.status_code == 200 and r.json()["tune_pending"] is False, r.text
+    page.until(lambda: not browser.find_elements(By.XPATH, pending_in_list), "no badge in the list")
+    browser.get(f"{server.url}/console#/sale/{sale}")
+    page.shows("sale-status", "paused")
+    page.until(lambda: page.text("sale-updated"), "a live sample shown")
+    assert not page("sale-tune-pending").is_displayed()

@@ -11,6 +11,7 @@ chunks, small).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from flashsale.engine import engine as engine_module
@@ -33,6 +34,21 @@ async def main(redis_url: str, namespace: str, sale_id: str, count: str, kind: s
     )
     print("finished", (await engine.create_sale(spec)).sale_id, flush=True)
     await engine.aclose()
+
+
+async def create_in_a_child(
+    redis_url: str, namespace: str, sale_id: str, crash_at: str, count: int, kind: str = "range"
+) -> None:
+    """Run this module as a real process armed to die at ``crash_at``; it must die there."""
+    env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": crash_at}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.engine.create_child", redis_url, namespace, sale_id,
+        str(count), kind, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await child.communicate()
+    assert child.returncode == -9, (child.returncode, out.decode() + err.decode())
 
 
 if __name__ == "__main__":

@@ -4,42 +4,39 @@ same id, which then sells each serial once (docs/design.md, "Bucketed drops").""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import msgspec.structs as structs
 import pytest
 
 from flashsale.engine import engine as engine_module
 from flashsale.engine import errors
 from flashsale.engine.engine import Engine
-from flashsale.engine.keys import bucket_slot
+from flashsale.engine.keys import bucket_slot, creations
 from flashsale.engine.models import SaleCreate, SerialsSpec
+
+from .create_child import create_in_a_child
 
 B = 3
 
 
 async def _create_in_a_child(
-    redis_url: str, engine: Engine, sale_id: str, crash_at: str, kind: str = "range"
+    redis_url: str,
+    engine: Engine,
+    sale_id: str,
+    crash_at: str,
+    kind: str = "range",
+    *,
+    count: int = B,
 ) -> None:
-    env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": crash_at}
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.engine.create_child", redis_url, engine.namespace, sale_id,
-        str(B), kind, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await child.communicate()
-    assert child.returncode == -9, (child.returncode, out.decode() + err.decode())
+    await create_in_a_child(redis_url, engine.namespace, sale_id, crash_at, count, kind)
 
 
-def _spec(sale_id: str) -> SaleCreate:
+def _spec(sale_id: str, count: int = B) -> SaleCreate:
     return SaleCreate(
         sale_id=sale_id,
         name="retried",
         serials=SerialsSpec(range=(1, 9)),
         assignment="random",
-        buckets=B,
+        buckets=count,
     )
 
 
@@ -128,8 +125,77 @@ async def test_an_older_creation_never_writes_over_a_newer_one(engine: Engine) -
         await engine._begin_create("race")
 
 
-async def _slot_args(engine: Engine) -> list[str | int]:
-    """create_sale-6's ARGV[1..17] for a 2-bucket drop "race"."""
+async def _slot_args(engine: Engine, sale_id: str = "race") -> list[str | int]:
+    """create_sale-6's ARGV[1..17] for a 2-bucket drop."""
     now = engine.clock()
-    return ["race", "race", "open", now - 1000, now + 3_600_000, 1, 0, 60_000, 990, "CNY",
+    return [sale_id, sale_id, "open", now - 1000, now + 3_600_000, 1, 0, 60_000, 990, "CNY",
             "sequential", "k" * 32, "c" * 64, now, "platform", 604_800_000, 2]  # fmt: skip
+
+
+# -- housekeeping: orphans never retried are deleted (Engine.drop_orphan_buckets) --------
+
+
+async def _bucket_keys(engine: Engine, sale_id: str, count: int = 16) -> list[int]:
+    """Which of a sale's possible slots hold a bucket (meta or serials)."""
+    found = []
+    for b in range(count):
+        k = engine.keys(bucket_slot(sale_id, b))
+        if await engine.redis.exists(k.meta, k.segments, k.itemset, k.items):
+            found.append(b)
+    return found
+
+
+async def test_housekeeping_deletes_the_orphans_of_a_creation_never_retried(
+    engine: Engine, redis_url: str
+) -> None:
+    neighbour = await engine.create_sale(_spec("orph-nb"))  # another sale, left alone
+    await _create_in_a_child(redis_url, engine, "orph-hk", "create.after_bucket_2")
+    assert await _bucket_keys(engine, "orph-hk") == [1, 2]
+    index = creations(engine.namespace)
+    assert [m.decode() for m in await engine.redis.zrange(index, 0, -1)] == ["orph-hk 1"]
+    # within the grace period the attempt may still be running: nothing is touched
+    assert await engine.drop_orphan_buckets() == 0
+    assert await _bucket_keys(engine, "orph-hk") == [1, 2]
+    assert await engine.drop_orphan_buckets(older_than_ms=0) == 2
+    assert await _bucket_keys(engine, "orph-hk") == []
+    assert not await engine.redis.exists(index)
+    tombstone = engine.keys("orph-hk.1").creation  # expires: nothing stays for good
+    assert 0 < await engine.redis.pttl(tombstone) <= 24 * 3600 * 1000
+    assert await _bucket_keys(engine, "orph-nb") == [0, 1, 2]
+    assert (await engine.get_sale("orph-nb")).available == neighbour.total
+    # the stopped attempt, were it to resume, is fenced: it writes neither bucket
+    args = await _slot_args(engine, "orph-hk")
+    for slot, b in (("orph-hk.1", 1), ("orph-hk", 0)):
+        with pytest.raises(errors.SaleExists):
+            await engine._create_slot(slot, [*args, b, 1, "r", 1, 9])
+    assert await _bucket_keys(engine, "orph-hk") == []
+    # and the id is free: created again, whole, its own index entry gone once it finished
+    sale = await engine.create_sale(_spec("orph-hk"))
+    assert (sale.total, sale.available) == (9, 9)
+    assert await _bucket_keys(engine, "orph-hk") == [0, 1, 2]
+    assert not await engine.redis.exists(index)
+    assert await engine.drop_orphan_buckets(older_than_ms=0) == 0
+
+
+async def test_orphans_past_a_retry_with_fewer_buckets_are_deleted_the_sale_kept(
+    engine: Engine, redis_url: str
+) -> None:
+    """An attempt with 4 buckets stopped after bucket 3; the retry made the sale with 2: the
+    old buckets 2 and 3 are nobody's, the sale's own stay whole."""
+    await _create_in_a_child(redis_url, engine, "orph-4", "create.after_bucket_3", count=4)
+    sale = await engine.create_sale(_spec("orph-4", count=2))
+    assert await _bucket_keys(engine, "orph-4") == [0, 1, 2, 3]
+    assert await engine.drop_orphan_buckets(older_than_ms=0) == 2
+    assert await _bucket_keys(engine, "orph-4") == [0, 1]
+    sold = [(await engine.purchase("orph-4", f"u{i}")).order for i in range(sale.total)]
+    assert sorted(int(o.serial) for o in sold) == list(range(1, 10))  # type: ignore[arg-type]
+
+
+async def test_housekeeping_deletes_a_stopped_lists_shares(engine: Engine, redis_url: str) -> None:
+    """A bucketed list's orphans hold their shares of every segment (items, itemset): all
+    of it goes."""
+    await _create_in_a_child(redis_url, engine, "orph-ls", "create.after_bucket_2", "list")
+    assert await _bucket_keys(engine, "orph-ls") == [1, 2]
+    assert await engine.redis.hlen(engine.keys("orph-ls.1").items) > 0
+    assert await engine.drop_orphan_buckets(older_than_ms=0) == 2
+    assert await _bucket_keys(engine, "orph-ls") == []

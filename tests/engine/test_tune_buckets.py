@@ -5,11 +5,6 @@ stragglers level (docs/design.md, "Bucketed drops")."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
-
 import pytest
 
 from flashsale.engine import errors
@@ -18,23 +13,9 @@ from flashsale.engine.keys import bucket_slot, home_bucket
 from flashsale.engine.models import SaleUpdate, SerialsSpec
 
 from .helpers import make_sale
+from .tune_child import tune_in_a_child
 
 B = 3
-
-
-async def _tune_in_a_child(
-    redis_url: str, engine: Engine, sale_id: str, update: dict[str, object], crash_at: str
-) -> tuple[int, str]:
-    env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": crash_at}
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.engine.tune_child", redis_url, engine.namespace, sale_id,
-        json.dumps(update), env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await child.communicate()
-    assert child.returncode is not None
-    return child.returncode, out.decode() + err.decode()
 
 
 async def _stopped(
@@ -42,7 +23,7 @@ async def _stopped(
 ) -> None:
     """A bucketed drop, and a tune of it killed at ``crash_at``."""
     await make_sale(engine, sale_id, size=9, buckets=B)
-    code, output = await _tune_in_a_child(redis_url, engine, sale_id, update, crash_at)
+    code, output = await tune_in_a_child(redis_url, engine.namespace, sale_id, update, crash_at)
     assert code == -9, (code, output)
 
 
@@ -115,3 +96,15 @@ async def test_added_stock_retried_after_a_stop_is_added_once(
     for b in range(B):
         limit = await engine.redis.hget(engine.keys(bucket_slot("ta", b)).meta, "per_user_limit")
         assert limit == b"3", b
+
+
+async def test_levelling_skips_a_bucket_that_lost_its_keys(engine: Engine) -> None:
+    """The timers' levelling (Engine.level_buckets) brings the buckets behind to bucket 0's
+    settings; a bucket whose keys are gone (a shard restarted empty) is not recreated."""
+    await make_sale(engine, "lv", size=9, buckets=B)
+    await engine.redis.hset(engine.keys("lv").meta, mapping={"status": "paused", "version": 5})
+    await engine.redis.delete(engine.keys(bucket_slot("lv", 2)).meta)
+    assert await engine.level_buckets("lv") == 1
+    assert await engine.redis.hget(engine.keys(bucket_slot("lv", 1)).meta, "status") == b"paused"
+    assert not await engine.redis.exists(engine.keys(bucket_slot("lv", 2)).meta)
+    assert await engine.level_buckets("lv") == 0

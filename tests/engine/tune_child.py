@@ -9,6 +9,8 @@ once bucket b has the tune, as a crash or a lost connection between two buckets 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sys
 
 import msgspec
@@ -22,6 +24,23 @@ async def main(redis_url: str, namespace: str, sale_id: str, update: str) -> Non
     sale = await engine.tune(sale_id, msgspec.json.decode(update, type=SaleUpdate))
     print("finished", sale.status, flush=True)
     await engine.aclose()
+
+
+async def tune_in_a_child(
+    redis_url: str, namespace: str, sale_id: str, update: dict[str, object], crash_at: str
+) -> tuple[int, str]:
+    """Run this module as a real process armed to die at ``crash_at``: its exit code (-9
+    once killed there) and its output."""
+    env = {**os.environ, "FLASHSALE_ENV": "dev", "FLASHSALE_CRASH_AT": crash_at}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.engine.tune_child", redis_url, namespace, sale_id,
+        json.dumps(update), env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await child.communicate()
+    assert child.returncode is not None
+    return child.returncode, out.decode() + err.decode()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ from .test_basic import (
     test_balance_payment_needs_the_password_and_pays_at_once,
     test_provider_payment_pays_the_order_through_its_callback,
 )
+from .test_buckets_timers import (
+    test_a_tick_deletes_the_ip_holds_of_a_retired_sale,
+    test_a_tick_deletes_the_orphans_of_a_creation_stopped_long_ago,
+)
 from .test_money import (
     test_cancel_of_a_paid_order_waits_for_review_then_refunds,
     test_timers_expire_unpaid_orders_and_close_their_trades,
@@ -28,6 +32,8 @@ from .test_money import (
 )
 
 __all__ = [
+    "test_a_tick_deletes_the_ip_holds_of_a_retired_sale",
+    "test_a_tick_deletes_the_orphans_of_a_creation_stopped_long_ago",
     "test_balance_payment_needs_the_password_and_pays_at_once",
     "test_cancel_of_a_paid_order_waits_for_review_then_refunds",
     "test_provider_payment_pays_the_order_through_its_callback",

@@ -82,6 +82,17 @@ function badge(status) {
   return el("span", status, "badge status-" + status);
 }
 
+// A bucketed drop whose last tune has not reached every bucket (it stopped midway).
+const TUNE_PENDING = "tune pending on some buckets";
+
+// A sale's status badge, and the tune-pending badge when its buckets disagree.
+function saleBadges(sale) {
+  const cell = el("span", null, "badges");
+  cell.append(badge(sale.status));
+  if (sale.tune_pending) cell.append(el("span", TUNE_PENDING, "badge tune-pending"));
+  return cell;
+}
+
 function toast(message, bad) {
   const node = $("toast");
   node.textContent = message;
@@ -168,7 +179,7 @@ async function salesView() {
       link.href = "#/sale/" + encodeURIComponent(sale.sale_id);
       const counter = (n) => new Num(n === null ? "–" : number(n));
       body.append(
-        row([link, sale.name, badge(sale.status), counter(sale.total), counter(sale.available),
+        row([link, sale.name, saleBadges(sale), counter(sale.total), counter(sale.available),
           counter(sale.reserved), counter(sale.sold), when(sale.created_at)]),
       );
     }
@@ -222,6 +233,7 @@ function renderLive(live) {
   const status = $("sale-status");
   status.textContent = sale.status;
   status.className = "badge status-" + sale.status;
+  $("sale-tune-pending").hidden = !sale.tune_pending;
   $("m-available").textContent = number(sale.available);
   $("m-reserved").textContent = number(sale.reserved);
   $("m-sold").textContent = number(sale.sold);
