@@ -59,13 +59,15 @@ def _calls_of(stats: dict[str, object], command: str | None = None) -> int:
     return sum(
         int(v.get("calls", 0))
         for k, v in stats.items()
-        if isinstance(v, dict) and (command is None or k == f"cmdstat_{command}")
+        if isinstance(v, dict)
+        and (k == f"cmdstat_{command}" if command else k != "cmdstat_replconf")
     )
 
 
 async def _redis_calls(engine: Engine, command: str | None = None) -> int:
     """Commands (only ``command``, when named) the server (every master of a cluster) ran
-    so far, these INFO included."""
+    so far, these INFO included; not the replicas' acknowledgements (REPLCONF ACK, one a
+    second per replica), which no client sends."""
     redis = engine.redis
     if isinstance(redis, RedisCluster):
         total = 0

@@ -182,12 +182,25 @@ async def test_an_idle_cluster_write_behind_makes_far_fewer_calls_than_polling(
     # cut a window short: 13.3/s at least)
     assert figures["block_reads_per_s"] <= 1.2 * OPEN_SALES, figures
     # and besides: a discovery per window (2 calls), the first reclaim (one XAUTOCLAIM per
-    # stream) and retirement check (one HMGET per stream): at most ~19/s over 3 s
+    # stream) and retirement check (one HMGET per stream): 13-19/s over 3 s
     assert block < 2.4 * OPEN_SALES, figures
 
 
 def _persist_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "flashsale.persist"]
+
+
+async def _warned_of(
+    caplog: pytest.LogCaptureFixture, key: str, timeout_s: float
+) -> logging.LogRecord:
+    """The first write-behind warning naming ``key``, once logged."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        named = [r for r in _persist_warnings(caplog) if key in r.getMessage()]
+        if named:
+            return named[0]
+        assert time.monotonic() < deadline, f"no failed read of {key} was logged"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_frozen_master_fails_its_reads_within_the_deadline_and_holds_back_no_other(
@@ -230,24 +243,24 @@ async def test_a_frozen_master_fails_its_reads_within_the_deadline_and_holds_bac
             frozen.pause()
             paused_at = time.time()
             try:
-                for n, sale_id in enumerate(s for s in sales if s != frozen_sale):
-                    order = await _buy(engine, sale_id, f"thawed-{n}")
-                    assert await persisted(pg_pool, order.order_id, 10.0), sale_id
+                # a read sent to it now (first: no failover can have moved its slots yet)
                 node = client.get_node(host="127.0.0.1", port=frozen.port)
                 assert node is not None
                 started = time.monotonic()
-                with pytest.raises(RedisTimeoutError):  # a read sent to it now
+                with pytest.raises(RedisTimeoutError):
                     await client.execute_command(
                         *("XREADGROUP", "GROUP", PERSIST_GROUP, "probe", "COUNT", 1),
                         *("STREAMS", frozen_key, ">"),
                         target_nodes=node,
                     )
                 assert time.monotonic() - started < deadline_s + 0.7
-                failed = [r for r in _persist_warnings(caplog) if frozen_key in r.getMessage()]
-                assert failed, "the wait on the frozen master did not fail"
-                assert "TimeoutError" in failed[0].getMessage()
-                # its read began before the freeze: it fails less than a deadline after
-                assert failed[0].created - paused_at < deadline_s + 0.7, failed[0].getMessage()
+                # the read waiting on it when it froze (or that began just after)
+                failed = await _warned_of(caplog, frozen_key, timeout_s=3.0)
+                assert "TimeoutError" in failed.getMessage()
+                assert failed.created - paused_at < deadline_s + 0.7, failed.getMessage()
+                for n, sale_id in enumerate(s for s in sales if s != frozen_sale):
+                    order = await _buy(engine, sale_id, f"thawed-{n}")
+                    assert await persisted(pg_pool, order.order_id, 10.0), sale_id
                 await asyncio.to_thread(cluster.wait_failover, frozen)
             finally:
                 frozen.resume()
