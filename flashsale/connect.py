@@ -8,7 +8,7 @@
   miss (``ConfigError`` naming the settings: one line, exit 2); each new
   hot-path connection checks again (engine/durability.py);
 - ``open_redis``: a plain redis-py client, ``Redis`` or ``RedisCluster``
-  (``persist``, ``audit``);
+  (``persist``, ``audit``), with the same read deadline;
 - ``open_pool``: an asyncpg pool with the configured size and timeouts.
 
 The caller closes what it opened (``Engine.aclose``, ``aclose``, ``Pool.close``).
@@ -97,18 +97,25 @@ async def open_engine(settings: Settings, *, tool: bool = False) -> Engine:
 
 
 async def open_redis(settings: Settings) -> Redis | RedisCluster:
-    """A redis-py client for the configured server or cluster.
+    """A redis-py client for the configured server or cluster, every read and connect
+    bounded by ``FLASHSALE_REDIS_TIMEOUT_MS`` (a frozen node fails a call within it;
+    the write-behind keeps its blocking reads below it, store/persist.py).
 
     A cluster client learns the slot map here: redis-py's transaction pipeline
     (the audit's snapshot) fails on a cluster client that has not yet done so.
     A single server's client connects on first use.
     """
     url = need(settings.redis.url, "FLASHSALE_REDIS_URL")
+    deadline_s = settings.redis.timeout_ms / 1000
     if settings.redis.cluster:
-        cluster: RedisCluster = WaitingRedisCluster.from_url(url)
+        cluster: RedisCluster = WaitingRedisCluster.from_url(
+            url, socket_timeout=deadline_s, socket_connect_timeout=deadline_s
+        )
         await cluster.initialize()
         return cluster
-    client: Redis = Redis.from_url(url)
+    client: Redis = Redis.from_url(
+        url, socket_timeout=deadline_s, socket_connect_timeout=deadline_s
+    )
     return client
 
 

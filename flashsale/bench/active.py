@@ -13,7 +13,8 @@ Then the idle write-behind over open sales (which never leave the active set):
 Redis calls per second of ``Persister.run`` with nothing to write, polling each
 stream every ``idle_sleep_s`` against one blocking read over all of them; and the
 same on a private 3-master Redis Cluster, where the blocking wait is one read per
-stream at once (store/cluster_wait.py), the calls summed over the masters.
+stream at once (store/cluster_wait.py), the calls summed over the masters. The reads
+(XREADGROUP) are counted apart: blocking, one per stream and window.
 """
 
 from __future__ import annotations
@@ -54,21 +55,27 @@ async def _closed_sales(engine: Engine, count: int) -> None:
         await asyncio.gather(*(one(i) for i in range(start, min(start + 200, count))))
 
 
-def _calls_of(stats: dict[str, object]) -> int:
-    return sum(int(v.get("calls", 0)) for v in stats.values() if isinstance(v, dict))
+def _calls_of(stats: dict[str, object], command: str | None = None) -> int:
+    return sum(
+        int(v.get("calls", 0))
+        for k, v in stats.items()
+        if isinstance(v, dict)
+        and (k == f"cmdstat_{command}" if command else k != "cmdstat_replconf")
+    )
 
 
-async def _redis_calls(engine: Engine) -> int:
-    """Commands the server (every master of a cluster) ran so far, these INFO included."""
+async def _redis_calls(engine: Engine, command: str | None = None) -> int:
+    """Commands (only ``command``, when named) the server (every master of a cluster) ran
+    so far, these INFO included; not the replicas' acknowledgements (REPLCONF ACK, one a
+    second per replica), which no client sends."""
     redis = engine.redis
     if isinstance(redis, RedisCluster):
         total = 0
         for node in redis.get_primaries():
-            total += _calls_of(
-                await redis.execute_command("INFO", "commandstats", target_nodes=node)
-            )
+            stats = await redis.execute_command("INFO", "commandstats", target_nodes=node)
+            total += _calls_of(stats, command)
         return total
-    return _calls_of(await redis.info("commandstats"))
+    return _calls_of(await redis.info("commandstats"), command)
 
 
 async def _timers_walk(engine: Engine) -> None:
@@ -130,9 +137,14 @@ async def measure_idle_wait(
             stop = asyncio.Event()
             task = asyncio.create_task(persister.run(stop))
             await asyncio.sleep(0.2)  # past its first round
-            calls0 = await _redis_calls(engine)
+            calls0, reads0 = await _redis_calls(engine), await _redis_calls(engine, "xreadgroup")
             await asyncio.sleep(window_s)
-            out[f"{mode}_calls_per_s"] = (await _redis_calls(engine) - calls0 - nodes) / window_s
+            out[f"{mode}_calls_per_s"] = (
+                await _redis_calls(engine) - calls0 - 2 * nodes
+            ) / window_s
+            out[f"{mode}_reads_per_s"] = (
+                await _redis_calls(engine, "xreadgroup") - reads0
+            ) / window_s
             stop.set()
             await task
     finally:
@@ -146,7 +158,8 @@ def report_idle_wait(figures: dict[str, float], where: str = "one Redis") -> str
     return (
         f"Idle write-behind over {OPEN_SALES} open sales, {where}: "
         f"{poll:.1f} Redis calls/s polling, "
-        f"{block:.1f} blocking ({block / max(poll, 0.1):.3f}×)"
+        f"{block:.1f} blocking ({block / max(poll, 0.1):.3f}×; "
+        f"{figures.get('block_reads_per_s', 0.0):.1f} of them XREADGROUP)"
     )
 
 

@@ -81,6 +81,12 @@ from flashsale.store.streams import (
 from flashsale.store.transient import REFUSED, TRANSIENT_PG, TRANSIENT_REDIS
 
 log = logging.getLogger("flashsale.persist")
+# Redis ends a blocking read on the timer tick after its BLOCK ran out, up to 1/hz late
+# (100 ms at the default hz 10); with a loaded machine's delays on top, a blocking read is
+# kept this far below the client's read deadline, so it never times out for being idle
+READ_MARGIN_S = 0.25
+# redis-py's read deadline of a connection built without one (its DEFAULT_SOCKET_TIMEOUT)
+REDIS_PY_DEADLINE_S = 5.0
 # reading several sales together: at least this many entries per stream and read, so a
 # busy sale among many still moves in batches (batch_size is shared among the streams)
 TOGETHER_MIN_COUNT = 50
@@ -99,6 +105,16 @@ class PersistStats(msgspec.Struct, kw_only=True):
     pg_retries: int = 0
     trimmed: int = 0
     vanished: int = 0  # pending entries deleted from the stream before being persisted
+
+
+def read_deadline(redis: AnyRedis) -> float | None:
+    """The client's read deadline in seconds (``socket_timeout``; redis-py's own default
+    when the client was built without one, as ``Redis.from_url`` is); None: none."""
+    kwargs = redis.get_connection_kwargs()
+    if "socket_timeout" not in kwargs:
+        return REDIS_PY_DEADLINE_S
+    deadline = kwargs["socket_timeout"]
+    return float(deadline) if deadline else None
 
 
 def consumer_name() -> str:
@@ -176,23 +192,47 @@ class Persister:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _idle_until_work(self) -> None:
-        """Wait on the streams until an event came or a sale's reclaim or trim is due;
-        discovery alone is done here, without a round over every sale."""
+        """Wait on the streams until an event came or a sale needs a round. The duties
+        (discovery, reclaim, trim) are done between two waits, without a round over every
+        sale; one due within half a window is done at once rather than cutting the next
+        window short, so the windows are whole and each ends with the discovery."""
         while not self._stop.is_set():
             got = await self._wait_for_events()
             if got is None or got > 0:
                 return
-            now = time.monotonic()
-            if now >= self._discover_at:
-                known = set(self._sales)
-                await self._discover()
-                self._discover_at = now + self.config.discover_every_s
-                if not set(self._sales) <= known:
-                    return  # a new sale: its group is made by a round
-            if any(now >= self._reclaim_at.get(sale_id, 0.0) for sale_id in self._sales) or any(
-                now >= self._trim_at.get(sale_id, 0.0) for sale_id in self._acked_since_trim
-            ):
+            if await self._idle_duties():
                 return
+
+    async def _idle_duties(self) -> bool:
+        """The duties due now or within half a window; True when a round must follow (a
+        new sale, a sale without its group yet, entries reclaimed)."""
+        now = time.monotonic()
+        soon = now + self._window_ms() / 2000
+        if soon >= self._discover_at:
+            known = set(self._sales)
+            await self._discover()
+            self._discover_at = now + self.config.discover_every_s
+            if not set(self._sales) <= known:
+                return True  # a new sale: its group is made by a round
+        if not set(self._sales) <= self._groups:
+            return True  # a round tries its group again
+        for sale_id in list(self._sales):
+            if self._stop.is_set():
+                break
+            if await self._reclaim_if_due(sale_id, SaleKeys(self.namespace, sale_id), soon):
+                return True
+            await self._trim_if_due(sale_id, soon)
+        return False
+
+    def _window_ms(self) -> int:
+        """The longest idle wait (``idle_block_s``), kept below the client's read deadline
+        by ``READ_MARGIN_S`` and a fifth of it; 0 (poll) when blocking is off or the
+        deadline leaves no room for a blocking read."""
+        block_s = self.config.idle_block_s
+        deadline = read_deadline(self.redis)
+        if deadline is not None:
+            block_s = min(block_s, deadline * 0.8, deadline - READ_MARGIN_S)
+        return max(0, int(block_s * 1000))
 
     async def _wait_for_events(self) -> int | None:
         """Nothing to write: block on every active sale's stream at once until an event
@@ -205,7 +245,7 @@ class Persister:
         (``idle_block_s`` 0) or a blocking read that failed, it sleeps ``idle_sleep_s``
         and answers None: a poll round follows. Returns the entries written."""
         streams = {SaleKeys(self.namespace, s).events: s for s in self._sales if s in self._groups}
-        block_ms = int(self.config.idle_block_s * 1000)
+        block_ms = self._window_ms()
         if not streams or block_ms <= 0:
             await self._sleep(self.config.idle_sleep_s)
             return None
@@ -221,10 +261,6 @@ class Persister:
             ]
         )
         block_ms = max(1, min(block_ms, int((due - time.monotonic()) * 1000)))
-        # a client with a read deadline (an engine's) would time the blocking read out
-        read_deadline = self.redis.get_connection_kwargs().get("socket_timeout")
-        if read_deadline:
-            block_ms = max(1, min(block_ms, int(read_deadline * 800)))
         if isinstance(self.redis, RedisCluster):
             return await self._wait_on_cluster(self.redis, streams, block_ms)
         reply = await self.redis.xreadgroup(
@@ -403,9 +439,10 @@ class Persister:
             found = {streams[k]: e for k, e in entries_by_stream(reply).items()}
         return {sale_id: entries for sale_id, entries in found.items() if entries}
 
-    async def _reclaim_if_due(self, sale_id: str, keys: SaleKeys) -> int:
+    async def _reclaim_if_due(self, sale_id: str, keys: SaleKeys, soon: float = 0.0) -> int:
+        """``soon``: due by then counts as due now (the idle wait's duties)."""
         now = time.monotonic()
-        if now < self._reclaim_at.get(sale_id, 0.0):
+        if max(now, soon) < self._reclaim_at.get(sale_id, 0.0):
             return 0
         # an entry is claimable only once min_idle_ms old, so a quiet sale is looked
         # at every half of that: its crash repair waits at most that much longer
@@ -415,10 +452,11 @@ class Persister:
         self._reclaim_at[sale_id] = now + every
         return await self._reclaim(sale_id, keys)
 
-    async def _trim_if_due(self, sale_id: str) -> None:
-        """What this consumer acknowledged it trims; a quiet sale has nothing new to trim."""
+    async def _trim_if_due(self, sale_id: str, soon: float = 0.0) -> None:
+        """What this consumer acknowledged it trims; a quiet sale has nothing new to trim.
+        ``soon``: due by then counts as due now (the idle wait's duties)."""
         now = time.monotonic()
-        if sale_id in self._acked_since_trim and now >= self._trim_at.get(sale_id, 0.0):
+        if sale_id in self._acked_since_trim and max(now, soon) >= self._trim_at.get(sale_id, 0.0):
             self._trim_at[sale_id] = now + self.config.trim_every_s
             self._acked_since_trim.discard(sale_id)
             await self.trim(sale_id)

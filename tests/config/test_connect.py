@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.connect import open_engine, open_pool, open_redis
 from flashsale.settings import ConfigError, DatabaseSettings, Settings
+from flashsale.store.persist import read_deadline
 
 
 async def test_pool_honours_the_acquire_and_query_timeouts(pg_admin_url: str) -> None:
@@ -40,3 +43,21 @@ def test_every_wait_on_postgres_and_the_provider_has_a_deadline_by_default() -> 
     assert 0 < settings.database.acquire_timeout_s <= 10
     assert 0 < settings.database.query_timeout_s <= 30
     assert 0 < settings.payments.provider_timeout_s <= 10
+
+
+async def test_the_plain_client_reads_within_the_redis_deadline(redis_url: str) -> None:
+    """``open_redis`` (persist, audit) bounds each read by FLASHSALE_REDIS_TIMEOUT_MS: a
+    reply that does not come (a frozen server; here a BLPOP of 5 s) fails within it, and
+    the write-behind reads the same deadline to keep its blocking reads below it."""
+    settings = Settings.from_env(
+        {"FLASHSALE_REDIS_URL": redis_url, "FLASHSALE_REDIS_TIMEOUT_MS": "300"}
+    )
+    client = await open_redis(settings)
+    try:
+        assert read_deadline(client) == 0.3
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await client.blpop([f"never-{time.monotonic_ns()}"], timeout=5)
+        assert time.monotonic() - started < 1.5
+    finally:
+        await client.aclose()
