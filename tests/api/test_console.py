@@ -349,13 +349,17 @@ def test_the_console_in_a_browser(
 
     # the refund review queue: approve with a note
     page("nav-refunds").click()
+    # this drop's refund: the suite's other tests may have left pending refunds before it
+    pending = api.get("/v1/admin/refunds", headers=bearer("ops", admin=True)).json()
+    [refund_id] = [r["refund_id"] for r in pending if r["order_id"] == drop["refund"]["order_id"]]
     approve = page.until(
-        lambda: browser.find_element(By.CSS_SELECTOR, "#refunds-table button.primary"),
-        "a pending refund",
+        lambda: browser.find_element(
+            By.CSS_SELECTOR, f'#refunds-table button.primary[data-refund="{refund_id}"]'
+        ),
+        "the drop's pending refund",
     )
     assert drop["refund"]["order_id"] in page.text("refunds-table")
     page.shot("refunds")
-    refund_id = approve.get_attribute("data-refund")
     approve.click()
     assert drop["refund"]["order_id"] in page.confirm(note="duplicate, checked")
     # a wallet refund is paid back at once
