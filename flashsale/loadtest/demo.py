@@ -42,7 +42,12 @@ from flashsale.loadtest.demo_aftersales import approve_one
 from flashsale.loadtest.demo_burst import RUN, Burst, burst_locust, burst_options, read_burst
 from flashsale.loadtest.demo_delivery import DeliveryOutcome, deliver_paid
 from flashsale.loadtest.demo_orders import OrdersOutcome, cart_story
-from flashsale.loadtest.demo_payments import CLIENT_TIMEOUT, PaymentOutcome, pay_some
+from flashsale.loadtest.demo_payments import (
+    CLIENT_TIMEOUT,
+    PaymentOutcome,
+    client_limits,
+    pay_some,
+)
 from flashsale.loadtest.histogram import buckets, quantile
 from flashsale.loadtest.options import REPORTS
 from flashsale.loadtest.runner import opening
@@ -180,11 +185,8 @@ async def drive(
     secret = settings.checked_jwt_secret()
     admin = mint_token(secret, "ops", admin=True)
     opts = burst_options(base_url, buyers, serials, processes, run_dir)
-    limits = httpx.Limits(
-        max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS
-    )
     async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=CLIENT_TIMEOUT
+        base_url=base_url, limits=client_limits(CLIENT_CONNECTIONS), timeout=CLIENT_TIMEOUT
     ) as client:
         sale_id = f"demo-{secrets.token_hex(3)}"
         locust = burst_locust(opts, sale_id, attempts, secret, env).start()

@@ -24,6 +24,19 @@ from flashsale.loadtest.burst import BurstResult
 # the demo's clients: a request queued for a pooled connection waits its turn (pool=None),
 # hundreds of payments at once on 2 busy cores are slow, not failed
 CLIENT_TIMEOUT = httpx.Timeout(60, pool=None)
+# an idle connection is dropped well before the servers' keep-alive (uvicorn: 5 s, httpx's
+# own default too): reused at the moment the server closes it, a request fails ReadError
+# (make demo stopped so once, answers taking ~4 s on 2 busy cores)
+KEEPALIVE_EXPIRY_S = 2.0
+
+
+def client_limits(connections: int) -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+
 
 PASSWORD = "demo-pay-123456"
 SHOWN_PROBLEMS = 5
@@ -99,7 +112,9 @@ async def pay_some(
     # hashes (64 MiB, 3 passes) that cost ~0.15 s of CPU each on purpose
     by_balance = orders[len(by_provider) : len(by_provider) + len(orders) // 20]
     twice = by_provider[:5]
-    async with httpx.AsyncClient(base_url=paysim_url, timeout=CLIENT_TIMEOUT) as paysim:
+    async with httpx.AsyncClient(
+        base_url=paysim_url, limits=client_limits(100), timeout=CLIENT_TIMEOUT
+    ) as paysim:
         (
             await paysim.put("/faults", json={"drop_rate": 0.3, "duplicate_rate": 0.2})
         ).raise_for_status()
