@@ -565,37 +565,46 @@ class Persister:
 
     async def _write(self, events: list[Event], failed: dict[str, str]) -> list[Event]:
         async with self.pool.acquire() as conn:
-            # A refusal is often transient with several consumers on one stream: another
-            # consumer holds the earlier entries (the sale's creation, the release of a
-            # serial) and has not committed yet. Give it a moment before isolating.
-            # An order whose sale row is not there yet (its creation is in another
-            # consumer's batch, at the very start of a stream) waits up to ~3 s.
-            attempt = 0
-            while True:
+            try:
+                return await self._write_on(conn, events, failed)
+            except asyncpg.InternalClientError:
+                conn.terminate()  # its protocol is stuck: the pool opens a new one
+                raise
+
+    async def _write_on(
+        self, conn: asyncpg.Connection, events: list[Event], failed: dict[str, str]
+    ) -> list[Event]:
+        # A refusal is often transient with several consumers on one stream: another
+        # consumer holds the earlier entries (the sale's creation, the release of a
+        # serial) and has not committed yet. Give it a moment before isolating.
+        # An order whose sale row is not there yet (its creation is in another
+        # consumer's batch, at the very start of a stream) waits up to ~3 s.
+        attempt = 0
+        while True:
+            try:
+                async with conn.transaction():
+                    await apply_events(conn, events)
+                return events
+            except REFUSED as exc:
+                waiting_for_sale = isinstance(exc, asyncpg.ForeignKeyViolationError)
+                limit = 8 if waiting_for_sale else self.config.refused_retries
+                if attempt >= limit:
+                    break
+                await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+                attempt += 1
+        # Some row is refused: find which with one savepoint per entry. Only that
+        # entry is held (and dead-lettered after max_deliveries, with its reason).
+        ok: list[Event] = []
+        async with conn.transaction():
+            for event in events:
                 try:
                     async with conn.transaction():
-                        await apply_events(conn, events)
-                    return events
+                        await apply_events(conn, [event])
+                    ok.append(event)
                 except REFUSED as exc:
-                    waiting_for_sale = isinstance(exc, asyncpg.ForeignKeyViolationError)
-                    limit = 8 if waiting_for_sale else self.config.refused_retries
-                    if attempt >= limit:
-                        break
-                    await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
-                    attempt += 1
-            # Some row is refused: find which with one savepoint per entry. Only that
-            # entry is held (and dead-lettered after max_deliveries, with its reason).
-            ok: list[Event] = []
-            async with conn.transaction():
-                for event in events:
-                    try:
-                        async with conn.transaction():
-                            await apply_events(conn, [event])
-                        ok.append(event)
-                    except REFUSED as exc:
-                        failed[event.stream_id] = f"{type(exc).__name__}: {exc}"
-                        await self._repair_sale_event(conn, event, exc)
-            return ok
+                    failed[event.stream_id] = f"{type(exc).__name__}: {exc}"
+                    await self._repair_sale_event(conn, event, exc)
+        return ok
 
     async def _repair_sale_event(
         self, conn: asyncpg.Connection, event: Event, exc: Exception

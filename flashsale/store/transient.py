@@ -15,6 +15,10 @@ TRANSIENT_PG: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # a pooled connection left mid-operation when the server went away ("cannot switch to
+    # state 15; another operation is in progress", seen once after a PostgreSQL restart):
+    # the connection is dropped (persist.py) and the batch retried on another
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )

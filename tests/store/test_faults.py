@@ -212,3 +212,40 @@ async def test_aof_redis_kill_9_mid_sale_keeps_every_acknowledged_purchase(
     finally:
         await engine.aclose()
         server.cleanup()
+
+
+async def test_a_stuck_connection_is_dropped_and_the_batch_written_on_another(
+    engine: Engine, pg_pool: asyncpg.Pool, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg's InternalClientError ("cannot switch to state 15; another operation is in
+    progress"), once seen on a pooled connection after PostgreSQL restarted, stopped the
+    write-behind. Now the connection is terminated and the batch retried on a new one."""
+    from flashsale.store import persist
+
+    sale_id = f"stuck-{namespace}"
+    await make_sale(engine, sale_id, size=100)
+    bought = await buy_range(engine, sale_id, range(30))
+    real_apply = persist.apply_events
+    stuck: list[int] = []  # the stuck connection's server pid
+
+    async def first_stuck(conn: asyncpg.Connection, events: list[persist.Event]) -> None:
+        if not stuck:
+            stuck.append(conn.get_server_pid())
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 15; another operation (2) is in progress"
+            )
+        await real_apply(conn, events)
+
+    monkeypatch.setattr(persist, "apply_events", first_stuck)
+    persister = Persister(engine.redis, pg_pool, namespace=namespace, config=FAST)
+    async with consuming(persister):
+        await wait_drained(engine, namespace, sale_id, limit_s=30)
+    assert persister.stats.pg_retries >= 1
+    [pid] = stuck
+    deadline = time.monotonic() + 10  # the server ends the backend once the client closed
+    query = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+    while await pg_pool.fetchval(query, pid):
+        assert time.monotonic() < deadline, "the stuck connection was given back to the pool"
+        await asyncio.sleep(0.05)
+    persisted = await pg_pool.fetchval("SELECT count(*) FROM orders WHERE sale_id = $1", sale_id)
+    assert persisted == len(bought)
