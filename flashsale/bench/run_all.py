@@ -495,13 +495,17 @@ def run(cfg: Config, parts: set[str]) -> tuple[Results, list[str]]:
     with bench_redis_url() as redis_url:
         header_bits = [f"Redis {_redis_version(redis_url)}"]
         if "script" in parts:
-            from flashsale.bench.script import measure
+            from flashsale.bench.script import cost, measure
 
             requests = 20_000 if cfg.quick else cfg.redis_requests
+            rounds, calls = (3, 5_000) if cfg.quick else (7, 50_000)
             results.script = asyncio.run(measure(redis_url, cfg.runs, requests))
+            results.script |= asyncio.run(cost(redis_url, rounds, calls))
             results.notes.append(
                 "script vs reference reproduces with "
-                f"`python -m flashsale.bench.script --runs {cfg.runs} --requests {requests}`"
+                f"`python -m flashsale.bench.script --runs {cfg.runs} --requests {requests} "
+                f"--rounds {rounds} --calls {calls}` (`--instructions 2000`: per call, "
+                "under valgrind)"
             )
         if "layers" in parts or "growth" in parts:
             if "layers" in parts:

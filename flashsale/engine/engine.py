@@ -401,8 +401,11 @@ class Engine:
         raw = await self.redis.hgetall(self.keys(sale_id).meta)
         if not raw:
             raise errors.SaleNotFound()
-        # "hot" and "cur" are packed copies for the purchase script (lua/includes/hot.lua)
-        meta = {text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur")}
+        # "hot2" and "cur2" ("hot", "cur" before) are packed copies for the purchase
+        # script (lua/includes/hot.lua)
+        meta = {
+            text(k): text(v) for k, v in raw.items() if k not in (b"hot", b"cur", b"hot2", b"cur2")
+        }
         count = self._know_buckets(sale_id, int(meta.get("buckets") or 1))
         pending = False
         if count > 1:  # one sale: the counters summed over its buckets

@@ -7,7 +7,7 @@
   later refusal of the address once ip_check-3 at the order's home says it is gone. A
   refusal lists the address's holds so that the engine can check them.
 
-  KEYS[1] meta     hash  this bucket's settings ("hot": the IP limit, includes/hot.lua)
+  KEYS[1] meta     hash  this bucket's settings ("hot2": the IP limit, includes/hot.lua)
   KEYS[2] ips      hash  "<ip>" orders of the address counted here (live or in flight)
   KEYS[3] ipholds  hash  "o:<order_id>" -> msgpack {ip, deadline_ms, home slot};
                          "i:<ip>" -> the address's held order ids, each followed by ' '
@@ -31,13 +31,13 @@ local order_id, ip, home, deadline = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]
 local t = rcall('TIME')
 if t[1] * 1000 + math.floor(t[2] / 1000) > deadline then return {-18, ''} end
 
-local hot = rcall('HGET', meta_key, 'hot')
-if not hot then -- a sale created before "hot" existed (or no such bucket)
+local hot = rcall('HGET', meta_key, 'hot2')
+if not hot then -- a sale created before "hot2" existed (or no such bucket)
   --@include hot
   hot = refresh_hot(meta_key)
   if not hot then return {-1, ''} end
 end
-local limit = cmsgpack.unpack(hot)[5]
+local limit = select(5, cmsgpack.unpack(hot))
 if limit <= 0 then return {0, ''} end
 
 local field = 'o:' .. order_id

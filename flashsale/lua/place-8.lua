@@ -30,7 +30,7 @@ local sale_id, user, ip, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
 local ip_mode = ARGV[10]
 
---@include order
+--@include record
 --@include live
 
 if ARGV[9] ~= '' then

@@ -5,7 +5,8 @@
   fresh draws). Nothing is written until every check has passed. The order id
   is drawn by the engine (Python), not here.
 
-  KEYS[1] meta       hash   settings and counters (drawn, reserved, sold, ...)
+  KEYS[1] meta       hash   settings and counters (drawn, reserved, sold, ...), with the
+                            purchase's packed copies "hot2" and "cur2" (includes/hot.lua)
   KEYS[2] segments   hash   serial segments
   KEYS[3] items      hash   explicit serials of list segments
   KEYS[4] buyers     hash   "l:<user>" live order suffixes, "h:<user>" released ones
@@ -44,13 +45,18 @@ local sale_id, user, ip, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
 local ip_mode = ARGV[10] or ''
 
---@include order
+--@include record
 --@include live
 
 local deadline = ARGV[9]
 if deadline and deadline ~= '' then
-  local t = rcall('TIME')
-  if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(deadline) then return {-18, ''} end
+  -- passed when Redis' clock in ms is past it; the microseconds are read only in the
+  -- deadline's own second (each string read as a number costs a strtod)
+  local t, due = rcall('TIME'), tonumber(deadline)
+  local second_ms = tonumber(t[1]) * 1000
+  if second_ms + 999 > due and second_ms + math.floor(tonumber(t[2]) / 1000) > due then
+    return {-18, ''}
+  end
 end
 
 --@include admit
@@ -62,25 +68,39 @@ if back then
   rcall('HINCRBY', meta_key, 'reserved', 1)
 else
   local drawn = tonumber(m[2])
-  if drawn >= h[9] then return {-5, ''} end
-  -- the current segment is cached in meta ("cur"): no segments read while it lasts,
-  -- and a sequential range draw needs no more than an addition
-  local seg = m[4] and cmsgpack.unpack(m[4])
-  local moved = not seg or drawn >= seg[5] + seg[4]
-  if not moved and seg[2] == 'r' and h[10] ~= 'random' then
-    serial = string.format('%d', seg[3] + drawn - seg[5])
+  if drawn >= total then return {-5, ''} end
+  -- the current segment is cached in meta ("cur2", includes/hot.lua): no segments read
+  -- while it lasts, and a sequential range draw needs no more than an addition
+  -- numbers go to redis.call as strings printed with '%d': Redis would print each
+  -- with '%.17g', several times the cost (docs/design.md, "What costs what")
+  local drawn_after
+  local number, seg_kind, lo, size, offset
+  if m[4] then number, seg_kind, lo, size, offset = cmsgpack.unpack(m[4]) end
+  local moved = not number or drawn >= offset + size
+  local seg
+  if not moved and seg_kind == 'r' and assignment ~= 'random' then
+    serial = string.format('%d', lo + drawn - offset)
+    kind = 'r'
+    -- serials 1..n from draw 0 (most sales): the serial is also the new "drawn"
+    if lo - offset == 1 then drawn_after = serial end
   else
     --@include pool
-    if moved then seg = find_segment(segments_key, drawn, seg and seg[1] or 1) end
-    if seg then serial = serial_in(seg, drawn, items_key, h[10], h[11]) end
+    if moved then
+      seg = find_segment(segments_key, drawn, number or 1)
+    else
+      seg = {number, seg_kind, lo, size, offset}
+    end
+    if seg then serial, kind = serial_in(seg, drawn, items_key, assignment, perm_key), seg[2] end
   end
   if not serial then return redis.error_reply('ERR serial pool corrupt at draw ' .. drawn) end
-  kind, draw = seg[2], drawn
+  draw = drawn
+  drawn_after = drawn_after or string.format('%d', drawn + 1)
+  local reserved = string.format('%d', tonumber(m[3]) + 1)
   if moved then
-    rcall('HSET', meta_key, 'drawn', drawn + 1, 'reserved', tonumber(m[3]) + 1,
-      'cur_segment', seg[1], 'cur', cmsgpack.pack(seg))
+    rcall('HSET', meta_key, 'drawn', drawn_after, 'reserved', reserved,
+      'cur_segment', seg[1], 'cur2', cmsgpack.pack(unpack(seg, 1, 5)))
   else
-    rcall('HSET', meta_key, 'drawn', drawn + 1, 'reserved', tonumber(m[3]) + 1)
+    rcall('HSET', meta_key, 'drawn', drawn_after, 'reserved', reserved)
   end
 end
 

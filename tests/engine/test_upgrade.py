@@ -99,3 +99,34 @@ async def test_db_upgrade_moves_every_sales_old_orders(
     assert "redis: 1 orders of 1 sales moved to packed records" in out.decode()
     order = await engine.get_order(held)
     assert order is not None and order.status == "pending_payment"
+
+
+async def test_a_sale_with_the_array_forms_of_hot_and_cur_sells_on(engine: Engine) -> None:
+    """A live sale across the deploy that packed "hot"/"cur" as streams of values: the
+    arrays of the form before are never read; the first purchase rebuilds the settings
+    ("hot2") and finds its segment, and the draws go on where they were."""
+    import msgspec
+
+    await make_sale(engine, "arrays", size=20, per_user_limit=2, price_cents=700)
+    k = engine.keys("arrays")
+    first = (await engine.purchase("arrays", "u1")).order  # draw 0
+    meta = await engine.redis.hgetall(k.meta)
+    hot = msgspec.msgpack.decode(b"\x9b" + meta[b"hot2"])  # eleven values, as an array
+    assert hot[0] == "open" and hot[3] == 2 and hot[6] == 700 and len(hot) == 11
+    # the form before: one array each, under the old names
+    await engine.redis.hdel(k.meta, "hot2", "cur2")
+    await engine.redis.hset(
+        k.meta,
+        mapping={
+            "hot": msgspec.msgpack.encode(hot),
+            "cur": msgspec.msgpack.encode([1, "r", 1, 20, 0]),
+        },
+    )
+    second = (await engine.purchase("arrays", "u1")).order
+    assert (str(first.serial), str(second.serial)) == ("1", "2") and second.price_cents == 700
+    meta = await engine.redis.hgetall(k.meta)
+    assert b"hot" not in meta and b"cur" not in meta and b"hot2" in meta and b"cur2" in meta
+    with pytest.raises(errors.LimitReached):
+        await engine.purchase("arrays", "u1")
+    assert str((await engine.purchase("arrays", "u2")).order.serial) == "3"
+    await assert_invariants(engine, "arrays")

@@ -8,16 +8,7 @@
                 purchase or refusal reads it)
 
   An order id is "<sale_id>.<20 hex>", so the suffix names it within the sale.
-  Needs: rcall. (release.lua moves an order from live to history.)
+  Needs: rcall. (release.lua moves an order from live to history; live_ids.lua lists
+  them, included where a refusal names them.)
 ]]
 local SUFFIX = 20
-
--- The live order ids of `user`, at most `max` of them, newest first.
-local function live_ids(live, prefix, max)
-  local ids = {}
-  for at = #live - SUFFIX + 1, 1, -SUFFIX do
-    ids[#ids + 1] = prefix .. string.sub(live, at, at + SUFFIX - 1)
-    if #ids >= max then break end
-  end
-  return ids
-end

@@ -18,12 +18,11 @@
     'payment_id', 'reason', 'draw', 'ip',
   }
   (documentation only: no table is built at run time)
+  The positions alone are includes/record.lua: the purchase includes only them, and
+  creates these functions only on the paths that use them (each local function is a
+  closure made at every call of the script that reaches it).
 ]]
--- positions in the record (ORDER_FIELDS, then the fingerprint)
-local O_ID, O_USER, O_SERIAL, O_KIND, O_STATUS, O_VERSION = 1, 3, 4, 5, 6, 7
-local O_EXPIRES, O_UPDATED, O_PAYMENT, O_REASON, O_IP, O_FINGERPRINT = 9, 10, 13, 14, 16, 17
-local O_IP_HELD = 18 -- 'h': the address is counted in its IP home bucket, not here
-local O_REPLY = 16 -- the reply carries ORDER_FIELDS, never the fingerprint
+--@include record
 
 -- The order as a Lua array, or nil when the sale has no such order.
 local function load_order(orders_key, order_id)
