@@ -75,7 +75,11 @@ def parse_drop(stdout: str) -> tuple[int, int, str, str]:
     lines = stdout.strip().splitlines()
     generator = [ln for ln in lines if ln.startswith(("load generator:", "WARNING: the load"))]
     opening, busiest = (int(g.replace(",", "")) for g in match.groups())
-    return opening, busiest, lines[-1] if lines else "", " · ".join(generator)
+    verdict = lines[-1] if lines else ""
+    why = [ln.removeprefix("VIOLATION: ") for ln in lines if ln.startswith("VIOLATION:")]
+    if why:  # a FAIL says why in the report, not only in the drop's own output
+        verdict += f" ({'; '.join(why)})"
+    return opening, busiest, verdict, " · ".join(generator)
 
 
 def stack_env(redis_url: str, database_url: str, namespace: str) -> dict[str, str]:

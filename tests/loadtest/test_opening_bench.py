@@ -25,6 +25,10 @@ def test_drop_output_parsed() -> None:
     first, busiest, verdict, generator = opening.parse_drop(DROP_OUTPUT)
     assert (first, busiest, verdict) == (1234, 1500, "verdict: PASS")
     assert generator.startswith("load generator: 2 locust processes") and "WARNING" in generator
+    failed = DROP_OUTPUT.replace(
+        "verdict: PASS", "VIOLATION: 2.0 % of requests failed\nverdict: FAIL"
+    )
+    assert opening.parse_drop(failed)[2] == "verdict: FAIL (2.0 % of requests failed)"
     with pytest.raises(RuntimeError, match="no opening second"):
         opening.parse_drop("verdict: FAIL\n")
 
