@@ -535,7 +535,10 @@ class Engine:
         if count <= 1:
             return 0
         slots = buckets.slots(sale_id, count)
-        versions = [await self.redis.hget(self.keys(slot).meta, "version") for slot in slots]
+        # one read per bucket, all at once (on a cluster, each bucket's node answers its own)
+        versions = await asyncio.gather(
+            *(self.redis.hget(self.keys(slot).meta, "version") for slot in slots)
+        )
         if versions[0] is None:
             return 0  # no such sale (deleted, or an orphan's leftovers)
         # a bucket without meta lost its keys (a shard restarted empty): nothing to level

@@ -187,9 +187,8 @@ class Timers:
         keeps its slot active)."""
         engine = self.service.engine
         for sale_id in dict.fromkeys(sale_of_slot(slot) for slot in self._active):
-            try:
-                if await engine.buckets_of(sale_id) > 1:
-                    stats.leveled += await engine.level_buckets(sale_id)
+            try:  # an unbucketed sale answers 0 at once (its B is known per process)
+                stats.leveled += await engine.level_buckets(sale_id)
             except Exception:  # one sale's trouble must not keep the others behind
                 stats.errors += 1
                 log.exception("levelling the buckets of %s failed", sale_id)
