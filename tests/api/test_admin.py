@@ -183,3 +183,26 @@ async def test_unlock_and_reset_a_payment_password_leave_a_trail(db_client: Clie
         "/v1/me/payment-password", json={"password": "975310"}, headers=bearer(user)
     )
     assert r.status_code == 204, "a reset password is set again without the old one"
+
+
+async def test_the_next_page_link_of_a_buyer_with_any_characters_is_percent_encoded(
+    db_client: Client,
+) -> None:
+    """A header is latin-1: the Link of a ledger whose buyer id holds other characters was
+    a 500 (found by schemathesis); it is the path as sent, percent-encoded."""
+    client = db_client
+    sent = "%C2%A7%F1%A1%BC%B4i%C2%84%F0%B2%AD%8CwS%C4%80%1E"  # "§񡼴i\x84𲭌wSĀ\x1e"
+    for n in range(2):
+        r = await client.post(
+            f"/v1/admin/wallets/{sent}/credit",
+            json={"amount_cents": 100, "reason": "gift"},
+            headers=ADMIN | {"Idempotency-Key": f"odd-{n}-{id(client)}"},
+        )
+        assert r.status_code == 200, r.text
+    r = await client.get(f"/v1/admin/buyers/{sent}/ledger?limit=1", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    link = r.headers["link"]
+    assert link.startswith(f"</v1/admin/buyers/{sent}/ledger?") and link.isascii(), link
+    target = link[1 : link.index(">")]
+    rest = await client.get(target, headers=ADMIN)
+    assert rest.status_code == 200 and len(rest.json()["entries"]) == 1, rest.text

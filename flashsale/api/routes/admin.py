@@ -12,7 +12,7 @@ object (balances and a page of entries) with the same header and its
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -65,7 +65,11 @@ def next_link(request: Request[Any, Any, Any], cursor: str | None) -> dict[str, 
         return {}
     query = {k: v for k, v in request.query_params.items() if k != "cursor"}
     query["cursor"] = cursor
-    return {"link": f'<{request.url.path}?{urlencode(query)}>; rel="next"'}
+    # the path as the client sent it, percent-encoded: a header is latin-1, and a buyer id
+    # may hold any character (a decoded one made the answer a 500; schemathesis found it)
+    raw: bytes | None = request.scope.get("raw_path")  # some servers leave the query on
+    path = quote(raw.partition(b"?")[0], safe="/%") if raw else quote(request.url.path, safe="/")
+    return {"link": f'<{path}?{urlencode(query)}>; rel="next"'}
 
 
 def _passwords(request: Request[Any, Any, Any]) -> Passwords:
