@@ -3,7 +3,10 @@
 The simulator runs once per session with a fast retry schedule; each test
 resets its faults and gets its own engine namespace, its own callback server
 (a fresh port, so late callbacks of an earlier test never reach it) and a
-PaymentService with short active-query delays. Payment tables live in a
+PaymentService with short active-query delays. The simulator's counters are
+session-wide (and per xdist worker, shared by every file that worker runs), so a
+test reads them through `Flow.stats()`: only what happened since its own start,
+after the earlier tests' deliveries (to their closed ports) have run out. Payment tables live in a
 database of their own, created for the session and dropped afterwards.
 """
 
@@ -26,6 +29,7 @@ from flashsale.engine.models import Order, Sale, SaleCreate, SerialsSpec
 from flashsale.payments.passwords import PasswordPolicy
 from flashsale.payments.paysim.control import PaysimControl
 from flashsale.payments.paysim.faults import Faults
+from flashsale.payments.paysim.wire import Stats
 from flashsale.payments.provider import SimProvider
 from flashsale.payments.refunds import Refunds
 from flashsale.payments.service import PaymentService, PaymentSettings
@@ -123,8 +127,24 @@ class Flow:
     provider: SimProvider
     server: CallbackServer
     prefix: str
+    baseline: Stats = field(default_factory=Stats)
     _timers: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def since_start(self, now: Stats) -> Stats:
+        """The simulator's counters for this test alone (the in-flight gauge as it is)."""
+        counts = {
+            f: getattr(now, f) - getattr(self.baseline, f)
+            for f in Stats.__struct_fields__
+            if f != "deliveries_in_flight"
+        }
+        return Stats(**counts, deliveries_in_flight=now.deliveries_in_flight)
+
+    async def stats(self) -> Stats:
+        return self.since_start(await self.control.stats())
+
+    async def wait_idle(self, timeout_s: float = 30.0) -> Stats:
+        return self.since_start(await self.control.wait_idle(timeout_s=timeout_s))
 
     async def sale(self, size: int = 10, **overrides: Any) -> Sale:
         fields: dict[str, Any] = {
@@ -160,6 +180,8 @@ async def flow(
     engine: Engine, payments_db: str, control: PaysimControl, paysim: PaysimProcess
 ) -> AsyncIterator[Flow]:
     await control.set_faults(Faults())
+    # Earlier tests' retries would land in this test's counters: let them run out.
+    baseline = await control.wait_idle(timeout_s=30)
     pool = await asyncpg.create_pool(payments_db, min_size=2, max_size=24)
     provider = SimProvider(paysim.url, SECRET, timeout_s=15.0)
     server = CallbackServer()
@@ -180,6 +202,7 @@ async def flow(
         provider=provider,
         server=server,
         prefix=engine.namespace,
+        baseline=baseline,
     )
     try:
         yield flow

@@ -76,7 +76,7 @@ async def test_duplicated_and_out_of_order_callbacks_pay_each_order_once(flow: F
     sale = await flow.sale(size=30)
     pairs = [await _attempt(flow, sale.sale_id, f"d{i}") for i in range(30)]
     await gather_bounded(10, [flow.control.pay(p.pay_url or "") for _, p in pairs])
-    stats = await flow.control.wait_idle(timeout_s=30)
+    stats = await flow.wait_idle(timeout_s=30)
     assert stats.notices_duplicated == 30 and stats.notices_stale == 30
     assert stats.callbacks_failed == 0, "every delivery, duplicate or stale, answered 200"
     for order, payment in pairs:
@@ -208,7 +208,7 @@ async def test_callbacks_delivered_late_after_a_slow_first_answer_still_pay_once
         return (await flow.engine.get_sale(sale.sale_id)).sold == 5
 
     await eventually(all_paid, 15)
-    await flow.control.wait_idle(timeout_s=15)
+    await flow.wait_idle(timeout_s=15)
     await flow.stop_timers()
     for order, payment in pairs:
         got = await flow.engine.get_order(order.order_id)

@@ -58,7 +58,7 @@ async def test_2000_paid_orders_with_30_percent_of_callbacks_dropped_all_end_pai
     assert len(orders) == ORDERS
     assert {o.status for o in orders} == {"paid"}, "none expired, none left pending"
     assert {o.order_id for o in orders} == set(order_ids)
-    stats = await flow.control.stats()
+    stats = await flow.stats()
     dropped = stats.callbacks_dropped
     assert 0.25 * ORDERS < dropped < 0.35 * ORDERS, dropped
     via = {

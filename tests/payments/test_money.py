@@ -42,7 +42,7 @@ async def test_two_attempts_both_paid_keep_one_and_refund_the_other(flow: Flow) 
     for p in (first, second):
         await flow.control.set_trade_faults(p.provider_trade_no or "", HOLD)
         await flow.control.pay(p.pay_url or "")
-    await flow.control.wait_idle(timeout_s=15)
+    await flow.wait_idle(timeout_s=15)
 
     got = await flow.engine.get_order(order.order_id)
     assert got is not None and got.status == "paid"
@@ -218,7 +218,7 @@ async def test_internal_loss_is_repaired_by_the_timers(
     monkeypatch.setattr(flow.engine, "confirm_payment", redis_down)
     await flow.control.pay(payment.pay_url or "")
     await eventually(lambda: _payment_is(flow, payment.payment_id, "succeeded"), 10)
-    await flow.control.wait_idle(timeout_s=10)
+    await flow.wait_idle(timeout_s=10)
     assert calls >= 1 and await _status(flow, order.order_id) == "pending_payment"
     monkeypatch.setattr(flow.engine, "confirm_payment", real)
     flow.start_timers()
@@ -305,9 +305,9 @@ async def test_concurrent_approvals_refund_exactly_once(flow: Flow) -> None:
     for p in (first, second):
         await flow.control.set_trade_faults(p.provider_trade_no or "", HOLD)
         await flow.control.pay(p.pay_url or "")
-    await flow.control.wait_idle(timeout_s=15)
+    await flow.wait_idle(timeout_s=15)
     [refund] = [r for r in await flow.refunds.list("pending") if r.order_id == order.order_id]
-    before = await flow.control.stats()
+    before = await flow.stats()
 
     results = await asyncio.gather(
         *(flow.refunds.approve(refund.refund_id, f"ops-{i}") for i in range(8))
@@ -316,7 +316,7 @@ async def test_concurrent_approvals_refund_exactly_once(flow: Flow) -> None:
     assert {r.status for r in results} <= {"approved", "refunded"}
     assert (await flow.refunds.get(refund.refund_id)).status == "refunded"
     assert len({r.decided_by for r in results}) == 1, "one decision, recorded once"
-    after = await flow.control.stats()
+    after = await flow.stats()
     assert after.refunds - before.refunds == 1
     assert after.refunds_replayed == before.refunds_replayed
     with pytest.raises(errors.RefundAlreadyDecided):
