@@ -5,8 +5,8 @@ entries not yet persisted, pending or never delivered, and the age of the
 oldest). ``/health`` and ``/metrics`` read it for the *active* sales only: the
 engine's active-sales set (``keys.active_sales``: a sale enters at creation and
 leaves once closed and drained). Until a deployment's engine keeps that set,
-one bounded ``SSCAN`` of the registry of every sale stands in for it (at most
-``MAX_SALES`` sales a scrape), so the cost stays flat with 10,000 closed sales.
+a sample of ``FALLBACK_SCAN`` sales of the registry of every sale (a few bounded
+``SSCAN`` calls) stands in for it, so the cost stays flat with 10,000 closed sales.
 ``flashsale sale watch`` reads named sales through ``stream_lags``.
 
 A bucketed drop has a stream per bucket, and its buckets' slots (``<id>.<b>``) enter
@@ -26,7 +26,8 @@ from flashsale.engine.keys import SaleKeys, active_sales, sale_of_slot, sales_re
 from flashsale.store.lag import StreamLag, sale_lag
 
 MAX_SALES = 1000  # bounded work per scrape, whatever the active set holds
-FALLBACK_SCAN = 100  # without an active set: one SSCAN of about this many sales
+FALLBACK_SCAN = 100  # without an active set: this many sales of the registry
+FALLBACK_CALLS = 4  # SSCAN's COUNT is a hint: a few calls make the sample its full size
 CONCURRENCY = 16
 
 
@@ -35,9 +36,23 @@ async def active_sale_ids(engine: Engine) -> list[str]:
     redis = engine.redis
     members = list(await redis.smembers(active_sales(engine.namespace)))
     if not members:
-        _, members = await redis.sscan(sales_registry(engine.namespace), 0, count=FALLBACK_SCAN)
+        members = await _registry_sample(engine)
     # a bucket's slot stands for its sale (once, however many of its buckets are active)
     return sorted({sale_of_slot(text(m)) for m in members})[:MAX_SALES]
+
+
+async def _registry_sample(engine: Engine) -> list[bytes | str]:
+    """Up to FALLBACK_SCAN members in at most FALLBACK_CALLS SSCANs: the same work per
+    scrape however big the registry grows (one SSCAN alone returns 90 or 110)."""
+    key = sales_registry(engine.namespace)
+    sample: list[bytes | str] = []
+    cursor = 0
+    for _ in range(FALLBACK_CALLS):
+        cursor, found = await engine.redis.sscan(key, cursor, count=FALLBACK_SCAN - len(sample))
+        sample.extend(found)
+        if cursor == 0 or len(sample) >= FALLBACK_SCAN:
+            break
+    return sample[:FALLBACK_SCAN]
 
 
 async def _each(engine: Engine, sale_ids: list[str]) -> list[StreamLag]:
