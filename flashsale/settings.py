@@ -364,6 +364,14 @@ class ServerSettings:
         "requests a granian worker handles at once; past it, connections wait unanswered",
         _integer(1),
     )
+    workers_nice: int = _var(
+        "WORKERS_NICE",
+        10,
+        "niceness `serve --with-workers` gives the processes beside the API (write-behind, "
+        "timers, deliverer, simulator, chain): on shared cores the API's workers go first "
+        "and the lag-tolerant work takes the idle time; 0 runs them all alike",
+        _integer(0),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

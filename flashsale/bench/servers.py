@@ -78,6 +78,13 @@ ARMS = (
     ),
     Arm("stack", "uvicorn --with-workers (whole stack's CPU)", "uvicorn", with_workers=True),
     Arm(
+        "stack-nice0",
+        "uvicorn --with-workers, every process at the same priority",
+        "uvicorn",
+        (("FLASHSALE_WORKERS_NICE", "0"),),
+        with_workers=True,
+    ),
+    Arm(
         "stack-granian",
         "granian --with-workers (whole stack's CPU)",
         "granian",

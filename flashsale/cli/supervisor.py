@@ -12,6 +12,9 @@ mode that key is refused, so delivery stays off until the URL and key are set).
 The children inherit the supervisor's environment, so FLASHSALE_PERSIST_METRICS_PORT,
 FLASHSALE_TIMERS_METRICS_PORT and FLASHSALE_DELIVER_METRICS_PORT set for it give
 each worker its /metrics port (said when the worker starts).
+Every child but the API runs at FLASHSALE_WORKERS_NICE (10 by default): on one
+machine the write-behind, the timers and the rest are lag-tolerant, a buyer's answer is
+not, so under contention the scheduler gives the cores to the API's workers first.
 SIGTERM or SIGINT stops every child (SIGTERM, then SIGKILL after a grace
 period) and the supervisor exits.
 """
@@ -45,12 +48,20 @@ class Child:
     next_start: float = 0.0
     started_at: float = field(default=0.0)
     note: str = ""  # said when it starts (where to reach it)
+    nice: int = 0  # added to the supervisor's niceness (a background child's is positive)
 
     def start(self, env: dict[str, str]) -> None:
         # its own session: a terminal's Ctrl-C reaches the supervisor, which stops children in order
-        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.argv, env=env, start_new_session=True, preexec_fn=self._lower_priority
+        )
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)%s", self.name, self.process.pid, self.note)
+
+    def _lower_priority(self) -> None:
+        # in the child, before exec: the processes it starts (a chain node's) inherit it
+        if self.nice:
+            os.nice(self.nice)
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -97,6 +108,9 @@ def plan(
         Child("persist", _cli("persist"), note=_metrics(settings, settings.metrics.persist_port)),
         Child("timers", _cli("timers"), note=_metrics(settings, settings.metrics.timers_port)),
     ]
+    for child in children:
+        if child.name != "api":
+            child.nice = settings.server.workers_nice
     return children
 
 

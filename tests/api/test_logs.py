@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -188,6 +189,13 @@ def test_every_process_logs_json_lines(
         for worker, metrics_port in metrics.items():
             scraped = _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
             assert f"flashsale_{worker}_" in scraped, (worker, scraped[:400])
+        # the API at the supervisor's priority, the lag-tolerant rest below it
+        pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text()))
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        niceness = {name: os.getpriority(os.PRIO_PROCESS, int(pid)) for name, pid in pids.items()}
+        assert niceness["api"] == base, niceness
+        for worker in ("persist", "timers", "deliver", "paysim"):
+            assert niceness[worker] == min(19, base + 10), niceness
     finally:
         server.stop()
     lines = [line for line in log.read_text().splitlines() if line.strip()]
