@@ -84,13 +84,11 @@ def redis_benchmark(url: str, engine: Engine, sale_id: str, requests: int, pipel
         script.sha,
         str(script.num_keys),
         *k.purchase_keys(),
+        # purchase-10's ARGV as the engine sends it without an Idempotency-Key
         sale_id,
         "bench-__rand_int__",
         "",
         str(engine.clock()),
-        "",
-        "",
-        "60",
         # a 20-hex order id per call (redis-benchmark fills in 12 random digits)
         f"{sale_id}.00000000__rand_int__",
         str(FAR_FUTURE_MS),  # a deadline, as the engine always sends

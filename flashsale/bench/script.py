@@ -102,7 +102,7 @@ class Pair:
         k = self.engine.keys(sale_id)
         now = str(self.engine.clock())
         order_id, deadline = f"{sale_id}.00000000__rand_int__", str(FAR_FUTURE_MS)
-        args = [sale_id, "u__rand_int__", "", now, "", "", "60", order_id, deadline]
+        args = [sale_id, "u__rand_int__", "", now, order_id, deadline]  # as purchase_argv
         command = ["EVALSHA", self.ours.sha, str(self.ours.num_keys), *k.purchase_keys(), *args]
         return sale_id, command
 
@@ -228,8 +228,9 @@ async def refusal_cost(url: str, history: int, requests: int) -> tuple[float, fl
         k = engine.keys(sale_id)
         out: list[float] = []
         for user in ("veteran", "newcomer"):
-            args = [sale_id, user, "", str(engine.clock()), "", "", "60", f"{sale_id}.{'0' * 20}"]
-            args.append(str(FAR_FUTURE_MS))  # a deadline, as the engine always sends
+            # as purchase_argv sends it, with a deadline as the engine always sends
+            args = [sale_id, user, "", str(engine.clock()), f"{sale_id}.{'0' * 20}"]
+            args.append(str(FAR_FUTURE_MS))
             command = ["EVALSHA", script.sha, str(script.num_keys), *k.purchase_keys(), *args]
             out.append((await _run(engine, url, requests, 16, command))[1])
         await engine.redis.unlink(*k.all_fixed())

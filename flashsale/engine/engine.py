@@ -117,6 +117,17 @@ def _url_of(redis: Redis | RedisCluster) -> str:
     return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
+def purchase_argv(args: list[Arg]) -> list[Arg]:
+    """purchase-10's ARGV from the engine's purchase arguments (the order place-8 takes):
+    the fingerprint and the key's TTL only with an Idempotency-Key, ip_mode only when it
+    is one of those or not empty; each value sent costs Redis a share of the call."""
+    sale_id, user_id, ip, now, has_idem, fingerprint, ttl, order_id, deadline, ip_mode = args
+    argv = [sale_id, user_id, ip, now, order_id, deadline]
+    if has_idem:
+        return [*argv, ip_mode, fingerprint, ttl]
+    return [*argv, ip_mode] if ip_mode else argv
+
+
 # Every script the engine runs (lua/<name>-<n>.lua): the whole Redis contract.
 SCRIPTS = (
     "create_sale",
@@ -643,11 +654,13 @@ class Engine:
         ]
         ip_k = self._ip_home(sale_id, ip or "", home, count)
         if ip_k is None:  # unbucketed (one purchase-10 call), or the address counted here
-            reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+            reply = await self._call("purchase", k.purchase_keys(idem_key), purchase_argv(args))
             if count > 1 and int(reply[0]) == errors.Reply.IP_LIMIT_REACHED:
                 # this bucket is the address's IP home: its count has holds to reconcile
                 if await self._reconcile_ip(k, await self._listed_holds(k, str(args[2]))):
-                    reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+                    reply = await self._call(
+                        "purchase", k.purchase_keys(idem_key), purchase_argv(args)
+                    )
             if count > 1 and int(reply[0]) == errors.Reply.SOLD_OUT:
                 reply = await self._borrow(sale_id, home, count, k, idem_key, args)
             return self._purchased(reply, order_id, sale_id, user_id, now)
@@ -658,7 +671,7 @@ class Engine:
                 # a hold's answer lost, but no purchase sent: nothing was bought (a hold
                 # left is ended at a refusal once its deadline has passed)
                 raise errors.EngineUnavailable(f"no order was made: {exc}") from exc
-            reply = await self._call("purchase", k.purchase_keys(idem_key), args)
+            reply = await self._call("purchase", k.purchase_keys(idem_key), purchase_argv(args))
             if int(reply[0]) == errors.Reply.SOLD_OUT:
                 reply = await self._borrow(sale_id, home, count, k, idem_key, args)
             if int(reply[0]) != errors.Reply.IP_HOLD_NEEDED:

@@ -16,7 +16,7 @@
   ARGV[1] sale_id   ARGV[2] user_id   ARGV[3] ip   ARGV[4] now_ms   ARGV[5] '1' with an
   Idempotency-Key   ARGV[6] fingerprint   ARGV[7] idempotency TTL (s)
   ARGV[8] the order's id (of this bucket's slot)   ARGV[9] deadline_ms ('' = none)
-  ARGV[10] ip_mode (all as purchase-10's)
+  ARGV[10] ip_mode (the values purchase-10 is given, in the engine's order)
   ARGV[11] serial kind ('r' | 'l')   ARGV[12] serial   ARGV[13] draw (-1: a released one)
 
   Replies: as purchase-10 (-20 included), but never sold_out, plus
@@ -28,7 +28,7 @@ local meta_key, buyers_key, ips_key, expiry_key = KEYS[1], KEYS[2], KEYS[3], KEY
 local events_key, orders_key, idem_key, fences_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sale_id, user, ip, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local has_idem, fingerprint, order_id = ARGV[5] == '1', ARGV[6], ARGV[8]
-local ip_mode = ARGV[10]
+local ip_mode, idem_ttl = ARGV[10], ARGV[7]
 
 --@include record
 --@include live

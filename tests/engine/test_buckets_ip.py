@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from flashsale.engine import errors
-from flashsale.engine.engine import Engine, new_order_id
+from flashsale.engine.engine import Engine, new_order_id, purchase_argv
 from flashsale.engine.keys import bucket_slot, home_bucket, slot_of_order
 from flashsale.engine.models import SaleUpdate
 from flashsale.engine.transport import TransportOptions
@@ -197,7 +197,7 @@ async def test_a_hold_whose_purchase_never_ran_is_reconciled_after_its_deadline(
     late = [
         "ipa", away[0], IP, engine.clock(), "", "", 60, order_id, deadline, "h",
     ]  # fmt: skip
-    assert (await engine._call("purchase", k.purchase_keys(), late))[0] == -18
+    assert (await engine._call("purchase", k.purchase_keys(), purchase_argv(late)))[0] == -18
 
 
 async def test_a_hold_past_its_deadline_is_ended_at_once(engine: Engine) -> None:

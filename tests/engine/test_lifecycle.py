@@ -158,12 +158,12 @@ async def test_explicit_list_sale_and_long_list_loading(engine: Engine) -> None:
 
 async def test_a_purchase_reaching_redis_past_its_deadline_does_nothing(engine: Engine) -> None:
     """The caller stopped waiting (it heard 503): a late script must not sell."""
-    from flashsale.engine.engine import new_order_id
+    from flashsale.engine.engine import new_order_id, purchase_argv
 
     await make_sale(engine, "late", size=3)
     k = engine.keys("late")
-    late = ["late", "u1", "", engine.clock(), "", "", 60, new_order_id("late"), 1]  # 1970
-    reply = await engine._call("purchase", k.purchase_keys(), late)
+    late = ["late", "u1", "", engine.clock(), "", "", 60, new_order_id("late"), 1, ""]  # 1970
+    reply = await engine._call("purchase", k.purchase_keys(), purchase_argv(late))
     assert isinstance(errors.refusal(reply), errors.EngineUnavailable)
     sale = await engine.get_sale("late")
     assert (sale.available, sale.reserved) == (3, 0)

@@ -1,7 +1,8 @@
 --[[
   Write a new order holding `serial` (kind, draw) and answer the purchase's reply.
   Inline code shared by purchase-10 and place-8, after admit and a serial is in hand.
-  Needs: what admit needs and leaves (includes record, live); sale_id; serial, kind, draw.
+  Needs: what admit needs and leaves (includes record, live); sale_id; serial, kind, draw;
+  idem_ttl (the idempotency key's TTL in seconds, when has_idem).
 ]]
 rcall('HSET', buyers_key, live_field, live .. string.sub(order_id, -SUFFIX))
 if ip ~= '' and ip_mode ~= 'h' then rcall('HINCRBY', ips_key, ip, 1) end
@@ -16,6 +17,6 @@ local packed = cmsgpack.pack(o)
 rcall('HSET', orders_key, order_id, packed)
 rcall('XADD', events_key, '*', 'purchased', packed)
 rcall('ZADD', expiry_key, string.format('%d', expires), order_id) -- '%d': purchase-10
-if has_idem then rcall('SET', idem_key, order_id, 'EX', ARGV[7]) end
+if has_idem then rcall('SET', idem_key, order_id, 'EX', idem_ttl) end
 -- the engine knows the rest of a new order (its id, the buyer, the time, the status)
 return {1, serial, kind, expires, price, currency, draw}
