@@ -24,7 +24,15 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.crashpoints import crash_point
-from flashsale.engine import active, buckets, errors, housekeeping, permutation, scripts
+from flashsale.engine import (
+    active,
+    buckets,
+    errors,
+    housekeeping,
+    permutation,
+    randomhex,
+    scripts,
+)
 from flashsale.engine.clock import now_ms as wall_clock_ms
 from flashsale.engine.cluster_client import WaitingRedisCluster
 from flashsale.engine.codec import text
@@ -86,7 +94,7 @@ ProgressCallback = Callable[[int, int], None]
 def new_order_id(sale_id: str) -> str:
     """A fresh order id, ``<sale_id>.<20 hex>`` (80 random bits: ids are not guessable and
     do not collide; the sale, and so its slot, is in the id)."""
-    return f"{sale_id}.{secrets.token_hex(LIVE_SUFFIX // 2)}"
+    return f"{sale_id}.{randomhex.token_hex(LIVE_SUFFIX // 2)}"
 
 
 def legacy_order_id(sale_id: str, user_id: str, n: int) -> str:
