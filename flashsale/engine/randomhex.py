@@ -2,8 +2,9 @@
 
 ``secrets.token_hex`` makes one ``getrandom`` system call per id: ~2 % of an API
 worker's CPU per purchase. The same bytes read 4 KiB at a time cost one call per 400
-ids and are as unpredictable. The buffer is dropped in a forked child (and checked
-against the pid), so two processes never hand out the same bytes.
+ids and are as unpredictable. The buffer is dropped in a forked child (an at-fork hook,
+not a pid check per id: ``getpid`` is a system call too), so two processes never hand
+out the same bytes.
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ class RandomHex:
     """``token_hex(n)`` from a buffer of ``os.urandom`` bytes."""
 
     def __init__(self) -> None:
-        self._buffer = b""
-        self._at = 0
-        self._pid = os.getpid()
+        self.forget()
 
     def forget(self) -> None:
-        self._buffer, self._at, self._pid = b"", 0, os.getpid()
+        self._buffer, self._at = b"", 0
 
     def token_hex(self, nbytes: int) -> str:
         end = self._at + nbytes
-        if end > len(self._buffer) or self._pid != os.getpid():
-            self.forget()
-            self._buffer = os.urandom(max(PAGE, nbytes))
+        if end > len(self._buffer):
+            self._buffer, self._at = os.urandom(max(PAGE, nbytes)), 0
             end = nbytes
         chunk = self._buffer[self._at : end]
         self._at = end
