@@ -128,7 +128,7 @@ def _url_of(redis: Redis | RedisCluster) -> str:
 def purchase_argv(args: list[Arg]) -> list[Arg]:
     """purchase-10's ARGV from the engine's purchase arguments (the order place-8 takes):
     the fingerprint and the key's TTL only with an Idempotency-Key, ip_mode only when it
-    is one of those or not empty; each value sent costs Redis a share of the call."""
+    is not empty or they follow it; each value sent costs Redis a share of the call."""
     sale_id, user_id, ip, now, has_idem, fingerprint, ttl, order_id, deadline, ip_mode = args
     argv = [sale_id, user_id, ip, now, order_id, deadline]
     if has_idem:
